@@ -1,0 +1,422 @@
+/*
+ * cc_sbx: the sandbox runtime of codecanvas-sandboxd (bubblewrap + cgroups).
+ *
+ * A sandbox is one bubblewrap instance with its own user, PID, IPC, UTS, mount and network
+ * namespaces.  Its init (PID 1 inside) is our small agent program
+ * `codecanvas-sandbox-agent`, connected to the host by a SOCK_SEQPACKET socketpair.  The host
+ * asks the agent to spawn processes (the stdin/stdout/stderr pipe ends travel over
+ * SCM_RIGHTS), to signal them, to open/stat/list/move/remove files, and to connect to
+ * 127.0.0.1:PORT inside the sandbox and pass back the connected socket.  So the host never
+ * resolves a path the sandbox can write and never enters a namespace: the kernel applies the
+ * sandbox's own view and permissions (uid 1000 "user") to every file operation.
+ *
+ * Inside: `/usr`, `/etc` (with our own passwd/group), `/bin`, `/lib*`, `/sbin` read-only from
+ * the host; `/home/user` (HOME, the default cwd) and `/tmp` are private size-capped tmpfs
+ * mounts that live exactly as long as the sandbox; minimal `/proc` and `/dev`; `/run/e2b`
+ * holds .E2B_SANDBOX, .E2B_SANDBOX_ID, .E2B_TEMPLATE_ID.  Only loopback networking unless
+ * egress was asked for AND slirp4netns is installed (started with --disable-host-loopback).
+ * Memory, process count and CPU are capped by a cgroup per sandbox (v1 memory/pids/cpu/
+ * freezer controllers when mounted, else cgroup v2).  Details: docs/sandboxd.md "Isolation".
+ *
+ * Threading: every function is thread-safe (a registry lock in the runtime, a mutex per
+ * sandbox, a mutex per process).  No call blocks on another sandbox.  Calls that may block
+ * say so and take a timeout.  One internal I/O thread per runtime pumps output, reaps, and
+ * enforces process deadlines; it also forks every bubblewrap so that `--die-with-parent`
+ * refers to a thread that lives as long as the runtime (not to a short-lived HTTP thread).
+ * No callback ever runs on the I/O thread: events are pulled with cc_sbx_sub_next().
+ *
+ * Ownership: the runtime owns sandboxes; `cc_sbx_open` hands out a counted reference that the
+ * caller gives back with `cc_sbx_release` (after `cc_sbx_kill` the handle stays valid but every
+ * call fails with CC_SANDBOX_UNAVAILABLE).  Strings passed in are copied; nothing passed in is
+ * retained.  Everything handed out is freed by the matching `_free` function (all accept NULL).
+ * Event data pointers are borrowed until the next cc_sbx_sub_next()/cc_sbx_sub_free() on
+ * that subscription.
+ *
+ * Errors: functions return cc_status.  Calls that take a `cc_sbx_err *` (may be NULL) fill it
+ * on failure with a precise class (envd's error classes, e.g. NO_SPACE for HTTP 507), the
+ * errno seen inside the sandbox, and a message naming the sandbox path (never a host path).
+ */
+#ifndef CC_SBX_H
+#define CC_SBX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cc_status.h"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors                                                                                      */
+
+/* The precise failure class.  Mapping to envd (C2): NOT_FOUND → not_found 404; NOT_DIR,
+ * IS_DIR, INVALID_PATH, INVALID_ARG → invalid_argument 400; EXISTS → already_exists 409;
+ * NO_SPACE → HTTP 507 (/files) or resource_exhausted; PERMISSION → permission_denied 403;
+ * LOOP → failed_precondition; STDIN_CLOSED → internal "stdin not enabled or closed";
+ * GONE → the sandbox is dead (killed, crashed); LIMIT → a runtime limit (too many processes,
+ * message or listing too large); SYSTEM → anything else (internal 500). */
+#define CC_SBX_ERR_MAP(X)                                                                   \
+  X(NONE,         CC_OK)                                                                    \
+  X(NOT_FOUND,    CC_NOT_FOUND)                                                             \
+  X(NOT_DIR,      CC_BAD_REQUEST)                                                           \
+  X(IS_DIR,       CC_BAD_REQUEST)                                                           \
+  X(EXISTS,       CC_CONFLICT)                                                              \
+  X(NO_SPACE,     CC_TOO_LARGE)                                                             \
+  X(PERMISSION,   CC_FORBIDDEN)                                                             \
+  X(INVALID_PATH, CC_BAD_REQUEST)                                                           \
+  X(INVALID_ARG,  CC_BAD_REQUEST)                                                           \
+  X(LOOP,         CC_BAD_REQUEST)                                                           \
+  X(STDIN_CLOSED, CC_INTERNAL)                                                              \
+  X(TIMEOUT,      CC_TIMEOUT)                                                               \
+  X(GONE,         CC_SANDBOX_UNAVAILABLE)                                                   \
+  X(LIMIT,        CC_RATE_LIMITED)                                                          \
+  X(SYSTEM,       CC_INTERNAL)
+
+typedef enum {
+#define CC_SBX_ERR_ENUM(name, status) CC_SBX_ERR_##name,
+  CC_SBX_ERR_MAP(CC_SBX_ERR_ENUM)
+#undef CC_SBX_ERR_ENUM
+} cc_sbx_errkind;
+
+typedef struct {
+  cc_sbx_errkind kind; /* CC_SBX_ERR_NONE on success */
+  int sys_errno;       /* errno seen by the agent or host, 0 if none */
+  char msg[256];       /* e.g. "file not found: /home/user/x"; sandbox paths only */
+} cc_sbx_err;
+
+/* "NOT_FOUND", ... ; "SYSTEM" for out-of-range values.  Static string. */
+const char *cc_sbx_errkind_name(cc_sbx_errkind k);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Runtime                                                                                     */
+
+typedef struct cc_sbx_runtime cc_sbx_runtime;
+typedef struct cc_sbx cc_sbx;
+
+/* Limits of one sandbox.  0 in a field of cc_sbx_create_opts.limits = the runtime default. */
+typedef struct {
+  uint64_t memory_bytes;  /* cgroup memory limit incl. tmpfs pages written inside (512 MiB) */
+  uint32_t pids_max;      /* max tasks (processes + threads) incl. the agent (256) */
+  uint32_t cpu_millis;    /* CPU bandwidth, 1000 = one full CPU (1000) */
+  uint64_t home_bytes;    /* size of the /home/user tmpfs; a write past it gets ENOSPC (256 MiB) */
+  uint64_t tmp_bytes;     /* size of the /tmp tmpfs (64 MiB) */
+} cc_sbx_limits;
+
+#define CC_SBX_DEFAULT_MEMORY_BYTES (512ull << 20)
+#define CC_SBX_DEFAULT_PIDS_MAX 256u
+#define CC_SBX_DEFAULT_CPU_MILLIS 1000u
+#define CC_SBX_DEFAULT_HOME_BYTES (256ull << 20)
+#define CC_SBX_DEFAULT_TMP_BYTES (64ull << 20)
+#define CC_SBX_DEFAULT_HOST_UID 101000u /* host uid/gid the sandbox user maps to when root */
+
+/* How cgroup limits are applied (see cc_sbx_runtime_info). */
+typedef enum {
+  CC_SBX_CGROUP_NONE = 0, /* no writable cgroup found; only allowed with allow_no_cgroups */
+  CC_SBX_CGROUP_V1,       /* /sys/fs/cgroup/{memory,pids,cpu,freezer}/<prefix>/<id> */
+  CC_SBX_CGROUP_V2,       /* <cgroup2 mount>/<our cgroup>/<prefix>/<id> */
+} cc_sbx_cgroup_mode;
+
+typedef struct {
+  const char *state_dir;   /* required: sandboxd's state dir; the runtime uses <state_dir>/sbx
+                              for small per-sandbox files (generated passwd); created 0700 */
+  const char *agent_path;  /* NULL: codecanvas-sandbox-agent next to /proc/self/exe */
+  const char *bwrap_path;  /* NULL: /usr/bin/bwrap, else bwrap from PATH */
+  const char *slirp_path;  /* NULL: slirp4netns from PATH; "" disables egress entirely */
+  const char *cgroup_prefix; /* NULL: "codecanvas-<pid of this process>" */
+  cc_sbx_limits limits;    /* defaults for every sandbox (cc_sbx_config_init fills them) */
+  uint32_t host_uid;       /* root only: host uid/gid the sandbox runs as (CC_SBX_DEFAULT_HOST_UID);
+                              not root: ignored, the sandbox maps to our own uid */
+  bool allow_no_cgroups;   /* false (default): runtime_new fails when no cgroup is writable.
+                              true: sandboxes run without memory/pids/CPU limits, and
+                              cc_sbx_runtime_info says so (C2 must print it at start) */
+  size_t sub_queue_bytes;  /* per-subscription output buffer cap (default 1 MiB); a full
+                              subscriber stops reading of that process's pipes (back-pressure) */
+  uint32_t max_procs;      /* max tracked processes per sandbox (default 1024) */
+} cc_sbx_config;
+
+/* Fills defaults (limits, host uid, queue size); state_dir stays NULL. */
+void cc_sbx_config_init(cc_sbx_config *cfg);
+
+/* Capabilities found at cc_sbx_runtime_new, for sandboxd's startup line and /health. */
+typedef struct {
+  bool root;                     /* running as uid 0 */
+  cc_sbx_cgroup_mode cgroup;     /* how limits are applied */
+  bool egress_available;         /* slirp4netns found: allow_internet sandboxes get egress */
+  char bwrap[256];               /* bwrap path used */
+  char agent[256];               /* agent path used */
+  char report[1024];             /* one paragraph, e.g. "sandbox runtime: root, cgroup v1
+                                    (memory,pids,cpu,freezer), egress via /usr/bin/slirp4netns
+                                    (host loopback disabled)"; names every missing capability */
+} cc_sbx_runtime_info;
+
+/* Probes the machine (bwrap runs with --unshare-all, user namespaces allowed, cgroups writable,
+ * slirp4netns present), creates the state dir and the cgroup parent, and starts the I/O thread.
+ * On failure returns CC_INTERNAL and writes a one-line reason naming the missing capability
+ * into err (never silently degrades: no cgroups is an error unless allow_no_cgroups).
+ * Call once from the main thread.  *out is freed with cc_sbx_runtime_free. */
+cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_sbx_err *err);
+
+/* Kills every sandbox (as cc_sbx_kill), stops the I/O thread, removes the cgroup parent.
+ * Handles still held by other threads must have been released or become unusable: call it
+ * only after the server stopped calling in.  Accepts NULL. */
+void cc_sbx_runtime_free(cc_sbx_runtime *rt);
+
+/* Copies the probe results. */
+void cc_sbx_runtime_get_info(cc_sbx_runtime *rt, cc_sbx_runtime_info *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sandboxes                                                                                   */
+
+/* One environment variable.  Arrays of these are (pointer, count) pairs. */
+typedef struct {
+  const char *name;
+  const char *value;
+} cc_sbx_env;
+
+typedef struct {
+  const char *id;            /* required, unique, [A-Za-z0-9_-]{1,64} */
+  const char *template_id;   /* for E2B_TEMPLATE_ID; NULL = "base" */
+  const cc_sbx_env *envs;    /* create-time envVars, given to every process */
+  size_t n_envs;
+  bool allow_internet;       /* egress through slirp4netns if available (else none; see info) */
+  cc_sbx_limits limits;      /* 0 fields = runtime defaults */
+} cc_sbx_create_opts;
+
+/* Starts a sandbox and waits until its agent answered (fast: one bwrap start, no exec of
+ * anything else).  Returns CC_CONFLICT if the id exists, CC_BAD_REQUEST for a bad id,
+ * CC_SANDBOX_UNAVAILABLE when bwrap or the agent failed (err says why).  On success *out is a
+ * reference (release with cc_sbx_release); pass out = NULL to not take one. */
+cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_sbx **out,
+                        cc_sbx_err *err);
+
+/* Looks a live sandbox up by id and takes a reference.  CC_NOT_FOUND if unknown or killed. */
+cc_status cc_sbx_open(cc_sbx_runtime *rt, const char *id, cc_sbx **out);
+
+/* Gives a reference back.  The sandbox itself lives on until cc_sbx_kill.  Accepts NULL. */
+void cc_sbx_release(cc_sbx *sbx);
+
+/* Ends EVERY process of the sandbox (freezes its cgroup, SIGKILLs all its tasks, kills the
+ * agent = PID-namespace init and bwrap, stops slirp4netns), waits until they are gone from the
+ * host, removes its cgroups and state, and unregisters the id.  Subscriptions get an END
+ * (signal: killed) for each running process, then CC_SBX_EV_GONE.  Idempotent; returns
+ * CC_NOT_FOUND for an unknown id.  Blocks for the kill itself (milliseconds). */
+cc_status cc_sbx_kill(cc_sbx_runtime *rt, const char *id);
+
+/* Facts about a live sandbox.  alive = false once killed or once its agent died (e.g. the
+ * whole sandbox was OOM-killed); then every call on it returns CC_SANDBOX_UNAVAILABLE. */
+typedef struct {
+  char id[65];
+  int host_pid;         /* host pid of the agent (PID 1 inside); for tests and diagnostics */
+  bool alive;
+  bool egress;          /* slirp4netns is attached */
+  cc_sbx_limits limits; /* effective limits */
+  char cgroup[256];     /* cgroup path (v1: below the memory controller), "" if none */
+} cc_sbx_info;
+
+cc_status cc_sbx_get_info(cc_sbx *sbx, cc_sbx_info *out);
+
+/* Ids of live sandboxes.  *ids is an array of *n strings; free with cc_sbx_ids_free. */
+cc_status cc_sbx_list_ids(cc_sbx_runtime *rt, char ***ids, size_t *n);
+void cc_sbx_ids_free(char **ids, size_t n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Processes                                                                                   */
+
+/* What the caller asked for; echoed by cc_sbx_proc_list exactly as given (not resolved). */
+typedef struct {
+  const char *cmd;           /* required; executed via PATH lookup inside if it has no '/' */
+  const char *const *args;   /* argv[1..]; argv[0] is cmd */
+  size_t n_args;
+  const cc_sbx_env *envs;    /* request envs, applied last (override everything) */
+  size_t n_envs;
+  const char *cwd;           /* NULL or "": /home/user; relative: under /home/user; "~/x" ok */
+  const char *tag;           /* optional envd tag; NULL = none */
+  bool stdin_pipe;           /* true: a pipe fed by cc_sbx_proc_write_stdin; false: /dev/null */
+  uint64_t timeout_ms;       /* 0 = no deadline; else SIGKILL at start+timeout, even when no
+                                one is subscribed (envd Connect-Timeout-Ms) */
+} cc_sbx_proc_spec;
+
+/* Environment of a process, in envd's order (later wins): PATH, HOME=/home/user, USER=user,
+ * LOGNAME=user, then E2B_SANDBOX=true, E2B_SANDBOX_ID, E2B_TEMPLATE_ID, the create-time envs,
+ * then spec->envs.  Every process runs as uid/gid 1000 ("user"); there is no root inside, so a
+ * request for user "root" (Basic auth) still runs as "user" (C2 decides whether to refuse). */
+
+typedef struct cc_sbx_sub cc_sbx_sub;
+
+typedef enum {
+  CC_SBX_EV_NONE = 0, /* cc_sbx_sub_next timed out (send a keepalive) */
+  CC_SBX_EV_START,    /* always first on a subscription: pid */
+  CC_SBX_EV_STDOUT,   /* data/len: up to 32 KiB, split anywhere (even inside UTF-8) */
+  CC_SBX_EV_STDERR,
+  CC_SBX_EV_END,      /* the process ended; last event for this subscription */
+} cc_sbx_event_type;
+
+typedef struct {
+  cc_sbx_event_type type;
+  uint32_t pid;          /* pid inside the sandbox (what envd reports) */
+  const uint8_t *data;   /* STDOUT/STDERR: borrowed until the next next()/sub_free() */
+  size_t len;
+  /* END only: */
+  bool exited;           /* true: exit_code is the exit status; false: killed by a signal */
+  int exit_code;         /* exit status, or -1 when killed by a signal (envd's exitCode) */
+  int signal;            /* the signal when !exited, else 0 */
+  char status[64];       /* Go's ProcessState string: "exit status 3", "signal: killed" */
+} cc_sbx_event;
+
+/* Spawns a process in the sandbox.  On success *pid is its pid inside the sandbox and, when
+ * sub != NULL, *sub is a subscription attached before the process could write anything (so
+ * a Start stream sees all output).  Fails with CC_BAD_REQUEST + INVALID_ARG "cwd '<abs>' does
+ * not exist" (envd's message), NOT_FOUND when cmd is not found/executable... — the exec
+ * failure class is reported here synchronously, not as an END. */
+cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t *pid,
+                            cc_sbx_sub **sub, cc_sbx_err *err);
+
+/* Subscribes to a running process's live output (no replay; envd Connect).  The first event
+ * is START.  A process that ended less than 30 s ago (and is among the last 64 ended) still
+ * gives START then END.  CC_NOT_FOUND: "process with pid N not found". */
+cc_status cc_sbx_proc_subscribe(cc_sbx *sbx, uint32_t pid, cc_sbx_sub **sub, cc_sbx_err *err);
+
+/* Finds a running process by tag.  CC_NOT_FOUND if none. */
+cc_status cc_sbx_proc_find_tag(cc_sbx *sbx, const char *tag, uint32_t *pid);
+
+/* Waits up to timeout_ms (-1 = forever, 0 = poll) for the next event.  Returns CC_OK with
+ * ev->type NONE on timeout.  After END (or when the sandbox died: END with signal: killed) the
+ * subscription yields END once, then CC_NOT_FOUND.  Output is produced for a process only while
+ * it has at least one subscription; with none it is read and dropped (envd).  A subscription
+ * that is not drained holds at most sub_queue_bytes; then the process's pipes are no longer
+ * read and the process blocks on write (back-pressure; a slow subscriber slows the others of
+ * the same process).  One thread at a time per subscription. */
+cc_status cc_sbx_sub_next(cc_sbx_sub *sub, int timeout_ms, cc_sbx_event *ev);
+
+/* A file descriptor that is readable whenever cc_sbx_sub_next(sub, 0, ...) would return an
+ * event (for poll-based servers).  Owned by the subscription. */
+int cc_sbx_sub_fd(cc_sbx_sub *sub);
+
+/* Ends the subscription (a disconnected client): the process keeps running.  Accepts NULL.
+ * Thread-safe against the I/O thread, not against a concurrent next() on the same sub. */
+void cc_sbx_sub_free(cc_sbx_sub *sub);
+
+/* Writes all of data to the process's stdin, waiting up to timeout_ms (-1 forever) for pipe
+ * space.  STDIN_CLOSED (CC_INTERNAL) if stdin was disabled or closed, NOT_FOUND if the pid is
+ * not running, TIMEOUT if the process does not read (part may have been written). */
+cc_status cc_sbx_proc_write_stdin(cc_sbx *sbx, uint32_t pid, const void *data, size_t len,
+                                  int timeout_ms, cc_sbx_err *err);
+
+/* Closes the stdin pipe (the process sees EOF).  Idempotent for a running process. */
+cc_status cc_sbx_proc_close_stdin(cc_sbx *sbx, uint32_t pid, cc_sbx_err *err);
+
+/* Sends a signal (any 1..64; envd allows SIGKILL and SIGTERM, C2 checks) to the process (not
+ * its group).  CC_NOT_FOUND if the pid is not a process started through this API and still
+ * running, so a sandbox can never be made to signal anything else. */
+cc_status cc_sbx_proc_signal(cc_sbx *sbx, uint32_t pid, int sig, cc_sbx_err *err);
+
+/* A running process, its configuration echoed as given. */
+typedef struct {
+  uint32_t pid;
+  char *tag;          /* NULL if none */
+  char *cmd;
+  char **args;        /* n_args strings */
+  size_t n_args;
+  cc_sbx_env *envs;   /* n_envs pairs (names and values owned by the list) */
+  size_t n_envs;
+  char *cwd;          /* NULL if not given */
+  bool stdin_pipe;
+} cc_sbx_proc_info;
+
+/* Running processes started through this API, in start order.  Free with
+ * cc_sbx_proc_list_free(list, n). */
+cc_status cc_sbx_proc_list(cc_sbx *sbx, cc_sbx_proc_info **list, size_t *n);
+void cc_sbx_proc_list_free(cc_sbx_proc_info *list, size_t n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Ports                                                                                       */
+
+/* Connects to 127.0.0.1:port INSIDE the sandbox (done by the agent) and returns the connected
+ * TCP socket in *fd (blocking mode, CLOEXEC; the caller closes it).  NOT_FOUND + sys_errno
+ * ECONNREFUSED when nothing listens (C2: 502 "port not open").  Blocks until connected. */
+cc_status cc_sbx_connect_port(cc_sbx *sbx, uint16_t port, int *fd, cc_sbx_err *err);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Files                                                                                       */
+
+/* Paths, as envd resolves them: "" → /home/user; "~" and "~/x" → /home/user[/x]; relative →
+ * /home/user/<rel>; absolute → as given, in the SANDBOX's view (so /etc/hostname reads the
+ * sandbox's read-only /etc).  Any ".." component, an embedded NUL, "~other", or > 4096 bytes
+ * is refused with INVALID_PATH.  Every operation runs inside the sandbox as uid 1000 (the agent
+ * does it), so symlinks resolve inside the sandbox and can never reach a host path.
+ * Resolved absolute paths are what EntryInfo.path and error messages show. */
+
+typedef enum {
+  CC_SBX_FT_UNKNOWN = 0, /* envd FILE_TYPE_UNSPECIFIED (e.g. broken symlink, socket) */
+  CC_SBX_FT_FILE = 1,
+  CC_SBX_FT_DIR = 2,
+} cc_sbx_filetype;
+
+/* envd EntryInfo.  Symlinks: name/path/size/permissions of the link itself (permissions
+ * "Lrwxrwxrwx"), type and mode of the target, symlink_target = resolved target path. */
+typedef struct {
+  char *name;            /* base name */
+  char *path;            /* absolute path inside the sandbox */
+  cc_sbx_filetype type;
+  int64_t size;
+  uint32_t mode;         /* permission bits only (0644 → 420) */
+  char permissions[16];  /* Go FileMode.String(): "-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx" */
+  char owner[32];        /* "user", "root", or the numeric uid */
+  char group[32];
+  int64_t mtime_sec;
+  int32_t mtime_nsec;
+  char *symlink_target;  /* NULL unless a symlink */
+} cc_sbx_entry;
+
+void cc_sbx_entry_cleanup(cc_sbx_entry *e); /* frees the strings, not e; NULL-safe */
+void cc_sbx_entries_free(cc_sbx_entry *list, size_t n);
+
+/* stat (following symlinks as described above).  NOT_FOUND "file not found: <p>". */
+cc_status cc_sbx_fs_stat(cc_sbx *sbx, const char *path, cc_sbx_entry *out, cc_sbx_err *err);
+
+/* mkdir -p (0755).  EXISTS if the directory already existed (SDK: makeDir → false);
+ * NOT_DIR "path already exists but it is not a directory: <p>".  *out may be NULL. */
+cc_status cc_sbx_fs_mkdir(cc_sbx *sbx, const char *path, cc_sbx_entry *out, cc_sbx_err *err);
+
+/* rename(src, dst), creating dst's parents.  NOT_FOUND "source file not found: <p>".
+ * *out (may be NULL) is dst's EntryInfo. */
+cc_status cc_sbx_fs_move(cc_sbx *sbx, const char *src, const char *dst, cc_sbx_entry *out,
+                         cc_sbx_err *err);
+
+/* Entries below dir up to depth levels (0 is treated as 1), never dir itself, depth-first in
+ * lexical order; entry paths are dir (as resolved, not following symlinks) joined with the
+ * relative path; symlinked dirs are not descended.  NOT_FOUND "path not found: <p>", NOT_DIR
+ * "path is not a directory: <p>", LIMIT past max_entries (0 = 100000).  Free with
+ * cc_sbx_entries_free. */
+cc_status cc_sbx_fs_list(cc_sbx *sbx, const char *dir, uint32_t depth, size_t max_entries,
+                         cc_sbx_entry **list, size_t *n, cc_sbx_err *err);
+
+/* rm -rf.  A missing path is success. */
+cc_status cc_sbx_fs_remove(cc_sbx *sbx, const char *path, cc_sbx_err *err);
+
+/* Opens a regular file for reading inside the sandbox and returns its fd (CLOEXEC; caller
+ * reads and closes it; *size is its size at open).  IS_DIR for a directory, NOT_FOUND
+ * "file not found: <p>" if missing. */
+cc_status cc_sbx_fs_open_read(cc_sbx *sbx, const char *path, int *fd, int64_t *size,
+                              cc_sbx_err *err);
+
+/* Creates parents (0755) and opens the file O_WRONLY|O_CREAT|O_TRUNC (0644) inside the
+ * sandbox; returns its fd (CLOEXEC; caller writes and closes).  A write(2) on it fails with
+ * ENOSPC when the sandbox's disk quota is full: map that with cc_sbx_err_from_errno.
+ * IS_DIR if the path is a directory; NOT_DIR if a parent is a file. */
+cc_status cc_sbx_fs_open_write(cc_sbx *sbx, const char *path, int *fd, cc_sbx_err *err);
+
+/* Convenience: whole-file read (fails with LIMIT above max_bytes) and write.  *data is
+ * malloc'd (free with free()), NUL-terminated beyond *len. */
+cc_status cc_sbx_fs_read_file(cc_sbx *sbx, const char *path, size_t max_bytes, uint8_t **data,
+                              size_t *len, cc_sbx_err *err);
+cc_status cc_sbx_fs_write_file(cc_sbx *sbx, const char *path, const void *data, size_t len,
+                               cc_sbx_err *err);
+
+/* Fills err from an errno (ENOSPC/EDQUOT → NO_SPACE, ENOENT → NOT_FOUND, ...) with message
+ * "<what>: <path>: <strerror>" and returns the matching cc_status. */
+cc_status cc_sbx_err_from_errno(cc_sbx_err *err, int e, const char *what, const char *path);
+
+/* The cc_status for an error class (the X-macro column). */
+cc_status cc_sbx_errkind_status(cc_sbx_errkind k);
+
+#endif
