@@ -1,0 +1,1571 @@
+/*
+ * cc_store_sqlite: the SQLite back end of cc_store (see cc_store.h, docs/store.md).
+ *
+ * One connection per handle, opened in WAL mode with foreign keys on and a busy timeout;
+ * a pthread mutex serialises every call on the handle, so the worker may share one handle
+ * between its threads.  Every call that writes more than one row runs inside BEGIN
+ * IMMEDIATE ... COMMIT (single-statement writes are their own transaction), so a process
+ * killed at any point leaves either the whole change or none of it.  Statements are
+ * prepared per call: the calls are few per request and the simplicity is worth more than
+ * the microseconds.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "cc_json_patch.h"
+#include "cc_platform.h"
+#include "cc_store.h"
+
+#define SCHEMA_VERSION 1
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS users("
+    "  name TEXT PRIMARY KEY,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS tokens("
+    "  id INTEGER PRIMARY KEY,"
+    "  user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,"
+    "  hash TEXT NOT NULL UNIQUE,"
+    "  label TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER);"
+    "CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens(user);"
+    "CREATE TABLE IF NOT EXISTS projects("
+    "  id INTEGER PRIMARY KEY,"
+    "  owner TEXT NOT NULL,"
+    "  project TEXT NOT NULL,"
+    "  generation INTEGER NOT NULL DEFAULT 0,"
+    "  sandbox_id TEXT,"
+    "  metadata TEXT NOT NULL DEFAULT '{}',"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  UNIQUE(owner, project));"
+    "CREATE TABLE IF NOT EXISTS cache("
+    "  project_rowid INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  key TEXT NOT NULL,"
+    "  cmd TEXT NOT NULL,"
+    "  generation INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  result TEXT NOT NULL,"
+    "  PRIMARY KEY(project_rowid, key));"
+    "CREATE INDEX IF NOT EXISTS cache_by_cmd ON cache(project_rowid, cmd);"
+    "CREATE TABLE IF NOT EXISTS records("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  project_rowid INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,"
+    "  op TEXT NOT NULL,"
+    "  input TEXT,"
+    "  status TEXT NOT NULL CHECK(status IN ('pending','running','success','failed','error',"
+    "                                        'timeout','canceled')),"
+    "  result TEXT,"
+    "  error_code TEXT,"
+    "  error_message TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  finished_at INTEGER);"
+    "CREATE INDEX IF NOT EXISTS records_by_project ON records(project_rowid, seq);"
+    "CREATE INDEX IF NOT EXISTS records_open ON records(status)"
+    "  WHERE status IN ('pending','running');";
+
+/* Columns of an ExecutionRecord row, in the order row_to_record() reads them. */
+#define RECORD_COLUMNS                                                                  \
+  "r.id, p.project, r.op, r.input, r.status, r.result, r.error_code, r.error_message, " \
+  "r.created_at, r.finished_at, r.seq"
+
+static const char RECOVER_MESSAGE[] =
+    "the worker stopped while this operation ran; it did not finish";
+
+typedef struct {
+  sqlite3 *db;
+  pthread_mutex_t mu;
+  cc_store_options o;
+  char err[512];
+} sq;
+
+/* ---- small helpers (all called with the mutex held) ---- */
+
+static cc_status fail(sq *s, cc_status st, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->err, sizeof s->err, fmt, ap);
+  va_end(ap);
+  return st;
+}
+
+/* A failed SQLite call: CC_INTERNAL with SQLite's message. */
+static cc_status dberr(sq *s, const char *what) {
+  return fail(s, CC_INTERNAL, "store: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int64_t now(sq *s) {
+  return s->o.now_ms ? s->o.now_ms(s->o.clock_ctx) : cc_platform_now_ms();
+}
+
+static cc_status check_name(sq *s, const char *what, const char *v) {
+  if (!v || !*v) return fail(s, CC_BAD_REQUEST, "store: %s is empty", what);
+  if (strlen(v) > CC_STORE_NAME_MAX)
+    return fail(s, CC_BAD_REQUEST, "store: %s is longer than %d bytes", what, CC_STORE_NAME_MAX);
+  return CC_OK;
+}
+
+static cc_status prep(sq *s, const char *sql, sqlite3_stmt **st) {
+  if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+    *st = NULL;
+    return dberr(s, "prepare");
+  }
+  return CC_OK;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v) {
+  if (v)
+    sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static cc_status exec_sql(sq *s, const char *sql) {
+  char *msg = NULL;
+  if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    cc_status st = fail(s, CC_INTERNAL, "store: %s: %s", sql, msg ? msg : "?");
+    sqlite3_free(msg);
+    return st;
+  }
+  return CC_OK;
+}
+
+static cc_status begin(sq *s) { return exec_sql(s, "BEGIN IMMEDIATE"); }
+
+/* Commits, or rolls back when the commit fails. */
+static cc_status commit(sq *s) {
+  if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+    cc_status st = dberr(s, "commit");
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return st;
+  }
+  return CC_OK;
+}
+
+static void rollback(sq *s) {
+  if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* Serialises a JSON value for storage.  *text is NULL for a NULL value; otherwise owned
+ * by the caller (cJSON_free).  CC_TOO_LARGE beyond json_max_bytes. */
+static cc_status to_text(sq *s, const char *what, const cJSON *v, size_t max, char **text) {
+  *text = NULL;
+  if (!v) return CC_OK;
+  char *t = cJSON_PrintUnformatted(v);
+  if (!t) return fail(s, CC_INTERNAL, "store: cannot serialise %s", what);
+  if (strlen(t) > max) {
+    cJSON_free(t);
+    return fail(s, CC_TOO_LARGE, "store: %s is larger than %zu bytes", what, max);
+  }
+  *text = t;
+  return CC_OK;
+}
+
+/* Parses a stored JSON column; NULL column gives *v = NULL. */
+static cc_status column_json(sq *s, sqlite3_stmt *st, int col, cJSON **v) {
+  *v = NULL;
+  const char *t = (const char *)sqlite3_column_text(st, col);
+  if (!t) return CC_OK;
+  if (!(*v = cJSON_Parse(t))) return fail(s, CC_INTERNAL, "store: corrupt JSON in database");
+  return CC_OK;
+}
+
+static char *dup_str(const char *v) {
+  if (!v) return NULL;
+  size_t n = strlen(v) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, v, n);
+  return d;
+}
+
+/* Replaces (or adds) obj[name] with item, which it takes; false when out of memory. */
+static bool put(cJSON *obj, const char *name, cJSON *item) {
+  if (!item) return false;
+  cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
+  if (!cJSON_AddItemToObject(obj, name, item)) {
+    cJSON_Delete(item);
+    return false;
+  }
+  return true;
+}
+
+/* The rowid of (owner, project); CC_NOT_FOUND when missing. */
+static cc_status find_project(sq *s, const char *owner, const char *project, int64_t *rowid) {
+  sqlite3_stmt *st;
+  cc_status rc = prep(s, "SELECT id FROM projects WHERE owner=?1 AND project=?2", &st);
+  if (rc) return rc;
+  bind_text(st, 1, owner);
+  bind_text(st, 2, project);
+  int r = sqlite3_step(st);
+  if (r == SQLITE_ROW) {
+    *rowid = sqlite3_column_int64(st, 0);
+    rc = CC_OK;
+  } else if (r == SQLITE_DONE) {
+    rc = fail(s, CC_NOT_FOUND, "store: no project %s", project);
+  } else {
+    rc = dberr(s, "find project");
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status check_owner_project(sq *s, const char *owner, const char *project) {
+  cc_status rc = check_name(s, "owner", owner);
+  return rc ? rc : check_name(s, "projectId", project);
+}
+
+/* ---- records ---- */
+
+/* Builds an ExecutionRecord from a row selected with RECORD_COLUMNS. */
+static cc_status row_to_record(sq *s, sqlite3_stmt *st, cJSON **out) {
+  *out = NULL;
+  cJSON *rec = NULL, *input = NULL;
+  cc_status rc = column_json(s, st, 5, &rec);
+  if (rc) return rc;
+  if (!cJSON_IsObject(rec)) {
+    cJSON_Delete(rec);
+    rec = cJSON_CreateObject();
+  }
+  if (!rec) return fail(s, CC_INTERNAL, "store: out of memory");
+  rc = column_json(s, st, 3, &input);
+  if (rc) goto out;
+  bool ok = put(rec, "id", cJSON_CreateString((const char *)sqlite3_column_text(st, 0))) &&
+            put(rec, "projectId", cJSON_CreateString((const char *)sqlite3_column_text(st, 1))) &&
+            put(rec, "op", cJSON_CreateString((const char *)sqlite3_column_text(st, 2))) &&
+            put(rec, "status", cJSON_CreateString((const char *)sqlite3_column_text(st, 4)));
+  if (ok && input) {
+    ok = put(rec, "input", input);
+    input = NULL;
+  }
+  if (ok && sqlite3_column_type(st, 6) != SQLITE_NULL) {
+    cJSON *e = cJSON_CreateObject();
+    ok = e && cJSON_AddStringToObject(e, "code", (const char *)sqlite3_column_text(st, 6)) &&
+         cJSON_AddStringToObject(e, "message",
+                                 sqlite3_column_type(st, 7) == SQLITE_NULL
+                                     ? ""
+                                     : (const char *)sqlite3_column_text(st, 7));
+    if (ok)
+      ok = put(rec, "error", e);
+    else
+      cJSON_Delete(e);
+  }
+  if (ok) ok = put(rec, "createdAt", cJSON_CreateNumber((double)sqlite3_column_int64(st, 8)));
+  if (ok && sqlite3_column_type(st, 9) != SQLITE_NULL)
+    ok = put(rec, "finishedAt", cJSON_CreateNumber((double)sqlite3_column_int64(st, 9)));
+  if (!ok) rc = fail(s, CC_INTERNAL, "store: out of memory");
+out:
+  cJSON_Delete(input);
+  if (rc) {
+    cJSON_Delete(rec);
+    return rc;
+  }
+  *out = rec;
+  return CC_OK;
+}
+
+/* ---- projects ---- */
+
+static const char *const RESERVED_KEYS[] = {"projectId", "sandboxId", "lastExecution",
+                                            "createdAt", "updatedAt", "generation"};
+
+/* ProjectInfo of the project at rowid. */
+static cc_status build_info(sq *s, int64_t rowid, cJSON **out) {
+  *out = NULL;
+  sqlite3_stmt *st = NULL, *last = NULL;
+  cJSON *info = NULL, *meta = NULL;
+  cc_status rc = prep(s,
+                      "SELECT project, sandbox_id, metadata, created_at, updated_at, generation "
+                      "FROM projects WHERE id=?1",
+                      &st);
+  if (rc) goto out;
+  sqlite3_bind_int64(st, 1, rowid);
+  int r = sqlite3_step(st);
+  if (r != SQLITE_ROW) {
+    rc = r == SQLITE_DONE ? fail(s, CC_NOT_FOUND, "store: project vanished")
+                          : dberr(s, "read project");
+    goto out;
+  }
+  if ((rc = column_json(s, st, 2, &meta))) goto out;
+  info = cJSON_CreateObject();
+  bool ok = info && cJSON_AddStringToObject(info, "projectId",
+                                            (const char *)sqlite3_column_text(st, 0));
+  /* Metadata keys (name, port, settings, free-form) after projectId. */
+  while (ok && cJSON_IsObject(meta) && meta->child) {
+    cJSON *m = cJSON_DetachItemViaPointer(meta, meta->child);
+    const char *name = m->string;
+    cJSON_AddItemToObject(info, name, m);
+  }
+  if (ok && sqlite3_column_type(st, 1) != SQLITE_NULL)
+    ok = put(info, "sandboxId", cJSON_CreateString((const char *)sqlite3_column_text(st, 1)));
+  if (ok) {
+    if ((rc = prep(s,
+                   "SELECT id, op, status, created_at FROM records WHERE project_rowid=?1 "
+                   "ORDER BY seq DESC LIMIT 1",
+                   &last)))
+      goto out;
+    sqlite3_bind_int64(last, 1, rowid);
+    r = sqlite3_step(last);
+    if (r == SQLITE_ROW) {
+      cJSON *l = cJSON_CreateObject();
+      ok = l && cJSON_AddStringToObject(l, "id", (const char *)sqlite3_column_text(last, 0)) &&
+           cJSON_AddStringToObject(l, "op", (const char *)sqlite3_column_text(last, 1)) &&
+           cJSON_AddStringToObject(l, "status", (const char *)sqlite3_column_text(last, 2)) &&
+           cJSON_AddNumberToObject(l, "createdAt", (double)sqlite3_column_int64(last, 3));
+      if (ok)
+        ok = put(info, "lastExecution", l);
+      else
+        cJSON_Delete(l);
+    } else if (r != SQLITE_DONE) {
+      rc = dberr(s, "read last execution");
+      goto out;
+    }
+  }
+  if (ok) ok = put(info, "createdAt", cJSON_CreateNumber((double)sqlite3_column_int64(st, 3)));
+  if (ok) ok = put(info, "updatedAt", cJSON_CreateNumber((double)sqlite3_column_int64(st, 4)));
+  if (ok) ok = put(info, "generation", cJSON_CreateNumber((double)sqlite3_column_int64(st, 5)));
+  if (!ok) rc = fail(s, CC_INTERNAL, "store: out of memory");
+out:
+  sqlite3_finalize(st);
+  sqlite3_finalize(last);
+  cJSON_Delete(meta);
+  if (rc) {
+    cJSON_Delete(info);
+    return rc;
+  }
+  *out = info;
+  return CC_OK;
+}
+
+/* Checks the metadata after a patch: name string, port integer 1..65535, settings object. */
+static cc_status check_metadata(sq *s, const cJSON *meta) {
+  const cJSON *name = cJSON_GetObjectItemCaseSensitive(meta, "name");
+  const cJSON *port = cJSON_GetObjectItemCaseSensitive(meta, "port");
+  const cJSON *settings = cJSON_GetObjectItemCaseSensitive(meta, "settings");
+  if (name && !cJSON_IsString(name)) return fail(s, CC_BAD_REQUEST, "name must be a string");
+  if (port && (!cJSON_IsNumber(port) || port->valuedouble != (double)(int)port->valuedouble ||
+               port->valuedouble < 1 || port->valuedouble > 65535))
+    return fail(s, CC_BAD_REQUEST, "port must be an integer from 1 to 65535");
+  if (settings && !cJSON_IsObject(settings))
+    return fail(s, CC_BAD_REQUEST, "settings must be an object");
+  return CC_OK;
+}
+
+/* ===================== the operations (each takes the mutex) ===================== */
+
+#define LOCK(s) pthread_mutex_lock(&(s)->mu)
+#define UNLOCK(s) pthread_mutex_unlock(&(s)->mu)
+
+static void op_close(void *ctx) {
+  sq *s = ctx;
+  if (!s) return;
+  sqlite3_close(s->db);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+static void op_last_error(void *ctx, char *buf, size_t len) {
+  sq *s = ctx;
+  if (!buf || !len) return;
+  LOCK(s);
+  snprintf(buf, len, "%s", s->err);
+  UNLOCK(s);
+}
+
+/* ---- users and tokens ---- */
+
+static cc_status do_user_ensure(sq *s, const char *user, bool *created) {
+  cc_status rc = check_name(s, "user", user);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  if ((rc = prep(s, "INSERT OR IGNORE INTO users(name, created_at) VALUES(?1, ?2)", &st)))
+    return rc;
+  bind_text(st, 1, user);
+  sqlite3_bind_int64(st, 2, now(s));
+  if (sqlite3_step(st) != SQLITE_DONE)
+    rc = dberr(s, "create user");
+  else if (created)
+    *created = sqlite3_changes(s->db) == 1;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status op_user_ensure(void *ctx, const char *user, bool *created) {
+  sq *s = ctx;
+  if (created) *created = false;
+  LOCK(s);
+  cc_status rc = do_user_ensure(s, user, created);
+  UNLOCK(s);
+  return rc;
+}
+
+/* Lower-cases a hex token hash into buf; CC_BAD_REQUEST unless 1..CC_STORE_NAME_MAX hex. */
+static cc_status norm_hash(sq *s, const char *hash, char buf[CC_STORE_NAME_MAX + 1]) {
+  size_t n = hash ? strlen(hash) : 0;
+  if (n == 0 || n > CC_STORE_NAME_MAX)
+    return fail(s, CC_BAD_REQUEST, "store: token hash must be 1..%d hex digits",
+                CC_STORE_NAME_MAX);
+  for (size_t i = 0; i < n; i++) {
+    char c = hash[i];
+    if (c >= 'A' && c <= 'F') c = (char)(c - 'A' + 'a');
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+      return fail(s, CC_BAD_REQUEST, "store: token hash is not hex");
+    buf[i] = c;
+  }
+  buf[n] = 0;
+  return CC_OK;
+}
+
+static cc_status do_token_add(sq *s, const char *user, const char *hash, const char *label,
+                              int64_t *token_id) {
+  char h[CC_STORE_NAME_MAX + 1];
+  sqlite3_stmt *st = NULL;
+  cc_status rc = check_name(s, "user", user);
+  if (!rc) rc = norm_hash(s, hash, h);
+  if (!rc && label && strlen(label) > CC_STORE_NAME_MAX)
+    rc = fail(s, CC_BAD_REQUEST, "store: token label longer than %d bytes", CC_STORE_NAME_MAX);
+  if (rc) return rc;
+  if ((rc = begin(s))) return rc;
+  if ((rc = prep(s, "SELECT 1 FROM users WHERE name=?1", &st))) goto out;
+  bind_text(st, 1, user);
+  int r = sqlite3_step(st);
+  if (r != SQLITE_ROW) {
+    rc = r == SQLITE_DONE ? fail(s, CC_NOT_FOUND, "store: no user %s", user)
+                          : dberr(s, "find user");
+    goto out;
+  }
+  sqlite3_finalize(st);
+  if ((rc = prep(s, "INSERT INTO tokens(user, hash, label, created_at) VALUES(?1,?2,?3,?4)",
+                 &st)))
+    goto out;
+  bind_text(st, 1, user);
+  bind_text(st, 2, h);
+  bind_text(st, 3, label ? label : "");
+  sqlite3_bind_int64(st, 4, now(s));
+  r = sqlite3_step(st);
+  if (r == SQLITE_CONSTRAINT) {
+    rc = fail(s, CC_CONFLICT, "store: a token with this hash exists");
+    goto out;
+  }
+  if (r != SQLITE_DONE) {
+    rc = dberr(s, "add token");
+    goto out;
+  }
+  int64_t id = sqlite3_last_insert_rowid(s->db);
+  if ((rc = commit(s))) goto out;
+  if (token_id) *token_id = id;
+out:
+  sqlite3_finalize(st);
+  rollback(s);
+  return rc;
+}
+
+static cc_status op_token_add(void *ctx, const char *user, const char *hash, const char *label,
+                              int64_t *token_id) {
+  sq *s = ctx;
+  if (token_id) *token_id = 0;
+  LOCK(s);
+  cc_status rc = do_token_add(s, user, hash, label, token_id);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_token_lookup(sq *s, const char *hash, char **user) {
+  char h[CC_STORE_NAME_MAX + 1];
+  if (norm_hash(s, hash, h)) return fail(s, CC_UNAUTHORIZED, "store: malformed token hash");
+  sqlite3_stmt *st;
+  cc_status rc = prep(s, "SELECT user FROM tokens WHERE hash=?1 AND revoked_at IS NULL", &st);
+  if (rc) return rc;
+  bind_text(st, 1, h);
+  int r = sqlite3_step(st);
+  if (r == SQLITE_ROW) {
+    if (!(*user = dup_str((const char *)sqlite3_column_text(st, 0))))
+      rc = fail(s, CC_INTERNAL, "store: out of memory");
+  } else if (r == SQLITE_DONE) {
+    rc = fail(s, CC_UNAUTHORIZED, "store: unknown or revoked token");
+  } else {
+    rc = dberr(s, "look up token");
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status op_token_lookup(void *ctx, const char *hash, char **user) {
+  sq *s = ctx;
+  *user = NULL;
+  LOCK(s);
+  cc_status rc = do_token_lookup(s, hash, user);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_token_list(sq *s, const char *user, cJSON **out) {
+  cc_status rc = check_name(s, "user", user);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  if ((rc = prep(s,
+                 "SELECT id, label, created_at, revoked_at FROM tokens WHERE user=?1 "
+                 "ORDER BY id",
+                 &st)))
+    return rc;
+  bind_text(st, 1, user);
+  cJSON *arr = cJSON_CreateArray();
+  bool ok = arr != NULL;
+  int r;
+  while (ok && (r = sqlite3_step(st)) == SQLITE_ROW) {
+    cJSON *t = cJSON_CreateObject();
+    ok = t && cJSON_AddItemToArray(arr, t) &&
+         cJSON_AddNumberToObject(t, "id", (double)sqlite3_column_int64(st, 0)) &&
+         cJSON_AddStringToObject(t, "label", (const char *)sqlite3_column_text(st, 1)) &&
+         cJSON_AddNumberToObject(t, "createdAt", (double)sqlite3_column_int64(st, 2));
+    if (ok && sqlite3_column_type(st, 3) != SQLITE_NULL)
+      ok = cJSON_AddNumberToObject(t, "revokedAt", (double)sqlite3_column_int64(st, 3)) != NULL;
+  }
+  if (!ok)
+    rc = fail(s, CC_INTERNAL, "store: out of memory");
+  else if (r != SQLITE_DONE)
+    rc = dberr(s, "list tokens");
+  sqlite3_finalize(st);
+  if (rc) {
+    cJSON_Delete(arr);
+    return rc;
+  }
+  *out = arr;
+  return CC_OK;
+}
+
+static cc_status op_token_list(void *ctx, const char *user, cJSON **tokens) {
+  sq *s = ctx;
+  *tokens = NULL;
+  LOCK(s);
+  cc_status rc = do_token_list(s, user, tokens);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_token_revoke(sq *s, const char *user, int64_t id) {
+  cc_status rc = check_name(s, "user", user);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  if ((rc = prep(s,
+                 "UPDATE tokens SET revoked_at=COALESCE(revoked_at, ?1) "
+                 "WHERE id=?2 AND user=?3",
+                 &st)))
+    return rc;
+  sqlite3_bind_int64(st, 1, now(s));
+  sqlite3_bind_int64(st, 2, id);
+  bind_text(st, 3, user);
+  if (sqlite3_step(st) != SQLITE_DONE)
+    rc = dberr(s, "revoke token");
+  else if (sqlite3_changes(s->db) == 0)
+    rc = fail(s, CC_NOT_FOUND, "store: user %s has no token %lld", user, (long long)id);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status op_token_revoke(void *ctx, const char *user, int64_t token_id) {
+  sq *s = ctx;
+  LOCK(s);
+  cc_status rc = do_token_revoke(s, user, token_id);
+  UNLOCK(s);
+  return rc;
+}
+
+/* ---- projects ---- */
+
+static cc_status do_project_ensure(sq *s, const char *owner, const char *project, bool *created) {
+  cc_status rc = check_owner_project(s, owner, project);
+  if (rc) return rc;
+  sqlite3_stmt *st = NULL;
+  int64_t rowid;
+  if ((rc = begin(s))) return rc;
+  rc = find_project(s, owner, project, &rowid);
+  if (rc != CC_NOT_FOUND) goto out; /* exists (CC_OK) or failed */
+  if ((rc = prep(s, "SELECT count(*) FROM projects WHERE owner=?1", &st))) goto out;
+  bind_text(st, 1, owner);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    rc = dberr(s, "count projects");
+    goto out;
+  }
+  if (sqlite3_column_int64(st, 0) >= s->o.projects_per_owner) {
+    rc = fail(s, CC_TOO_LARGE, "store: owner has the maximum of %d projects",
+              s->o.projects_per_owner);
+    goto out;
+  }
+  sqlite3_finalize(st);
+  if ((rc = prep(s,
+                 "INSERT INTO projects(owner, project, created_at, updated_at) "
+                 "VALUES(?1, ?2, ?3, ?3)",
+                 &st)))
+    goto out;
+  bind_text(st, 1, owner);
+  bind_text(st, 2, project);
+  sqlite3_bind_int64(st, 3, now(s));
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    rc = dberr(s, "create project");
+    goto out;
+  }
+  if ((rc = commit(s))) goto out;
+  if (created) *created = true;
+out:
+  sqlite3_finalize(st);
+  rollback(s);
+  return rc;
+}
+
+static cc_status op_project_ensure(void *ctx, const char *owner, const char *project,
+                                   bool *created) {
+  sq *s = ctx;
+  if (created) *created = false;
+  LOCK(s);
+  cc_status rc = do_project_ensure(s, owner, project, created);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_project_get(sq *s, const char *owner, const char *project, cJSON **info) {
+  int64_t rowid;
+  cc_status rc = check_owner_project(s, owner, project);
+  if (!rc) rc = find_project(s, owner, project, &rowid);
+  if (!rc) rc = build_info(s, rowid, info);
+  return rc;
+}
+
+static cc_status op_project_get(void *ctx, const char *owner, const char *project,
+                                cJSON **info) {
+  sq *s = ctx;
+  *info = NULL;
+  LOCK(s);
+  cc_status rc = do_project_get(s, owner, project, info);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_project_list(sq *s, const char *owner, cJSON **out) {
+  cc_status rc = check_name(s, "owner", owner);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  if ((rc = prep(s, "SELECT id FROM projects WHERE owner=?1 ORDER BY project", &st))) return rc;
+  bind_text(st, 1, owner);
+  cJSON *list = cJSON_CreateObject();
+  cJSON *arr = cJSON_AddArrayToObject(list, "projects");
+  if (!arr) rc = fail(s, CC_INTERNAL, "store: out of memory");
+  int r = SQLITE_DONE;
+  while (!rc && (r = sqlite3_step(st)) == SQLITE_ROW) {
+    cJSON *info;
+    if ((rc = build_info(s, sqlite3_column_int64(st, 0), &info))) break;
+    cJSON_AddItemToArray(arr, info);
+  }
+  if (!rc && r != SQLITE_DONE) rc = dberr(s, "list projects");
+  sqlite3_finalize(st);
+  if (rc) {
+    cJSON_Delete(list);
+    return rc;
+  }
+  *out = list;
+  return CC_OK;
+}
+
+static cc_status op_project_list(void *ctx, const char *owner, cJSON **list) {
+  sq *s = ctx;
+  *list = NULL;
+  LOCK(s);
+  cc_status rc = do_project_list(s, owner, list);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_project_delete(sq *s, const char *owner, const char *project, bool *deleted) {
+  cc_status rc = check_owner_project(s, owner, project);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  /* One statement: the foreign keys cascade to cache and records atomically. */
+  if ((rc = prep(s, "DELETE FROM projects WHERE owner=?1 AND project=?2", &st))) return rc;
+  bind_text(st, 1, owner);
+  bind_text(st, 2, project);
+  if (sqlite3_step(st) != SQLITE_DONE)
+    rc = dberr(s, "delete project");
+  else if (deleted)
+    *deleted = sqlite3_changes(s->db) > 0;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status op_project_delete(void *ctx, const char *owner, const char *project,
+                                   bool *deleted) {
+  sq *s = ctx;
+  if (deleted) *deleted = false;
+  LOCK(s);
+  cc_status rc = do_project_delete(s, owner, project, deleted);
+  UNLOCK(s);
+  return rc;
+}
+
+/* Reads one column of the project row (generation or sandbox_id). */
+static cc_status read_project_column(sq *s, const char *owner, const char *project,
+                                     const char *sql, sqlite3_stmt **st) {
+  cc_status rc = check_owner_project(s, owner, project);
+  if (rc) return rc;
+  if ((rc = prep(s, sql, st))) return rc;
+  bind_text(*st, 1, owner);
+  bind_text(*st, 2, project);
+  int r = sqlite3_step(*st);
+  if (r == SQLITE_ROW) return CC_OK;
+  rc = r == SQLITE_DONE ? fail(s, CC_NOT_FOUND, "store: no project %s", project)
+                        : dberr(s, "read project");
+  sqlite3_finalize(*st);
+  *st = NULL;
+  return rc;
+}
+
+static cc_status op_project_generation(void *ctx, const char *owner, const char *project,
+                                       int64_t *generation) {
+  sq *s = ctx;
+  sqlite3_stmt *st;
+  *generation = 0;
+  LOCK(s);
+  cc_status rc = read_project_column(
+      s, owner, project, "SELECT generation FROM projects WHERE owner=?1 AND project=?2", &st);
+  if (!rc) *generation = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status op_project_sandbox(void *ctx, const char *owner, const char *project,
+                                    char **sandbox_id) {
+  sq *s = ctx;
+  sqlite3_stmt *st;
+  *sandbox_id = NULL;
+  LOCK(s);
+  cc_status rc = read_project_column(
+      s, owner, project, "SELECT sandbox_id FROM projects WHERE owner=?1 AND project=?2", &st);
+  if (!rc && sqlite3_column_type(st, 0) != SQLITE_NULL &&
+      !(*sandbox_id = dup_str((const char *)sqlite3_column_text(st, 0))))
+    rc = fail(s, CC_INTERNAL, "store: out of memory");
+  sqlite3_finalize(st);
+  UNLOCK(s);
+  return rc;
+}
+
+/* Sets generation = generation + bump, sandbox_id (when set_sandbox) and updated_at in
+ * one transaction, and reads the generation back. */
+static cc_status update_project(sq *s, const char *owner, const char *project, bool set_sandbox,
+                                const char *sandbox_id, int64_t *generation) {
+  cc_status rc = check_owner_project(s, owner, project);
+  if (!rc && set_sandbox && sandbox_id) rc = check_name(s, "sandboxId", sandbox_id);
+  if (rc) return rc;
+  sqlite3_stmt *st = NULL;
+  if ((rc = begin(s))) return rc;
+  const char *sql =
+      set_sandbox
+          ? "UPDATE projects SET generation = generation + (sandbox_id IS NOT ?3), "
+            "sandbox_id = ?3, updated_at = ?4 WHERE owner=?1 AND project=?2"
+          : "UPDATE projects SET generation = generation + 1, updated_at = ?4 "
+            "WHERE owner=?1 AND project=?2";
+  if ((rc = prep(s, sql, &st))) goto out;
+  bind_text(st, 1, owner);
+  bind_text(st, 2, project);
+  if (set_sandbox) bind_text(st, 3, sandbox_id);
+  sqlite3_bind_int64(st, 4, now(s));
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    rc = dberr(s, "update project");
+    goto out;
+  }
+  if (sqlite3_changes(s->db) == 0) {
+    rc = fail(s, CC_NOT_FOUND, "store: no project %s", project);
+    goto out;
+  }
+  sqlite3_finalize(st);
+  if ((rc = prep(s, "SELECT generation FROM projects WHERE owner=?1 AND project=?2", &st)))
+    goto out;
+  bind_text(st, 1, owner);
+  bind_text(st, 2, project);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    rc = dberr(s, "read generation");
+    goto out;
+  }
+  int64_t g = sqlite3_column_int64(st, 0);
+  if ((rc = commit(s))) goto out;
+  if (generation) *generation = g;
+out:
+  sqlite3_finalize(st);
+  rollback(s);
+  return rc;
+}
+
+static cc_status op_project_bump_generation(void *ctx, const char *owner, const char *project,
+                                            int64_t *generation) {
+  sq *s = ctx;
+  if (generation) *generation = 0;
+  LOCK(s);
+  cc_status rc = update_project(s, owner, project, false, NULL, generation);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status op_project_set_sandbox(void *ctx, const char *owner, const char *project,
+                                        const char *sandbox_id, int64_t *generation) {
+  sq *s = ctx;
+  if (generation) *generation = 0;
+  LOCK(s);
+  cc_status rc = update_project(s, owner, project, true, sandbox_id, generation);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_project_patch(sq *s, const char *owner, const char *project,
+                                  const cJSON *patch, cJSON **info) {
+  cc_status rc = check_owner_project(s, owner, project);
+  if (rc) return rc;
+  if (!cJSON_IsObject(patch)) return fail(s, CC_BAD_REQUEST, "patch must be a JSON object");
+  for (size_t i = 0; i < sizeof RESERVED_KEYS / sizeof RESERVED_KEYS[0]; i++)
+    if (cJSON_GetObjectItemCaseSensitive(patch, RESERVED_KEYS[i]))
+      return fail(s, CC_BAD_REQUEST, "%s cannot be changed by a patch", RESERVED_KEYS[i]);
+  sqlite3_stmt *st = NULL;
+  cJSON *meta = NULL, *next = NULL;
+  char *text = NULL;
+  int64_t rowid;
+  if ((rc = begin(s))) return rc;
+  if ((rc = find_project(s, owner, project, &rowid))) goto out;
+  if ((rc = prep(s, "SELECT metadata FROM projects WHERE id=?1", &st))) goto out;
+  sqlite3_bind_int64(st, 1, rowid);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    rc = dberr(s, "read metadata");
+    goto out;
+  }
+  if ((rc = column_json(s, st, 0, &meta))) goto out;
+  sqlite3_finalize(st);
+  st = NULL;
+  if ((rc = cc_json_patch_apply(meta, patch, &next))) {
+    fail(s, rc, "store: cannot apply the merge patch (too deep?)");
+    goto out;
+  }
+  if ((rc = check_metadata(s, next))) goto out;
+  if ((rc = to_text(s, "project metadata", next, s->o.metadata_max_bytes, &text))) goto out;
+  if ((rc = prep(s, "UPDATE projects SET metadata=?1, updated_at=?2 WHERE id=?3", &st)))
+    goto out;
+  bind_text(st, 1, text);
+  sqlite3_bind_int64(st, 2, now(s));
+  sqlite3_bind_int64(st, 3, rowid);
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    rc = dberr(s, "update metadata");
+    goto out;
+  }
+  if ((rc = commit(s))) goto out;
+  if (info) rc = build_info(s, rowid, info);
+out:
+  sqlite3_finalize(st);
+  rollback(s);
+  cJSON_Delete(meta);
+  cJSON_Delete(next);
+  cJSON_free(text);
+  return rc;
+}
+
+static cc_status op_project_patch(void *ctx, const char *owner, const char *project,
+                                  const cJSON *patch, cJSON **info) {
+  sq *s = ctx;
+  if (info) *info = NULL;
+  LOCK(s);
+  cc_status rc = do_project_patch(s, owner, project, patch, info);
+  UNLOCK(s);
+  return rc;
+}
+
+/* ---- exec cache ---- */
+
+static cc_status check_key(sq *s, const char *key) {
+  if (!key || !*key) return fail(s, CC_BAD_REQUEST, "store: empty cache key");
+  if (strlen(key) > CC_STORE_KEY_MAX)
+    return fail(s, CC_BAD_REQUEST, "store: cache key longer than %d bytes", CC_STORE_KEY_MAX);
+  return CC_OK;
+}
+
+static cc_status do_cache_get(sq *s, const char *owner, const char *project, const char *key,
+                              bool *hit, cJSON **result) {
+  cc_status rc = check_owner_project(s, owner, project);
+  if (!rc) rc = check_key(s, key);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  if ((rc = prep(s,
+                 "SELECT c.generation, c.created_at, c.result, p.generation "
+                 "FROM cache c JOIN projects p ON c.project_rowid = p.id "
+                 "WHERE p.owner=?1 AND p.project=?2 AND c.key=?3",
+                 &st)))
+    return rc;
+  bind_text(st, 1, owner);
+  bind_text(st, 2, project);
+  bind_text(st, 3, key);
+  int r = sqlite3_step(st);
+  if (r == SQLITE_ROW) {
+    int64_t age = now(s) - sqlite3_column_int64(st, 1);
+    if (sqlite3_column_int64(st, 0) == sqlite3_column_int64(st, 3) && age < s->o.cache_ttl_ms) {
+      if (!(rc = column_json(s, st, 2, result))) *hit = true;
+    }
+  } else if (r != SQLITE_DONE) {
+    rc = dberr(s, "read cache");
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status op_cache_get(void *ctx, const char *owner, const char *project, const char *key,
+                              bool *hit, cJSON **result) {
+  sq *s = ctx;
+  *hit = false;
+  *result = NULL;
+  LOCK(s);
+  cc_status rc = do_cache_get(s, owner, project, key, hit, result);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_cache_put(sq *s, const char *owner, const char *project, const char *key,
+                              const char *cmd, int64_t generation, const cJSON *result) {
+  cc_status rc = check_owner_project(s, owner, project);
+  if (!rc) rc = check_key(s, key);
+  if (!rc && !cmd) rc = fail(s, CC_BAD_REQUEST, "store: cache entry without cmd");
+  if (!rc && !result) rc = fail(s, CC_BAD_REQUEST, "store: cache entry without result");
+  if (rc) return rc;
+  char *text = NULL;
+  sqlite3_stmt *st = NULL;
+  int64_t rowid;
+  if ((rc = to_text(s, "cache result", result, s->o.json_max_bytes, &text))) return rc;
+  if ((rc = begin(s))) goto out;
+  if ((rc = find_project(s, owner, project, &rowid))) goto out;
+  if ((rc = prep(s,
+                 "INSERT OR REPLACE INTO cache(project_rowid, key, cmd, generation, created_at,"
+                 " result) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                 &st)))
+    goto out;
+  sqlite3_bind_int64(st, 1, rowid);
+  bind_text(st, 2, key);
+  bind_text(st, 3, cmd);
+  sqlite3_bind_int64(st, 4, generation);
+  sqlite3_bind_int64(st, 5, now(s));
+  bind_text(st, 6, text);
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    rc = dberr(s, "write cache");
+    goto out;
+  }
+  sqlite3_finalize(st);
+  /* Bound: keep the newest cache_entries_per_project (rowids grow with insertion). */
+  if ((rc = prep(s,
+                 "DELETE FROM cache WHERE rowid IN (SELECT rowid FROM cache "
+                 "WHERE project_rowid=?1 ORDER BY rowid DESC LIMIT -1 OFFSET ?2)",
+                 &st)))
+    goto out;
+  sqlite3_bind_int64(st, 1, rowid);
+  sqlite3_bind_int(st, 2, s->o.cache_entries_per_project);
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    rc = dberr(s, "evict cache");
+    goto out;
+  }
+  rc = commit(s);
+out:
+  sqlite3_finalize(st);
+  rollback(s);
+  cJSON_free(text);
+  return rc;
+}
+
+static cc_status op_cache_put(void *ctx, const char *owner, const char *project, const char *key,
+                              const char *cmd, int64_t generation, const cJSON *result) {
+  sq *s = ctx;
+  LOCK(s);
+  cc_status rc = do_cache_put(s, owner, project, key, cmd, generation, result);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_cache_clear(sq *s, const char *owner, const char *project, const char *cmd,
+                                int64_t *cleared) {
+  cc_status rc = check_owner_project(s, owner, project);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  if ((rc = prep(s,
+                 "DELETE FROM cache WHERE project_rowid = "
+                 "(SELECT id FROM projects WHERE owner=?1 AND project=?2) "
+                 "AND (?3 IS NULL OR cmd=?3)",
+                 &st)))
+    return rc;
+  bind_text(st, 1, owner);
+  bind_text(st, 2, project);
+  bind_text(st, 3, cmd);
+  if (sqlite3_step(st) != SQLITE_DONE)
+    rc = dberr(s, "clear cache");
+  else if (cleared)
+    *cleared = sqlite3_changes(s->db);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status op_cache_clear(void *ctx, const char *owner, const char *project,
+                                const char *cmd, int64_t *cleared) {
+  sq *s = ctx;
+  if (cleared) *cleared = 0;
+  LOCK(s);
+  cc_status rc = do_cache_clear(s, owner, project, cmd, cleared);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status op_cache_count(void *ctx, const char *owner, const char *project,
+                                int64_t *count) {
+  sq *s = ctx;
+  sqlite3_stmt *st;
+  *count = 0;
+  LOCK(s);
+  cc_status rc = read_project_column(s, owner, project,
+                                     "SELECT (SELECT count(*) FROM cache WHERE project_rowid = "
+                                     "projects.id) FROM projects WHERE owner=?1 AND project=?2",
+                                     &st);
+  if (rc == CC_NOT_FOUND) rc = CC_OK; /* a missing project has no entries */
+  if (!rc && st) *count = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  UNLOCK(s);
+  return rc;
+}
+
+/* ---- execution records ---- */
+
+static cc_status check_id(sq *s, const char *id) {
+  size_t n = id ? strlen(id) : 0;
+  if (n == 0 || n > CC_STORE_ID_LEN)
+    return fail(s, CC_BAD_REQUEST, "store: record id must be 1..%d characters", CC_STORE_ID_LEN);
+  for (size_t i = 0; i < n; i++) {
+    char c = id[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          c == '-' || c == '_'))
+      return fail(s, CC_BAD_REQUEST, "store: record id has a character outside [A-Za-z0-9_-]");
+  }
+  return CC_OK;
+}
+
+static cc_status do_record_insert(sq *s, const char *owner, const char *project, const char *id,
+                                  const char *op, const cJSON *input,
+                                  char out_id[CC_STORE_ID_LEN + 1]) {
+  char idbuf[CC_STORE_ID_LEN + 1];
+  cc_status rc = check_owner_project(s, owner, project);
+  if (!rc) rc = check_name(s, "op", op);
+  if (!rc && id) rc = check_id(s, id);
+  if (rc) return rc;
+  if (!id) {
+    if ((rc = cc_store_new_id(idbuf))) return fail(s, rc, "store: platform random failed");
+    id = idbuf;
+  }
+  char *text = NULL;
+  sqlite3_stmt *st = NULL;
+  int64_t rowid;
+  if ((rc = to_text(s, "record input", input, s->o.json_max_bytes, &text))) return rc;
+  if ((rc = begin(s))) goto out;
+  if ((rc = find_project(s, owner, project, &rowid))) goto out;
+  if ((rc = prep(s,
+                 "INSERT INTO records(id, project_rowid, op, input, status, created_at) "
+                 "VALUES(?1, ?2, ?3, ?4, 'pending', ?5)",
+                 &st)))
+    goto out;
+  bind_text(st, 1, id);
+  sqlite3_bind_int64(st, 2, rowid);
+  bind_text(st, 3, op);
+  bind_text(st, 4, text);
+  sqlite3_bind_int64(st, 5, now(s));
+  int r = sqlite3_step(st);
+  if (r == SQLITE_CONSTRAINT) {
+    rc = fail(s, CC_CONFLICT, "store: record id %s exists", id);
+    goto out;
+  }
+  if (r != SQLITE_DONE) {
+    rc = dberr(s, "insert record");
+    goto out;
+  }
+  sqlite3_finalize(st);
+  /* Prune: keep exactly the newest history_keep records of this project. */
+  if ((rc = prep(s,
+                 "DELETE FROM records WHERE project_rowid=?1 AND seq <= "
+                 "(SELECT seq FROM records WHERE project_rowid=?1 ORDER BY seq DESC "
+                 "LIMIT 1 OFFSET ?2)",
+                 &st)))
+    goto out;
+  sqlite3_bind_int64(st, 1, rowid);
+  sqlite3_bind_int(st, 2, s->o.history_keep);
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    rc = dberr(s, "prune records");
+    goto out;
+  }
+  if ((rc = commit(s))) goto out;
+  if (out_id) snprintf(out_id, CC_STORE_ID_LEN + 1, "%s", id);
+out:
+  sqlite3_finalize(st);
+  rollback(s);
+  cJSON_free(text);
+  return rc;
+}
+
+static cc_status op_record_insert(void *ctx, const char *owner, const char *project,
+                                  const char *id, const char *op, const cJSON *input,
+                                  char out_id[CC_STORE_ID_LEN + 1]) {
+  sq *s = ctx;
+  if (out_id) out_id[0] = 0;
+  LOCK(s);
+  cc_status rc = do_record_insert(s, owner, project, id, op, input, out_id);
+  UNLOCK(s);
+  return rc;
+}
+
+/* After an UPDATE of the owner's record that changed nothing: CC_NOT_FOUND when the record
+ * is not the owner's, CC_CONFLICT when its status forbids the transition. */
+static cc_status explain_no_change(sq *s, const char *owner, const char *id, const char *want) {
+  sqlite3_stmt *st;
+  cc_status rc = prep(s,
+                      "SELECT r.status FROM records r JOIN projects p ON r.project_rowid = p.id "
+                      "WHERE r.id=?1 AND p.owner=?2",
+                      &st);
+  if (rc) return rc;
+  bind_text(st, 1, id);
+  bind_text(st, 2, owner);
+  int r = sqlite3_step(st);
+  if (r == SQLITE_ROW)
+    rc = fail(s, CC_CONFLICT, "store: record %s is %s; cannot become %s", id,
+              (const char *)sqlite3_column_text(st, 0), want);
+  else if (r == SQLITE_DONE)
+    rc = fail(s, CC_NOT_FOUND, "store: no record %s", id);
+  else
+    rc = dberr(s, "read record");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status do_record_set_running(sq *s, const char *owner, const char *id) {
+  cc_status rc = check_name(s, "owner", owner);
+  if (!rc) rc = check_id(s, id);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  if ((rc = prep(s,
+                 "UPDATE records SET status='running' WHERE id=?1 AND status='pending' AND "
+                 "project_rowid IN (SELECT id FROM projects WHERE owner=?2)",
+                 &st)))
+    return rc;
+  bind_text(st, 1, id);
+  bind_text(st, 2, owner);
+  if (sqlite3_step(st) != SQLITE_DONE)
+    rc = dberr(s, "update record");
+  else if (sqlite3_changes(s->db) == 0)
+    rc = explain_no_change(s, owner, id, "running");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status op_record_set_running(void *ctx, const char *owner, const char *id) {
+  sq *s = ctx;
+  LOCK(s);
+  cc_status rc = do_record_set_running(s, owner, id);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_record_finish(sq *s, const char *owner, const char *id,
+                                  cc_record_status status, const cJSON *result,
+                                  const char *error_code, const char *error_message) {
+  cc_status rc = check_name(s, "owner", owner);
+  if (!rc) rc = check_id(s, id);
+  if (!rc && !cc_record_status_is_final(status))
+    rc = fail(s, CC_BAD_REQUEST, "store: %s is not a final status", cc_record_status_name(status));
+  if (!rc && error_code && strlen(error_code) > CC_STORE_NAME_MAX)
+    rc = fail(s, CC_BAD_REQUEST, "store: error code too long");
+  if (!rc && error_message && strlen(error_message) > s->o.json_max_bytes)
+    rc = fail(s, CC_TOO_LARGE, "store: error message too long");
+  if (rc) return rc;
+  char *text = NULL;
+  sqlite3_stmt *st = NULL;
+  if ((rc = to_text(s, "record result", result, s->o.json_max_bytes, &text))) return rc;
+  if ((rc = prep(s,
+                 "UPDATE records SET status=?3, result=?4, error_code=?5, error_message=?6, "
+                 "finished_at=?7 WHERE id=?1 AND status IN ('pending','running') AND "
+                 "project_rowid IN (SELECT id FROM projects WHERE owner=?2)",
+                 &st)))
+    goto out;
+  bind_text(st, 1, id);
+  bind_text(st, 2, owner);
+  bind_text(st, 3, cc_record_status_name(status));
+  bind_text(st, 4, text);
+  bind_text(st, 5, error_code ? error_code : (error_message ? "internal" : NULL));
+  bind_text(st, 6, error_message ? error_message : (error_code ? "" : NULL));
+  sqlite3_bind_int64(st, 7, now(s));
+  if (sqlite3_step(st) != SQLITE_DONE)
+    rc = dberr(s, "finish record");
+  else if (sqlite3_changes(s->db) == 0)
+    rc = explain_no_change(s, owner, id, cc_record_status_name(status));
+out:
+  sqlite3_finalize(st);
+  cJSON_free(text);
+  return rc;
+}
+
+static cc_status op_record_finish(void *ctx, const char *owner, const char *id,
+                                  cc_record_status status, const cJSON *result,
+                                  const char *error_code, const char *error_message) {
+  sq *s = ctx;
+  LOCK(s);
+  cc_status rc = do_record_finish(s, owner, id, status, result, error_code, error_message);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_record_get(sq *s, const char *owner, const char *id, cJSON **record) {
+  cc_status rc = check_name(s, "owner", owner);
+  if (!rc) rc = check_id(s, id);
+  if (rc) return rc == CC_BAD_REQUEST ? fail(s, CC_NOT_FOUND, "store: no record") : rc;
+  sqlite3_stmt *st;
+  if ((rc = prep(s,
+                 "SELECT " RECORD_COLUMNS
+                 " FROM records r JOIN projects p ON r.project_rowid = p.id "
+                 "WHERE r.id=?1 AND p.owner=?2",
+                 &st)))
+    return rc;
+  bind_text(st, 1, id);
+  bind_text(st, 2, owner);
+  int r = sqlite3_step(st);
+  if (r == SQLITE_ROW)
+    rc = row_to_record(s, st, record);
+  else if (r == SQLITE_DONE)
+    rc = fail(s, CC_NOT_FOUND, "store: no record %s", id);
+  else
+    rc = dberr(s, "read record");
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status op_record_get(void *ctx, const char *owner, const char *id, cJSON **record) {
+  sq *s = ctx;
+  *record = NULL;
+  LOCK(s);
+  cc_status rc = do_record_get(s, owner, id, record);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_history(sq *s, const char *owner, const char *project, int limit,
+                            const char *before, cJSON **items, char **next) {
+  cc_status rc = check_owner_project(s, owner, project);
+  if (rc) return rc;
+  if (limit <= 0) limit = CC_STORE_DEFAULT_HISTORY_PAGE;
+  if (limit > s->o.history_keep) limit = s->o.history_keep;
+  cJSON *arr = cJSON_CreateArray();
+  sqlite3_stmt *st = NULL;
+  char *cursor = NULL;
+  int64_t rowid, bound = INT64_MAX;
+  if (!arr) return fail(s, CC_INTERNAL, "store: out of memory");
+  rc = find_project(s, owner, project, &rowid);
+  if (rc == CC_NOT_FOUND) {
+    rc = CC_OK;
+    goto done; /* empty page */
+  }
+  if (rc) goto done;
+  if (before) {
+    if ((rc = prep(s, "SELECT seq FROM records WHERE id=?1 AND project_rowid=?2", &st)))
+      goto done;
+    bind_text(st, 1, before);
+    sqlite3_bind_int64(st, 2, rowid);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_DONE) goto done; /* unknown or pruned cursor: empty page */
+    if (r != SQLITE_ROW) {
+      rc = dberr(s, "read cursor");
+      goto done;
+    }
+    bound = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+  }
+  if ((rc = prep(s,
+                 "SELECT " RECORD_COLUMNS
+                 " FROM records r JOIN projects p ON r.project_rowid = p.id "
+                 "WHERE r.project_rowid=?1 AND r.seq < ?2 ORDER BY r.seq DESC LIMIT ?3",
+                 &st)))
+    goto done;
+  sqlite3_bind_int64(st, 1, rowid);
+  sqlite3_bind_int64(st, 2, bound);
+  sqlite3_bind_int(st, 3, limit + 1);
+  int n = 0, r;
+  while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+    if (n == limit) { /* one more exists: the last item on this page is the cursor */
+      cJSON *lastitem = cJSON_GetArrayItem(arr, limit - 1);
+      if (!(cursor = dup_str(cJSON_GetObjectItemCaseSensitive(lastitem, "id")->valuestring)))
+        rc = fail(s, CC_INTERNAL, "store: out of memory");
+      break;
+    }
+    cJSON *rec;
+    if ((rc = row_to_record(s, st, &rec))) break;
+    cJSON_AddItemToArray(arr, rec);
+    n++;
+  }
+  if (!rc && r != SQLITE_ROW && r != SQLITE_DONE) rc = dberr(s, "read history");
+done:
+  sqlite3_finalize(st);
+  if (rc) {
+    cJSON_Delete(arr);
+    free(cursor);
+    return rc;
+  }
+  *items = arr;
+  if (next)
+    *next = cursor;
+  else
+    free(cursor);
+  return CC_OK;
+}
+
+static cc_status op_history(void *ctx, const char *owner, const char *project, int limit,
+                            const char *before, cJSON **items, char **next) {
+  sq *s = ctx;
+  *items = NULL;
+  if (next) *next = NULL;
+  LOCK(s);
+  cc_status rc = do_history(s, owner, project, limit, before, items, next);
+  UNLOCK(s);
+  return rc;
+}
+
+/* ---- maintenance ---- */
+
+static cc_status do_recover(sq *s, int64_t *count) {
+  sqlite3_stmt *st;
+  cc_status rc = prep(s,
+                      "UPDATE records SET status='error', error_code='internal', "
+                      "error_message=?1, finished_at=?2 WHERE status IN ('pending','running')",
+                      &st);
+  if (rc) return rc;
+  bind_text(st, 1, RECOVER_MESSAGE);
+  sqlite3_bind_int64(st, 2, now(s));
+  if (sqlite3_step(st) != SQLITE_DONE)
+    rc = dberr(s, "recover records");
+  else if (count)
+    *count = sqlite3_changes(s->db);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status op_recover(void *ctx, int64_t *count) {
+  sq *s = ctx;
+  if (count) *count = 0;
+  LOCK(s);
+  cc_status rc = do_recover(s, count);
+  UNLOCK(s);
+  return rc;
+}
+
+static cc_status do_integrity_check(sq *s) {
+  sqlite3_stmt *st;
+  cc_status rc = prep(s, "PRAGMA integrity_check", &st);
+  if (rc) return rc;
+  int r = sqlite3_step(st);
+  if (r != SQLITE_ROW) {
+    rc = dberr(s, "integrity_check");
+  } else {
+    const char *first = (const char *)sqlite3_column_text(st, 0);
+    if (!first || strcmp(first, "ok") != 0 || sqlite3_step(st) != SQLITE_DONE)
+      rc = fail(s, CC_INTERNAL, "store: integrity_check: %s", first ? first : "?");
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static cc_status op_integrity_check(void *ctx) {
+  sq *s = ctx;
+  LOCK(s);
+  cc_status rc = do_integrity_check(s);
+  UNLOCK(s);
+  return rc;
+}
+
+static const cc_store_ops SQLITE_OPS = {
+    .close = op_close,
+    .last_error = op_last_error,
+    .user_ensure = op_user_ensure,
+    .token_add = op_token_add,
+    .token_lookup = op_token_lookup,
+    .token_list = op_token_list,
+    .token_revoke = op_token_revoke,
+    .project_ensure = op_project_ensure,
+    .project_get = op_project_get,
+    .project_list = op_project_list,
+    .project_delete = op_project_delete,
+    .project_generation = op_project_generation,
+    .project_bump_generation = op_project_bump_generation,
+    .project_sandbox = op_project_sandbox,
+    .project_set_sandbox = op_project_set_sandbox,
+    .project_patch = op_project_patch,
+    .cache_get = op_cache_get,
+    .cache_put = op_cache_put,
+    .cache_clear = op_cache_clear,
+    .cache_count = op_cache_count,
+    .record_insert = op_record_insert,
+    .record_set_running = op_record_set_running,
+    .record_finish = op_record_finish,
+    .record_get = op_record_get,
+    .history = op_history,
+    .recover = op_recover,
+    .integrity_check = op_integrity_check,
+};
+
+/* ===================== public entry points ===================== */
+
+void cc_store_options_init(cc_store_options *o) {
+  memset(o, 0, sizeof *o);
+  o->cache_ttl_ms = CC_STORE_DEFAULT_CACHE_TTL_MS;
+  o->history_keep = CC_STORE_DEFAULT_HISTORY_KEEP;
+  o->cache_entries_per_project = CC_STORE_DEFAULT_CACHE_ENTRIES;
+  o->projects_per_owner = CC_STORE_DEFAULT_PROJECTS;
+  o->json_max_bytes = CC_STORE_DEFAULT_JSON_MAX;
+  o->metadata_max_bytes = CC_STORE_DEFAULT_METADATA_MAX;
+  o->busy_timeout_ms = CC_STORE_DEFAULT_BUSY_TIMEOUT_MS;
+}
+
+static const char *const STATUS_NAMES[CC_RECORD_STATUS_COUNT] = {
+#define CC_RECORD_STATUS_NAME(name, str) str,
+    CC_RECORD_STATUS_MAP(CC_RECORD_STATUS_NAME)
+#undef CC_RECORD_STATUS_NAME
+};
+
+const char *cc_record_status_name(cc_record_status st) {
+  return (unsigned)st < CC_RECORD_STATUS_COUNT ? STATUS_NAMES[st] : "error";
+}
+
+bool cc_record_status_from_name(const char *name, cc_record_status *out) {
+  for (int i = 0; name && i < CC_RECORD_STATUS_COUNT; i++) {
+    if (strcmp(STATUS_NAMES[i], name) == 0) {
+      *out = (cc_record_status)i;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool cc_record_status_is_final(cc_record_status st) {
+  return (unsigned)st < CC_RECORD_STATUS_COUNT && st != CC_RECORD_PENDING &&
+         st != CC_RECORD_RUNNING;
+}
+
+cc_status cc_store_new_id(char out[CC_STORE_ID_LEN + 1]) {
+  unsigned char raw[CC_STORE_ID_LEN / 2];
+  static const char hex[] = "0123456789abcdef";
+  out[0] = 0;
+  if (cc_platform_random(raw, sizeof raw) != CC_OK) return CC_INTERNAL;
+  for (size_t i = 0; i < sizeof raw; i++) {
+    out[2 * i] = hex[raw[i] >> 4];
+    out[2 * i + 1] = hex[raw[i] & 15];
+  }
+  out[CC_STORE_ID_LEN] = 0;
+  return CC_OK;
+}
+
+/* Applies the defaults to zero fields and rejects negative limits. */
+static bool normalise(cc_store_options *o) {
+  cc_store_options d;
+  cc_store_options_init(&d);
+  if (o->cache_ttl_ms < 0 || o->history_keep < 0 || o->cache_entries_per_project < 0 ||
+      o->projects_per_owner < 0 || o->busy_timeout_ms < 0)
+    return false;
+  if (!o->cache_ttl_ms) o->cache_ttl_ms = d.cache_ttl_ms;
+  if (!o->history_keep) o->history_keep = d.history_keep;
+  if (!o->cache_entries_per_project) o->cache_entries_per_project = d.cache_entries_per_project;
+  if (!o->projects_per_owner) o->projects_per_owner = d.projects_per_owner;
+  if (!o->json_max_bytes) o->json_max_bytes = d.json_max_bytes;
+  if (!o->metadata_max_bytes) o->metadata_max_bytes = d.metadata_max_bytes;
+  if (!o->busy_timeout_ms) o->busy_timeout_ms = d.busy_timeout_ms;
+  return true;
+}
+
+/* Sets the connection up and creates or checks the schema. */
+static cc_status setup(sq *s) {
+  sqlite3_stmt *st;
+  cc_status rc;
+  sqlite3_busy_timeout(s->db, s->o.busy_timeout_ms);
+  sqlite3_extended_result_codes(s->db, 0);
+  if ((rc = prep(s, "PRAGMA journal_mode=WAL", &st))) return rc;
+  const char *mode = sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0)
+                                                    : NULL;
+  if (!mode || strcmp(mode, "wal") != 0)
+    rc = fail(s, CC_INTERNAL, "store: cannot switch %s to WAL mode (%s)", "database",
+              mode ? mode : sqlite3_errmsg(s->db));
+  sqlite3_finalize(st);
+  if (rc) return rc;
+  if ((rc = exec_sql(s, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL"))) return rc;
+  if ((rc = begin(s))) return rc;
+  int version = -1;
+  if (!(rc = prep(s, "PRAGMA user_version", &st))) {
+    if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version < 0)
+      rc = dberr(s, "read schema version");
+    else if (version > SCHEMA_VERSION)
+      rc = fail(s, CC_INTERNAL, "store: database schema %d is newer than this program's (%d)",
+                version, SCHEMA_VERSION);
+  }
+  if (!rc && version < SCHEMA_VERSION) {
+    rc = exec_sql(s, SCHEMA);
+    if (!rc) rc = exec_sql(s, "PRAGMA user_version=1");
+  }
+  if (!rc) rc = commit(s);
+  rollback(s);
+  return rc;
+}
+
+cc_status cc_store_sqlite_open(const cc_store_options *opts, cc_store **out, char *errbuf,
+                               size_t errlen) {
+  *out = NULL;
+  if (errbuf && errlen) errbuf[0] = 0;
+  if (!opts || !opts->path || !*opts->path) {
+    if (errbuf) snprintf(errbuf, errlen, "store: no database path");
+    return CC_BAD_REQUEST;
+  }
+  cc_store *h = calloc(1, sizeof *h);
+  sq *s = calloc(1, sizeof *s);
+  if (!h || !s) {
+    free(h);
+    free(s);
+    if (errbuf) snprintf(errbuf, errlen, "store: out of memory");
+    return CC_INTERNAL;
+  }
+  s->o = *opts;
+  s->o.path = NULL; /* not kept: the caller owns the string */
+  if (!normalise(&s->o)) {
+    free(h);
+    free(s);
+    if (errbuf) snprintf(errbuf, errlen, "store: negative limit in options");
+    return CC_BAD_REQUEST;
+  }
+  pthread_mutex_init(&s->mu, NULL);
+  cc_status rc;
+  if (sqlite3_open_v2(opts->path, &s->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      NULL) != SQLITE_OK) {
+    rc = fail(s, CC_INTERNAL, "store: cannot open %s: %s", opts->path,
+              s->db ? sqlite3_errmsg(s->db) : "out of memory");
+  } else {
+    rc = setup(s);
+  }
+  if (rc) {
+    if (errbuf) snprintf(errbuf, errlen, "%s", s->err);
+    op_close(s);
+    free(h);
+    return rc;
+  }
+  h->ops = &SQLITE_OPS;
+  h->ctx = s;
+  *out = h;
+  return CC_OK;
+}
+
+void cc_store_close(cc_store *s) {
+  if (!s) return;
+  s->ops->close(s->ctx);
+  free(s);
+}
