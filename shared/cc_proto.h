@@ -56,6 +56,11 @@ typedef struct {
 /* The documented defaults (docs/protocol.md). */
 cc_proto_limits cc_proto_limits_default(void);
 
+/* The request-side limits as hello's `limits` object {maxBodyBytes, maxDepth,
+ * maxStringBytes, maxPathBytes, maxFileBytes, maxFiles, maxEnv, maxTimeoutMs, maxListDepth,
+ * maxHistoryLimit}; *out: cJSON_Delete(). */
+cc_status cc_proto_limits_to_json(const cc_proto_limits *lim, cJSON **out);
+
 #define CC_PROTO_MAX_ID_BYTES 128     /* request id, executionId, before cursor */
 #define CC_PROTO_MAX_PROJECT_BYTES 64 /* projectId: [A-Za-z0-9][A-Za-z0-9._-]{0,63} */
 
@@ -121,7 +126,8 @@ bool cc_proto_reason_from_name(const char *name, cc_proto_reason *out);
 
 /* A decode failure.  Caller-owned, fixed size, nothing to free. */
 typedef struct {
-  cc_status status;       /* CC_BAD_REQUEST or CC_TOO_LARGE (CC_OK when no error) */
+  cc_status status;       /* CC_BAD_REQUEST or CC_TOO_LARGE; CC_INTERNAL only when out of
+                           * memory (reason NONE); CC_OK when there was no error */
   cc_proto_reason reason;
   char field[64];         /* offending field as a dotted path ("args.files[2].path"), or "" */
   char message[256];      /* clear, human-readable; never contains request content */
