@@ -245,6 +245,7 @@ typedef struct cc_e2b_exec_result {
   bool canceled;                /* stopped by CC_E2B_CANCEL or *cancel (process killed) */
   bool detached;                /* stopped by CC_E2B_DETACH (process still running) */
   bool kill_failed;             /* canceled, but the SIGKILL request failed */
+  bool timed_out;               /* the timeout_ms deadline passed (the call returns CC_TIMEOUT) */
   char status[64];
   char error[256];
 } cc_e2b_exec_result;
