@@ -36,7 +36,7 @@ const TOKEN_KEY = 'codecanvas.token';
 const HISTORY_LIMIT = 50;
 const MAX_OUTPUT_CHARS = 512 * 1024;  // shown in the terminal; beyond this the page stops appending
 const MAX_SAVED_OUTPUT = 64 * 1024;   // kept in the page snapshot
-const FILE_ROOT = '.';
+const FILE_ROOT = '/home/user'; // the sandbox user's home, where relative paths point
 
 const state = {
   token: null,
@@ -181,8 +181,10 @@ function isNetworkError(e) {
   if (!e) return false;
   if (e.name === 'TypeError' || e.name === 'NetworkError') return true;
   const code = String(e.code ?? '');
-  return ['network', 'network_error', 'offline', 'unreachable', 'unavailable', 'connection_failed',
-    'fetch_failed'].includes(code) || (!code && /fetch|network/i.test(e.message ?? ''));
+  const msg = String(e.message ?? '');
+  // The client reports a failed fetch as upstream_error "worker unreachable: …".
+  if (/worker unreachable/i.test(msg)) return true;
+  return ['network', 'offline', 'unreachable'].includes(code) || (!code && /fetch|network/i.test(msg));
 }
 
 function isAuthError(e) {
@@ -277,6 +279,8 @@ async function openClient() {
   const CodeCanvas = await loadClientModule();
   try {
     state.client = await CodeCanvas.connect({ workerUrl: location.origin, token: state.token });
+    // An unreachable worker is not an error for connect: the client starts offline.
+    if (state.client.online === false) markOffline();
   } catch (e) {
     if (isAuthError(e)) { authFailed(e); return; }
     if (isNetworkError(e)) { markOffline(); return; }
