@@ -454,9 +454,17 @@ static cc_status prescan(const char *buf, size_t len, int max_depth, scan_info *
   return CC_OK;
 }
 
-/* Size check, pre-scan and cJSON parse of one document.  *root: cJSON_Delete(). */
+static cc_status nul_error(cc_proto_error *err, bool in_path) {
+  if (in_path) return fail(err, CC_REASON_BAD_PATH, "", "a path contains a NUL character");
+  return fail(err, CC_REASON_BAD_VALUE, "",
+              "strings must not contain NUL characters (send binary content as base64)");
+}
+
+/* Size check, pre-scan and cJSON parse of one document.  *root: cJSON_Delete(), set
+ * only on CC_OK.  A NUL inside a string is an error when `nul` is NULL; otherwise the caller
+ * gets *nul = 0 (none), 1 (NUL in a string) or 2 (NUL in a path) and reports it itself. */
 static cc_status parse_doc(const char *buf, size_t len, size_t max_bytes, int max_depth,
-                           const char *what, cJSON **root, cc_proto_error *err) {
+                           const char *what, cJSON **root, int *nul, cc_proto_error *err) {
   *root = NULL;
   if (len > max_bytes)
     return fail(err, CC_REASON_TOO_LARGE, "", "%s is %zu bytes; the limit is %zu", what, len,
@@ -478,13 +486,11 @@ static cc_status parse_doc(const char *buf, size_t len, size_t max_bytes, int ma
                   what, (size_t)(p - buf));
     }
   }
-  if (info.nul) {
+  if (info.nul && !nul) {
     cJSON_Delete(doc);
-    if (info.nul_in_path)
-      return fail(err, CC_REASON_BAD_PATH, "", "a path contains a NUL character");
-    return fail(err, CC_REASON_BAD_VALUE, "",
-                "strings must not contain NUL characters (send binary content as base64)");
+    return nul_error(err, info.nul_in_path);
   }
+  if (nul) *nul = info.nul ? (info.nul_in_path ? 2 : 1) : 0;
   *root = doc;
   return CC_OK;
 }
@@ -847,7 +853,7 @@ static cc_status decode_args(ctx *c, const cJSON *a) {
 
 /* ---------------------------------------------------------------- request envelope */
 
-static cc_status decode_request(ctx *c, cJSON *root) {
+static cc_status decode_request(ctx *c, cJSON *root, int nul) {
   cc_request *r = c->req;
   cc_proto_error *err = c->err;
   cc_status st;
@@ -859,6 +865,7 @@ static cc_status decode_request(ctx *c, cJSON *root) {
   if (cJSON_IsString(idn) && idn->valuestring && *idn->valuestring &&
       strlen(idn->valuestring) <= CC_PROTO_MAX_ID_BYTES)
     snprintf(err->id, sizeof err->id, "%s", idn->valuestring);
+  if (nul) return nul_error(err, nul == 2);
 
   const cJSON *v = member(root, "v");
   if (!v) return fail(err, CC_REASON_MISSING_FIELD, "v", "v (protocol version) is required");
@@ -923,12 +930,13 @@ cc_status cc_proto_parse_request(const char *buf, size_t len, const cc_proto_lim
   error_reset(err);
   memset(out, 0, sizeof *out);
   cJSON *root;
+  int nul;
   cc_status st = parse_doc(buf, len, lim->max_body_bytes, lim->max_depth, "request body", &root,
-                           err);
+                           &nul, err);
   if (st != CC_OK) return st;
   out->root_ = root;
   ctx c = {.lim = lim, .err = err, .req = out};
-  st = decode_request(&c, root);
+  st = decode_request(&c, root, nul);
   if (st != CC_OK) {
     cc_request_cleanup(out);
     return st;
@@ -1158,7 +1166,7 @@ cc_status cc_proto_parse_response(const char *buf, size_t len, const cc_proto_li
   memset(out, 0, sizeof *out);
   cJSON *root;
   cc_status st = parse_doc(buf, len, lim->max_response_bytes, lim->max_response_depth,
-                           "response", &root, err);
+                           "response", &root, NULL, err);
   if (st != CC_OK) return st;
   out->root_ = root;
   ctx c = {.lim = lim, .err = err};
@@ -1182,7 +1190,7 @@ cc_status cc_proto_parse_event(const char *buf, size_t len, const cc_proto_limit
   memset(out, 0, sizeof *out);
   cJSON *root;
   cc_status st = parse_doc(buf, len, lim->max_response_bytes, lim->max_response_depth, "event",
-                           &root, err);
+                           &root, NULL, err);
   if (st != CC_OK) return st;
   out->root_ = root;
   ctx c = {.lim = lim, .err = err};
@@ -1208,7 +1216,7 @@ cc_status cc_proto_parse_line(const char *buf, size_t len, const cc_proto_limits
   if (len > 0 && buf[len - 1] == '\r') len--;
   cJSON *root;
   cc_status st = parse_doc(buf, len, lim->max_response_bytes, lim->max_response_depth,
-                           "stream line", &root, err);
+                           "stream line", &root, NULL, err);
   if (st != CC_OK) return st;
   ctx c = {.lim = lim, .err = err};
   out->is_event = cJSON_IsObject(root) && cJSON_GetObjectItemCaseSensitive(root, "event");
