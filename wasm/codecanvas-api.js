@@ -1,0 +1,365 @@
+// codecanvas-api.js (--extern-post-js): the public JS API of the wasm client.
+//
+// Appended after emcc's `export default createCodeCanvasModule`, so it adds the named
+// exports CodeCanvas and CodeCanvasError to the same ES module.  It is deliberately thin:
+// encoding, cache decisions, response parsing and cache updates happen in C
+// (shared/cc_client.c); this layer marshals strings, keeps one Promise per request, mounts
+// the IndexedDB-backed cache, shares generations between tabs, and turns C error objects
+// into CodeCanvasError in exactly one place (settle()).
+
+/** An error from the worker, the transport or the client, with a protocol `code`. */
+export class CodeCanvasError extends Error {
+  constructor(info) {
+    super(info.message || info.code);
+    this.name = 'CodeCanvasError';
+    this.code = info.code;
+    this.retryable = !!info.retryable;
+    if (info.reason) this.reason = info.reason;
+  }
+}
+
+const CC_MOUNT = '/codecanvas';
+const DEFAULT_MAX_STALE_MS = 3600000;
+const DEFAULT_REQUEST_TIMEOUT_MS = 30000;
+const STREAM_GRACE_MS = 10000;
+
+// A short stable name for (worker, token): the cache file and the tab channel are per
+// credential, so two users of one origin never share cached results.
+async function cacheId(workerUrl, token) {
+  const text = new TextEncoder().encode(workerUrl + '\n' + (token || ''));
+  const subtle = globalThis.crypto && globalThis.crypto.subtle;
+  if (subtle) {
+    const d = new Uint8Array(await subtle.digest('SHA-256', text));
+    return Array.from(d.slice(0, 12), (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+  let h = 0x811c9dc5; // FNV-1a 32 where WebCrypto is missing (non-secure contexts)
+  for (const b of text) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return 'f' + h.toString(16);
+}
+
+function syncfs(M, populate) {
+  return new Promise((resolve, reject) =>
+    M.FS.syncfs(populate, (err) => (err ? reject(err) : resolve())));
+}
+
+export class CodeCanvas {
+  /**
+   * Loads a module instance, mounts the cache and says hello to the worker.
+   * options: {workerUrl, token, maxStaleMs?, fetch?, persist?, cacheName?,
+   *           requestTimeoutMs?, broadcast?, wasmBinary?, locateFile?}
+   * An unreachable worker is not an error: the client starts offline and answers reads
+   * from the cache (`client.online === false`).  A rejected token is.
+   */
+  static async connect(options) {
+    const o = options || {};
+    if (!o.workerUrl) throw new CodeCanvasError({ code: 'bad_request', message: 'workerUrl is required' });
+    const M = await createCodeCanvasModule({
+      wasmBinary: o.wasmBinary,
+      locateFile: o.locateFile,
+      print: () => {},
+      printErr: (t) => console.warn('codecanvas:', t),
+    });
+    const c = new CodeCanvas(M, o);
+    await c._open(await cacheId(o.workerUrl, o.token));
+    try {
+      c.server = await c._call('hello', null, {});
+      c.online = true;
+    } catch (e) {
+      if (e.code !== 'upstream_error' && e.code !== 'timeout') {
+        await c.close();
+        throw e;
+      }
+      c.online = false;
+    }
+    return c;
+  }
+
+  constructor(M, o) {
+    this._M = M;
+    this._seq = 0;
+    this._pending = new Map();
+    this._persisting = null;
+    this._dirty = false;
+    this._closed = false;
+    this.workerUrl = String(o.workerUrl).replace(/\/+$/, '');
+    this.maxStaleMs = o.maxStaleMs ?? DEFAULT_MAX_STALE_MS;
+    this.requestTimeoutMs = o.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this._opts = o;
+    M.ccConfig = { url: this.workerUrl, token: o.token, fetch: o.fetch };
+    M.ccPending = this._pending;
+    M.ccDone = (req, ok, text) => this._settle(req, ok, text);
+    M.ccEvent = (req, type, text) => {
+      const p = this._pending.get(req);
+      if (!p) return;
+      if (type === 'stdout' && p.onStdout) p.onStdout(text);
+      else if (type === 'stderr' && p.onStderr) p.onStderr(text);
+      else if (type === 'start' && p.onStart) p.onStart(JSON.parse(text));
+    };
+    M.ccGeneration = (project, generation) => {
+      if (this._channel) this._channel.postMessage({ project, generation });
+      this._schedulePersist();
+    };
+  }
+
+  async _open(id) {
+    const M = this._M, o = this._opts;
+    this.persistent = o.persist ?? typeof indexedDB !== 'undefined';
+    const dir = o.cacheName ? '/' + String(o.cacheName).replace(/[^A-Za-z0-9._-]/g, '_') : CC_MOUNT;
+    M.FS.mkdir(dir);
+    if (this.persistent) {
+      M.FS.mount(M.IDBFS, {}, dir);
+      await syncfs(M, true); // populate first: syncfs(true) deletes files IndexedDB lacks
+    }
+    this.cachePath = dir + '/' + id + '.db';
+    this._h = this._withStrings([this.cachePath], (p) =>
+      M._cc_wasm_open(p, this.maxStaleMs, 64));
+    if (!this._h) throw new CodeCanvasError({ code: 'internal', message: 'cannot open the client cache' });
+    if (this.persistent) await this._persist(); // save the new file at once (notes §6)
+    if (o.broadcast !== false && typeof BroadcastChannel === 'function') {
+      this._channel = new BroadcastChannel('codecanvas:' + id);
+      if (this._channel.unref) this._channel.unref(); // never keep Node alive
+      this._channel.onmessage = (ev) => {
+        const d = ev.data || {};
+        if (this._closed || typeof d.project !== 'string' || typeof d.generation !== 'number') return;
+        this._withStrings([d.project], (p) => M._cc_wasm_seen_generation(this._h, p, d.generation));
+        this._schedulePersist();
+      };
+    }
+  }
+
+  // Calls fn with the strings copied into wasm memory (module malloc), frees them after.
+  _withStrings(strings, fn) {
+    const M = this._M;
+    const ptrs = strings.map((s) => {
+      if (s == null) return 0;
+      const n = M.lengthBytesUTF8(s) + 1;
+      const p = M._malloc(n);
+      M.stringToUTF8(s, p, n);
+      return p;
+    });
+    try {
+      return fn(...ptrs);
+    } finally {
+      for (const p of ptrs) if (p) M._free(p);
+    }
+  }
+
+  // The one place that turns outcomes into resolved values or thrown CodeCanvasErrors.
+  _settle(req, ok, text) {
+    const p = this._pending.get(req);
+    if (!p) return;
+    this._pending.delete(req);
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      ok = false;
+      value = { code: 'internal', message: 'unreadable answer from the client core' };
+    }
+    if (p.sent) this._schedulePersist();
+    if (ok) p.resolve(value);
+    else p.reject(new CodeCanvasError(value));
+  }
+
+  // Sends one protocol op; resolves with its result object.
+  _call(op, project, args, o = {}) {
+    if (this._closed) return Promise.reject(new CodeCanvasError({ code: 'bad_request', message: 'client is closed' }));
+    const req = ++this._seq;
+    const stream = !!o.stream;
+    const fetchTimeoutMs = o.fetchTimeoutMs ?? (stream ? 0 : this.requestTimeoutMs);
+    return new Promise((resolve, reject) => {
+      this._pending.set(req, {
+        resolve, reject, signal: o.signal, fetchTimeoutMs,
+        onStdout: o.onStdout, onStderr: o.onStderr, onStart: o.onStart,
+      });
+      const err = this._withStrings([op, project, JSON.stringify(args || {})], (a, b, c) =>
+        this._M._cc_wasm_request(this._h, req, a, b, c, stream ? 1 : 0, Date.now()));
+      if (err) {
+        const text = this._M.UTF8ToString(err);
+        this._M._cc_wasm_free(err);
+        this._settle(req, false, text);
+      }
+    });
+  }
+
+  // Saves the cache file to IndexedDB soon; saves are serialized (notes §6).
+  _schedulePersist() {
+    if (!this.persistent || this._closed) return;
+    this._dirty = true;
+    if (!this._persisting) this._persisting = Promise.resolve().then(() => this._persistLoop());
+  }
+
+  async _persistLoop() {
+    try {
+      while (this._dirty) {
+        this._dirty = false;
+        await syncfs(this._M, false);
+      }
+    } catch (e) {
+      console.warn('codecanvas: saving the cache to IndexedDB failed:', e);
+    } finally {
+      this._persisting = null;
+    }
+  }
+
+  async _persist() {
+    this._dirty = true;
+    while (this._persisting) await this._persisting;
+    if (this._dirty) await this._persistLoop();
+  }
+
+  /** Resolves once every cache change so far is saved in IndexedDB. */
+  async flush() {
+    while (this._persisting) await this._persisting;
+  }
+
+  /**
+   * Runs a shell command in the project's sandbox.  The third argument is `useCache`
+   * (boolean) or options {useCache, readOnly, cwd, env, timeoutMs, stdin, onStdout,
+   * onStderr, signal}.  Resolves to {id, stdout, stderr, exitCode, duration, cached,
+   * status, ...}; a non-zero exit is a result, not an error.
+   */
+  async executeCommand(command, projectId, useCacheOrOptions) {
+    const o = typeof useCacheOrOptions === 'boolean' ? { useCache: useCacheOrOptions } : useCacheOrOptions || {};
+    const args = { cmd: command };
+    for (const k of ['cwd', 'env', 'timeoutMs', 'useCache', 'readOnly', 'stdin'])
+      if (o[k] !== undefined) args[k] = o[k];
+    const stream = !!(o.onStdout || o.onStderr || o.stream);
+    const started = performance.now();
+    const r = await this._call('exec', projectId, args, {
+      stream, signal: o.signal, onStdout: o.onStdout, onStderr: o.onStderr,
+      fetchTimeoutMs: o.timeoutMs ? o.timeoutMs + STREAM_GRACE_MS : stream ? 0 : undefined,
+    });
+    if (r.cached && r.local) {
+      r.duration = performance.now() - started; // what the caller waited, not the original run
+      delete r.local;
+    }
+    return r;
+  }
+
+  /** Writes a file (string as UTF-8, Uint8Array as bytes). Resolves to {path, size}. */
+  writeFile(path, content, projectId, options = {}) {
+    const args = { path };
+    if (content instanceof Uint8Array) {
+      args.content = bytesToBase64(content);
+      args.encoding = 'base64';
+    } else {
+      args.content = String(content);
+    }
+    return this._call('writeFile', projectId, args, options);
+  }
+
+  /** Reads a file: a string (UTF-8), or a Uint8Array with {binary: true}. */
+  async readFile(path, projectId, options = {}) {
+    const r = await this._call('readFile', projectId,
+      { path, encoding: options.binary ? 'base64' : 'utf8' }, options);
+    return options.binary ? base64ToBytes(r.content) : r.content;
+  }
+
+  /** Lists a directory: [{name, path, type, size, mtime}]. */
+  async listFiles(path, projectId, options = {}) {
+    const args = { path: path || '/home/user' };
+    if (options.depth !== undefined) args.depth = options.depth;
+    return (await this._call('listDir', projectId, args, options)).entries;
+  }
+
+  /**
+   * Writes files ([{path, content}] or {path: content}) and optionally runs
+   * options.install (streamed through onStdout/onStderr).  Resolves to {ok, files, install?}.
+   */
+  setupProject(files, projectId, options = {}) {
+    const list = Array.isArray(files) ? files : Object.entries(files || {}).map(([path, content]) => ({ path, content }));
+    const args = {
+      files: list.map((f) => (f.content instanceof Uint8Array
+        ? { path: f.path, content: bytesToBase64(f.content), encoding: 'base64' }
+        : { path: f.path, content: String(f.content), ...(f.encoding ? { encoding: f.encoding } : {}) })),
+    };
+    if (options.install) args.install = options.install;
+    const stream = !!(options.onStdout || options.onStderr);
+    return this._call('setupProject', projectId, args, { ...options, stream, fetchTimeoutMs: stream || options.install ? 0 : undefined });
+  }
+
+  /** Starts a dev server in the background. Resolves to {started, url, port, pid}. */
+  startDevServer(port, projectId, options = {}) {
+    const args = { port };
+    if (options.cmd) args.cmd = options.cmd;
+    if (options.cwd) args.cwd = options.cwd;
+    return this._call('startDevServer', projectId, args, options);
+  }
+
+  /** Kills a process of the project's sandbox. Resolves to {killed}. */
+  killProcess(pid, projectId, options = {}) {
+    return this._call('killProcess', projectId, { pid }, options);
+  }
+
+  /** Processes running in the project's sandbox. */
+  async listProcesses(projectId, options = {}) {
+    return (await this._call('listProcesses', projectId, {}, options)).processes;
+  }
+
+  /** Newest-first execution records: {items, next?, stale?}. */
+  getExecutionHistory(projectId, limit = 50, options = {}) {
+    const args = { limit };
+    if (options.before) args.before = options.before;
+    return this._call('getHistory', projectId, args, options);
+  }
+
+  /** One execution record {…result, op, input, status, error?, createdAt, finishedAt}. */
+  getExecutionResult(executionId, options = {}) {
+    return this._call('getResult', null, { executionId }, options);
+  }
+
+  /** ProjectInfo {projectId, name?, port?, sandboxId?, …, stale?}. */
+  getProjectInfo(projectId, options = {}) {
+    return this._call('getProject', projectId, {}, options);
+  }
+
+  /** Applies a JSON merge patch (RFC 7386); resolves to the new ProjectInfo. */
+  updateProjectInfo(projectId, patch, options = {}) {
+    return this._call('updateProject', projectId, { patch }, options);
+  }
+
+  /** Drops cached results of `command` (or of the whole project when null). {cleared} */
+  clearCache(command, projectId, options = {}) {
+    return this._call('clearCache', projectId, command == null ? {} : { cmd: command }, options);
+  }
+
+  /** The caller's projects: [ProjectInfo] (with .stale when answered offline). */
+  async listProjects(options = {}) {
+    const r = await this._call('listProjects', null, {}, options);
+    if (r.stale) r.projects.stale = true;
+    return r.projects;
+  }
+
+  /** Deletes a project, its sandbox and its data. Resolves to {deleted}. */
+  deleteProject(projectId, options = {}) {
+    return this._call('deleteProject', projectId, {}, options);
+  }
+
+  /** Cancels requests in flight, saves the cache and releases the module. */
+  async close() {
+    if (this._closed) return;
+    if (this._channel) this._channel.close();
+    if (this._h) {
+      this._M.ccClosed = true;
+      for (const p of this._pending.values()) if (p.abort) p.abort();
+      this._M._cc_wasm_close(this._h); // in-flight requests settle as "canceled"
+      this._h = 0;
+      if (this.persistent) await this._persist();
+    }
+    this._closed = true;
+  }
+}
+
+function bytesToBase64(bytes) {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+function base64ToBytes(text) {
+  const s = atob(text);
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}

@@ -1,0 +1,134 @@
+// TypeScript declarations of the codecanvas wasm client (build/web/codecanvas.js).
+
+/** Protocol error codes (DESIGN §4) plus "canceled" for an aborted call. */
+export type ErrorCode =
+  | 'bad_request' | 'unauthorized' | 'forbidden' | 'not_found' | 'too_large'
+  | 'rate_limited' | 'timeout' | 'sandbox_unavailable' | 'upstream_error'
+  | 'conflict' | 'internal' | 'canceled';
+
+export class CodeCanvasError extends Error {
+  readonly name: 'CodeCanvasError';
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  /** Why a request was rejected (e.g. "bad_path", "too_deep"), when known. */
+  readonly reason?: string;
+}
+
+export type RecordStatus = 'pending' | 'running' | 'success' | 'failed' | 'error' | 'timeout' | 'canceled';
+
+export interface ExecutionResult {
+  id: string;
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  /** Milliseconds; for a local cache hit, the time the call took. */
+  duration: number;
+  cached: boolean;
+  status: RecordStatus;
+  truncated?: boolean;
+  sandboxRecreated?: boolean;
+}
+
+export interface ExecutionRecord extends ExecutionResult {
+  op: string;
+  input: unknown;
+  error?: { code: ErrorCode; message: string };
+  createdAt: string | number;
+  finishedAt?: string | number;
+  /** True when answered from the local cache because the worker was unreachable. */
+  stale?: boolean;
+}
+
+export interface ProjectInfo {
+  projectId: string;
+  name?: string;
+  port?: number;
+  sandboxId?: string;
+  lastExecution?: unknown;
+  createdAt: string | number;
+  updatedAt: string | number;
+  settings?: Record<string, unknown>;
+  stale?: boolean;
+  [key: string]: unknown;
+}
+
+export interface HistoryPage {
+  items: ExecutionRecord[];
+  next?: string;
+  stale?: boolean;
+}
+
+export interface FileEntry { name: string; path: string; type: string; size: number; mtime: string | number }
+
+export interface CallOptions {
+  /** Cancels the request; for exec it also kills the command on the worker. */
+  signal?: AbortSignal;
+}
+
+export interface ExecOptions extends CallOptions {
+  useCache?: boolean;
+  readOnly?: boolean;
+  cwd?: string;
+  env?: Record<string, string>;
+  timeoutMs?: number;
+  stdin?: string;
+  onStdout?: (text: string) => void;
+  onStderr?: (text: string) => void;
+}
+
+export interface ConnectOptions {
+  workerUrl: string;
+  token: string;
+  /** Local exec-cache hits are served while younger than this (default 3600000 = 1 h). */
+  maxStaleMs?: number;
+  /** Persist the cache in IndexedDB (default: when indexedDB exists). */
+  persist?: boolean;
+  /** IndexedDB database name (mount point) of the cache; default "codecanvas". */
+  cacheName?: string;
+  /** Share generation changes with other tabs via BroadcastChannel (default true). */
+  broadcast?: boolean;
+  /** Deadline of a non-streaming request in ms (default 30000; 0 = none). */
+  requestTimeoutMs?: number;
+  /** fetch implementation (default globalThis.fetch). */
+  fetch?: typeof fetch;
+  wasmBinary?: ArrayBuffer | Uint8Array;
+  locateFile?: (path: string, prefix: string) => string;
+}
+
+export class CodeCanvas {
+  static connect(options: ConnectOptions): Promise<CodeCanvas>;
+  readonly workerUrl: string;
+  /** The worker's hello answer ({server, version, protocol, limits, user}) when online. */
+  readonly server?: Record<string, unknown>;
+  /** False when the worker was unreachable at connect. */
+  readonly online: boolean;
+  readonly persistent: boolean;
+
+  executeCommand(command: string, projectId: string, useCacheOrOptions?: boolean | ExecOptions): Promise<ExecutionResult>;
+  writeFile(path: string, content: string | Uint8Array, projectId: string, options?: CallOptions): Promise<{ path: string; size: number }>;
+  readFile(path: string, projectId: string, options?: CallOptions & { binary?: false }): Promise<string>;
+  readFile(path: string, projectId: string, options: CallOptions & { binary: true }): Promise<Uint8Array>;
+  listFiles(path: string, projectId: string, options?: CallOptions & { depth?: number }): Promise<FileEntry[]>;
+  setupProject(files: Array<{ path: string; content: string | Uint8Array }> | Record<string, string>, projectId: string,
+    options?: CallOptions & { install?: string; onStdout?: (t: string) => void; onStderr?: (t: string) => void }):
+    Promise<{ ok: boolean; files: number; install?: ExecutionResult }>;
+  startDevServer(port: number, projectId: string, options?: CallOptions & { cmd?: string; cwd?: string }):
+    Promise<{ started: boolean; url: string; port: number; pid: number }>;
+  killProcess(pid: number, projectId: string, options?: CallOptions): Promise<{ killed: boolean }>;
+  listProcesses(projectId: string, options?: CallOptions): Promise<unknown[]>;
+  getExecutionHistory(projectId: string, limit?: number, options?: CallOptions & { before?: string }): Promise<HistoryPage>;
+  getExecutionResult(executionId: string, options?: CallOptions): Promise<ExecutionRecord>;
+  getProjectInfo(projectId: string, options?: CallOptions): Promise<ProjectInfo>;
+  updateProjectInfo(projectId: string, patch: Record<string, unknown>, options?: CallOptions): Promise<ProjectInfo>;
+  clearCache(command: string | null, projectId: string, options?: CallOptions): Promise<{ cleared: number }>;
+  listProjects(options?: CallOptions): Promise<ProjectInfo[] & { stale?: boolean }>;
+  deleteProject(projectId: string, options?: CallOptions): Promise<{ deleted: boolean }>;
+  /** Resolves once all cache changes so far are saved in IndexedDB. */
+  flush(): Promise<void>;
+  /** Cancels requests in flight, saves the cache, releases the module. */
+  close(): Promise<void>;
+}
+
+/** The raw Emscripten module factory (low level; use CodeCanvas.connect). */
+declare function createCodeCanvasModule(overrides?: Record<string, unknown>): Promise<unknown>;
+export default createCodeCanvasModule;
