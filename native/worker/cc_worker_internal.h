@@ -1,0 +1,104 @@
+/*
+ * cc_worker_internal: what the worker's files share (cc_worker.c = HTTP front,
+ * cc_wops.c = operations, cc_wstatic.c = static files).  Not a public interface.
+ *
+ * Ownership: a cc_wcall is stack storage of the thread that serves the request; every
+ * pointer in it is borrowed for the duration of cc_wops_run.
+ */
+#ifndef CC_WORKER_INTERNAL_H
+#define CC_WORKER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cc_e2b.h"
+#include "cc_metrics.h"
+#include "cc_wstore.h" /* cc_proto.h + cc_store.h */
+#include "cc_wconf.h"
+#include "cc_wlimit.h"
+#include "cc_worker.h"
+#include "cc_wqueue.h"
+
+#define CC_WORKER_NAME "codecanvas-worker"
+#define CC_WORKER_VERSION "0.1.0"
+
+struct cc_sbx_cache; /* in-memory sandbox descriptors by sandbox id (cc_wops.c) */
+
+/* One registered cancellable call: the monitor thread sets *cancel when fd hangs up. */
+struct cc_wwatch {
+  struct cc_wwatch *next, *prev;
+  int fd;
+  atomic_int *cancel;
+};
+
+struct cc_worker {
+  const cc_wconf *cfg;
+  cc_store *store;
+  cc_e2b_client *e2b;
+  cc_wlimit *limit;
+  cc_wqueue *queue;
+  cc_metrics metrics;
+  cc_proto_limits proto_limits;
+  struct MHD_Daemon *daemon;
+  int log_fd; /* -1 = access log off */
+  bool log_close;
+  atomic_int stopping;      /* refuse new RPCs */
+  atomic_long ops_in_flight; /* RPCs being served */
+
+  /* the disconnect monitor */
+  pthread_mutex_t watch_mu;
+  pthread_cond_t watch_cond;
+  struct cc_wwatch *watches;
+  pthread_t monitor;
+  bool monitor_started;
+  bool monitor_stop;
+
+  /* sandbox descriptors (id -> envd token, domain), refreshed by connect */
+  pthread_mutex_t sbx_mu;
+  struct cc_sbx_cache *sbx;
+
+  /* static roots: prefix (ends with '/') and directory */
+  int n_web;
+  char *web_prefix[16];
+  char *web_dir[16];
+};
+
+/* Streaming sink: one NDJSON line (no newline).  Returns false when the client is gone. */
+typedef bool (*cc_wemit_fn)(void *sink, const char *line, size_t len);
+
+typedef struct cc_wcall {
+  cc_worker *w;
+  const char *user;
+  const cc_request *req;
+  cc_wemit_fn emit;  /* NULL unless the request streams */
+  void *sink;
+  atomic_int *cancel; /* set when the client disconnects or the worker shuts down */
+  /* filled by cc_wops_run for the access log */
+  bool cached;
+  char record_id[CC_STORE_ID_LEN + 1];
+} cc_wcall;
+
+/* Runs one authenticated, admitted request.  Returns the protocol status and the final
+ * response message in *response (cc_proto_free).  Never fails to produce a response
+ * unless memory is out (then *response is NULL and CC_INTERNAL is returned). */
+cc_status cc_wops_run(cc_wcall *call, char **response);
+
+/* Sets up / frees the sandbox descriptor cache. */
+cc_status cc_wops_init(cc_worker *w);
+void cc_wops_cleanup(cc_worker *w);
+
+/* Registers fd for hang-up detection while a call runs (cc_worker.c). */
+void cc_worker_watch(cc_worker *w, struct cc_wwatch *wt, int fd, atomic_int *cancel);
+void cc_worker_unwatch(cc_worker *w, struct cc_wwatch *wt);
+
+struct MHD_Connection;
+struct MHD_Response;
+/* Serves GET/HEAD `url` from the static roots.  Returns the HTTP status queued. */
+int cc_wstatic_serve(cc_worker *w, struct MHD_Connection *conn, const char *url,
+                     struct MHD_Response **out);
+
+int64_t cc_worker_now_ms(void);
+
+#endif
