@@ -4,12 +4,16 @@
  * the same function under Node.
  *
  *   test_protocol_files [DIR]              run the cases; exit code = failures (max 255)
- *   test_protocol_files --corpus KIND OUT  write the inputs of cases of KIND into OUT/ (fuzz seeds)
+ *   test_protocol_files --corpus KIND OUT  write the inputs of cases of KIND into OUT/ (created
+ *                                         if missing): fuzz seeds; KIND response also takes
+ *                                         event and line cases
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cc_proto.h"
 #include "cc_proto_cases.h"
@@ -68,6 +72,10 @@ int main(int argc, char **argv) {
   bool corpus = argc == 4 && strcmp(argv[1], "--corpus") == 0;
   const char *dir = corpus ? dflt : argc > 1 ? argv[1] : dflt;
 
+  if (corpus && mkdir(argv[3], 0755) != 0 && errno != EEXIST) {
+    perror(argv[3]);
+    return 1;
+  }
   char **names;
   size_t n = list_cases(dir, &names);
   if (n == 0) {
