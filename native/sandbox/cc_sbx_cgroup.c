@@ -1,0 +1,335 @@
+/*
+ * cc_sbx_cgroup: the cgroup part of the sandbox runtime (v1 memory/pids/cpu/freezer, or v2).
+ *
+ * One parent cgroup per runtime (<our cgroup>/<prefix>) and one child per sandbox.  Processes
+ * join a sandbox's cgroups by writing their own pid to the child's cgroup.procs between fork
+ * and exec (fds opened beforehand), so every task of the sandbox — bwrap, the agent, every
+ * command and slirp4netns — is counted and can be killed as a set.
+ *
+ * Ownership: paths live in caller-owned structs (cc_sbx_cg_root, cc_sbx_cg); no heap.
+ */
+#define _GNU_SOURCE
+#include "cc_sbx_int.h"
+
+/* Paths are bounded by CC_SBX_CG_PATH; a cut path simply fails to open or create, which is
+ * reported, so truncation warnings add nothing here. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const v1_ctrl[CC_SBX_CG_NCTRL] = {"memory", "pids", "cpu", "freezer"};
+
+static int write_file(const char *dir, const char *name, const char *value) {
+  char p[CC_SBX_CG_PATH + 64];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  int fd = open(p, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = write(fd, value, strlen(value));
+  int e = n < 0 ? errno : 0;
+  close(fd);
+  return e;
+}
+
+static int read_file(const char *dir, const char *name, char *buf, size_t cap) {
+  char p[CC_SBX_CG_PATH + 64];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t off = 0;
+  ssize_t n;
+  while (off + 1 < cap && (n = read(fd, buf + off, cap - 1 - off)) > 0) off += (size_t)n;
+  close(fd);
+  buf[off] = 0;
+  return (int)off;
+}
+
+static bool file_exists(const char *dir, const char *name) {
+  char p[CC_SBX_CG_PATH + 64];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  return access(p, F_OK) == 0;
+}
+
+/* The mount point of the v1 hierarchy carrying `ctrl`, or of cgroup2 when ctrl is NULL. */
+static bool find_mount(const char *ctrl, char *out, size_t cap) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return false;
+  char line[4096];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f)) {
+    char *dash = strstr(line, " - ");
+    if (!dash) continue;
+    char mnt[1024], fstype[64], src[256], opts[1024];
+    if (sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1) continue;
+    if (sscanf(dash + 3, "%63s %255s %1023s", fstype, src, opts) != 3) continue;
+    if (ctrl == NULL) {
+      if (strcmp(fstype, "cgroup2") == 0) found = true;
+    } else if (strcmp(fstype, "cgroup") == 0) {
+      char *save = NULL;
+      for (char *t = strtok_r(opts, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (strcmp(t, ctrl) == 0) found = true;
+    }
+    if (found) snprintf(out, cap, "%s", mnt);
+  }
+  fclose(f);
+  return found;
+}
+
+/* Our own cgroup path for a v1 controller (or v2 when ctrl is NULL), from /proc/self/cgroup. */
+static void own_path(const char *ctrl, char *out, size_t cap) {
+  snprintf(out, cap, "/");
+  FILE *f = fopen("/proc/self/cgroup", "re");
+  if (!f) return;
+  char line[4096];
+  while (fgets(line, sizeof line, f)) {
+    char *c1 = strchr(line, ':');
+    char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c2) continue;
+    *c2 = 0;
+    char *path = c2 + 1;
+    path[strcspn(path, "\n")] = 0;
+    bool match = false;
+    if (ctrl == NULL) {
+      match = strncmp(line, "0:", 2) == 0 && c1[1] == 0;
+    } else {
+      char *save = NULL;
+      for (char *t = strtok_r(c1 + 1, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (strcmp(t, ctrl) == 0) match = true;
+    }
+    if (match) {
+      snprintf(out, cap, "%s", path);
+      break;
+    }
+  }
+  fclose(f);
+}
+
+/* mount + own path, falling back to the mount root when the own path is not visible (a
+ * cgroup namespace or a container that mounted only its own subtree). */
+static void base_dir(const char *mnt, const char *own, char *out, size_t cap) {
+  char p[CC_SBX_CG_PATH];
+  snprintf(p, sizeof p, "%s%s", mnt, strcmp(own, "/") ? own : "");
+  struct stat st;
+  if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(out, cap, "%s", p);
+  else snprintf(out, cap, "%s", mnt);
+}
+
+static bool make_dir(const char *p, char *why, size_t whycap) {
+  if (mkdir(p, 0755) == 0 || errno == EEXIST) return true;
+  snprintf(why, whycap, "cannot create %s: %s", p, strerror(errno));
+  return false;
+}
+
+bool cc_sbx_cg_probe(cc_sbx_cg_root *root, const char *prefix, char *why, size_t whycap) {
+  memset(root, 0, sizeof *root);
+  char mnt[CC_SBX_CG_PATH], own[CC_SBX_CG_PATH], base[CC_SBX_CG_PATH];
+  char why1[512] = "", why2[512] = "";
+  /* v1: memory and pids are required; cpu and freezer are used when present. */
+  bool v1 = true;
+  for (int i = 0; i < CC_SBX_CG_NCTRL && v1; i++) {
+    if (!find_mount(v1_ctrl[i], mnt, sizeof mnt)) {
+      if (i < 2) {
+        snprintf(why1, sizeof why1, "cgroup v1 '%s' controller not mounted", v1_ctrl[i]);
+        v1 = false;
+      }
+      continue;
+    }
+    own_path(v1_ctrl[i], own, sizeof own);
+    base_dir(mnt, own, base, sizeof base);
+    int n = snprintf(root->dir[i], sizeof root->dir[i], "%s/%s", base, prefix);
+    if (n >= (int)sizeof root->dir[i] || !make_dir(root->dir[i], why1, sizeof why1)) {
+      v1 = false;
+      for (int j = 0; j <= i; j++)
+        if (root->dir[j][0]) rmdir(root->dir[j]), root->dir[j][0] = 0;
+    }
+  }
+  if (v1) {
+    root->mode = CC_SBX_CGROUP_V1;
+    return true;
+  }
+  memset(root, 0, sizeof *root);
+  /* v2: needs memory and pids in the controllers available to our cgroup. */
+  if (find_mount(NULL, mnt, sizeof mnt)) {
+    own_path(NULL, own, sizeof own);
+    base_dir(mnt, own, base, sizeof base);
+    char ctl[512];
+    if (read_file(base, "cgroup.controllers", ctl, sizeof ctl) < 0 || !strstr(ctl, "memory") ||
+        !strstr(ctl, "pids")) {
+      snprintf(why2, sizeof why2, "cgroup v2 at %s lacks the memory/pids controllers", base);
+    } else {
+      /* Enabling controllers for children needs a cgroup without processes of its own
+       * (the "no internal processes" rule): if ours has some, move this process into a leaf
+       * "<ours>/sandboxd" first. */
+      const char *want = strstr(ctl, "cpu ") || strstr(ctl, "cpu\n") ? "+memory +pids +cpu"
+                                                                      : "+memory +pids";
+      int e = write_file(base, "cgroup.subtree_control", want);
+      if (e == EBUSY) {
+        char leaf[CC_SBX_CG_PATH];
+        snprintf(leaf, sizeof leaf, "%s/sandboxd", base);
+        char pid[32];
+        snprintf(pid, sizeof pid, "%d", (int)getpid());
+        if (make_dir(leaf, why2, sizeof why2) && write_file(leaf, "cgroup.procs", pid) == 0)
+          e = write_file(base, "cgroup.subtree_control", want);
+      }
+      int n = snprintf(root->dir[0], sizeof root->dir[0], "%s/%s", base, prefix);
+      if (e != 0) {
+        snprintf(why2, sizeof why2, "cannot enable controllers in %s: %s", base, strerror(e));
+      } else if (n < (int)sizeof root->dir[0] && make_dir(root->dir[0], why2, sizeof why2) &&
+                 (e = write_file(root->dir[0], "cgroup.subtree_control", want)) == 0) {
+        root->mode = CC_SBX_CGROUP_V2;
+        return true;
+      } else if (!why2[0]) {
+        snprintf(why2, sizeof why2, "cannot enable controllers in %s: %s", root->dir[0],
+                 strerror(e));
+      }
+      if (root->dir[0][0]) rmdir(root->dir[0]);
+    }
+  } else {
+    snprintf(why2, sizeof why2, "no cgroup2 mount");
+  }
+  memset(root, 0, sizeof *root);
+  snprintf(why, whycap, "no writable cgroup for memory/pids/CPU limits (%s; %s)", why1, why2);
+  return false;
+}
+
+void cc_sbx_cg_root_cleanup(cc_sbx_cg_root *root) {
+  for (int i = 0; i < CC_SBX_CG_NCTRL; i++)
+    if (root->dir[i][0]) rmdir(root->dir[i]);
+  memset(root, 0, sizeof *root);
+}
+
+bool cc_sbx_cg_create(const cc_sbx_cg_root *root, const char *id, const cc_sbx_limits *lim,
+                      cc_sbx_cg *cg, char *why, size_t whycap) {
+  memset(cg, 0, sizeof *cg);
+  for (int i = 0; i < CC_SBX_CG_NCTRL; i++) cg->procs_fd[i] = -1;
+  cg->mode = root->mode;
+  if (root->mode == CC_SBX_CGROUP_NONE) return true;
+  char v[64];
+  int e = 0;
+  for (int i = 0; i < CC_SBX_CG_NCTRL; i++) {
+    if (!root->dir[i][0]) continue;
+    snprintf(cg->dir[i], sizeof cg->dir[i], "%s/%s", root->dir[i], id);
+    if (mkdir(cg->dir[i], 0755) != 0) {
+      snprintf(why, whycap, "cannot create cgroup %s: %s", cg->dir[i], strerror(errno));
+      cg->dir[i][0] = 0;
+      goto fail;
+    }
+  }
+  if (root->mode == CC_SBX_CGROUP_V1) {
+    snprintf(v, sizeof v, "%llu", (unsigned long long)lim->memory_bytes);
+    if ((e = write_file(cg->dir[0], "memory.limit_in_bytes", v))) goto fail_e;
+    if (file_exists(cg->dir[0], "memory.memsw.limit_in_bytes"))
+      write_file(cg->dir[0], "memory.memsw.limit_in_bytes", v); /* no swap beyond the limit */
+    snprintf(v, sizeof v, "%u", lim->pids_max);
+    if ((e = write_file(cg->dir[1], "pids.max", v))) goto fail_e;
+    if (cg->dir[2][0]) {
+      write_file(cg->dir[2], "cpu.cfs_period_us", "100000");
+      snprintf(v, sizeof v, "%u", lim->cpu_millis * 100u);
+      if ((e = write_file(cg->dir[2], "cpu.cfs_quota_us", v))) goto fail_e;
+    }
+  } else {
+    snprintf(v, sizeof v, "%llu", (unsigned long long)lim->memory_bytes);
+    if ((e = write_file(cg->dir[0], "memory.max", v))) goto fail_e;
+    if (file_exists(cg->dir[0], "memory.swap.max")) write_file(cg->dir[0], "memory.swap.max", "0");
+    snprintf(v, sizeof v, "%u", lim->pids_max);
+    if ((e = write_file(cg->dir[0], "pids.max", v))) goto fail_e;
+    if (file_exists(cg->dir[0], "cpu.max")) {
+      snprintf(v, sizeof v, "%u 100000", lim->cpu_millis * 100u);
+      if ((e = write_file(cg->dir[0], "cpu.max", v))) goto fail_e;
+    }
+  }
+  for (int i = 0; i < CC_SBX_CG_NCTRL; i++) {
+    if (!cg->dir[i][0]) continue;
+    char p[CC_SBX_CG_PATH + 32];
+    snprintf(p, sizeof p, "%s/cgroup.procs", cg->dir[i]);
+    cg->procs_fd[i] = open(p, O_WRONLY | O_CLOEXEC);
+    if (cg->procs_fd[i] < 0) {
+      snprintf(why, whycap, "cannot open %s: %s", p, strerror(errno));
+      goto fail;
+    }
+  }
+  return true;
+fail_e:
+  snprintf(why, whycap, "cannot set a limit in cgroup %s: %s", cg->dir[0], strerror(e));
+fail:
+  cc_sbx_cg_destroy(cg);
+  return false;
+}
+
+void cc_sbx_cg_close_fds(cc_sbx_cg *cg) {
+  for (int i = 0; i < CC_SBX_CG_NCTRL; i++)
+    if (cg->procs_fd[i] >= 0) close(cg->procs_fd[i]), cg->procs_fd[i] = -1;
+}
+
+static void nap_ms(long ms) {
+  struct timespec ts = {0, ms * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* SIGKILLs every pid listed in dir/cgroup.procs; returns how many were listed. */
+static int kill_listed(const char *dir) {
+  char buf[65536];
+  if (read_file(dir, "cgroup.procs", buf, sizeof buf) <= 0) return 0;
+  int n = 0;
+  for (char *s = buf; *s;) {
+    char *end;
+    long pid = strtol(s, &end, 10);
+    if (end == s) break;
+    if (pid > 1) kill((pid_t)pid, SIGKILL), n++;
+    s = end;
+    while (*s == '\n') s++;
+  }
+  return n;
+}
+
+void cc_sbx_cg_kill(cc_sbx_cg *cg) {
+  if (cg->mode == CC_SBX_CGROUP_V1) {
+    /* Freeze so nothing can fork while we kill, kill every task, thaw so the kills land. */
+    const char *fz = cg->dir[3];
+    if (fz[0] && write_file(fz, "freezer.state", "FROZEN") == 0) {
+      char st[64];
+      for (int i = 0; i < 1000; i++) {
+        if (read_file(fz, "freezer.state", st, sizeof st) < 0 || strncmp(st, "FROZEN", 6) == 0)
+          break;
+        nap_ms(1);
+      }
+      kill_listed(fz);
+      write_file(fz, "freezer.state", "THAWED");
+    } else {
+      for (int i = 0; i < 100 && kill_listed(cg->dir[1]) > 0; i++) nap_ms(1);
+    }
+  } else if (cg->mode == CC_SBX_CGROUP_V2) {
+    if (write_file(cg->dir[0], "cgroup.kill", "1") != 0) {
+      write_file(cg->dir[0], "cgroup.freeze", "1");
+      kill_listed(cg->dir[0]);
+      write_file(cg->dir[0], "cgroup.freeze", "0");
+    }
+  }
+}
+
+bool cc_sbx_cg_empty(const cc_sbx_cg *cg) {
+  char buf[64];
+  for (int i = 0; i < CC_SBX_CG_NCTRL; i++)
+    if (cg->dir[i][0] && read_file(cg->dir[i], "cgroup.procs", buf, sizeof buf) > 0) return false;
+  return true;
+}
+
+void cc_sbx_cg_destroy(cc_sbx_cg *cg) {
+  cc_sbx_cg_close_fds(cg);
+  for (int i = 0; i < CC_SBX_CG_NCTRL; i++) {
+    if (!cg->dir[i][0]) continue;
+    /* Tasks that were just killed leave the cgroup asynchronously; give them a moment. */
+    for (int t = 0; t < 2000 && rmdir(cg->dir[i]) != 0 && errno == EBUSY; t++) {
+      if (t % 50 == 49) cc_sbx_cg_kill(cg);
+      nap_ms(1);
+    }
+    cg->dir[i][0] = 0;
+  }
+}
