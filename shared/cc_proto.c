@@ -446,8 +446,8 @@ static cc_status prescan(const char *buf, size_t len, int max_depth, scan_info *
       if (++depth > max_depth)
         return fail(err, CC_REASON_TOO_DEEP, "",
                     "JSON nesting is deeper than the limit of %d", max_depth);
-    } else if (c == ']' || c == '}') {
-      depth--;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      depth--; /* never below 0: stray closers must not pay for later openers */
     }
     i++;
   }
