@@ -244,24 +244,24 @@ static void do_connect(const cc_sbx_wire_hdr *h) {
                               .sin6_addr = IN6ADDR_LOOPBACK_INIT};
     int r = v6 ? connect(s, (struct sockaddr *)&a6, sizeof a6)
                : connect(s, (struct sockaddr *)&a4, sizeof a4);
-    if (r != 0 && errno == EINPROGRESS) {
+    int ce = r == 0 ? 0 : errno;
+    if (ce == EINPROGRESS) {
       struct pollfd pf = {.fd = s, .events = POLLOUT};
       if (poll(&pf, 1, 2000) == 1) {
-        socklen_t l = sizeof e;
-        getsockopt(s, SOL_SOCKET, SO_ERROR, &e, &l);
-        r = e == 0 ? 0 : -1;
+        socklen_t l = sizeof ce;
+        if (getsockopt(s, SOL_SOCKET, SO_ERROR, &ce, &l) != 0) ce = errno;
       } else {
-        errno = ETIMEDOUT;
+        ce = ETIMEDOUT;
       }
     }
-    if (r == 0) {
+    if (ce == 0) {
       int fl = fcntl(s, F_GETFL);
       fcntl(s, F_SETFL, fl & ~O_NONBLOCK);
       reply(h->id, 0, 0, 0, NULL, 0, s);
       close(s);
       return;
     }
-    if (errno) e = errno;
+    if (!v6) e = ce; /* report the IPv4 error; ::1 is only a fallback */
     close(s);
   }
   reply(h->id, e, 0, 0, NULL, 0, -1);

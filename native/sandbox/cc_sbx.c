@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/nsfs.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
@@ -657,21 +659,29 @@ failed:
 
 /* Starts slirp4netns for a ready sandbox (I/O thread).  Returns false with why on failure. */
 static bool start_slirp(cc_sbx_runtime *rt, cc_sbx *sbx) {
-  char pidarg[16], userns[64], readyarg[32];
+  char pidarg[16], readyarg[32];
   int rp[2];
-  if (pipe2(rp, O_CLOEXEC) != 0) return false;
+  /* bwrap nests a second user namespace to switch to uid 1000; the network namespace belongs
+   * to the outer one, which slirp4netns must join: the parent of the agent's user ns. */
+  char nspath[64];
+  snprintf(nspath, sizeof nspath, "/proc/%d/ns/user", (int)sbx->agent_pid);
+  int inner = open(nspath, O_RDONLY | O_CLOEXEC);
+  int outer = inner >= 0 ? ioctl(inner, NS_GET_PARENT) : -1;
+  if (inner >= 0) close(inner);
+  if (outer < 0) return false;
+  if (pipe2(rp, O_CLOEXEC) != 0) return close(outer), false;
   snprintf(pidarg, sizeof pidarg, "%d", (int)sbx->agent_pid);
-  snprintf(userns, sizeof userns, "--userns-path=/proc/%d/ns/user", (int)sbx->agent_pid);
   snprintf(readyarg, sizeof readyarg, "--ready-fd=3");
   char *argv[] = {"slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
-                  userns, readyarg, pidarg, "tap0", NULL};
+                  "--userns-path=/proc/self/fd/4", readyarg, pidarg, "tap0", NULL};
   char *envp[] = {"PATH=/usr/bin:/bin", NULL};
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  int src[] = {devnull, devnull, devnull, rp[1]};
-  int dst[] = {0, 1, 2, 3};
+  int src[] = {devnull, devnull, devnull, rp[1], outer};
+  int dst[] = {0, 1, 2, 3, 4};
   pid_t pid = fork();
-  if (pid == 0) child_exec(rt->slirp, argv, envp, NULL, rt->host_uid, rt->info.root, src, dst, 4);
+  if (pid == 0) child_exec(rt->slirp, argv, envp, &sbx->cg, rt->host_uid, rt->info.root, src, dst, 5);
   close(rp[1]);
+  close(outer);
   if (devnull >= 0) close(devnull);
   if (pid < 0) {
     close(rp[0]);
@@ -1329,17 +1339,30 @@ cc_status cc_sbx_kill(cc_sbx_runtime *rt, const char *id) {
   bool launched = sbx->bwrap_pid > 0 && !sbx->torn_down;
   pid_t agent = sbx->agent_pid, bw = sbx->bwrap_pid;
   pthread_mutex_unlock(&sbx->lock);
-  cc_sbx_cg_kill(&sbx->cg);
+  /* Kill the PID-namespace init (the agent): the kernel then kills every process of the
+   * namespace, and bwrap reaps the agent and exits (killing bwrap first would leave the
+   * agent a zombie of the host's init).  Without a known agent, kill bwrap. */
   if (launched) {
     if (agent > 0) kill(agent, SIGKILL);
-    kill(bw, SIGKILL); /* still our unreaped child: the pid cannot have been reused */
+    else kill(bw, SIGKILL); /* still our unreaped child: the pid cannot have been reused */
   }
   pthread_mutex_lock(&sbx->lock);
   struct timespec ts;
   deadline_ts(&ts, 10000);
   while (!sbx->torn_down)
     if (pthread_cond_timedwait(&sbx->cond, &sbx->lock, &ts) == ETIMEDOUT) break;
+  bool down = sbx->torn_down;
   pthread_mutex_unlock(&sbx->lock);
+  if (!down && launched) {
+    kill(bw, SIGKILL);
+    pthread_mutex_lock(&sbx->lock);
+    deadline_ts(&ts, 10000);
+    while (!sbx->torn_down)
+      if (pthread_cond_timedwait(&sbx->cond, &sbx->lock, &ts) == ETIMEDOUT) break;
+    pthread_mutex_unlock(&sbx->lock);
+  }
+  /* Anything else in the cgroup (slirp4netns, a task that escaped the namespace). */
+  cc_sbx_cg_kill(&sbx->cg);
   cc_sbx_cg_destroy(&sbx->cg);
   sbx_unref(sbx); /* the registry's reference */
   return CC_OK;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cc_sbx.h"
@@ -94,6 +95,386 @@ static void runs_a_command_with_output_and_exit_code(void) {
   CHECK_INT(cc_sbx_kill(rt, "basic"), CC_OK);
 }
 
+
+static cc_status start(cc_sbx *s, const char *script, bool stdin_pipe, uint64_t timeout_ms,
+                       uint32_t *pid, cc_sbx_sub **sub) {
+  const char *args[] = {"-c", script};
+  cc_sbx_proc_spec spec = {.cmd = "/bin/bash", .args = args, .n_args = 2,
+                           .stdin_pipe = stdin_pipe, .timeout_ms = timeout_ms};
+  cc_sbx_err err;
+  cc_status st = cc_sbx_proc_start(s, &spec, pid, sub, &err);
+  if (st != CC_OK) fprintf(stderr, "start: %s\n", err.msg);
+  return st;
+}
+
+/* Waits for the first stdout chunk (a readiness line printed by the script). */
+static void wait_stdout(cc_sbx_sub *sub) {
+  cc_sbx_event ev;
+  while (cc_sbx_sub_next(sub, -1, &ev) == CC_OK)
+    if (ev.type == CC_SBX_EV_STDOUT || ev.type == CC_SBX_EV_END) return;
+}
+
+static void env_and_cwd_follow_envd(void) {
+  cc_sbx_env cenv[] = {{"FROM_CREATE", "c"}, {"BOTH", "create"}};
+  cc_sbx_create_opts o = {.id = "envs", .envs = cenv, .n_envs = 2};
+  cc_sbx *s = NULL;
+  CHECK_INT(cc_sbx_create(rt, &o, &s, NULL), CC_OK);
+  if (!s) return;
+  result r;
+  CHECK_INT(run(s, "mkdir -p sub/dir", &r), CC_OK);
+  cc_sbx_env renv[] = {{"BOTH", "request"}};
+  const char *args[] = {"-c", "echo $FROM_CREATE $BOTH $E2B_SANDBOX $E2B_SANDBOX_ID; pwd; cat /run/e2b/.E2B_SANDBOX_ID"};
+  cc_sbx_proc_spec spec = {.cmd = "/bin/bash", .args = args, .n_args = 2, .envs = renv,
+                           .n_envs = 1, .cwd = "sub/dir"};
+  uint32_t pid;
+  cc_sbx_sub *sub;
+  CHECK_INT(cc_sbx_proc_start(s, &spec, &pid, &sub, NULL), CC_OK);
+  collect(sub, &r);
+  r.out[r.out_len] = 0;
+  cc_sbx_sub_free(sub);
+  CHECK_STR(r.out, "c request true envs\n/home/user/sub/dir\nenvs");
+  /* A missing cwd is reported synchronously with envd's message. */
+  cc_sbx_err err;
+  spec.cwd = "/nope";
+  CHECK_INT(cc_sbx_proc_start(s, &spec, &pid, &sub, &err), CC_BAD_REQUEST);
+  CHECK_STR(err.msg, "cwd '/nope' does not exist");
+  cc_sbx_release(s);
+  cc_sbx_kill(rt, "envs");
+}
+
+static void stdin_signal_deadline_and_list(void) {
+  cc_sbx *s = make("procs");
+  if (!s) return;
+  uint32_t pid;
+  cc_sbx_sub *sub;
+  result r;
+  /* stdin: bytes written arrive, closing gives EOF. */
+  CHECK_INT(start(s, "cat; echo done", true, 0, &pid, &sub), CC_OK);
+  CHECK_INT(cc_sbx_proc_write_stdin(s, pid, "abc", 3, -1, NULL), CC_OK);
+  CHECK_INT(cc_sbx_proc_close_stdin(s, pid, NULL), CC_OK);
+  collect(sub, &r);
+  cc_sbx_sub_free(sub);
+  r.out[r.out_len] = 0;
+  CHECK_STR(r.out, "abcdone\n");
+  CHECK_INT(r.exit_code, 0);
+  /* stdin disabled: writing is envd's "stdin not enabled or closed". */
+  CHECK_INT(start(s, "echo ready; exec sleep 100", false, 0, &pid, &sub), CC_OK);
+  wait_stdout(sub);
+  cc_sbx_err err;
+  CHECK_INT(cc_sbx_proc_write_stdin(s, pid, "x", 1, -1, &err), CC_INTERNAL);
+  CHECK_INT(err.kind, CC_SBX_ERR_STDIN_CLOSED);
+  /* list echoes the config of running processes. */
+  cc_sbx_proc_info *list;
+  size_t n;
+  CHECK_INT(cc_sbx_proc_list(s, &list, &n), CC_OK);
+  CHECK_INT(n, 1);
+  if (n == 1) {
+    CHECK_INT(list[0].pid, pid);
+    CHECK_STR(list[0].cmd, "/bin/bash");
+    CHECK_INT(list[0].n_args, 2);
+    CHECK(list[0].cwd == NULL);
+  }
+  cc_sbx_proc_list_free(list, n);
+  /* A second subscriber (envd Connect) sees START then the same END. */
+  cc_sbx_sub *sub2;
+  CHECK_INT(cc_sbx_proc_subscribe(s, pid, &sub2, NULL), CC_OK);
+  CHECK_INT(cc_sbx_proc_signal(s, pid, SIGTERM, NULL), CC_OK);
+  collect(sub, &r);
+  CHECK(r.ended && !r.exited);
+  CHECK_INT(r.exit_code, -1);
+  CHECK_STR(r.status, "signal: terminated");
+  collect(sub2, &r);
+  CHECK(r.started && r.ended);
+  CHECK_STR(r.status, "signal: terminated");
+  cc_sbx_sub_free(sub);
+  cc_sbx_sub_free(sub2);
+  CHECK_INT(cc_sbx_proc_signal(s, pid, SIGKILL, &err), CC_NOT_FOUND);
+  /* Deadline: SIGKILL even with nobody subscribed; a late Connect still gets the END. */
+  CHECK_INT(start(s, "exec sleep 100", false, 300, &pid, NULL), CC_OK);
+  CHECK_INT(cc_sbx_proc_subscribe(s, pid, &sub, NULL), CC_OK);
+  collect(sub, &r);
+  cc_sbx_sub_free(sub);
+  CHECK_STR(r.status, "signal: killed");
+  CHECK_INT(r.exit_code, -1);
+  /* kill -STOP on its own process group stops only that command; its deadline still ends it
+   * and the sandbox keeps working. */
+  CHECK_INT(start(s, "kill -STOP 0; echo never", false, 300, &pid, &sub), CC_OK);
+  collect(sub, &r);
+  cc_sbx_sub_free(sub);
+  CHECK_STR(r.status, "signal: killed");
+  CHECK_INT(run(s, "echo alive", &r), CC_OK);
+  CHECK_STR(r.out, "alive\n");
+  cc_sbx_release(s);
+  cc_sbx_kill(rt, "procs");
+}
+
+static void output_is_complete_under_back_pressure(void) {
+  cc_sbx *s = make("flood");
+  if (!s) return;
+  uint32_t pid;
+  cc_sbx_sub *sub;
+  CHECK_INT(start(s, "head -c 8388608 /dev/zero; echo -n end", false, 0, &pid, &sub), CC_OK);
+  size_t total = 0;
+  bool ended = false;
+  cc_sbx_event ev;
+  while (cc_sbx_sub_next(sub, -1, &ev) == CC_OK) {
+    if (ev.type == CC_SBX_EV_STDOUT) total += ev.len;
+    if (ev.type == CC_SBX_EV_END) ended = ev.exited && ev.exit_code == 0;
+  }
+  cc_sbx_sub_free(sub);
+  CHECK_INT(total, 8388608 + 3);
+  CHECK(ended);
+  cc_sbx_release(s);
+  cc_sbx_kill(rt, "flood");
+}
+
+static void file_api_stays_inside_the_sandbox(void) {
+  cc_sbx *s = make("files");
+  if (!s) return;
+  cc_sbx_err err;
+  CHECK_INT(cc_sbx_fs_write_file(s, "dir/a.txt", "hello", 5, &err), CC_OK);
+  uint8_t *data;
+  size_t len;
+  CHECK_INT(cc_sbx_fs_read_file(s, "/home/user/dir/a.txt", 1 << 20, &data, &len, &err), CC_OK);
+  CHECK_INT(len, 5);
+  if (data) CHECK(memcmp(data, "hello", 5) == 0);
+  free(data);
+  cc_sbx_entry e;
+  CHECK_INT(cc_sbx_fs_stat(s, "~/dir/a.txt", &e, &err), CC_OK);
+  CHECK_STR(e.path, "/home/user/dir/a.txt");
+  CHECK_STR(e.name, "a.txt");
+  CHECK_INT(e.type, CC_SBX_FT_FILE);
+  CHECK_INT(e.size, 5);
+  CHECK_INT(e.mode, 0644);
+  CHECK_STR(e.permissions, "-rw-r--r--");
+  CHECK_STR(e.owner, "user");
+  cc_sbx_entry_cleanup(&e);
+  CHECK_INT(cc_sbx_fs_mkdir(s, "dir/x/y", NULL, &err), CC_OK);
+  CHECK_INT(cc_sbx_fs_mkdir(s, "dir/x/y", NULL, &err), CC_CONFLICT);
+  CHECK_INT(err.kind, CC_SBX_ERR_EXISTS);
+  CHECK_INT(cc_sbx_fs_mkdir(s, "dir/a.txt", NULL, &err), CC_BAD_REQUEST);
+  CHECK_INT(err.kind, CC_SBX_ERR_NOT_DIR);
+  cc_sbx_entry *list;
+  size_t n;
+  CHECK_INT(cc_sbx_fs_list(s, "dir", 1, 0, &list, &n, &err), CC_OK);
+  CHECK_INT(n, 2);
+  if (n == 2) {
+    CHECK_STR(list[0].path, "/home/user/dir/a.txt");
+    CHECK_STR(list[1].name, "x");
+  }
+  cc_sbx_entries_free(list, n);
+  CHECK_INT(cc_sbx_fs_list(s, "dir", 3, 0, &list, &n, &err), CC_OK);
+  CHECK_INT(n, 3);
+  cc_sbx_entries_free(list, n);
+  CHECK_INT(cc_sbx_fs_list(s, "dir/a.txt", 1, 0, &list, &n, &err), CC_BAD_REQUEST);
+  CHECK_INT(err.kind, CC_SBX_ERR_NOT_DIR);
+  CHECK_INT(cc_sbx_fs_move(s, "dir/a.txt", "other/b.txt", &e, &err), CC_OK);
+  CHECK_STR(e.path, "/home/user/other/b.txt");
+  cc_sbx_entry_cleanup(&e);
+  CHECK_INT(cc_sbx_fs_move(s, "dir/a.txt", "c", NULL, &err), CC_NOT_FOUND);
+  CHECK_INT(cc_sbx_fs_stat(s, "dir/a.txt", &e, &err), CC_NOT_FOUND);
+  CHECK_STR(err.msg, "file not found: /home/user/dir/a.txt");
+  CHECK_INT(cc_sbx_fs_open_read(s, "dir", &(int){0}, NULL, &err), CC_BAD_REQUEST);
+  CHECK_INT(err.kind, CC_SBX_ERR_IS_DIR);
+  CHECK_INT(cc_sbx_fs_remove(s, "dir", &err), CC_OK);
+  CHECK_INT(cc_sbx_fs_remove(s, "dir", &err), CC_OK); /* missing is not an error */
+  CHECK_INT(cc_sbx_fs_stat(s, "dir", &e, &err), CC_NOT_FOUND);
+  /* '..' is refused, whatever it would resolve to. */
+  CHECK_INT(cc_sbx_fs_read_file(s, "../../etc/passwd", 1 << 20, &data, &len, &err), CC_BAD_REQUEST);
+  CHECK_INT(err.kind, CC_SBX_ERR_INVALID_PATH);
+  CHECK_INT(cc_sbx_fs_write_file(s, "/home/user/../../tmp/x", "x", 1, &err), CC_BAD_REQUEST);
+  /* A symlink to a host file, planted in the home: the file API resolves it inside the
+   * sandbox, so the host file is neither read nor written. */
+  char host_file[128];
+  snprintf(host_file, sizeof host_file, "%s/host-secret", state_dir);
+  FILE *f = fopen(host_file, "w");
+  fputs("host", f);
+  fclose(f);
+  char script[256];
+  snprintf(script, sizeof script, "ln -s %s ~/link && ln -s /etc/shadow ~/shadow", host_file);
+  result r;
+  CHECK_INT(run(s, script, &r), CC_OK);
+  CHECK_INT(cc_sbx_fs_read_file(s, "link", 1 << 20, &data, &len, &err), CC_NOT_FOUND);
+  CHECK(cc_sbx_fs_write_file(s, "link", "evil", 4, &err) != CC_OK);
+  CHECK_INT(cc_sbx_fs_read_file(s, "shadow", 1 << 20, &data, &len, &err), CC_FORBIDDEN);
+  CHECK(cc_sbx_fs_write_file(s, "shadow", "evil", 4, &err) != CC_OK);
+  char buf[16] = "";
+  f = fopen(host_file, "r");
+  CHECK(f && fgets(buf, sizeof buf, f));
+  if (f) fclose(f);
+  CHECK_STR(buf, "host");
+  unlink(host_file);
+  /* A disk-filling write gets ENOSPC (NO_SPACE, HTTP 507) from the home quota. */
+  int fd;
+  CHECK_INT(cc_sbx_fs_open_write(s, "big", &fd, &err), CC_OK);
+  static char block[1 << 20];
+  int werr = 0;
+  for (int i = 0; i < 1024 && !werr; i++)
+    if (write(fd, block, sizeof block) < 0) werr = errno;
+  close(fd);
+  CHECK_INT(werr, ENOSPC);
+  CHECK_INT(cc_sbx_err_from_errno(&err, werr, "write", "/home/user/big"), CC_TOO_LARGE);
+  CHECK_INT(err.kind, CC_SBX_ERR_NO_SPACE);
+  CHECK_INT(run(s, "head -c 400M /dev/zero > ~/big2", &r), CC_OK);
+  CHECK(strstr(r.err, "No space left on device") != NULL);
+  cc_sbx_release(s);
+  cc_sbx_kill(rt, "files");
+}
+
+/* Reads a pid list from a cgroup.procs file. */
+static int read_pids(const char *dir, int *pids, int max) {
+  char p[600];
+  snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+  FILE *f = fopen(p, "r");
+  if (!f) return -1;
+  int n = 0;
+  while (n < max && fscanf(f, "%d", &pids[n]) == 1) n++;
+  fclose(f);
+  return n;
+}
+
+static void sandboxes_are_isolated_and_kill_leaves_nothing(void) {
+  cc_sbx *a = make("iso-a"), *b = make("iso-b");
+  if (!a || !b) return;
+  result r;
+  uint32_t pid;
+  cc_sbx_sub *sub;
+  CHECK_INT(run(a, "echo secret > ~/secret", &r), CC_OK);
+  CHECK_INT(start(a, "echo ready; exec sleep 1000", false, 0, &pid, &sub), CC_OK);
+  wait_stdout(sub);
+  /* b sees neither a's files nor a's processes, and cannot signal them through the API. */
+  CHECK_INT(run(b, "cat /home/user/secret; ls /proc | grep -c '^[0-9]'", &r), CC_OK);
+  CHECK(strstr(r.out, "secret") == NULL);
+  CHECK(atoi(r.out) <= 5);
+  cc_sbx_err err;
+  CHECK_INT(cc_sbx_proc_signal(b, pid, SIGKILL, &err), CC_NOT_FOUND);
+  cc_sbx_info ia;
+  CHECK_INT(cc_sbx_get_info(a, &ia), CC_OK);
+  CHECK(ia.alive && ia.host_pid > 1);
+  char script[128];
+  snprintf(script, sizeof script, "kill -9 %d", ia.host_pid);
+  CHECK_INT(run(b, script, &r), CC_OK);
+  CHECK(r.exit_code != 0);
+  CHECK_INT(run(a, "echo still", &r), CC_OK);
+  CHECK_STR(r.out, "still\n");
+  /* Kill: every host process of the sandbox is gone, and so is its cgroup. */
+  int pids[64];
+  int n = read_pids(ia.cgroup, pids, 64);
+  CHECK(n >= 3); /* bwrap, the agent, sleep */
+  CHECK_INT(cc_sbx_kill(rt, "iso-a"), CC_OK);
+  collect(sub, &r);
+  CHECK_STR(r.status, "signal: killed");
+  cc_sbx_sub_free(sub);
+  for (int i = 0; i < n; i++) {
+    bool gone = kill(pids[i], 0) != 0 && errno == ESRCH;
+    if (!gone) {
+      char cmd[128];
+      snprintf(cmd, sizeof cmd, "grep -E 'Name|State|PPid' /proc/%d/status >&2", pids[i]);
+      if (system(cmd)) {}
+    }
+    CHECK(gone);
+  }
+  struct stat st;
+  CHECK(stat(ia.cgroup, &st) != 0);
+  CHECK(cc_sbx_open(rt, "iso-a", &(cc_sbx *){NULL}) == CC_NOT_FOUND);
+  CHECK(cc_sbx_proc_start(a, &(cc_sbx_proc_spec){.cmd = "true"}, &pid, NULL, &err) == CC_SANDBOX_UNAVAILABLE);
+  cc_sbx_release(a);
+  cc_sbx_release(b);
+  cc_sbx_kill(rt, "iso-b");
+}
+
+static void limits_contain_fork_bombs_and_memory_hogs(void) {
+  cc_sbx_create_opts o = {.id = "limits", .limits = {.pids_max = 48, .memory_bytes = 96u << 20}};
+  cc_sbx *s = NULL;
+  CHECK_INT(cc_sbx_create(rt, &o, &s, NULL), CC_OK);
+  if (!s) return;
+  cc_sbx_info info;
+  cc_sbx_get_info(s, &info);
+  /* Memory hog: killed by the OOM killer inside its cgroup. */
+  const char *args[] = {"-c", "b = b'x' * (512 << 20)"};
+  cc_sbx_proc_spec spec = {.cmd = "python3", .args = args, .n_args = 2};
+  uint32_t pid;
+  cc_sbx_sub *sub;
+  result r;
+  CHECK_INT(cc_sbx_proc_start(s, &spec, &pid, &sub, NULL), CC_OK);
+  collect(sub, &r);
+  cc_sbx_sub_free(sub);
+  CHECK(!r.exited && r.signal == SIGKILL);
+  /* Fork bomb: stops at pids.max; the host can still fork. */
+  CHECK_INT(start(s, "f(){ f | f & }; f", false, 0, &pid, &sub), CC_OK);
+  cc_sbx_event ev;
+  while (cc_sbx_sub_next(sub, -1, &ev) == CC_OK)
+    if (ev.type == CC_SBX_EV_STDERR || ev.type == CC_SBX_EV_END) break; /* "fork: retry" */
+  char p[600], buf[64] = "";
+  snprintf(p, sizeof p, "%s", info.cgroup);
+  char *mem = strstr(p, "/memory/");
+  if (mem) {
+    char pidsdir[500];
+    snprintf(pidsdir, sizeof pidsdir, "%.*s/pids/%.200s", (int)(mem - p) > 200 ? 200 : (int)(mem - p), p, mem + 8);
+    snprintf(p, sizeof p, "%s/pids.current", pidsdir);
+    FILE *f = fopen(p, "r");
+    if (f && fgets(buf, sizeof buf, f)) CHECK(atoi(buf) <= 48);
+    if (f) fclose(f);
+  }
+  pid_t child = fork();
+  if (child == 0) _exit(7);
+  int status = 0;
+  CHECK(child > 0 && waitpid(child, &status, 0) == child && WEXITSTATUS(status) == 7);
+  CHECK_INT(cc_sbx_kill(rt, "limits"), CC_OK);
+  cc_sbx_sub_free(sub);
+  struct stat st;
+  CHECK(stat(info.cgroup, &st) != 0);
+  cc_sbx_release(s);
+}
+
+static void no_host_loopback_but_ports_are_reachable_through_the_agent(void) {
+  int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t al = sizeof a;
+  CHECK(bind(ls, (struct sockaddr *)&a, sizeof a) == 0 && listen(ls, 4) == 0);
+  getsockname(ls, (struct sockaddr *)&a, &al);
+  cc_sbx_create_opts o = {.id = "net", .allow_internet = true};
+  cc_sbx *s = NULL;
+  cc_sbx_err err;
+  CHECK_INT(cc_sbx_create(rt, &o, &s, &err), CC_OK);
+  if (!s) {
+    fprintf(stderr, "%s\n", err.msg);
+    close(ls);
+    return;
+  }
+  char script[256];
+  snprintf(script, sizeof script,
+           "(echo x > /dev/tcp/127.0.0.1/%d) 2>/dev/null && echo reached-lo; "
+           "(echo x > /dev/tcp/10.0.2.2/%d) 2>/dev/null && echo reached-host; echo checked",
+           ntohs(a.sin_port), ntohs(a.sin_port));
+  result r;
+  CHECK_INT(run(s, script, &r), CC_OK);
+  CHECK_STR(r.out, "checked\n");
+  /* A server inside the sandbox, reached through cc_sbx_connect_port. */
+  const char *args[] = {"-c", "import socket\ns=socket.socket()\ns.bind(('127.0.0.1',8000))\n"
+                              "s.listen()\nprint('ready',flush=True)\nc,_=s.accept()\n"
+                              "c.sendall(b'hi from inside')\nc.close()"};
+  cc_sbx_proc_spec spec = {.cmd = "python3", .args = args, .n_args = 2};
+  uint32_t pid;
+  cc_sbx_sub *sub;
+  CHECK_INT(cc_sbx_proc_start(s, &spec, &pid, &sub, NULL), CC_OK);
+  wait_stdout(sub);
+  int fd = -1;
+  CHECK_INT(cc_sbx_connect_port(s, 8000, &fd, &err), CC_OK);
+  char buf[64] = "";
+  ssize_t k = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+  buf[k > 0 ? k : 0] = 0;
+  CHECK_STR(buf, "hi from inside");
+  if (fd >= 0) close(fd);
+  collect(sub, &r);
+  cc_sbx_sub_free(sub);
+  CHECK_INT(cc_sbx_connect_port(s, 8001, &fd, &err), CC_NOT_FOUND);
+  CHECK_INT(err.sys_errno, ECONNREFUSED);
+  cc_sbx_release(s);
+  cc_sbx_kill(rt, "net");
+  close(ls);
+}
+
 int main(void) {
   snprintf(state_dir, sizeof state_dir, "/tmp/cc-sbx-test-XXXXXX");
   if (!mkdtemp(state_dir)) return 1;
@@ -109,6 +490,13 @@ int main(void) {
   cc_sbx_runtime_get_info(rt, &info);
   printf("%s\n", info.report);
   RUN(runs_a_command_with_output_and_exit_code);
+  RUN(env_and_cwd_follow_envd);
+  RUN(stdin_signal_deadline_and_list);
+  RUN(output_is_complete_under_back_pressure);
+  RUN(file_api_stays_inside_the_sandbox);
+  RUN(sandboxes_are_isolated_and_kill_leaves_nothing);
+  RUN(limits_contain_fork_bombs_and_memory_hogs);
+  RUN(no_host_loopback_but_ports_are_reachable_through_the_agent);
   cc_sbx_runtime_free(rt);
   rmdir(state_dir);
   return CC_TEST_DONE();
