@@ -116,8 +116,9 @@ typedef enum {
 } cc_sbx_cgroup_mode;
 
 typedef struct {
-  const char *state_dir;   /* required: sandboxd's state dir; the runtime uses <state_dir>/sbx
-                              for small per-sandbox files (generated passwd); created 0700 */
+  const char *state_dir;   /* required: sandboxd's state dir, created 0700 if missing.  No
+                              sandbox data lives there: homes are tmpfs mounts inside each
+                              sandbox and vanish with it */
   const char *agent_path;  /* NULL: codecanvas-sandbox-agent next to /proc/self/exe */
   const char *bwrap_path;  /* NULL: /usr/bin/bwrap, else bwrap from PATH */
   const char *slirp_path;  /* NULL: slirp4netns from PATH; "" disables egress entirely */
@@ -264,9 +265,11 @@ typedef struct {
 
 /* Spawns a process in the sandbox.  On success *pid is its pid inside the sandbox and, when
  * sub != NULL, *sub is a subscription attached before the process could write anything (so
- * a Start stream sees all output).  Fails with CC_BAD_REQUEST + INVALID_ARG "cwd '<abs>' does
- * not exist" (envd's message), NOT_FOUND when cmd is not found/executable... — the exec
- * failure class is reported here synchronously, not as an END. */
+ * a Start stream sees all output; free it with cc_sbx_sub_free).  Failures are reported here,
+ * synchronously, never as an END: INVALID_ARG "cwd '<abs>' does not exist" (envd's message),
+ * NOT_FOUND / PERMISSION when cmd cannot be executed, LIMIT when fork failed (pids limit) or
+ * max_procs processes are running, GONE when the sandbox is dead.  Blocks until the agent
+ * has exec'd the command (about a millisecond). */
 cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t *pid,
                             cc_sbx_sub **sub, cc_sbx_err *err);
 
@@ -304,9 +307,11 @@ cc_status cc_sbx_proc_write_stdin(cc_sbx *sbx, uint32_t pid, const void *data, s
 /* Closes the stdin pipe (the process sees EOF).  Idempotent for a running process. */
 cc_status cc_sbx_proc_close_stdin(cc_sbx *sbx, uint32_t pid, cc_sbx_err *err);
 
-/* Sends a signal (any 1..64; envd allows SIGKILL and SIGTERM, C2 checks) to the process (not
- * its group).  CC_NOT_FOUND if the pid is not a process started through this API and still
- * running, so a sandbox can never be made to signal anything else. */
+/* Sends a signal (any 1..64; envd allows SIGKILL and SIGTERM, C2 checks) to the process's
+ * group — each command runs in its own session, so this also reaches what it started (a dev
+ * server's children) — and to the process itself.  CC_NOT_FOUND if the pid is not a process
+ * started through this API and still running, so a sandbox can never be made to signal
+ * anything else.  Deadlines (timeout_ms) kill the same way. */
 cc_status cc_sbx_proc_signal(cc_sbx *sbx, uint32_t pid, int sig, cc_sbx_err *err);
 
 /* A running process, its configuration echoed as given. */
