@@ -32,6 +32,20 @@
 #define MAX_LIST_ENTRIES 200000
 #define USER_AGENT "codecanvas-e2b/0.1"
 
+/* One pooled transfer: an easy handle and the multi handle that drives it.  The multi owns
+ * the connection cache, so keep-alive connections survive between calls. */
+typedef struct xfer {
+  CURL *h;
+  CURLM *m;
+} xfer;
+
+static void xfer_free(xfer *x) {
+  if (!x) return;
+  if (x->h) curl_easy_cleanup(x->h);
+  if (x->m) curl_multi_cleanup(x->m);
+  free(x);
+}
+
 struct cc_e2b_client {
   char *api_key;
   char *api_url;
@@ -51,7 +65,7 @@ struct cc_e2b_client {
   bool allow_internet;
 
   pthread_mutex_t pool_mu;
-  CURL **pool;
+  struct xfer **pool;
   int pool_n;
   int pool_cap;
 
@@ -253,7 +267,7 @@ static void wipe_free(char *s) {
 
 void cc_e2b_client_free(cc_e2b_client *c) {
   if (!c) return;
-  for (int i = 0; i < c->pool_n; i++) curl_easy_cleanup(c->pool[i]);
+  for (int i = 0; i < c->pool_n; i++) xfer_free(c->pool[i]);
   free(c->pool);
   if (c->share) curl_share_cleanup(c->share);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_destroy(&c->share_mu[i]);
@@ -353,29 +367,74 @@ cc_status cc_e2b_client_new(const cc_e2b_config *cfg, cc_e2b_client **out, cc_e2
 
 const char *cc_e2b_client_api_url(const cc_e2b_client *c) { return c->api_url; }
 
-/* Borrows an easy handle from the pool (or makes one).  NULL on OOM. */
-static CURL *handle_get(cc_e2b_client *c) {
-  CURL *h = NULL;
+/* Borrows a transfer (easy handle + its own multi handle) from the pool, or makes one.
+ * NULL on OOM. */
+static xfer *handle_get(cc_e2b_client *c) {
+  xfer *x = NULL;
   pthread_mutex_lock(&c->pool_mu);
-  if (c->pool_n > 0) h = c->pool[--c->pool_n];
+  if (c->pool_n > 0) x = c->pool[--c->pool_n];
   pthread_mutex_unlock(&c->pool_mu);
-  return h ? h : curl_easy_init();
+  if (x) return x;
+  x = calloc(1, sizeof *x);
+  if (!x) return NULL;
+  x->h = curl_easy_init();
+  x->m = curl_multi_init();
+  if (!x->h || !x->m) {
+    xfer_free(x);
+    return NULL;
+  }
+  return x;
 }
 
-/* Returns a handle to the pool.  `reusable` false (a transfer we aborted mid-stream) closes it
- * so that no half-read connection is reused. */
-static void handle_put(cc_e2b_client *c, CURL *h, bool reusable) {
-  if (!h) return;
+/* Returns a transfer to the pool.  `reusable` false (a transfer we aborted mid-stream) closes
+ * it so that no half-read connection is reused. */
+static void handle_put(cc_e2b_client *c, xfer *x, bool reusable) {
+  if (!x) return;
   if (reusable) {
-    curl_easy_reset(h);
+    curl_easy_reset(x->h);
     pthread_mutex_lock(&c->pool_mu);
     if (c->pool_n < c->pool_cap) {
-      c->pool[c->pool_n++] = h;
-      h = NULL;
+      c->pool[c->pool_n++] = x;
+      x = NULL;
     }
     pthread_mutex_unlock(&c->pool_mu);
   }
-  if (h) curl_easy_cleanup(h);
+  xfer_free(x);
+}
+
+/* Runs the transfer set up on x->h to completion through x->m, polling `cancel` (if any)
+ * every 100 ms.  Returns the transfer's result, or CURLE_ABORTED_BY_CALLBACK with *canceled
+ * set when the flag was raised. */
+static CURLcode xfer_run(xfer *x, atomic_int *cancel, bool *canceled) {
+  if (curl_multi_add_handle(x->m, x->h) != CURLM_OK) return CURLE_OUT_OF_MEMORY;
+  CURLcode rc = CURLE_OK;
+  bool done = false;
+  for (;;) {
+    int running = 0;
+    if (curl_multi_perform(x->m, &running) != CURLM_OK) {
+      rc = CURLE_OUT_OF_MEMORY;
+      break;
+    }
+    int q;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(x->m, &q)))
+      if (msg->msg == CURLMSG_DONE && msg->easy_handle == x->h) {
+        rc = msg->data.result;
+        done = true;
+      }
+    if (done || !running) break;
+    if (cancel && atomic_load(cancel)) {
+      if (canceled) *canceled = true;
+      rc = CURLE_ABORTED_BY_CALLBACK;
+      break;
+    }
+    if (curl_multi_poll(x->m, NULL, 0, 100, NULL) != CURLM_OK) {
+      rc = CURLE_OUT_OF_MEMORY;
+      break;
+    }
+  }
+  curl_multi_remove_handle(x->m, x->h);
+  return rc;
 }
 
 /* Options every request gets. */
@@ -430,15 +489,16 @@ typedef struct {
 
 /* Performs the request set up on h (URL, method, headers, body) as a unary call and reads the
  * body into *body.  CC_OK only for a 2xx status.  Does not scrub (finish() does). */
-static cc_status perform_unary(cc_e2b_client *c, CURL *h, const call_info *ci, buf_t *body,
+static cc_status perform_unary(cc_e2b_client *c, xfer *x, const call_info *ci, buf_t *body,
                                long *http_out, char *errbuf, cc_e2b_error *err) {
+  CURL *h = x->h;
   memset(body, 0, sizeof *body);
   body->limit = ci->limit;
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->request_timeout_ms);
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-  CURLcode rc = curl_easy_perform(h);
+  CURLcode rc = xfer_run(x, NULL, NULL);
   long http = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
   if (http_out) *http_out = http;
@@ -463,8 +523,9 @@ static cc_status api_call(cc_e2b_client *c, const char *method, const char *path
                           const char *json, const call_info *ci, buf_t *resp, long *http,
                           cc_e2b_error *err) {
   char errbuf[CURL_ERROR_SIZE];
-  CURL *h = handle_get(c);
-  if (!h) return fail(err, CC_INTERNAL, "%s: out of memory", ci->what);
+  xfer *x = handle_get(c);
+  CURL *h = x ? x->h : NULL;
+  if (!x) return fail(err, CC_INTERNAL, "%s: out of memory", ci->what);
   char *url = xasprintf("%s%s", c->api_url, path);
   struct curl_slist *hd = NULL, *t;
   bool ok = url != NULL;
@@ -490,11 +551,11 @@ static cc_status api_call(cc_e2b_client *c, const char *method, const char *path
       curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
       curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
     }
-    st = perform_unary(c, h, ci, resp, http, errbuf, err);
+    st = perform_unary(c, x, ci, resp, http, errbuf, err);
   }
   curl_slist_free_all(hd);
   free(url);
-  handle_put(c, h, true);
+  handle_put(c, x, true);
   if (st != CC_OK) buf_free(resp);
   return st;
 }
@@ -676,7 +737,8 @@ static cc_status rpc_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char
   char errbuf[CURL_ERROR_SIZE];
   char path[96];
   snprintf(path, sizeof path, "/%s", method);
-  CURL *h = handle_get(c);
+  xfer *x = handle_get(c);
+  CURL *h = x ? x->h : NULL;
   char *url = envd_url(c, sb, path);
   struct curl_slist *hd = envd_headers(c, sb, true), *t = NULL;
   if (hd) t = curl_slist_append(hd, "Content-Type: application/json");
@@ -691,11 +753,11 @@ static cc_status rpc_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(json));
     call_info ci = {what, false, true, c->max_response};
-    st = perform_unary(c, h, &ci, resp, NULL, errbuf, err);
+    st = perform_unary(c, x, &ci, resp, NULL, errbuf, err);
   }
   curl_slist_free_all(hd);
   free(url);
-  if (h) handle_put(c, h, true);
+  if (h) handle_put(c, x, true);
   if (st != CC_OK) buf_free(resp);
   return st;
 }
@@ -714,7 +776,8 @@ static char *path_json(const char *path, int depth) {
 cc_status cc_e2b_health(cc_e2b_client *c, const cc_e2b_sandbox *sb, cc_e2b_error *err) {
   if (!sandbox_ok(c, sb)) return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "health: invalid sandbox"));
   char errbuf[CURL_ERROR_SIZE];
-  CURL *h = handle_get(c);
+  xfer *x = handle_get(c);
+  CURL *h = x ? x->h : NULL;
   char *url = envd_url(c, sb, "/health");
   struct curl_slist *hd = envd_headers(c, sb, false);
   cc_status st;
@@ -726,12 +789,12 @@ cc_status cc_e2b_health(cc_e2b_client *c, const cc_e2b_sandbox *sb, cc_e2b_error
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
     call_info ci = {"envd health", false, true, ERROR_BODY_LIMIT};
-    st = perform_unary(c, h, &ci, &resp, NULL, errbuf, err);
+    st = perform_unary(c, x, &ci, &resp, NULL, errbuf, err);
   }
   buf_free(&resp);
   curl_slist_free_all(hd);
   free(url);
-  if (h) handle_put(c, h, true);
+  if (h) handle_put(c, x, true);
   return finish(c, sb, err, st);
 }
 
@@ -954,7 +1017,8 @@ cc_status cc_e2b_exec(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cc_e2b_e
     t = curl_slist_append(hd, line);
   }
   if (t) hd = t;
-  CURL *h = handle_get(c);
+  xfer *x = handle_get(c);
+  CURL *h = x ? x->h : NULL;
   stream_ctx s;
   memset(&s, 0, sizeof s);
   s.c = c;
@@ -987,7 +1051,9 @@ cc_status cc_e2b_exec(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cc_e2b_e
   /* envd sends a keepalive every interval; silence for two of them means a dead peer. */
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(2 * c->keepalive_s + 10));
-  rc = curl_easy_perform(h);
+  bool flag_canceled = false;
+  rc = xfer_run(x, o->cancel, &flag_canceled);
+  if (flag_canceled) s.action = CC_E2B_CANCEL;
 
   if (s.action == CC_E2B_CANCEL) {
     res->canceled = true;
@@ -1047,7 +1113,7 @@ done:
   free(url);
   free(body);
   /* Reuse the connection only if the stream was read to its end. */
-  if (h) handle_put(c, h, rc == CURLE_OK && s.action == CC_E2B_CONTINUE && !s.http_bad);
+  if (h) handle_put(c, x, rc == CURLE_OK && s.action == CC_E2B_CONTINUE && !s.http_bad);
   return finish(c, sb, err, st);
 }
 
@@ -1167,7 +1233,8 @@ cc_status cc_e2b_write_file(cc_e2b_client *c, const cc_e2b_sandbox *sb, const ch
     return finish(c, sb, err, fail(err, CC_TOO_LARGE, "write file: %zu bytes exceeds the %zu byte limit",
                                    len, c->max_file));
   char errbuf[CURL_ERROR_SIZE];
-  CURL *h = handle_get(c);
+  xfer *x = handle_get(c);
+  CURL *h = x ? x->h : NULL;
   char *url = files_url(c, sb, path);
   struct curl_slist *hd = envd_headers(c, sb, false);
   curl_mime *mime = h ? curl_mime_init(h) : NULL;
@@ -1188,7 +1255,7 @@ cc_status cc_e2b_write_file(cc_e2b_client *c, const cc_e2b_sandbox *sb, const ch
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
     curl_easy_setopt(h, CURLOPT_MIMEPOST, mime);
     call_info ci = {"write file", false, true, c->max_response};
-    st = perform_unary(c, h, &ci, &resp, NULL, errbuf, err);
+    st = perform_unary(c, x, &ci, &resp, NULL, errbuf, err);
     if (st == CC_OK && out_path) {
       st = cc_e2b_upload_parse(resp.p ? resp.p : "", resp.len, out_path, out_path_n);
       if (st != CC_OK) fail(err, st, "write file: malformed response");
@@ -1198,7 +1265,7 @@ cc_status cc_e2b_write_file(cc_e2b_client *c, const cc_e2b_sandbox *sb, const ch
   curl_mime_free(mime);
   curl_slist_free_all(hd);
   free(url);
-  if (h) handle_put(c, h, true);
+  if (h) handle_put(c, x, true);
   return finish(c, sb, err, st);
 }
 
@@ -1210,7 +1277,8 @@ cc_status cc_e2b_read_file(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cha
   if (!path || !*path) return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "read file: no path"));
   size_t limit = max_bytes ? max_bytes : c->max_file;
   char errbuf[CURL_ERROR_SIZE];
-  CURL *h = handle_get(c);
+  xfer *x = handle_get(c);
+  CURL *h = x ? x->h : NULL;
   char *url = files_url(c, sb, path);
   struct curl_slist *hd = envd_headers(c, sb, false);
   buf_t resp = {0};
@@ -1224,7 +1292,7 @@ cc_status cc_e2b_read_file(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cha
     /* Refuse early when the server announces a larger body. */
     curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)limit);
     call_info ci = {"read file", false, true, limit < ERROR_BODY_LIMIT ? ERROR_BODY_LIMIT : limit};
-    st = perform_unary(c, h, &ci, &resp, NULL, errbuf, err);
+    st = perform_unary(c, x, &ci, &resp, NULL, errbuf, err);
     if (st == CC_TOO_LARGE) fail(err, st, "read file: larger than %zu bytes", limit);
     if (st == CC_OK && resp.len > limit)
       st = fail(err, CC_TOO_LARGE, "read file: larger than %zu bytes", limit);
@@ -1238,6 +1306,6 @@ cc_status cc_e2b_read_file(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cha
   buf_free(&resp);
   curl_slist_free_all(hd);
   free(url);
-  if (h) handle_put(c, h, true);
+  if (h) handle_put(c, x, true);
   return finish(c, sb, err, st);
 }

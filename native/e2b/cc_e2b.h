@@ -230,7 +230,7 @@ typedef struct cc_e2b_exec_opts {
   long timeout_ms;              /* Connect-Timeout-Ms: envd SIGKILLs the process at this
                                    deadline; the call returns CC_TIMEOUT.  0 = no deadline */
   atomic_int *cancel;           /* optional; set non-zero from any thread to cancel (the
-                                   process is SIGKILLed); polled at least once a second */
+                                   process is SIGKILLed); polled every 100 ms */
   cc_e2b_event_fn on_event;     /* optional; called on the calling thread, in order, as each
                                    event arrives */
   void *ctx;

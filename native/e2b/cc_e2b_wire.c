@@ -456,6 +456,10 @@ void cc_e2b_scrub(char *msg, size_t n, const char *secret) {
       memcpy(hit, red, rlen);
       memmove(hit + rlen, hit + slen, tail + 1);
       from = hit + rlen;
+      if (rlen == 0) { /* removal may join two halves into a new occurrence: look back */
+        size_t back = (size_t)(hit - msg) < slen - 1 ? (size_t)(hit - msg) : slen - 1;
+        from = hit - back;
+      }
     }
   }
   for (char *p = msg; *p; p++)
