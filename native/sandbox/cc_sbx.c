@@ -1454,14 +1454,20 @@ static cc_status gone(cc_sbx *sbx, cc_sbx_err *err, int e) {
 
 /* ---- processes -------------------------------------------------------------------------- */
 
+static void sbx_ref(cc_sbx *sbx) {
+  pthread_mutex_lock(&sbx->rt->lock);
+  sbx->refs++;
+  pthread_mutex_unlock(&sbx->rt->lock);
+}
+
+/* A subscription on p.  The caller holds the sandbox lock and has already taken the sandbox
+ * reference the subscription keeps (sbx_ref needs rt->lock, which must never be taken while
+ * holding a sandbox lock). */
 static cc_sbx_sub *sub_new(cc_sbx *sbx, proc *p) {
   cc_sbx_sub *s = calloc(1, sizeof *s);
   if (!s) return NULL;
   s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->efd < 0) return free(s), NULL;
-  pthread_mutex_lock(&sbx->rt->lock);
-  sbx->refs++;
-  pthread_mutex_unlock(&sbx->rt->lock);
   s->sbx = sbx;
   s->p = p;
   p->refs++;
@@ -1591,9 +1597,11 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
   }
   if (spec->timeout_ms) p->deadline = now_ms() + spec->timeout_ms;
   cc_sbx_sub *sub = NULL;
+  if (subp) sbx_ref(sbx);
   pthread_mutex_lock(&sbx->lock);
   if (subp) sub = sub_new(sbx, p);
   pthread_mutex_unlock(&sbx->lock);
+  if (subp && !sub) sbx_unref(sbx);
 
   cc_sbx_wire_hdr h = {.op = CC_SBX_OP_SPAWN, .a = (int32_t)(1 + spec->n_args),
                        .b = (int32_t)n_env, .flags = spec->stdin_pipe ? 1u : 0u};
@@ -1652,6 +1660,7 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
 
 cc_status cc_sbx_proc_subscribe(cc_sbx *sbx, uint32_t pid, cc_sbx_sub **out, cc_sbx_err *err) {
   *out = NULL;
+  sbx_ref(sbx);
   pthread_mutex_lock(&sbx->lock);
   proc *p = find_proc(sbx, pid, false);
   cc_sbx_sub *s = p ? sub_new(sbx, p) : NULL;
@@ -1664,6 +1673,7 @@ cc_status cc_sbx_proc_subscribe(cc_sbx *sbx, uint32_t pid, cc_sbx_sub **out, cc_
     }
   }
   pthread_mutex_unlock(&sbx->lock);
+  if (!s) sbx_unref(sbx);
   if (!p) return fail(err, CC_SBX_ERR_NOT_FOUND, ESRCH, "process with pid %u not found", pid);
   if (!s) return fail(err, CC_SBX_ERR_SYSTEM, ENOMEM, "out of memory");
   *out = s;
