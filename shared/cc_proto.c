@@ -179,10 +179,27 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   return need;
 }
 
-static bool utf8_valid(const char *bytes, size_t len) {
+#define HIGH_BITS 0x8080808080808080ULL
+#define LOW_BITS 0x0101010101010101ULL
+
+/* Whether the 8 bytes at p are ASCII (and, with no_nul, none of them is NUL). */
+static bool ascii8(const unsigned char *p, bool no_nul) {
+  uint64_t w;
+  memcpy(&w, p, 8);
+  if (w & HIGH_BITS) return false;
+  return !no_nul || !((w - LOW_BITS) & ~w & HIGH_BITS);
+}
+
+/* Whether bytes[0..len) is valid UTF-8 (and, with no_nul, holds no NUL). */
+static bool utf8_check(const char *bytes, size_t len, bool no_nul) {
   const unsigned char *s = (const unsigned char *)bytes;
   size_t i = 0;
   while (i < len) {
+    if (len - i >= 8 && ascii8(s + i, no_nul)) {
+      i += 8;
+      continue;
+    }
+    if (s[i] == 0 && no_nul) return false;
     if (s[i] < 0x80) {
       i++;
       continue;
@@ -194,16 +211,33 @@ static bool utf8_valid(const char *bytes, size_t len) {
   return true;
 }
 
+static bool utf8_valid(const char *bytes, size_t len) { return utf8_check(bytes, len, false); }
+
 cc_status cc_proto_utf8_sanitize(const char *bytes, size_t len, char **out, size_t *out_len) {
   *out = NULL;
   if (out_len) *out_len = 0;
   if (len > (SIZE_MAX - 1) / 3) return CC_TOO_LARGE;
+  if (utf8_check(bytes, len, true)) { /* the common case: a plain copy */
+    char *copy = cJSON_malloc(len + 1);
+    if (!copy) return CC_INTERNAL;
+    memcpy(copy, bytes, len);
+    copy[len] = '\0';
+    *out = copy;
+    if (out_len) *out_len = len;
+    return CC_OK;
+  }
   /* Worst case every byte becomes U+FFFD (3 bytes). */
   char *buf = cJSON_malloc(len * 3 + 1);
   if (!buf) return CC_INTERNAL;
   const unsigned char *s = (const unsigned char *)bytes;
   size_t i = 0, o = 0;
   while (i < len) {
+    if (len - i >= 8 && ascii8(s + i, true)) {
+      memcpy(buf + o, s + i, 8);
+      o += 8;
+      i += 8;
+      continue;
+    }
     size_t k = (s[i] != 0) ? utf8_seq(s + i, len - i) : 0;
     if (k) {
       memcpy(buf + o, s + i, k);
@@ -285,14 +319,25 @@ cc_status cc_proto_base64_encode(const unsigned char *data, size_t len, char **o
   return CC_OK;
 }
 
-static int b64_value(unsigned char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
+/* Decoding table: the 6-bit value of each alphabet byte, -1 for every other byte. */
+static const signed char b64_dec[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+    -1,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
 
 cc_status cc_proto_base64_decode(const char *text, size_t len, unsigned char **out,
                                  size_t *out_len) {
@@ -304,26 +349,29 @@ cc_status cc_proto_base64_decode(const char *text, size_t len, unsigned char **o
   size_t n = len / 4 * 3 - pad;
   unsigned char *buf = cJSON_malloc(n + 1);
   if (!buf) return CC_INTERNAL;
-  size_t o = 0;
-  for (size_t i = 0; i < len; i += 4) {
-    bool last = i + 4 == len;
+  const unsigned char *t = (const unsigned char *)text;
+  size_t o = 0, i = 0;
+  /* Every group but the last: four alphabet bytes, no padding. */
+  for (; i + 4 < len; i += 4) {
+    int a = b64_dec[t[i]], b = b64_dec[t[i + 1]], c = b64_dec[t[i + 2]], d = b64_dec[t[i + 3]];
+    if ((a | b | c | d) < 0) goto bad;
+    uint32_t x = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+    buf[o++] = (unsigned char)(x >> 16);
+    buf[o++] = (unsigned char)(x >> 8);
+    buf[o++] = (unsigned char)x;
+  }
+  if (i < len) { /* the last group, with its 0-2 '=' */
     int v[4];
     for (int k = 0; k < 4; k++) {
-      unsigned char c = (unsigned char)text[i + k];
-      if (c == '=' && last && k >= 4 - (int)pad) {
-        v[k] = 0;
-        continue;
-      }
-      v[k] = b64_value(c);
+      v[k] = k >= 4 - (int)pad ? 0 : b64_dec[t[i + k]];
       if (v[k] < 0) goto bad;
     }
-    uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | v[3];
-    /* Non-canonical encodings (bits set in the padding) are rejected. */
-    if (last && pad == 2 && (x & 0xFFFF)) goto bad;
-    if (last && pad == 1 && (x & 0xFF)) goto bad;
+    uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
+    /* Non-canonical encodings (bits set under the padding) are rejected. */
+    if ((pad == 2 && (x & 0xFFFF)) || (pad == 1 && (x & 0xFF))) goto bad;
     buf[o++] = (unsigned char)(x >> 16);
-    if (!(last && pad == 2)) buf[o++] = (unsigned char)(x >> 8);
-    if (!(last && pad >= 1)) buf[o++] = (unsigned char)x;
+    if (pad < 2) buf[o++] = (unsigned char)(x >> 8);
+    if (pad < 1) buf[o++] = (unsigned char)x;
   }
   buf[o] = '\0';
   *out = buf;
@@ -395,6 +443,9 @@ typedef struct {
   bool nul_in_path;   /* ... and it is the value of a "path" or "cwd" member */
 } scan_info;
 
+/* Bytes that end a run of plain string content in the pre-scan: '"', '\\' and NUL. */
+static const unsigned char string_special[256] = {['"'] = 1, ['\\'] = 1, [0] = 1};
+
 /*
  * Checks, before cJSON runs: valid UTF-8 and nesting of at most `max_depth` arrays and
  * objects, counting brackets outside strings exactly where cJSON would see them.  Notes
@@ -415,6 +466,8 @@ static cc_status prescan(const char *buf, size_t len, int max_depth, scan_info *
       size_t start = ++i;
       bool has_nul = false;
       while (i < len && buf[i] != '"') {
+        while (i < len && !string_special[(unsigned char)buf[i]]) i++; /* plain bytes */
+        if (i >= len || buf[i] == '"') break;
         if (buf[i] == '\0') has_nul = true;
         if (buf[i] == '\\' && i + 1 < len) {
           if (buf[i + 1] == 'u' && i + 5 < len && memcmp(buf + i + 2, "0000", 4) == 0)
@@ -516,6 +569,19 @@ static const char *field_name(ctx *c, const char *prefix, const char *key) {
   return c->field;
 }
 
+/* Fails with the field `prefix.key` named in err->field and at the start of the message
+ * ("args.cmd must be a string").  The name is formatted only here, on failure. */
+static cc_status fail_field(ctx *c, cc_proto_reason reason, const char *prefix, const char *key,
+                            const char *fmt, ...) {
+  const char *f = field_name(c, prefix, key);
+  char rest[192];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(rest, sizeof rest, fmt, ap);
+  va_end(ap);
+  return fail(c->err, reason, f, "%s %s", f, rest);
+}
+
 /* Reads a string member.  Absent: *out = NULL, missing_field if required.  Longer than
  * `max` bytes: too_large.  Empty and !allow_empty: bad_value. */
 static cc_status get_string(ctx *c, const cJSON *obj, const char *prefix, const char *key,
@@ -524,19 +590,18 @@ static cc_status get_string(ctx *c, const cJSON *obj, const char *prefix, const 
   *out = NULL;
   if (len_out) *len_out = 0;
   const cJSON *n = member(obj, key);
-  const char *f = field_name(c, prefix, key);
   if (!n) {
-    if (required) return fail(c->err, CC_REASON_MISSING_FIELD, f, "%s is required", f);
+    if (required) return fail_field(c, CC_REASON_MISSING_FIELD, prefix, key, "is required");
     return CC_OK;
   }
   if (!cJSON_IsString(n) || !n->valuestring)
-    return fail(c->err, CC_REASON_WRONG_TYPE, f, "%s must be a string", f);
+    return fail_field(c, CC_REASON_WRONG_TYPE, prefix, key, "must be a string");
   size_t len = strlen(n->valuestring);
   if (len > max)
-    return fail(c->err, CC_REASON_TOO_LARGE, f, "%s is %zu bytes; the limit is %zu", f, len,
-                max);
+    return fail_field(c, CC_REASON_TOO_LARGE, prefix, key, "is %zu bytes; the limit is %zu", len,
+                      max);
   if (len == 0 && !allow_empty)
-    return fail(c->err, CC_REASON_BAD_VALUE, f, "%s must not be empty", f);
+    return fail_field(c, CC_REASON_BAD_VALUE, prefix, key, "must not be empty");
   *out = n->valuestring;
   if (len_out) *len_out = len;
   return CC_OK;
@@ -547,10 +612,8 @@ static cc_status get_bool(ctx *c, const cJSON *obj, const char *prefix, const ch
   *out = dflt;
   const cJSON *n = member(obj, key);
   if (!n) return CC_OK;
-  if (!cJSON_IsBool(n)) {
-    const char *f = field_name(c, prefix, key);
-    return fail(c->err, CC_REASON_WRONG_TYPE, f, "%s must be true or false", f);
-  }
+  if (!cJSON_IsBool(n))
+    return fail_field(c, CC_REASON_WRONG_TYPE, prefix, key, "must be true or false");
   *out = cJSON_IsTrue(n);
   return CC_OK;
 }
@@ -561,16 +624,16 @@ static cc_status get_int(ctx *c, const cJSON *obj, const char *prefix, const cha
                          bool required, int64_t lo, int64_t hi, int64_t dflt, int64_t *out) {
   *out = dflt;
   const cJSON *n = member(obj, key);
-  const char *f = field_name(c, prefix, key);
   if (!n) {
-    if (required) return fail(c->err, CC_REASON_MISSING_FIELD, f, "%s is required", f);
+    if (required) return fail_field(c, CC_REASON_MISSING_FIELD, prefix, key, "is required");
     return CC_OK;
   }
-  if (!cJSON_IsNumber(n)) return fail(c->err, CC_REASON_WRONG_TYPE, f, "%s must be a number", f);
+  if (!cJSON_IsNumber(n))
+    return fail_field(c, CC_REASON_WRONG_TYPE, prefix, key, "must be a number");
   double d = n->valuedouble;
   if (!(d >= (double)lo && d <= (double)hi) || d != (double)(int64_t)d)
-    return fail(c->err, CC_REASON_BAD_VALUE, f,
-                "%s must be an integer from %lld to %lld", f, (long long)lo, (long long)hi);
+    return fail_field(c, CC_REASON_BAD_VALUE, prefix, key, "must be an integer from %lld to %lld",
+                      (long long)lo, (long long)hi);
   *out = (int64_t)d;
   return CC_OK;
 }
@@ -627,19 +690,18 @@ static cc_status get_path(ctx *c, const cJSON *obj, const char *prefix, const ch
   *out = dflt;
   cc_status st = get_string(c, obj, prefix, key, required, true, SIZE_MAX, &raw, &len);
   if (st != CC_OK || !raw) return st;
-  const char *f = field_name(c, prefix, key);
   if (len > c->lim->max_path_bytes)
-    return fail(c->err, CC_REASON_BAD_PATH, f, "%s is longer than %zu bytes", f,
-                c->lim->max_path_bytes);
+    return fail_field(c, CC_REASON_BAD_PATH, prefix, key, "is longer than %zu bytes",
+                      c->lim->max_path_bytes);
   char *norm;
   st = cc_proto_normalize_path(raw, len, c->lim->max_path_bytes, &norm);
   if (st == CC_INTERNAL) return oom(c->err);
   if (st != CC_OK)
-    return fail(c->err, CC_REASON_BAD_PATH, f,
-                "%s must be non-empty and stay inside " CC_PROTO_HOME, f);
+    return fail_field(c, CC_REASON_BAD_PATH, prefix, key,
+                      "must be non-empty and stay inside " CC_PROTO_HOME);
   if (!allow_home && strcmp(norm, CC_PROTO_HOME) == 0) {
     cJSON_free(norm);
-    return fail(c->err, CC_REASON_BAD_PATH, f, "%s must name a file inside " CC_PROTO_HOME, f);
+    return fail_field(c, CC_REASON_BAD_PATH, prefix, key, "must name a file inside " CC_PROTO_HOME);
   }
   if (!keep(c->req, norm)) return oom(c->err);
   *out = norm;
@@ -661,9 +723,8 @@ static cc_status get_encoding(ctx *c, const cJSON *obj, const char *prefix,
     *out = CC_ENC_BASE64;
     return CC_OK;
   }
-bad:;
-  const char *f = field_name(c, prefix, "encoding");
-  return fail(c->err, CC_REASON_BAD_VALUE, f, "%s must be \"utf8\" or \"base64\"", f);
+bad:
+  return fail_field(c, CC_REASON_BAD_VALUE, prefix, "encoding", "must be \"utf8\" or \"base64\"");
 }
 
 /* path + content + encoding?, as in writeFile and setupProject files[]. */
@@ -686,13 +747,14 @@ static cc_status get_file(ctx *c, const cJSON *obj, const char *prefix, cc_proto
   unsigned char *bytes;
   size_t n;
   st = cc_proto_base64_decode(text, len, &bytes, &n);
-  const char *f = field_name(c, prefix, "content");
   if (st == CC_INTERNAL) return oom(c->err);
   if (st != CC_OK)
-    return fail(c->err, CC_REASON_BAD_VALUE, f, "%s is not valid base64 (RFC 4648, padded)", f);
+    return fail_field(c, CC_REASON_BAD_VALUE, prefix, "content",
+                      "is not valid base64 (RFC 4648, padded)");
   if (!keep(c->req, bytes)) return oom(c->err);
   if (n > max)
-    return fail(c->err, CC_REASON_TOO_LARGE, f, "%s is %zu bytes; the limit is %zu", f, n, max);
+    return fail_field(c, CC_REASON_TOO_LARGE, prefix, "content", "is %zu bytes; the limit is %zu",
+                      n, max);
   file->content = bytes;
   file->content_len = n;
   return CC_OK;
