@@ -82,6 +82,12 @@ static void track(pid_t pid) {
     }
 }
 
+static int tracked_full(void) {
+  for (int i = 0; i < MAX_TRACKED; i++)
+    if (tracked[i] == 0) return 0;
+  return 1;
+}
+
 static int untrack(pid_t pid) {
   for (int i = 0; i < MAX_TRACKED; i++)
     if (tracked[i] == pid) {
@@ -128,6 +134,10 @@ static void do_spawn(const cc_sbx_wire_hdr *h, char *p, size_t len, int *fds, in
   int in = -1, out, err_fd;
   if (nfds != (want_stdin ? 3 : 2) || argc < 1 || envc < 0 || argc > 4096 || envc > 4096) {
     reply(h->id, EINVAL, 0, CC_SBX_STAGE_EXEC, NULL, 0, -1);
+    return;
+  }
+  if (tracked_full()) { /* every exit must be reportable */
+    reply(h->id, EAGAIN, 0, CC_SBX_STAGE_FORK, NULL, 0, -1);
     return;
   }
   if (want_stdin) in = fds[0];

@@ -699,19 +699,43 @@ static bool start_slirp(cc_sbx_runtime *rt, cc_sbx *sbx) {
 static void sbx_unref(cc_sbx *sbx);
 
 static void io_kick(cc_sbx_runtime *rt) {
-  /* Re-arm throttled streams that have room again; drain exited ones. */
+  /* Re-arm throttled streams that have room again.  A process that exited while throttled
+   * must be drained actively: its pipe may be empty yet held open by a background child,
+   * so epoll would never report it again. */
+  enum { MAX_DRAIN = 64 };
+  proc *drain[MAX_DRAIN];
+  int nd = 0;
+  bool more = false;
   pthread_mutex_lock(&rt->lock);
   for (cc_sbx *s = rt->sandboxes; s; s = s->next) {
     pthread_mutex_lock(&s->lock);
     for (proc *p = s->procs; p; p = p->next) {
       if (!p->throttled || !has_room(rt, p)) continue;
+      if (p->exited && nd == MAX_DRAIN) {
+        more = true;
+        continue;
+      }
       p->throttled = false;
       stream_arm(rt, &p->out, true);
       stream_arm(rt, &p->err, true);
+      if (p->exited) {
+        p->refs++;
+        drain[nd++] = p;
+      }
     }
     pthread_mutex_unlock(&s->lock);
   }
+  if (more) rt->kick = true;
   pthread_mutex_unlock(&rt->lock);
+  for (int i = 0; i < nd; i++) {
+    proc *p = drain[i];
+    pump(p->sbx, &p->out, true);
+    pump(p->sbx, &p->err, true);
+    pthread_mutex_lock(&p->sbx->lock);
+    maybe_end(p);
+    proc_unref(p);
+    pthread_mutex_unlock(&p->sbx->lock);
+  }
 }
 
 /* Deadlines and retention; returns ms until the next deadline (or -1). */
@@ -798,6 +822,9 @@ static void *io_main(void *arg) {
     if (kick) io_kick(rt);
     if (stop) break;
     timeout = io_timers(rt);
+    pthread_mutex_lock(&rt->lock);
+    if (rt->kick || rt->launch_q) timeout = 0;
+    pthread_mutex_unlock(&rt->lock);
   }
   return NULL;
 }

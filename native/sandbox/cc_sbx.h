@@ -197,9 +197,9 @@ void cc_sbx_release(cc_sbx *sbx);
 
 /* Ends EVERY process of the sandbox (freezes its cgroup, SIGKILLs all its tasks, kills the
  * agent = PID-namespace init and bwrap, stops slirp4netns), waits until they are gone from the
- * host, removes its cgroups and state, and unregisters the id.  Subscriptions get an END
- * (signal: killed) for each running process, then CC_SBX_EV_GONE.  Idempotent; returns
- * CC_NOT_FOUND for an unknown id.  Blocks for the kill itself (milliseconds). */
+ * host, removes its cgroups and state, and unregisters the id.  Every subscription of a process
+ * that was still running gets its END ("signal: killed", exit_code -1).  A second call (or
+ * an unknown id) returns CC_NOT_FOUND.  Blocks for the kill itself (a few milliseconds). */
 cc_status cc_sbx_kill(cc_sbx_runtime *rt, const char *id);
 
 /* Facts about a live sandbox.  alive = false once killed or once its agent died (e.g. the

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -28,10 +29,21 @@ typedef struct {
   uint32_t pid;
 } result;
 
+
+/* The next event, waiting at most 60 s: a lost event fails the test instead of hanging it. */
+static bool next_ev(cc_sbx_sub *sub, cc_sbx_event *ev) {
+  if (cc_sbx_sub_next(sub, 60000, ev) != CC_OK) return false;
+  if (ev->type == CC_SBX_EV_NONE) {
+    CHECK(!"no event within 60 s");
+    return false;
+  }
+  return true;
+}
+
 static void collect(cc_sbx_sub *sub, result *r) {
   memset(r, 0, sizeof *r);
   cc_sbx_event ev;
-  while (cc_sbx_sub_next(sub, -1, &ev) == CC_OK) {
+  while (next_ev(sub, &ev)) {
     if (ev.type == CC_SBX_EV_START) r->started = true, r->pid = ev.pid;
     if (ev.type == CC_SBX_EV_STDOUT && r->out_len + ev.len < sizeof r->out)
       memcpy(r->out + r->out_len, ev.data, ev.len), r->out_len += ev.len;
@@ -110,7 +122,7 @@ static cc_status start(cc_sbx *s, const char *script, bool stdin_pipe, uint64_t 
 /* Waits for the first stdout chunk (a readiness line printed by the script). */
 static void wait_stdout(cc_sbx_sub *sub) {
   cc_sbx_event ev;
-  while (cc_sbx_sub_next(sub, -1, &ev) == CC_OK)
+  while (next_ev(sub, &ev))
     if (ev.type == CC_SBX_EV_STDOUT || ev.type == CC_SBX_EV_END) return;
 }
 
@@ -217,7 +229,7 @@ static void output_is_complete_under_back_pressure(void) {
   size_t total = 0;
   bool ended = false;
   cc_sbx_event ev;
-  while (cc_sbx_sub_next(sub, -1, &ev) == CC_OK) {
+  while (next_ev(sub, &ev)) {
     if (ev.type == CC_SBX_EV_STDOUT) total += ev.len;
     if (ev.type == CC_SBX_EV_END) ended = ev.exited && ev.exit_code == 0;
   }
@@ -403,7 +415,7 @@ static void limits_contain_fork_bombs_and_memory_hogs(void) {
   /* Fork bomb: stops at pids.max; the host can still fork. */
   CHECK_INT(start(s, "f(){ f | f & }; f", false, 0, &pid, &sub), CC_OK);
   cc_sbx_event ev;
-  while (cc_sbx_sub_next(sub, -1, &ev) == CC_OK)
+  while (next_ev(sub, &ev))
     if (ev.type == CC_SBX_EV_STDERR || ev.type == CC_SBX_EV_END) break; /* "fork: retry" */
   char p[600], buf[64] = "";
   snprintf(p, sizeof p, "%s", info.cgroup);
@@ -475,12 +487,112 @@ static void no_host_loopback_but_ports_are_reachable_through_the_agent(void) {
   close(ls);
 }
 
+/* The process exits while its subscriber is full and a background child still holds the
+ * pipe: the END must still come, after all the output. */
+static void end_arrives_after_throttled_exit_with_lingering_child(void) {
+  cc_sbx *s = make("linger");
+  if (!s) return;
+  result r;
+  CHECK_INT(run(s, "mkfifo ~/f", &r), CC_OK);
+  uint32_t pid;
+  cc_sbx_sub *sub;
+  CHECK_INT(start(s, "sleep 1000 & head -c 102400 /dev/zero; echo x > ~/f", false, 0, &pid, &sub), CC_OK);
+  CHECK_INT(run(s, "cat ~/f", &r), CC_OK); /* the writer has written everything */
+  CHECK_STR(r.out, "x\n");
+  size_t total = 0;
+  bool ended = false;
+  cc_sbx_event ev;
+  while (next_ev(sub, &ev)) {
+    if (ev.type == CC_SBX_EV_STDOUT) total += ev.len;
+    if (ev.type == CC_SBX_EV_END) ended = ev.exited && ev.exit_code == 0;
+  }
+  cc_sbx_sub_free(sub);
+  CHECK_INT(total, 102400);
+  CHECK(ended);
+  cc_sbx_release(s);
+  cc_sbx_kill(rt, "linger");
+}
+
+typedef struct {
+  cc_sbx *s;
+  int id;
+  int failures;
+} worker_arg;
+
+static void *worker(void *arg) {
+  worker_arg *w = arg;
+  for (int i = 0; i < 15; i++) {
+    char script[64], want[64];
+    snprintf(script, sizeof script, "echo %d-%d", w->id, i);
+    snprintf(want, sizeof want, "%d-%d\n", w->id, i);
+    result *r = malloc(sizeof *r);
+    if (run(w->s, script, r) != CC_OK || strcmp(r->out, want) != 0 || r->exit_code != 0) w->failures++;
+    char path[32];
+    snprintf(path, sizeof path, "t%d/f%d", w->id, i);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (cc_sbx_fs_write_file(w->s, path, want, strlen(want), NULL) != CC_OK ||
+        cc_sbx_fs_read_file(w->s, path, 1024, &data, &len, NULL) != CC_OK || len != strlen(want))
+      w->failures++;
+    free(data);
+    free(r);
+  }
+  return NULL;
+}
+
+typedef struct {
+  cc_sbx_sub *sub;
+  bool killed;
+  size_t bytes;
+} stream_arg;
+
+static void *streamer(void *arg) {
+  stream_arg *a = arg;
+  cc_sbx_event ev;
+  while (next_ev(a->sub, &ev)) {
+    if (ev.type == CC_SBX_EV_STDOUT) a->bytes += ev.len;
+    if (ev.type == CC_SBX_EV_END) a->killed = !ev.exited && ev.signal == SIGKILL;
+  }
+  return NULL;
+}
+
+/* Several threads use one sandbox at once; a kill while output streams ends the stream. */
+static void concurrent_callers_and_kill_during_streaming(void) {
+  cc_sbx *s = make("conc");
+  if (!s) return;
+  pthread_t th[4];
+  worker_arg w[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = (worker_arg){s, i, 0};
+    pthread_create(&th[i], NULL, worker, &w[i]);
+  }
+  for (int i = 0; i < 4; i++) {
+    pthread_join(th[i], NULL);
+    CHECK_INT(w[i].failures, 0);
+  }
+  uint32_t pid;
+  stream_arg a = {0};
+  CHECK_INT(start(s, "yes", false, 0, &pid, &a.sub), CC_OK);
+  cc_sbx_event ev;
+  while (next_ev(a.sub, &ev) && ev.type != CC_SBX_EV_STDOUT) {
+  }
+  pthread_t st;
+  pthread_create(&st, NULL, streamer, &a);
+  CHECK_INT(cc_sbx_kill(rt, "conc"), CC_OK);
+  pthread_join(st, NULL);
+  CHECK(a.killed);
+  cc_sbx_sub_free(a.sub);
+  CHECK_INT(cc_sbx_kill(rt, "conc"), CC_NOT_FOUND);
+  cc_sbx_release(s);
+}
+
 int main(void) {
   snprintf(state_dir, sizeof state_dir, "/tmp/cc-sbx-test-XXXXXX");
   if (!mkdtemp(state_dir)) return 1;
   cc_sbx_config cfg;
   cc_sbx_config_init(&cfg);
   cfg.state_dir = state_dir;
+  cfg.sub_queue_bytes = 64 * 1024; /* small: back-pressure happens in every test */
   cc_sbx_err err;
   if (cc_sbx_runtime_new(&cfg, &rt, &err) != CC_OK) {
     fprintf(stderr, "runtime: %s\n", err.msg);
@@ -497,6 +609,8 @@ int main(void) {
   RUN(sandboxes_are_isolated_and_kill_leaves_nothing);
   RUN(limits_contain_fork_bombs_and_memory_hogs);
   RUN(no_host_loopback_but_ports_are_reachable_through_the_agent);
+  RUN(end_arrives_after_throttled_exit_with_lingering_child);
+  RUN(concurrent_callers_and_kill_during_streaming);
   cc_sbx_runtime_free(rt);
   rmdir(state_dir);
   return CC_TEST_DONE();
