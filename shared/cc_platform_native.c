@@ -1,9 +1,9 @@
 /* cc_platform for native Linux builds: getrandom(2) and CLOCK_REALTIME. */
-#include "cc_platform.h"
-
 #include <errno.h>
 #include <sys/random.h>
 #include <time.h>
+
+#include "cc_platform.h"
 
 cc_status cc_platform_random(void *buf, size_t len) {
   unsigned char *p = buf;

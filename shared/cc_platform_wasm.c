@@ -1,9 +1,9 @@
 /* cc_platform for the Emscripten build: getentropy (crypto.getRandomValues underneath,
  * at most 256 bytes per call) and the JS clock through clock_gettime. */
-#include "cc_platform.h"
-
 #include <time.h>
 #include <unistd.h>
+
+#include "cc_platform.h"
 
 cc_status cc_platform_random(void *buf, size_t len) {
   unsigned char *p = buf;

@@ -30,23 +30,22 @@
 #ifndef CC_STORE_H
 #define CC_STORE_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cjson/cJSON.h>
-
 #include "cc_status.h"
 
 /* Defaults of cc_store_options (0 in a field means "use the default"). */
-#define CC_STORE_DEFAULT_CACHE_TTL_MS 3600000   /* one hour */
-#define CC_STORE_DEFAULT_HISTORY_KEEP 1000      /* records kept per project */
-#define CC_STORE_DEFAULT_CACHE_ENTRIES 256      /* cache entries per project */
-#define CC_STORE_DEFAULT_PROJECTS 1000          /* projects per owner */
-#define CC_STORE_DEFAULT_JSON_MAX (8u << 20)    /* bytes of one stored input/result */
+#define CC_STORE_DEFAULT_CACHE_TTL_MS 3600000     /* one hour */
+#define CC_STORE_DEFAULT_HISTORY_KEEP 1000        /* records kept per project */
+#define CC_STORE_DEFAULT_CACHE_ENTRIES 256        /* cache entries per project */
+#define CC_STORE_DEFAULT_PROJECTS 1000            /* projects per owner */
+#define CC_STORE_DEFAULT_JSON_MAX (8u << 20)      /* bytes of one stored input/result */
 #define CC_STORE_DEFAULT_METADATA_MAX (64u << 10) /* bytes of one project's metadata */
 #define CC_STORE_DEFAULT_BUSY_TIMEOUT_MS 5000
-#define CC_STORE_DEFAULT_HISTORY_PAGE 50        /* getHistory without a limit */
+#define CC_STORE_DEFAULT_HISTORY_PAGE 50 /* getHistory without a limit */
 
 /* Longest owner / projectId / cache key / id / token hash accepted (CC_BAD_REQUEST beyond). */
 #define CC_STORE_NAME_MAX 128
@@ -56,16 +55,16 @@
 #define CC_STORE_ID_LEN 32
 
 typedef struct cc_store_options {
-  const char *path;                      /* database file; required */
-  int64_t (*now_ms)(void *clock_ctx);    /* clock; NULL = wall clock */
-  void *clock_ctx;                       /* passed to now_ms */
-  int64_t cache_ttl_ms;                  /* cache entries older than this miss */
-  int history_keep;                      /* records kept per project (newest N) */
-  int cache_entries_per_project;         /* oldest evicted beyond this */
-  int projects_per_owner;                /* project_ensure of one more: CC_TOO_LARGE */
-  size_t json_max_bytes;                 /* larger input/result/cache JSON: CC_TOO_LARGE */
-  size_t metadata_max_bytes;             /* larger metadata after a patch: CC_TOO_LARGE */
-  int busy_timeout_ms;                   /* wait for another process's lock */
+  const char *path;                   /* database file; required */
+  int64_t (*now_ms)(void *clock_ctx); /* clock; NULL = wall clock */
+  void *clock_ctx;                    /* passed to now_ms */
+  int64_t cache_ttl_ms;               /* cache entries older than this miss */
+  int history_keep;                   /* records kept per project (newest N) */
+  int cache_entries_per_project;      /* oldest evicted beyond this */
+  int projects_per_owner;             /* project_ensure of one more: CC_TOO_LARGE */
+  size_t json_max_bytes;              /* larger input/result/cache JSON: CC_TOO_LARGE */
+  size_t metadata_max_bytes;          /* larger metadata after a patch: CC_TOO_LARGE */
+  int busy_timeout_ms;                /* wait for another process's lock */
 } cc_store_options;
 
 /* Sets every field to its default (path NULL, clock NULL = wall clock). */
@@ -85,7 +84,7 @@ typedef enum {
 #define CC_RECORD_STATUS_ENUM(name, str) CC_RECORD_##name,
   CC_RECORD_STATUS_MAP(CC_RECORD_STATUS_ENUM)
 #undef CC_RECORD_STATUS_ENUM
-  CC_RECORD_STATUS_COUNT
+      CC_RECORD_STATUS_COUNT
 } cc_record_status;
 
 /* "pending", "running", ...; "error" for out-of-range values.  Static string. */
@@ -113,8 +112,8 @@ typedef struct cc_store_ops {
   cc_status (*user_ensure)(void *ctx, const char *user, bool *created);
   /* Adds a token of an existing user (CC_NOT_FOUND otherwise) given its hash (hex string,
    * e.g. SHA-256); CC_CONFLICT when the hash exists.  *token_id (may be NULL) gets its id. */
-  cc_status (*token_add)(void *ctx, const char *user, const char *token_hash_hex,
-                         const char *label, int64_t *token_id);
+  cc_status (*token_add)(void *ctx, const char *user, const char *token_hash_hex, const char *label,
+                         int64_t *token_id);
   /* Maps a token hash to its user.  CC_UNAUTHORIZED when unknown or revoked. */
   cc_status (*token_lookup)(void *ctx, const char *token_hash_hex, char **user);
   /* The user's tokens as a JSON array of {id, label, createdAt, revokedAt?}; never the
@@ -160,8 +159,8 @@ typedef struct cc_store_ops {
    * generation) or gives name a non-string, port a non-integer outside 1..65535 or settings
    * a non-object; CC_TOO_LARGE when the result exceeds metadata_max_bytes; CC_NOT_FOUND
    * when the project is missing.  Does not change the generation. */
-  cc_status (*project_patch)(void *ctx, const char *owner, const char *project,
-                             const cJSON *patch, cJSON **info);
+  cc_status (*project_patch)(void *ctx, const char *owner, const char *project, const cJSON *patch,
+                             cJSON **info);
 
   /* ---- exec cache ---- */
 
@@ -191,8 +190,7 @@ typedef struct cc_store_ops {
    * copied to out_id (may be NULL).  CC_CONFLICT when the id exists.  In the same
    * transaction the project's records beyond the newest history_keep are deleted. */
   cc_status (*record_insert)(void *ctx, const char *owner, const char *project, const char *id,
-                             const char *op, const cJSON *input,
-                             char out_id[CC_STORE_ID_LEN + 1]);
+                             const char *op, const cJSON *input, char out_id[CC_STORE_ID_LEN + 1]);
   /* pending -> running.  CC_NOT_FOUND when not the owner's; CC_CONFLICT from any other
    * status. */
   cc_status (*record_set_running)(void *ctx, const char *owner, const char *id);
@@ -265,8 +263,8 @@ static inline cc_status cc_store_token_list(cc_store *s, const char *user, cJSON
 static inline cc_status cc_store_token_revoke(cc_store *s, const char *user, int64_t token_id) {
   return s->ops->token_revoke(s->ctx, user, token_id);
 }
-static inline cc_status cc_store_project_ensure(cc_store *s, const char *owner,
-                                                const char *project, bool *created) {
+static inline cc_status cc_store_project_ensure(cc_store *s, const char *owner, const char *project,
+                                                bool *created) {
   return s->ops->project_ensure(s->ctx, owner, project, created);
 }
 static inline cc_status cc_store_project_get(cc_store *s, const char *owner, const char *project,
@@ -276,8 +274,8 @@ static inline cc_status cc_store_project_get(cc_store *s, const char *owner, con
 static inline cc_status cc_store_project_list(cc_store *s, const char *owner, cJSON **list) {
   return s->ops->project_list(s->ctx, owner, list);
 }
-static inline cc_status cc_store_project_delete(cc_store *s, const char *owner,
-                                                const char *project, bool *deleted) {
+static inline cc_status cc_store_project_delete(cc_store *s, const char *owner, const char *project,
+                                                bool *deleted) {
   return s->ops->project_delete(s->ctx, owner, project, deleted);
 }
 static inline cc_status cc_store_project_generation(cc_store *s, const char *owner,
@@ -285,8 +283,7 @@ static inline cc_status cc_store_project_generation(cc_store *s, const char *own
   return s->ops->project_generation(s->ctx, owner, project, generation);
 }
 static inline cc_status cc_store_project_bump_generation(cc_store *s, const char *owner,
-                                                         const char *project,
-                                                         int64_t *generation) {
+                                                         const char *project, int64_t *generation) {
   return s->ops->project_bump_generation(s->ctx, owner, project, generation);
 }
 static inline cc_status cc_store_project_sandbox(cc_store *s, const char *owner,
@@ -298,9 +295,8 @@ static inline cc_status cc_store_project_set_sandbox(cc_store *s, const char *ow
                                                      int64_t *generation) {
   return s->ops->project_set_sandbox(s->ctx, owner, project, sandbox_id, generation);
 }
-static inline cc_status cc_store_project_patch(cc_store *s, const char *owner,
-                                               const char *project, const cJSON *patch,
-                                               cJSON **info) {
+static inline cc_status cc_store_project_patch(cc_store *s, const char *owner, const char *project,
+                                               const cJSON *patch, cJSON **info) {
   return s->ops->project_patch(s->ctx, owner, project, patch, info);
 }
 static inline cc_status cc_store_cache_get(cc_store *s, const char *owner, const char *project,
@@ -320,9 +316,8 @@ static inline cc_status cc_store_cache_count(cc_store *s, const char *owner, con
                                              int64_t *count) {
   return s->ops->cache_count(s->ctx, owner, project, count);
 }
-static inline cc_status cc_store_record_insert(cc_store *s, const char *owner,
-                                               const char *project, const char *id,
-                                               const char *op, const cJSON *input,
+static inline cc_status cc_store_record_insert(cc_store *s, const char *owner, const char *project,
+                                               const char *id, const char *op, const cJSON *input,
                                                char out_id[CC_STORE_ID_LEN + 1]) {
   return s->ops->record_insert(s->ctx, owner, project, id, op, input, out_id);
 }
@@ -332,8 +327,7 @@ static inline cc_status cc_store_record_set_running(cc_store *s, const char *own
 }
 static inline cc_status cc_store_record_finish(cc_store *s, const char *owner, const char *id,
                                                cc_record_status status, const cJSON *result,
-                                               const char *error_code,
-                                               const char *error_message) {
+                                               const char *error_code, const char *error_message) {
   return s->ops->record_finish(s->ctx, owner, id, status, result, error_code, error_message);
 }
 static inline cc_status cc_store_record_get(cc_store *s, const char *owner, const char *id,

@@ -10,12 +10,11 @@
  * the microseconds.
  */
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sqlite3.h>
 
 #include "cc_json_patch.h"
 #include "cc_platform.h"
@@ -137,7 +136,9 @@ static cc_status exec_sql(sq *s, const char *sql) {
   return CC_OK;
 }
 
-static cc_status begin(sq *s) { return exec_sql(s, "BEGIN IMMEDIATE"); }
+static cc_status begin(sq *s) {
+  return exec_sql(s, "BEGIN IMMEDIATE");
+}
 
 /* Commits, or rolls back when the commit fails. */
 static cc_status commit(sq *s) {
@@ -294,8 +295,8 @@ static cc_status build_info(sq *s, int64_t rowid, cJSON **out) {
   }
   if ((rc = column_json(s, st, 2, &meta))) goto out;
   info = cJSON_CreateObject();
-  bool ok = info && cJSON_AddStringToObject(info, "projectId",
-                                            (const char *)sqlite3_column_text(st, 0));
+  bool ok =
+      info && cJSON_AddStringToObject(info, "projectId", (const char *)sqlite3_column_text(st, 0));
   /* Metadata keys (name, port, settings, free-form) after projectId. */
   while (ok && cJSON_IsObject(meta) && meta->child) {
     cJSON *m = cJSON_DetachItemViaPointer(meta, meta->child);
@@ -409,8 +410,7 @@ static cc_status op_user_ensure(void *ctx, const char *user, bool *created) {
 static cc_status norm_hash(sq *s, const char *hash, char buf[CC_STORE_NAME_MAX + 1]) {
   size_t n = hash ? strlen(hash) : 0;
   if (n == 0 || n > CC_STORE_NAME_MAX)
-    return fail(s, CC_BAD_REQUEST, "store: token hash must be 1..%d hex digits",
-                CC_STORE_NAME_MAX);
+    return fail(s, CC_BAD_REQUEST, "store: token hash must be 1..%d hex digits", CC_STORE_NAME_MAX);
   for (size_t i = 0; i < n; i++) {
     char c = hash[i];
     if (c >= 'A' && c <= 'F') c = (char)(c - 'A' + 'a');
@@ -436,13 +436,12 @@ static cc_status do_token_add(sq *s, const char *user, const char *hash, const c
   bind_text(st, 1, user);
   int r = sqlite3_step(st);
   if (r != SQLITE_ROW) {
-    rc = r == SQLITE_DONE ? fail(s, CC_NOT_FOUND, "store: no user %s", user)
-                          : dberr(s, "find user");
+    rc =
+        r == SQLITE_DONE ? fail(s, CC_NOT_FOUND, "store: no user %s", user) : dberr(s, "find user");
     goto out;
   }
   sqlite3_finalize(st);
-  if ((rc = prep(s, "INSERT INTO tokens(user, hash, label, created_at) VALUES(?1,?2,?3,?4)",
-                 &st)))
+  if ((rc = prep(s, "INSERT INTO tokens(user, hash, label, created_at) VALUES(?1,?2,?3,?4)", &st)))
     goto out;
   bind_text(st, 1, user);
   bind_text(st, 2, h);
@@ -637,8 +636,7 @@ static cc_status do_project_get(sq *s, const char *owner, const char *project, c
   return rc;
 }
 
-static cc_status op_project_get(void *ctx, const char *owner, const char *project,
-                                cJSON **info) {
+static cc_status op_project_get(void *ctx, const char *owner, const char *project, cJSON **info) {
   sq *s = ctx;
   *info = NULL;
   LOCK(s);
@@ -708,8 +706,8 @@ static cc_status op_project_delete(void *ctx, const char *owner, const char *pro
 }
 
 /* Reads one column of the project row (generation or sandbox_id). */
-static cc_status read_project_column(sq *s, const char *owner, const char *project,
-                                     const char *sql, sqlite3_stmt **st) {
+static cc_status read_project_column(sq *s, const char *owner, const char *project, const char *sql,
+                                     sqlite3_stmt **st) {
   cc_status rc = check_owner_project(s, owner, project);
   if (rc) return rc;
   if ((rc = prep(s, sql, st))) return rc;
@@ -763,12 +761,11 @@ static cc_status update_project(sq *s, const char *owner, const char *project, b
   if (rc) return rc;
   sqlite3_stmt *st = NULL;
   if ((rc = begin(s))) return rc;
-  const char *sql =
-      set_sandbox
-          ? "UPDATE projects SET generation = generation + (sandbox_id IS NOT ?3), "
-            "sandbox_id = ?3, updated_at = ?4 WHERE owner=?1 AND project=?2"
-          : "UPDATE projects SET generation = generation + 1, updated_at = ?4 "
-            "WHERE owner=?1 AND project=?2";
+  const char *sql = set_sandbox
+                        ? "UPDATE projects SET generation = generation + (sandbox_id IS NOT ?3), "
+                          "sandbox_id = ?3, updated_at = ?4 WHERE owner=?1 AND project=?2"
+                        : "UPDATE projects SET generation = generation + 1, updated_at = ?4 "
+                          "WHERE owner=?1 AND project=?2";
   if ((rc = prep(s, sql, &st))) goto out;
   bind_text(st, 1, owner);
   bind_text(st, 2, project);
@@ -820,8 +817,8 @@ static cc_status op_project_set_sandbox(void *ctx, const char *owner, const char
   return rc;
 }
 
-static cc_status do_project_patch(sq *s, const char *owner, const char *project,
-                                  const cJSON *patch, cJSON **info) {
+static cc_status do_project_patch(sq *s, const char *owner, const char *project, const cJSON *patch,
+                                  cJSON **info) {
   cc_status rc = check_owner_project(s, owner, project);
   if (rc) return rc;
   if (!cJSON_IsObject(patch)) return fail(s, CC_BAD_REQUEST, "patch must be a JSON object");
@@ -849,8 +846,7 @@ static cc_status do_project_patch(sq *s, const char *owner, const char *project,
   }
   if ((rc = check_metadata(s, next))) goto out;
   if ((rc = to_text(s, "project metadata", next, s->o.metadata_max_bytes, &text))) goto out;
-  if ((rc = prep(s, "UPDATE projects SET metadata=?1, updated_at=?2 WHERE id=?3", &st)))
-    goto out;
+  if ((rc = prep(s, "UPDATE projects SET metadata=?1, updated_at=?2 WHERE id=?3", &st))) goto out;
   bind_text(st, 1, text);
   sqlite3_bind_int64(st, 2, now(s));
   sqlite3_bind_int64(st, 3, rowid);
@@ -1007,8 +1003,8 @@ static cc_status do_cache_clear(sq *s, const char *owner, const char *project, c
   return rc;
 }
 
-static cc_status op_cache_clear(void *ctx, const char *owner, const char *project,
-                                const char *cmd, int64_t *cleared) {
+static cc_status op_cache_clear(void *ctx, const char *owner, const char *project, const char *cmd,
+                                int64_t *cleared) {
   sq *s = ctx;
   if (cleared) *cleared = 0;
   LOCK(s);
@@ -1017,8 +1013,7 @@ static cc_status op_cache_clear(void *ctx, const char *owner, const char *projec
   return rc;
 }
 
-static cc_status op_cache_count(void *ctx, const char *owner, const char *project,
-                                int64_t *count) {
+static cc_status op_cache_count(void *ctx, const char *owner, const char *project, int64_t *count) {
   sq *s = ctx;
   sqlite3_stmt *st;
   *count = 0;
@@ -1042,8 +1037,8 @@ static cc_status check_id(sq *s, const char *id) {
     return fail(s, CC_BAD_REQUEST, "store: record id must be 1..%d characters", CC_STORE_ID_LEN);
   for (size_t i = 0; i < n; i++) {
     char c = id[i];
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          c == '-' || c == '_'))
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+          c == '_'))
       return fail(s, CC_BAD_REQUEST, "store: record id has a character outside [A-Za-z0-9_-]");
   }
   return CC_OK;
@@ -1109,8 +1104,8 @@ out:
   return rc;
 }
 
-static cc_status op_record_insert(void *ctx, const char *owner, const char *project,
-                                  const char *id, const char *op, const cJSON *input,
+static cc_status op_record_insert(void *ctx, const char *owner, const char *project, const char *id,
+                                  const char *op, const cJSON *input,
                                   char out_id[CC_STORE_ID_LEN + 1]) {
   sq *s = ctx;
   if (out_id) out_id[0] = 0;
@@ -1171,9 +1166,9 @@ static cc_status op_record_set_running(void *ctx, const char *owner, const char 
   return rc;
 }
 
-static cc_status do_record_finish(sq *s, const char *owner, const char *id,
-                                  cc_record_status status, const cJSON *result,
-                                  const char *error_code, const char *error_message) {
+static cc_status do_record_finish(sq *s, const char *owner, const char *id, cc_record_status status,
+                                  const cJSON *result, const char *error_code,
+                                  const char *error_message) {
   cc_status rc = check_name(s, "owner", owner);
   if (!rc) rc = check_id(s, id);
   if (!rc && !cc_record_status_is_final(status))
@@ -1270,8 +1265,7 @@ static cc_status do_history(sq *s, const char *owner, const char *project, int l
   }
   if (rc) goto done;
   if (before) {
-    if ((rc = prep(s, "SELECT seq FROM records WHERE id=?1 AND project_rowid=?2", &st)))
-      goto done;
+    if ((rc = prep(s, "SELECT seq FROM records WHERE id=?1 AND project_rowid=?2", &st))) goto done;
     bind_text(st, 1, before);
     sqlite3_bind_int64(st, 2, rowid);
     int r = sqlite3_step(st);
@@ -1490,8 +1484,8 @@ static cc_status setup(sq *s) {
   sqlite3_busy_timeout(s->db, s->o.busy_timeout_ms);
   sqlite3_extended_result_codes(s->db, 0);
   if ((rc = prep(s, "PRAGMA journal_mode=WAL", &st))) return rc;
-  const char *mode = sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0)
-                                                    : NULL;
+  const char *mode =
+      sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
   if (!mode || strcmp(mode, "wal") != 0)
     rc = fail(s, CC_INTERNAL, "store: cannot switch %s to WAL mode (%s)", "database",
               mode ? mode : sqlite3_errmsg(s->db));
