@@ -114,6 +114,7 @@ typedef struct op {
   bool sandbox_recreated;
   cc_e2b_sandbox sb;
   bool have_sb;
+  bool running;             /* the record was moved to running */
   int64_t t0_ms;
 } op;
 
@@ -225,9 +226,23 @@ static cc_status respond_ok(op *o, const cJSON *result, char **response) {
   return cc_proto_encode_ok(o->req->id, result, gen, response) == CC_OK ? CC_OK : CC_INTERNAL;
 }
 
+/* Encodes an error response.  When the failed operation has a record, the error object
+ * also carries its `executionId`, so that the client can fetch it with getResult. */
 static cc_status respond_err(op *o, cc_status st, char **response) {
   if (st == CC_OK) st = CC_INTERNAL;
   cc_proto_encode_error(o->req->id, st, o->message[0] ? o->message : NULL, NULL, response);
+  if (*response && o->call->record_id[0] && !o->call->cached) {
+    cJSON *j = cJSON_Parse(*response);
+    cJSON *e = j ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
+    char *text = NULL;
+    if (cJSON_IsObject(e) && cJSON_AddStringToObject(e, "executionId", o->call->record_id))
+      text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (text) {
+      cc_proto_free(*response);
+      *response = text;
+    }
+  }
   return st;
 }
 
@@ -265,9 +280,15 @@ static cc_status record_begin(op *o) {
                                         cc_proto_op_name(o->req->op), in, o->call->record_id);
   cJSON_Delete(in);
   if (st != CC_OK) return store_fail(o, st, "record");
-  st = cc_store_record_set_running(o->w->store, o->user, o->call->record_id);
-  if (st != CC_OK) return store_fail(o, st, "record");
   return CC_OK;
+}
+
+/* pending -> running: called once the sandbox is ready (and, for commands, when the
+ * process has started), so a running record always has its sandbox. */
+static void mark_running(op *o) {
+  if (o->running || !o->call->record_id[0]) return;
+  o->running = true;
+  cc_store_record_set_running(o->w->store, o->user, o->call->record_id);
 }
 
 static void record_end(op *o, cc_proto_record_status status, const cJSON *result, cc_status err) {
@@ -379,6 +400,7 @@ static cc_e2b_action on_exec_event(void *ctx, const cc_e2b_event *ev) {
   switch (ev->type) {
     case CC_E2B_EVENT_START:
       x->pid = ev->pid;
+      mark_running(o);
       if (x->detach_on_start) return CC_E2B_DETACH;
       if (!emit_start(o, ev->pid, false)) x->emit_failed = true;
       break;
@@ -485,6 +507,22 @@ static cc_status run_command(op *o, struct exec_run *x, const cc_e2b_exec_opts *
   }
 }
 
+/* After a cancel the SIGKILL has been sent; wait (at most ~2 s) until the process has left
+ * the sandbox's process list, so that "canceled" means "gone". */
+static void wait_gone(op *o, uint32_t pid) {
+  for (int i = 0; i < 40; i++) {
+    cc_e2b_process_list l = {0};
+    cc_e2b_error err = {0};
+    if (cc_e2b_list_processes(o->w->e2b, &o->sb, &l, &err) != CC_OK) return;
+    bool found = false;
+    for (size_t k = 0; k < l.count; k++) found |= l.items[k].pid == pid;
+    cc_e2b_process_list_cleanup(&l);
+    if (!found) return;
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+}
+
 /* Builds an ExecutionResult JSON from a finished run. */
 static cJSON *exec_result_json(op *o, struct exec_run *x, const cc_e2b_exec_result *res,
                                cc_proto_record_status status, int64_t duration) {
@@ -527,7 +565,7 @@ static cc_status exec_core(op *o, const cc_proto_exec_args *a, cJSON **result_ou
   long timeout = a->timeout_ms > 0 ? (long)a->timeout_ms : w->cfg->command_timeout_ms;
   cc_e2b_exec_opts eo = {.cmd = a->cmd, .cwd = a->cwd, .envs = envs, .envs_count = a->env_count,
                          .timeout_ms = timeout};
-  cc_e2b_exec_result res;
+  cc_e2b_exec_result res = {0};
   cc_status st;
   if (a->stdin_data) {
     /* stdin: the E2B protocol the SDK uses cannot close a process's stdin, so the data
@@ -555,6 +593,7 @@ static cc_status exec_core(op *o, const cc_proto_exec_args *a, cJSON **result_ou
   emit_output(&x, 0, NULL, 0, true);
   emit_output(&x, 1, NULL, 0, true);
   int64_t duration = mono_ms() - t0;
+  if (st == CC_OK && res.canceled && res.pid) wait_gone(o, res.pid);
 
   cc_proto_record_status rs;
   if (st == CC_TIMEOUT) {
@@ -639,6 +678,7 @@ static cc_status op_exec(op *o, char **response) {
 static cc_status with_sandbox(op *o, sbx_fn fn, void *ctx, const char *what) {
   cc_status st = ensure_sandbox(o, false);
   if (st != CC_OK) return st;
+  mark_running(o);
   for (int attempt = 0;; attempt++) {
     cc_e2b_error err = {0};
     st = fn(o, ctx, &err);
@@ -777,7 +817,7 @@ static cc_status op_setup_project(op *o, cJSON **result) {
     x.out.max = x.err.max = (size_t)o->w->cfg->max_output_bytes;
     long timeout = o->w->cfg->command_timeout_ms;
     cc_e2b_exec_opts eo = {.cmd = ea.cmd, .timeout_ms = timeout};
-    cc_e2b_exec_result res;
+    cc_e2b_exec_result res = {0};
     st = run_command(o, &x, &eo, &res);
     emit_output(&x, 0, NULL, 0, true);
     emit_output(&x, 1, NULL, 0, true);
@@ -823,7 +863,7 @@ static cc_status op_start_dev_server(op *o, cJSON **result) {
   struct exec_run x = {.o = o, .detach_on_start = true};
   x.out.max = x.err.max = 4096;
   cc_e2b_exec_opts eo = {.cmd = cmd, .cwd = a->cwd, .timeout_ms = 0};
-  cc_e2b_exec_result res;
+  cc_e2b_exec_result res = {0};
   cc_status st = run_command(o, &x, &eo, &res);
   free(x.out.p);
   free(x.err.p);
@@ -839,7 +879,7 @@ static cc_status op_start_dev_server(op *o, cJSON **result) {
   struct exec_run px = {.o = o};
   px.out.max = px.err.max = 1024;
   cc_e2b_exec_opts po = {.cmd = probe, .timeout_ms = 15000};
-  cc_e2b_exec_result pres;
+  cc_e2b_exec_result pres = {0};
   cc_status pst = run_command(o, &px, &po, &pres);
   free(px.out.p);
   free(px.err.p);
@@ -883,7 +923,10 @@ static cc_status op_kill_process(op *o, cJSON **result) {
   struct kill_ctx c = {(uint32_t)pid, false};
   cc_status st = with_sandbox(o, do_kill, &c, "killing the process");
   if (st != CC_OK) return st;
-  if (c.killed) bump(o);
+  if (c.killed) {
+    wait_gone(o, c.pid); /* SIGKILL is asynchronous: answer once the process is gone */
+    bump(o);
+  }
   *result = cJSON_CreateObject();
   cJSON_AddBoolToObject(*result, "killed", c.killed);
   return CC_OK;

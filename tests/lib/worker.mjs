@@ -12,6 +12,7 @@
 // We wait for the ready line on stdout, never sleep.  wk.stderr holds everything the worker
 // wrote to stderr (including the JSON-lines access log, which goes there by default).
 import { spawn, execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +63,7 @@ export async function startWorker(opts = {}) {
   });
   let stopped = false;
   let seq = 0;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
   const cli = (...a) => execFileSync(bin, [...a, '--db', db], { env, encoding: 'utf8' });
   const wk = {
     url: ready.url,
@@ -83,20 +85,37 @@ export async function startWorker(opts = {}) {
     token(user, label = 'test') {
       return cli('token', 'create', '--user', user, '--label', label).trim();
     },
-    /** POST /v1/rpc with `msg` (v and id filled in); returns {status, headers, body, text}. */
-    async rpc(token, msg, init = {}) {
+    /** POST /v1/rpc with `msg` (v and id filled in; a string is sent as is); returns
+     *  {status, headers (a Headers), body (parsed JSON or null), text}.  Uses node:http with
+     *  a keep-alive agent: several times cheaper per request than fetch (load tests). */
+    rpc(token, msg, init = {}) {
       const body = typeof msg === 'string' ? msg : JSON.stringify({ v: 1, id: `t${++seq}`, ...msg });
-      const headers = { 'Content-Type': 'application/json', ...(init.headers ?? {}) };
+      const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...(init.headers ?? {}) };
       if (token) headers.Authorization = `Bearer ${token}`;
-      const res = await fetch(`${ready.url}/v1/rpc`, { method: 'POST', headers, body, signal: init.signal });
-      const text = await res.text();
-      let parsed = null;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = null;
-      }
-      return { status: res.status, headers: res.headers, body: parsed, text };
+      return new Promise((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port: ready.port, path: '/v1/rpc', method: 'POST', agent, headers, signal: init.signal },
+          (res) => {
+            const chunks = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('error', reject);
+            res.on('end', () => {
+              const text = Buffer.concat(chunks).toString('utf8');
+              let parsed = null;
+              try {
+                parsed = JSON.parse(text);
+              } catch {
+                parsed = null;
+              }
+              const h = new Headers();
+              for (let i = 0; i < res.rawHeaders.length; i += 2) h.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
+              resolve({ status: res.statusCode, headers: h, body: parsed, text });
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
     },
     /** Streaming RPC: calls onLine(obj) per NDJSON line as it arrives; resolves with all lines. */
     async rpcStream(token, msg, { onLine, signal } = {}) {
@@ -133,6 +152,7 @@ export async function startWorker(opts = {}) {
       }
       const t = setTimeout(() => child.kill('SIGKILL'), 20000);
       const r = await exited;
+      agent.destroy();
       clearTimeout(t);
       if (ownDir && !keep) rmSync(ownDir, { recursive: true, force: true });
       return r;
@@ -141,7 +161,9 @@ export async function startWorker(opts = {}) {
     async kill() {
       stopped = true;
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      return exited;
+      const r = await exited;
+      agent.destroy();
+      return r;
     },
     /** Removes the temporary directory (after kill()). */
     cleanup() {
