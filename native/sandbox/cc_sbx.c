@@ -2018,62 +2018,6 @@ cc_status cc_sbx_connect_port(cc_sbx *sbx, uint16_t port, int *fd, cc_sbx_err *e
 
 /* ---- files ------------------------------------------------------------------------------- */
 
-static void go_mode_string(uint32_t m, char out[16]) {
-  int o = 0;
-  if (S_ISDIR(m)) out[o++] = 'd';
-  if (S_ISLNK(m)) out[o++] = 'L';
-  if (S_ISBLK(m) || S_ISCHR(m)) out[o++] = 'D';
-  if (S_ISFIFO(m)) out[o++] = 'p';
-  if (S_ISSOCK(m)) out[o++] = 'S';
-  if (m & S_ISUID) out[o++] = 'u';
-  if (m & S_ISGID) out[o++] = 'g';
-  if (S_ISCHR(m)) out[o++] = 'c';
-  if (m & S_ISVTX) out[o++] = 't';
-  if (o == 0) out[o++] = '-';
-  static const char rwx[] = "rwxrwxrwx";
-  for (int i = 0; i < 9; i++) out[o++] = (m & (1u << (8 - i))) ? rwx[i] : '-';
-  out[o] = 0;
-}
-
-static void id_name(uint32_t id, char out[32], bool group) {
-  if (id == 0) snprintf(out, 32, "root");
-  else if (id == 1000) snprintf(out, 32, "user");
-  else if (id == 65534) snprintf(out, 32, group ? "nogroup" : "nobody");
-  else snprintf(out, 32, "%u", id);
-}
-
-/* Decodes one wire entry at *off; false when malformed (untrusted input). */
-static bool decode_entry(const unsigned char *buf, size_t len, size_t *off, cc_sbx_entry *e) {
-  memset(e, 0, sizeof *e);
-  cc_sbx_wire_entry w;
-  if (len - *off < sizeof w) return false;
-  memcpy(&w, buf + *off, sizeof w);
-  size_t need = (size_t)w.name_len + w.path_len + w.target_len;
-  if (w.name_len == 0 || w.path_len == 0 || len - *off - sizeof w < need) return false;
-  const char *name = (const char *)buf + *off + sizeof w;
-  const char *path = name + w.name_len;
-  const char *target = path + w.path_len;
-  if (name[w.name_len - 1] || path[w.path_len - 1] || (w.target_len && target[w.target_len - 1]))
-    return false;
-  *off += sizeof w + need;
-  e->name = strdup(name);
-  e->path = strdup(path);
-  e->symlink_target = w.target_len ? strdup(target) : NULL;
-  e->type = S_ISDIR(w.tmode) ? CC_SBX_FT_DIR : S_ISREG(w.tmode) ? CC_SBX_FT_FILE : CC_SBX_FT_UNKNOWN;
-  e->size = w.size;
-  e->mode = w.tmode & 0777;
-  go_mode_string(w.lmode, e->permissions);
-  id_name(w.uid, e->owner, false);
-  id_name(w.gid, e->group, true);
-  e->mtime_sec = w.mtime_sec;
-  e->mtime_nsec = w.mtime_nsec;
-  if (!e->name || !e->path || (w.target_len && !e->symlink_target)) {
-    cc_sbx_entry_cleanup(e);
-    return false;
-  }
-  return true;
-}
-
 void cc_sbx_entry_cleanup(cc_sbx_entry *e) {
   if (!e) return;
   free(e->name), free(e->path), free(e->symlink_target);
@@ -2107,7 +2051,7 @@ static cc_status fs_call(cc_sbx *sbx, uint32_t op, const char *in, const char *i
 static cc_status entry_reply(pending *pd, cc_sbx_entry *out, cc_sbx_err *err, const char *path) {
   if (!out) return CC_OK;
   size_t off = 0;
-  if (!decode_entry(pd->payload, pd->len, &off, out))
+  if (!cc_sbx_wire_decode_entry(pd->payload, pd->len, &off, out))
     return fail(err, CC_SBX_ERR_SYSTEM, EPROTO, "cannot stat %s", path);
   return CC_OK;
 }
@@ -2202,7 +2146,7 @@ cc_status cc_sbx_fs_list(cc_sbx *sbx, const char *dir, uint32_t depth, size_t ma
     }
     size_t off = 0, i = 0;
     if (buf && v && got == len)
-      for (; i < count && decode_entry(buf, len, &off, &v[i]); i++) {
+      for (; i < count && cc_sbx_wire_decode_entry(buf, len, &off, &v[i]); i++) {
       }
     free(buf);
     if (!v || i != count) {

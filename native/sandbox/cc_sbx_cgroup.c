@@ -13,7 +13,9 @@
 
 /* Paths are bounded by CC_SBX_CG_PATH; a cut path simply fails to open or create, which is
  * reported, so truncation warnings add nothing here. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,6 +8,8 @@
 #define CC_SBX_INT_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "cc_sbx.h"
 
@@ -43,5 +45,12 @@ bool cc_sbx_cg_empty(const cc_sbx_cg *cg);
 
 /* Removes the sandbox's cgroup dirs (waiting briefly for killed tasks to leave). */
 void cc_sbx_cg_destroy(cc_sbx_cg *cg);
+
+/* cc_sbx_wire.c: decodes one entry of an agent reply at *off (advancing it).  false when the
+ * bytes are malformed; then *e holds nothing to free. */
+bool cc_sbx_wire_decode_entry(const unsigned char *buf, size_t len, size_t *off, cc_sbx_entry *e);
+
+/* Go's FileMode.String() of a st_mode ("-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx"). */
+void cc_sbx_wire_mode_string(uint32_t mode, char out[16]);
 
 #endif

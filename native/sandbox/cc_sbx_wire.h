@@ -65,6 +65,7 @@ typedef struct {
   uint16_t path_len;
   uint16_t target_len;
   uint16_t pad;
+  uint32_t pad2; /* explicit: the struct is 48 bytes on every ABI we build for */
 } cc_sbx_wire_entry;
 
 #define CC_SBX_STAGE_CWD 1  /* SPAWN failed: cwd missing */
