@@ -988,21 +988,42 @@ static char *start_envelope(const cc_e2b_exec_opts *o, size_t *len_out) {
   return env;
 }
 
-cc_status cc_e2b_exec(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cc_e2b_exec_opts *o,
-                      cc_e2b_exec_result *res, cc_e2b_error *err) {
-  cc_e2b_exec_result local;
-  if (!res) res = &local;
-  memset(res, 0, sizeof *res);
-  if (!o || !o->cmd || (o->args_count && !o->args))
-    return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "exec: no command"));
-  if (!sandbox_ok(c, sb)) return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "exec: invalid sandbox"));
-  if (o->timeout_ms < 0)
-    return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "exec: negative timeout"));
+/* Which stream: Start (runs a command) or Connect (re-attaches to a pid). */
+typedef struct {
+  const char *what;        /* "exec" / "attach", for messages */
+  const char *path;        /* "/process.Process/Start" */
+  const char *body;        /* the one request envelope */
+  size_t body_len;
+  long server_timeout_ms;  /* Connect-Timeout-Ms (envd kills the process then); 0 = none */
+  long client_timeout_ms;  /* client-side limit without a server deadline; 0 = none */
+  bool kill_on_failure;    /* SIGKILL a started process when the stream fails (exec) */
+} stream_req;
 
+static cc_status stream_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const stream_req *rq,
+                             const cc_e2b_exec_opts *o, cc_e2b_exec_result *res,
+                             cc_e2b_error *err);
+
+/* After a SIGKILL: waits (bounded) until envd reports the process ended or unknown, so that
+ * "canceled" means the process is really gone when we return.  True if confirmed. */
+static bool wait_gone(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid) {
+  char json[64];
+  int n = snprintf(json + 5, sizeof json - 5, "{\"process\":{\"pid\":%u}}", pid);
+  cc_e2b_envelope_header((unsigned char *)json, 0, (uint32_t)n);
+  stream_req rq = {"wait for exit", "/process.Process/Connect", json, (size_t)n + 5, 0,
+                   KILL_TIMEOUT_MS, false};
+  cc_e2b_exec_opts o = {.cmd = ""};
+  cc_e2b_exec_result r;
+  cc_e2b_error e;
+  cc_status st = stream_call(c, sb, &rq, &o, &r, &e);
+  return (st == CC_OK && r.ended) || st == CC_NOT_FOUND;
+}
+
+static cc_status stream_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const stream_req *rq,
+                             const cc_e2b_exec_opts *o, cc_e2b_exec_result *res,
+                             cc_e2b_error *err) {
   char errbuf[CURL_ERROR_SIZE];
-  size_t body_len = 0;
-  char *body = start_envelope(o, &body_len);
-  char *url = envd_url(c, sb, "/process.Process/Start");
+  memset(res, 0, sizeof *res);
+  char *url = envd_url(c, sb, rq->path);
   struct curl_slist *hd = envd_headers(c, sb, true), *t = NULL;
   char line[64];
   if (hd) t = curl_slist_append(hd, "Content-Type: application/connect+json");
@@ -1011,9 +1032,9 @@ cc_status cc_e2b_exec(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cc_e2b_e
     snprintf(line, sizeof line, "Keepalive-Ping-Interval: %d", c->keepalive_s);
     t = curl_slist_append(hd, line);
   }
-  if (t && o->timeout_ms > 0) {
+  if (t && rq->server_timeout_ms > 0) {
     hd = t;
-    snprintf(line, sizeof line, "Connect-Timeout-Ms: %ld", o->timeout_ms);
+    snprintf(line, sizeof line, "Connect-Timeout-Ms: %ld", rq->server_timeout_ms);
     t = curl_slist_append(hd, line);
   }
   if (t) hd = t;
@@ -1029,25 +1050,28 @@ cc_status cc_e2b_exec(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cc_e2b_e
   s.errbody.truncate = true;
   cc_e2b_envelope_init(&s.ep, c->max_envelope);
   clock_gettime(CLOCK_MONOTONIC, &s.t0);
+  long deadline = rq->server_timeout_ms > 0 ? rq->server_timeout_ms : rq->client_timeout_ms;
 
   cc_status st = CC_OK;
   CURLcode rc = CURLE_OK;
-  if (!body || !url || !hd || !t || !h) {
-    st = fail(err, CC_INTERNAL, "exec: out of memory");
+  if (!rq->body || !url || !hd || !t || !h) {
+    st = fail(err, CC_INTERNAL, "%s: out of memory", rq->what);
     goto done;
   }
   setup_common(c, h, errbuf);
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)rq->body_len);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_stream);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
   /* No total timeout for a stream, except the command's own deadline plus a grace period. */
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms + STREAM_GRACE_MS : 0L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+                   rq->server_timeout_ms > 0 ? rq->server_timeout_ms + STREAM_GRACE_MS
+                                             : rq->client_timeout_ms);
   /* envd sends a keepalive every interval; silence for two of them means a dead peer. */
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(2 * c->keepalive_s + 10));
@@ -1061,7 +1085,7 @@ cc_status cc_e2b_exec(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cc_e2b_e
       cc_e2b_error kerr;
       cc_status ks = send_signal(c, sb, res->pid, 9, &kerr);
       /* not_found: the process ended on its own between our stop and the kill. */
-      res->kill_failed = ks != CC_OK && ks != CC_NOT_FOUND;
+      res->kill_failed = (ks != CC_OK && ks != CC_NOT_FOUND) || !wait_gone(c, sb, res->pid);
     }
     st = CC_OK;
   } else if (s.action == CC_E2B_DETACH) {
@@ -1070,38 +1094,41 @@ cc_status cc_e2b_exec(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cc_e2b_e
   } else if (s.http_bad) {
     cc_e2b_error tmp;
     st = cc_e2b_error_from_response((int)s.http, s.errbody.p ? s.errbody.p : "", s.errbody.len,
-                                    false, true, "exec", &tmp);
+                                    false, true, rq->what, &tmp);
     if (err) *err = tmp;
   } else if (s.parse_status != CC_OK) {
-    st = fail(err, s.parse_status, "exec: %s", s.parse_msg);
+    st = fail(err, s.parse_status, "%s: %s", rq->what, s.parse_msg);
   } else if (s.no_start) {
-    st = fail(err, CC_TIMEOUT, "exec: no start event within %ld ms", c->request_timeout_ms);
+    st = fail(err, CC_TIMEOUT, "%s: no start event within %ld ms", rq->what,
+              c->request_timeout_ms);
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
-    if (o->timeout_ms > 0 && elapsed_ms(&s.t0) >= o->timeout_ms) {
+    if (deadline > 0 && elapsed_ms(&s.t0) >= deadline) {
       res->timed_out = true;
-      st = fail(err, CC_TIMEOUT, "exec: command exceeded its %ld ms deadline", o->timeout_ms);
+      st = fail(err, CC_TIMEOUT, "%s: command exceeded its %ld ms deadline", rq->what, deadline);
     } else {
-      st = fail(err, CC_SANDBOX_UNAVAILABLE, "exec: no data from envd for %d s",
+      st = fail(err, CC_SANDBOX_UNAVAILABLE, "%s: no data from envd for %d s", rq->what,
                 2 * c->keepalive_s + 10);
     }
   } else if (rc != CURLE_OK) {
-    st = transport_fail(err, rc, errbuf, "exec");
+    st = transport_fail(err, rc, errbuf, rq->what);
   } else if (s.eos && s.eos_status != CC_OK) {
     st = s.eos_status;
     if (st == CC_TIMEOUT) res->timed_out = true;
-    fail(err, st, "exec: %s: %s", s.eos_code, s.eos_msg);
+    fail(err, st, "%s: %s: %s", rq->what, s.eos_code, s.eos_msg);
     if (err) snprintf(err->code, sizeof err->code, "%s", s.eos_code);
   } else if (!res->ended) {
     st = fail(err, s.eos ? CC_UPSTREAM_ERROR : CC_SANDBOX_UNAVAILABLE,
-              "exec: the stream ended before the process did");
-  } else if (o->timeout_ms > 0 && !res->exited && elapsed_ms(&s.t0) >= o->timeout_ms) {
+              "%s: the stream ended before the process did", rq->what);
+  } else if (rq->server_timeout_ms > 0 && !res->exited &&
+             elapsed_ms(&s.t0) >= rq->server_timeout_ms) {
     /* envd killed the process at the Connect-Timeout-Ms deadline and reported the kill. */
     res->timed_out = true;
-    st = fail(err, CC_TIMEOUT, "exec: command exceeded its %ld ms deadline", o->timeout_ms);
+    st = fail(err, CC_TIMEOUT, "%s: command exceeded its %ld ms deadline", rq->what,
+              rq->server_timeout_ms);
   }
-  /* A process we lost track of (transport failure mid-stream) is killed, best effort, so
-   * that a failed exec never leaves work running in the sandbox. */
-  if (st != CC_OK && res->started && !res->ended && !res->timed_out &&
+  /* A process we lost track of (a failure mid-stream) is killed, best effort, so that a
+   * failed exec never leaves work running in the sandbox. */
+  if (rq->kill_on_failure && st != CC_OK && res->started && !res->ended &&
       st != CC_SANDBOX_UNAVAILABLE) {
     cc_e2b_error kerr;
     send_signal(c, sb, res->pid, 9, &kerr);
@@ -1111,10 +1138,46 @@ done:
   buf_free(&s.errbody);
   curl_slist_free_all(hd);
   free(url);
-  free(body);
   /* Reuse the connection only if the stream was read to its end. */
-  if (h) handle_put(c, x, rc == CURLE_OK && s.action == CC_E2B_CONTINUE && !s.http_bad);
+  handle_put(c, x, rc == CURLE_OK && s.action == CC_E2B_CONTINUE && !s.http_bad);
+  return st;
+}
+
+cc_status cc_e2b_exec(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cc_e2b_exec_opts *o,
+                      cc_e2b_exec_result *res, cc_e2b_error *err) {
+  cc_e2b_exec_result local;
+  if (!res) res = &local;
+  memset(res, 0, sizeof *res);
+  if (!o || !o->cmd || (o->args_count && !o->args))
+    return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "exec: no command"));
+  if (!sandbox_ok(c, sb)) return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "exec: invalid sandbox"));
+  if (o->timeout_ms < 0)
+    return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "exec: negative timeout"));
+  size_t body_len = 0;
+  char *body = start_envelope(o, &body_len);
+  stream_req rq = {"exec", "/process.Process/Start", body, body_len, o->timeout_ms, 0, true};
+  cc_status st = stream_call(c, sb, &rq, o, res, err);
+  free(body);
   return finish(c, sb, err, st);
+}
+
+cc_status cc_e2b_attach(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid,
+                        const cc_e2b_exec_opts *o, cc_e2b_exec_result *res, cc_e2b_error *err) {
+  cc_e2b_exec_result local;
+  cc_e2b_exec_opts none = {.cmd = ""};
+  if (!res) res = &local;
+  if (!o) o = &none;
+  memset(res, 0, sizeof *res);
+  if (!sandbox_ok(c, sb))
+    return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "attach: invalid sandbox"));
+  if (o->timeout_ms < 0)
+    return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "attach: negative timeout"));
+  char json[64];
+  int n = snprintf(json + 5, sizeof json - 5, "{\"process\":{\"pid\":%u}}", pid);
+  cc_e2b_envelope_header((unsigned char *)json, 0, (uint32_t)n);
+  stream_req rq = {"attach", "/process.Process/Connect", json, (size_t)n + 5, 0, o->timeout_ms,
+                   false};
+  return finish(c, sb, err, stream_call(c, sb, &rq, o, res, err));
 }
 
 /* ---------------------------------------------------------------- filesystem */

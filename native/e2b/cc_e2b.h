@@ -242,9 +242,10 @@ typedef struct cc_e2b_exec_result {
   bool ended;                   /* an end event arrived */
   int exit_code;
   bool exited;
-  bool canceled;                /* stopped by CC_E2B_CANCEL or *cancel (process killed) */
+  bool canceled;                /* stopped by CC_E2B_CANCEL or *cancel; the process was
+                                   SIGKILLed and its end confirmed before returning */
   bool detached;                /* stopped by CC_E2B_DETACH (process still running) */
-  bool kill_failed;             /* canceled, but the SIGKILL request failed */
+  bool kill_failed;             /* canceled, but the SIGKILL failed or its end was not seen */
   bool timed_out;               /* the timeout_ms deadline passed (the call returns CC_TIMEOUT) */
   char status[64];
   char error[256];
@@ -261,6 +262,15 @@ typedef struct cc_e2b_exec_result {
  * start event must arrive within request_timeout_ms.  res may be NULL. */
 cc_status cc_e2b_exec(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cc_e2b_exec_opts *opts,
                       cc_e2b_exec_result *res, cc_e2b_error *err);
+
+/* Connect: re-attaches to the running process `pid` and streams its live events exactly as
+ * cc_e2b_exec does (a start event, then output produced from now on, then end).  Only
+ * opts->on_event, ctx, cancel and timeout_ms are used; timeout_ms > 0 is a client-side limit
+ * (CC_TIMEOUT, the process keeps running).  CC_E2B_CANCEL SIGKILLs the process, DETACH just
+ * stops watching.  Unknown pid -> CC_NOT_FOUND.  opts and res may be NULL (then it simply
+ * waits for the process to end). */
+cc_status cc_e2b_attach(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid,
+                        const cc_e2b_exec_opts *opts, cc_e2b_exec_result *res, cc_e2b_error *err);
 
 /* SendInput: writes len bytes to the stdin of pid.  Unknown pid -> CC_NOT_FOUND. */
 cc_status cc_e2b_send_input(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid,

@@ -53,6 +53,8 @@ typedef struct {
   const char *stdin_on_start;  /* send this to stdin on the start event */
   cc_e2b_action on_start;      /* returned on the start event */
   atomic_int *flag_on_start;   /* set on the start event */
+  const char *write_on_start;  /* write this file in the sandbox on the start event */
+  bool cancel_on_stdout;       /* return CC_E2B_CANCEL after the first stdout */
 } rec;
 
 static void append(char *buf, size_t *len, size_t cap, const char *d, size_t n) {
@@ -77,6 +79,11 @@ static cc_e2b_action on_event(void *ctx, const cc_e2b_event *ev) {
       }
     }
     if (r->flag_on_start) atomic_store(r->flag_on_start, 1);
+    if (r->write_on_start &&
+        cc_e2b_write_file(g_c, &g_sb, r->write_on_start, "go", 2, NULL, 0, &e) != CC_OK) {
+      note(&e);
+      fprintf(stderr, "write_file on start: %s\n", e.message);
+    }
     return r->on_start;
   case CC_E2B_EVENT_STDOUT:
     append(r->out, &r->out_len, sizeof r->out, ev->data, ev->len);
@@ -87,6 +94,7 @@ static cc_e2b_action on_event(void *ctx, const cc_e2b_event *ev) {
         fprintf(stderr, "write_file in callback: %s\n", e.message);
       }
     }
+    if (r->cancel_on_stdout) return CC_E2B_CANCEL;
     break;
   case CC_E2B_EVENT_STDERR: append(r->err, &r->err_len, sizeof r->err, ev->data, ev->len); break;
   default: break;
@@ -250,11 +258,35 @@ static void test_cancel(void) {
   CHECK(res.detached && res.pid > 0);
   CHECK(process_running(res.pid));
   CHECK_INT(cc_e2b_send_signal(g_c, &g_sb, res.pid, 9, &e), CC_OK);
+  /* SendSignal returns once the signal is sent; attach waits for the end event. */
+  cc_e2b_exec_result ar;
+  cc_status ast = cc_e2b_attach(g_c, &g_sb, res.pid, NULL, &ar, &e);
+  CHECK(ast == CC_NOT_FOUND || (ast == CC_OK && ar.ended && ar.exit_code == -1));
   CHECK(!process_running(res.pid));
   CHECK_INT(cc_e2b_send_signal(g_c, &g_sb, res.pid, 9, &e), CC_NOT_FOUND);
   CHECK(!e.sandbox_gone);
   note(&e);
   CHECK_INT(cc_e2b_send_signal(g_c, &g_sb, res.pid, 3, &e), CC_BAD_REQUEST);
+
+  /* Attach to a background process: its live output arrives through the attached stream
+   * (it prints only after the attach's start event made us create /tmp/cc-go2), and a
+   * cancel through the attach kills it. */
+  rec r4 = {.on_start = CC_E2B_DETACH};
+  CHECK_INT(run("rm -f /tmp/cc-go2; while [ ! -f /tmp/cc-go2 ]; do sleep 0.05; done; echo late;"
+                " sleep 60", &r4, 0, false, &res, &e), CC_OK);
+  CHECK(res.detached);
+  uint32_t bg = res.pid;
+  rec r5 = {.write_on_start = "/tmp/cc-go2", .cancel_on_stdout = true};
+  cc_e2b_exec_opts ao = {.on_event = on_event, .ctx = &r5};
+  CHECK_INT(cc_e2b_attach(g_c, &g_sb, bg, &ao, &res, &e), CC_OK);
+  CHECK_STR(r5.out, "late\n");
+  CHECK(res.canceled && !res.kill_failed);
+  CHECK(!process_running(bg));
+  /* Attaching to a finished pid: not_found, or (newer envd keeps the end event for a while)
+   * an immediate start + end. */
+  cc_status ast2 = cc_e2b_attach(g_c, &g_sb, bg, NULL, &res, &e);
+  CHECK(ast2 == CC_NOT_FOUND || (ast2 == CC_OK && res.ended));
+  CHECK_INT(cc_e2b_attach(g_c, &g_sb, 999999, NULL, &res, &e), CC_NOT_FOUND);
 }
 
 static void test_files(void) {
