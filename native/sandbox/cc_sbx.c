@@ -369,12 +369,14 @@ static void pump(cc_sbx *sbx, stream *st, bool draining) {
     pthread_mutex_unlock(&sbx->lock);
     if (!room) return;
     ssize_t n = read(st->fd, buf, sizeof buf);
+    int e = n < 0 ? errno : 0;
+    if (n < 0 && e == EINTR) continue;
     pthread_mutex_lock(&sbx->lock);
     if (n > 0) {
       if (p->subs)
         push_all(p, st == &p->out ? CC_SBX_EV_STDOUT : CC_SBX_EV_STDERR, buf, (size_t)n, 0);
-    } else if (n == 0 || (errno != EAGAIN && errno != EINTR) || draining) {
-      stream_close(rt, st);
+    } else if (n == 0 || e != EAGAIN || draining) {
+      stream_close(rt, st); /* EOF, an error, or an empty pipe after the exit */
     }
     maybe_end(p);
     pthread_mutex_unlock(&sbx->lock);

@@ -148,7 +148,7 @@ bool cc_sbx_cg_probe(cc_sbx_cg_root *root, const char *prefix, char *why, size_t
     int n = snprintf(root->dir[i], sizeof root->dir[i], "%s/%s", base, prefix);
     if (n >= (int)sizeof root->dir[i] || !make_dir(root->dir[i], why1, sizeof why1)) {
       v1 = false;
-      for (int j = 0; j <= i; j++)
+      for (int j = 0; j < CC_SBX_CG_NCTRL; j++)
         if (root->dir[j][0]) rmdir(root->dir[j]), root->dir[j][0] = 0;
     }
   }

@@ -1,0 +1,119 @@
+/* bench_sandbox (scripts/bench sandbox): the sandbox runtime (native/sandbox/) beside a bare
+ * `bwrap --unshare-all ... /bin/true` measured in the same run.
+ *
+ *   create→first result   cc_sbx_create + spawn /bin/true + its END, over 50 sandboxes that
+ *                         stay alive (so the last ones are created with 49 others running)
+ *   exec                  spawn /bin/true in a live sandbox until its END (200 runs)
+ *   kill                  cc_sbx_kill of one sandbox (all 50)
+ *
+ * Targets (issue 3): create→first result p50 ≤ 50 ms; exec ≤ 1.5× the bare bwrap baseline.
+ * Run as root (cgroups); uses a temporary state dir. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cc_sbx.h"
+
+#define N_SBX 50
+#define N_EXEC 200
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void report(const char *what, double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp);
+  printf("%-34s p50 %7.2f ms   p95 %7.2f ms   (n=%d)\n", what, v[n / 2], v[n * 95 / 100], n);
+}
+
+static int run_true(cc_sbx *s) {
+  cc_sbx_proc_spec spec = {.cmd = "/bin/true"};
+  uint32_t pid;
+  cc_sbx_sub *sub;
+  if (cc_sbx_proc_start(s, &spec, &pid, &sub, NULL) != CC_OK) return -1;
+  cc_sbx_event ev;
+  int ok = -1;
+  while (cc_sbx_sub_next(sub, 10000, &ev) == CC_OK && ev.type != CC_SBX_EV_NONE)
+    if (ev.type == CC_SBX_EV_END) ok = ev.exited && ev.exit_code == 0 ? 0 : -1;
+  cc_sbx_sub_free(sub);
+  return ok;
+}
+
+int main(void) {
+  char dir[] = "/tmp/cc-bench-sbx-XXXXXX";
+  if (!mkdtemp(dir)) return 1;
+  cc_sbx_config cfg;
+  cc_sbx_config_init(&cfg);
+  cfg.state_dir = dir;
+  cc_sbx_runtime *rt;
+  cc_sbx_err err;
+  if (cc_sbx_runtime_new(&cfg, &rt, &err) != CC_OK) {
+    fprintf(stderr, "bench_sandbox: %s\n", err.msg);
+    return 1;
+  }
+  cc_sbx_runtime_info info;
+  cc_sbx_runtime_get_info(rt, &info);
+  printf("%s\n\n", info.report);
+
+  static double base[N_SBX], create[N_SBX], exec[N_EXEC], kill_ms[N_SBX];
+  for (int i = 0; i < N_SBX; i++) {
+    double t0 = now_ms();
+    pid_t p = fork();
+    if (p == 0) {
+      execl(info.bwrap, "bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr",
+            "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink",
+            "usr/bin", "/bin", "/bin/true", (char *)NULL);
+      _exit(127);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    base[i] = now_ms() - t0;
+  }
+  cc_sbx *keep[N_SBX];
+  int failures = 0;
+  for (int i = 0; i < N_SBX; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "bench-%d", i);
+    cc_sbx_create_opts o = {.id = id};
+    double t0 = now_ms();
+    if (cc_sbx_create(rt, &o, &keep[i], &err) != CC_OK) {
+      fprintf(stderr, "create: %s\n", err.msg);
+      return 1;
+    }
+    failures += run_true(keep[i]) != 0;
+    create[i] = now_ms() - t0;
+  }
+  for (int i = 0; i < N_EXEC; i++) {
+    double t0 = now_ms();
+    failures += run_true(keep[i % N_SBX]) != 0;
+    exec[i] = now_ms() - t0;
+  }
+  for (int i = 0; i < N_SBX; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "bench-%d", i);
+    cc_sbx_release(keep[i]);
+    double t0 = now_ms();
+    cc_sbx_kill(rt, id);
+    kill_ms[i] = now_ms() - t0;
+  }
+  report("baseline: bare bwrap /bin/true", base, N_SBX);
+  report("create -> first result (true)", create, N_SBX);
+  report("exec /bin/true in a live sandbox", exec, N_EXEC);
+  report("kill (every process, cgroups)", kill_ms, N_SBX);
+  printf("(%d sandboxes alive at once at the end of the create phase; %d failed commands)\n",
+         N_SBX, failures);
+  cc_sbx_runtime_free(rt);
+  rmdir(dir);
+  return failures ? 1 : 0;
+}
