@@ -1,0 +1,156 @@
+/*
+ * cc_sbd: the state of codecanvas-sandboxd: its configuration, the registry of live
+ * sandboxes (the E2B control plane), and their expiry.
+ *
+ * A sandbox is shared between HTTP connection threads by reference counting:
+ * cc_sbd_find* return a reference the caller releases with cc_sbd_unref.  Killing a sandbox
+ * (DELETE, timeout, shutdown) removes it from the registry at once and destroys its runtime;
+ * the struct itself lives until the last reference is dropped.  All registry fields are
+ * guarded by the server's lock; per-sandbox process state by the sandbox's own lock.
+ *
+ * Ownership: cc_sbd_config strings are owned by the config (cc_sbd_config_cleanup).  JSON
+ * handed to cc_sbd_create is copied.
+ */
+#ifndef CC_SBD_H
+#define CC_SBD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "cc_status.h"
+
+#define CC_SBD_ENVD_PORT 49983
+#define CC_SBD_ENVD_VERSION "0.4.3"
+#define CC_SBD_CLIENT_ID "6532622b"
+#define CC_SBD_ID_LEN 21    /* "i" + 20 of [a-z0-9] */
+#define CC_SBD_TOKEN_LEN 64 /* hex */
+
+typedef struct {
+  char *listen_host;
+  int listen_port;
+  char *state_dir;
+  char **api_keys;
+  size_t n_api_keys;
+  bool no_api_key; /* --insecure-no-api-key */
+  char **templates;
+  size_t n_templates;
+  long memory_mb;
+  long pids;
+  long cpu_percent;
+  long disk_mb;
+  long cpu_count;        /* reported in getInfo */
+  long default_timeout_s; /* when create sends no timeout */
+  long max_timeout_s;
+  long max_sandboxes;
+  long max_procs_per_sandbox;
+  size_t max_body;        /* JSON / proxied request bodies */
+  size_t max_upload;      /* one /files upload */
+  size_t max_connections;
+  bool internet;          /* whether allow_internet_access may be honoured */
+} cc_sbd_config;
+
+void cc_sbd_config_defaults(cc_sbd_config *c);
+void cc_sbd_config_cleanup(cc_sbd_config *c);
+
+typedef struct cc_sbd_server cc_sbd_server;
+struct cc_sbx; /* a sandbox of the runtime (native/sandbox/cc_sbx.h) */
+struct cc_sbx_runtime;
+
+typedef struct cc_sbd_sandbox {
+  cc_sbd_server *srv;
+  int refs;                  /* guarded by srv->mu */
+  bool alive;                /* guarded by srv->mu */
+  uint64_t seq;              /* creation order, for listing and paging */
+  char id[CC_SBD_ID_LEN + 1];
+  char token[CC_SBD_TOKEN_LEN + 1]; /* envdAccessToken; empty when secure=false */
+  char template_id[128];
+  cJSON *metadata;           /* object string->string, never NULL */
+  cJSON *env_vars;           /* object string->string, never NULL */
+  bool internet;
+  int64_t started_ms;
+  int64_t end_ms;            /* expiry, guarded by srv->mu */
+  struct cc_sbx *sbx;
+} cc_sbd_sandbox;
+
+struct cc_sbd_server {
+  cc_sbd_config cfg;
+  struct cc_sbx_runtime *rt; /* owned by main */
+  int port;                  /* the bound port */
+  char domain[64];           /* "localhost:<port>" */
+  pthread_mutex_t mu;
+  pthread_cond_t reaper_cv;
+  pthread_t reaper;
+  bool stopping;
+  uint64_t next_seq;
+  cc_sbd_sandbox **boxes;
+  size_t n_boxes, cap_boxes;
+  /* recently killed sandboxes: token -> id, so late envd calls get 502, not 401 */
+  struct { char token[CC_SBD_TOKEN_LEN + 1]; char id[CC_SBD_ID_LEN + 1]; } gone[256];
+  size_t gone_next;
+};
+
+int64_t cc_sbd_now_ms(void);
+
+/* Fills buf[n-1] with random characters from alphabet; CC_INTERNAL if no randomness. */
+cc_status cc_sbd_random(char *buf, size_t n, const char *alphabet);
+
+/* Initialises the registry and starts the reaper thread that kills expired sandboxes. */
+cc_status cc_sbd_server_init(cc_sbd_server *srv);
+
+/* Refuses new sandboxes, kills every sandbox (ending their streams) and stops the reaper.
+ * HTTP threads may still call in afterwards. */
+void cc_sbd_server_stop(cc_sbd_server *srv);
+
+/* Frees the registry; only after the HTTP server stopped. */
+void cc_sbd_server_cleanup(cc_sbd_server *srv);
+
+typedef struct {
+  const char *template_id;
+  long timeout_s;
+  const cJSON *metadata; /* may be NULL */
+  const cJSON *env_vars; /* may be NULL */
+  bool secure;
+  bool internet;
+} cc_sbd_create_opts;
+
+/*
+ * Creates and starts a sandbox.  On success *out holds a reference.  Returns
+ * CC_RATE_LIMITED when max_sandboxes are alive, CC_INTERNAL if the runtime fails (msg gets a
+ * reason).
+ */
+cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_sandbox **out,
+                        char *msg, size_t msg_size);
+
+/* Looks a live sandbox up by ID / by access token; NULL if none.  Returns a reference. */
+cc_sbd_sandbox *cc_sbd_find(cc_sbd_server *srv, const char *id);
+cc_sbd_sandbox *cc_sbd_find_by_token(cc_sbd_server *srv, const char *token);
+
+/* If `token` belonged to a recently killed sandbox, copies its ID into id_out and returns
+ * true. */
+bool cc_sbd_gone_token(cc_sbd_server *srv, const char *token, char id_out[CC_SBD_ID_LEN + 1]);
+
+/* Finds the newest live sandbox for which check() returns true (e.g. whose token validates
+ * a /files signature).  Returns a reference or NULL. */
+cc_sbd_sandbox *cc_sbd_find_matching(cc_sbd_server *srv,
+                                     bool (*check)(const cc_sbd_sandbox *, void *), void *ctx);
+
+void cc_sbd_ref(cc_sbd_sandbox *sb);
+void cc_sbd_unref(cc_sbd_sandbox *sb);
+
+/* Kills a sandbox: removes it from the registry and ends all its processes.  Returns
+ * CC_NOT_FOUND if it was not alive. */
+cc_status cc_sbd_kill(cc_sbd_server *srv, cc_sbd_sandbox *sb);
+
+/* Sets the expiry to now + timeout_s (setTimeout) or extends it to at least that (connect). */
+void cc_sbd_set_timeout(cc_sbd_server *srv, cc_sbd_sandbox *sb, long timeout_s, bool extend_only);
+
+/* Snapshot of live sandboxes in creation order (newest first), each with a reference; the
+ * caller unrefs each and frees the array. */
+cc_status cc_sbd_list(cc_sbd_server *srv, cc_sbd_sandbox ***out, size_t *n);
+
+
+#endif

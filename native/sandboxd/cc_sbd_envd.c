@@ -1,0 +1,1132 @@
+/*
+ * cc_sbd_envd: envd's HTTP and Connect-RPC API for one sandbox (see cc_sbd_envd.h).
+ *
+ * Unary RPCs answer 200 with a JSON message or a Connect error with a string code and the
+ * code's HTTP status.  Server streams (Start, Connect) answer 200 application/connect+json
+ * and write one envelope per event, each flushed as it is produced by returning it from the
+ * MHD content reader; they always end with the 0x02 end-of-stream envelope, carrying the
+ * error if there was one (e2b-protocol.md §3.3).
+ */
+#include "cc_sbd_envd.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "cc_connect.h"
+#include "cc_multipart.h"
+#include "cc_sbx.h"
+
+#define HOME "/home/user"
+#define MAX_LIST_ENTRIES 100000
+#define STDIN_TIMEOUT_MS 10000
+
+/* ---------- small helpers ---------- */
+
+static const char b64std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Standard base64 with padding into a new string (caller frees). */
+static char *b64_encode(const uint8_t *d, size_t n, bool pad) {
+  char *out = malloc(4 * ((n + 2) / 3) + 1);
+  if (!out) return NULL;
+  size_t o = 0, i = 0;
+  for (; i + 2 < n; i += 3) {
+    uint32_t v = ((uint32_t)d[i] << 16) | ((uint32_t)d[i + 1] << 8) | d[i + 2];
+    out[o++] = b64std[v >> 18];
+    out[o++] = b64std[(v >> 12) & 63];
+    out[o++] = b64std[(v >> 6) & 63];
+    out[o++] = b64std[v & 63];
+  }
+  if (i < n) {
+    uint32_t v = (uint32_t)d[i] << 16;
+    if (i + 1 < n) v |= (uint32_t)d[i + 1] << 8;
+    out[o++] = b64std[v >> 18];
+    out[o++] = b64std[(v >> 12) & 63];
+    if (i + 1 < n) out[o++] = b64std[(v >> 6) & 63];
+    else if (pad) out[o++] = '=';
+    if (pad) out[o++] = '=';
+  }
+  out[o] = 0;
+  return out;
+}
+
+static int b64_val(int ch) {
+  if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+  if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+  if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+  if (ch == '+' || ch == '-') return 62;
+  if (ch == '/' || ch == '_') return 63;
+  return -1;
+}
+
+/* Decodes standard or URL-safe base64, padded or not.  Returns false on bad input. */
+static bool b64_decode(const char *s, uint8_t **out, size_t *out_len) {
+  size_t n = strlen(s);
+  uint8_t *buf = malloc(n / 4 * 3 + 3);
+  if (!buf) return false;
+  size_t o = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '=') break;
+    int v = b64_val((unsigned char)s[i]);
+    if (v < 0) {
+      free(buf);
+      return false;
+    }
+    acc = (acc << 6) | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      buf[o++] = (uint8_t)(acc >> bits);
+    }
+  }
+  *out = buf;
+  *out_len = o;
+  return true;
+}
+
+/* envd path resolution for display (the runtime resolves again, inside the sandbox):
+ * "" → /home/user, "~"/"~/x" → home, relative → under home, then cleaned lexically. */
+static bool resolve_path(const char *in, char *out, size_t out_size) {
+  char tmp[8192];
+  if (!in || !in[0]) snprintf(tmp, sizeof tmp, "%s", HOME);
+  else if (strcmp(in, "~") == 0) snprintf(tmp, sizeof tmp, "%s", HOME);
+  else if (strncmp(in, "~/", 2) == 0) snprintf(tmp, sizeof tmp, "%s/%s", HOME, in + 2);
+  else if (in[0] == '~') return false;
+  else if (in[0] == '/') snprintf(tmp, sizeof tmp, "%s", in);
+  else snprintf(tmp, sizeof tmp, "%s/%s", HOME, in);
+  /* clean: collapse "//" and "/./", drop a trailing "/" */
+  size_t o = 0;
+  for (size_t i = 0; tmp[i]; i++) {
+    if (tmp[i] == '/') {
+      if (o > 0 && out[o - 1] == '/') continue;
+      if (tmp[i + 1] == '.' && (tmp[i + 2] == '/' || tmp[i + 2] == 0)) {
+        i++;
+        if (o == 0) out[o++] = '/';
+        continue;
+      }
+    }
+    if (o + 1 >= out_size) return false;
+    out[o++] = tmp[i];
+  }
+  if (o > 1 && out[o - 1] == '/') o--;
+  if (o == 0) out[o++] = '/';
+  out[o] = 0;
+  return true;
+}
+
+static cc_connect_code connect_code_of(cc_sbx_errkind k) {
+  switch (k) {
+  case CC_SBX_ERR_NOT_FOUND: return CC_CONNECT_NOT_FOUND;
+  case CC_SBX_ERR_NOT_DIR:
+  case CC_SBX_ERR_IS_DIR:
+  case CC_SBX_ERR_INVALID_PATH:
+  case CC_SBX_ERR_INVALID_ARG: return CC_CONNECT_INVALID_ARGUMENT;
+  case CC_SBX_ERR_EXISTS: return CC_CONNECT_ALREADY_EXISTS;
+  case CC_SBX_ERR_NO_SPACE:
+  case CC_SBX_ERR_LIMIT: return CC_CONNECT_RESOURCE_EXHAUSTED;
+  case CC_SBX_ERR_PERMISSION: return CC_CONNECT_PERMISSION_DENIED;
+  case CC_SBX_ERR_LOOP: return CC_CONNECT_FAILED_PRECONDITION;
+  case CC_SBX_ERR_TIMEOUT: return CC_CONNECT_DEADLINE_EXCEEDED;
+  case CC_SBX_ERR_GONE: return CC_CONNECT_UNAVAILABLE;
+  default: return CC_CONNECT_INTERNAL;
+  }
+}
+
+static const char *err_msg(const cc_sbx_err *e, cc_status st) {
+  return e->msg[0] ? e->msg : cc_status_message(st);
+}
+
+static enum MHD_Result rpc_error(cc_sbd_req *r, const cc_sbx_err *e, cc_status st) {
+  cc_connect_code code = e->kind != CC_SBX_ERR_NONE ? connect_code_of(e->kind)
+                         : st == CC_SANDBOX_UNAVAILABLE ? CC_CONNECT_UNAVAILABLE
+                         : st == CC_NOT_FOUND           ? CC_CONNECT_NOT_FOUND
+                         : st == CC_BAD_REQUEST         ? CC_CONNECT_INVALID_ARGUMENT
+                                                        : CC_CONNECT_INTERNAL;
+  return cc_sbd_respond_connect_error(r->conn, code, "%s", err_msg(e, st));
+}
+
+static enum MHD_Result rpc_ok(cc_sbd_req *r, cJSON *msg) {
+  char *s = cJSON_PrintUnformatted(msg);
+  cJSON_Delete(msg);
+  if (!s) return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INTERNAL, "out of memory");
+  enum MHD_Result res = cc_sbd_respond_raw(r->conn, 200, "application/json", s, strlen(s));
+  free(s);
+  return res;
+}
+
+/* Checks the Basic-auth user of an RPC.  envd's users here are "user" (the default) and
+ * "root", which runs as "user" too: the sandbox has no root (docs/sandboxd.md). */
+static bool user_ok(const char *name) {
+  return !name || !name[0] || strcmp(name, "user") == 0 || strcmp(name, "root") == 0;
+}
+
+static const char *filetype_name(cc_sbx_filetype t) {
+  switch (t) {
+  case CC_SBX_FT_FILE: return "FILE_TYPE_FILE";
+  case CC_SBX_FT_DIR: return "FILE_TYPE_DIRECTORY";
+  default: return "FILE_TYPE_UNSPECIFIED";
+  }
+}
+
+static cJSON *entry_json(const cc_sbx_entry *e) {
+  cJSON *o = cJSON_CreateObject();
+  char size[32], ts[64], base[40];
+  cJSON_AddStringToObject(o, "name", e->name ? e->name : "");
+  cJSON_AddStringToObject(o, "type", filetype_name(e->type));
+  cJSON_AddStringToObject(o, "path", e->path ? e->path : "");
+  snprintf(size, sizeof size, "%" PRId64, e->size);
+  cJSON_AddStringToObject(o, "size", size);
+  cJSON_AddNumberToObject(o, "mode", e->mode);
+  cJSON_AddStringToObject(o, "permissions", e->permissions);
+  cJSON_AddStringToObject(o, "owner", e->owner);
+  cJSON_AddStringToObject(o, "group", e->group);
+  time_t sec = (time_t)e->mtime_sec;
+  struct tm tm;
+  gmtime_r(&sec, &tm);
+  strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(ts, sizeof ts, "%s.%09dZ", base, (int)e->mtime_nsec);
+  cJSON_AddStringToObject(o, "modifiedTime", ts);
+  if (e->symlink_target) cJSON_AddStringToObject(o, "symlinkTarget", e->symlink_target);
+  return o;
+}
+
+static const char *json_str(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Resolves a ProcessSelector {pid}|{tag} to a pid. */
+static bool selector_pid(cc_sbd_req *r, const cJSON *msg, uint32_t *pid, enum MHD_Result *res) {
+  const cJSON *sel = cJSON_GetObjectItemCaseSensitive(msg, "process");
+  const cJSON *p = cJSON_GetObjectItemCaseSensitive(sel, "pid");
+  const char *tag = json_str(sel, "tag");
+  if (cJSON_IsNumber(p) && p->valuedouble >= 0 && p->valuedouble <= 4294967295.0) {
+    *pid = (uint32_t)p->valuedouble;
+    return true;
+  }
+  if (cJSON_IsString(p)) {
+    *pid = (uint32_t)strtoul(p->valuestring, NULL, 10);
+    return true;
+  }
+  if (tag) {
+    if (cc_sbx_proc_find_tag(r->sb->sbx, tag, pid) == CC_OK) return true;
+    *res = cc_sbd_respond_connect_error(r->conn, CC_CONNECT_NOT_FOUND,
+                                        "process with tag %s not found", tag);
+    return false;
+  }
+  *res = cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INVALID_ARGUMENT,
+                                      "invalid process selector");
+  return false;
+}
+
+/* ---------- streams ---------- */
+
+typedef struct {
+  cc_sbd_sandbox *sb; /* reference */
+  cc_sbx_sub *sub;
+  int conn_fd;
+  int keepalive_ms;
+  int64_t last_sent_ms;
+  int64_t deadline_ms; /* 0: none (Connect stream's Connect-Timeout-Ms) */
+  uint8_t *out;
+  size_t out_len, out_off, out_cap;
+  bool done;
+} stream;
+
+static bool push_envelope(stream *s, uint8_t flags, const char *payload) {
+  size_t n = strlen(payload);
+  if (s->out_len + n + 5 > s->out_cap) {
+    size_t nc = s->out_cap ? s->out_cap : 1024;
+    while (nc < s->out_len + n + 5) nc *= 2;
+    uint8_t *nb = realloc(s->out, nc);
+    if (!nb) return false;
+    s->out = nb;
+    s->out_cap = nc;
+  }
+  cc_connect_envelope_header(s->out + s->out_len, flags, (uint32_t)n);
+  memcpy(s->out + s->out_len + 5, payload, n);
+  s->out_len += n + 5;
+  return true;
+}
+
+static bool push_json(stream *s, uint8_t flags, cJSON *msg) {
+  char *p = cJSON_PrintUnformatted(msg);
+  cJSON_Delete(msg);
+  if (!p) return false;
+  bool ok = push_envelope(s, flags, p);
+  free(p);
+  return ok;
+}
+
+/* Queues the end-of-stream envelope; code 0 = success. */
+static void push_eos(stream *s, cc_connect_code code, const char *msg) {
+  cJSON *o = cJSON_CreateObject();
+  if (code != CC_CONNECT_OK) {
+    cJSON *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "code", cc_connect_code_name(code));
+    cJSON_AddStringToObject(e, "message", msg);
+  }
+  if (!push_json(s, CC_CONNECT_FLAG_END_STREAM, o)) push_envelope(s, CC_CONNECT_FLAG_END_STREAM, "{}");
+  s->done = true;
+}
+
+static cJSON *event_wrap(const char *kind, cJSON *body) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON *ev = cJSON_AddObjectToObject(o, "event");
+  cJSON_AddItemToObject(ev, kind, body);
+  return o;
+}
+
+/* Turns one runtime event into envelopes. */
+static void push_event(stream *s, const cc_sbx_event *ev) {
+  cJSON *body = cJSON_CreateObject();
+  switch (ev->type) {
+  case CC_SBX_EV_START:
+    cJSON_AddNumberToObject(body, "pid", ev->pid);
+    push_json(s, 0, event_wrap("start", body));
+    break;
+  case CC_SBX_EV_STDOUT:
+  case CC_SBX_EV_STDERR: {
+    char *b = b64_encode(ev->data, ev->len, true);
+    cJSON_AddStringToObject(body, ev->type == CC_SBX_EV_STDOUT ? "stdout" : "stderr", b ? b : "");
+    free(b);
+    push_json(s, 0, event_wrap("data", body));
+    break;
+  }
+  case CC_SBX_EV_END:
+    if (ev->exit_code != 0) cJSON_AddNumberToObject(body, "exitCode", ev->exit_code);
+    if (ev->exited) cJSON_AddTrueToObject(body, "exited");
+    cJSON_AddStringToObject(body, "status", ev->status);
+    if (!ev->exited || ev->exit_code != 0) cJSON_AddStringToObject(body, "error", ev->status);
+    push_json(s, 0, event_wrap("end", body));
+    push_eos(s, CC_CONNECT_OK, NULL);
+    break;
+  default:
+    cJSON_Delete(body);
+    break;
+  }
+}
+
+static bool client_gone(int fd) {
+  if (fd < 0) return false;
+  struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* MHD content reader: blocks until the next envelope exists, returns it (so each envelope
+ * is written and flushed on its own), then END_OF_STREAM after the 0x02 envelope. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  stream *s = cls;
+  for (;;) {
+    if (s->out_off < s->out_len) {
+      size_t n = s->out_len - s->out_off;
+      if (n > max) n = max;
+      memcpy(buf, s->out + s->out_off, n);
+      s->out_off += n;
+      s->last_sent_ms = cc_sbd_now_ms();
+      return (ssize_t)n;
+    }
+    if (s->done) return MHD_CONTENT_READER_END_OF_STREAM;
+    s->out_len = s->out_off = 0;
+    int64_t now = cc_sbd_now_ms();
+    if (s->deadline_ms && now >= s->deadline_ms) {
+      push_eos(s, CC_CONNECT_DEADLINE_EXCEEDED, "context deadline exceeded");
+      continue;
+    }
+    int64_t wait = s->last_sent_ms + s->keepalive_ms - now;
+    if (wait > 1000) wait = 1000;
+    if (wait < 0) wait = 0;
+    if (s->deadline_ms && s->deadline_ms - now < wait) wait = s->deadline_ms - now;
+    cc_sbx_event ev;
+    cc_status st = cc_sbx_sub_next(s->sub, (int)wait, &ev);
+    if (st == CC_NOT_FOUND) {
+      push_eos(s, CC_CONNECT_OK, NULL);
+      continue;
+    }
+    if (st != CC_OK) {
+      push_eos(s, CC_CONNECT_UNAVAILABLE, "sandbox is not running anymore");
+      continue;
+    }
+    if (ev.type != CC_SBX_EV_NONE) {
+      push_event(s, &ev);
+      continue;
+    }
+    if (client_gone(s->conn_fd)) return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (cc_sbd_now_ms() - s->last_sent_ms >= s->keepalive_ms)
+      push_json(s, 0, event_wrap("keepalive", cJSON_CreateObject()));
+  }
+}
+
+static void stream_free(void *cls) {
+  stream *s = cls;
+  cc_sbx_sub_free(s->sub);
+  cc_sbd_unref(s->sb);
+  free(s->out);
+  free(s);
+}
+
+static stream *stream_new(cc_sbd_req *r) {
+  stream *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->sb = r->sb;
+  cc_sbd_ref(r->sb);
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  s->conn_fd = ci ? ci->connect_fd : -1;
+  const char *ka = cc_sbd_header(r->conn, "Keepalive-Ping-Interval");
+  long kas = 90;
+  if (ka) {
+    char *end;
+    long v = strtol(ka, &end, 10);
+    if (!*end && v > 0 && v < 86400) kas = v;
+  }
+  s->keepalive_ms = (int)(kas * 1000);
+  s->last_sent_ms = cc_sbd_now_ms();
+  return s;
+}
+
+/* Sends the stream response (takes ownership of s). */
+static enum MHD_Result stream_respond(cc_sbd_req *r, stream *s) {
+  struct MHD_Response *resp =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, s, stream_free);
+  if (!resp) {
+    stream_free(s);
+    return MHD_NO;
+  }
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
+  enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
+  MHD_destroy_response(resp);
+  return res;
+}
+
+/* A stream that carries only an end-of-stream error (errors on streams are HTTP 200). */
+static enum MHD_Result stream_error(cc_sbd_req *r, cc_connect_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result stream_error(cc_sbd_req *r, cc_connect_code code, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  stream s = {0};
+  push_eos(&s, code, msg);
+  enum MHD_Result res =
+      cc_sbd_respond_raw(r->conn, 200, "application/connect+json", s.out, s.out_len);
+  free(s.out);
+  return res;
+}
+
+typedef struct {
+  cJSON *msg;
+  int count;
+} envelope_ctx;
+
+static cc_status take_envelope(void *ctx, uint8_t flags, const uint8_t *p, size_t n) {
+  envelope_ctx *e = ctx;
+  if (flags & CC_CONNECT_FLAG_COMPRESSED) return CC_BAD_REQUEST;
+  if (e->count++ > 0) return CC_BAD_REQUEST;
+  e->msg = cJSON_ParseWithLength((const char *)p, n);
+  return e->msg ? CC_OK : CC_BAD_REQUEST;
+}
+
+/* Parses the single request envelope of a server-streaming call. */
+static cJSON *stream_request(cc_sbd_req *r) {
+  cc_connect_reader rd;
+  envelope_ctx e = {0};
+  cc_connect_reader_init(&rd, r->srv->cfg.max_body);
+  cc_status st = cc_connect_reader_feed(&rd, (const uint8_t *)r->body, r->len, take_envelope, &e);
+  bool complete = cc_connect_reader_idle(&rd);
+  cc_connect_reader_cleanup(&rd);
+  if (st != CC_OK || !complete || e.count != 1) {
+    cJSON_Delete(e.msg);
+    return NULL;
+  }
+  return e.msg;
+}
+
+static cc_sbx_env *env_array(const cJSON *o, size_t *n) {
+  *n = 0;
+  if (!cJSON_IsObject(o)) return NULL;
+  size_t cnt = (size_t)cJSON_GetArraySize(o);
+  cc_sbx_env *v = calloc(cnt ? cnt : 1, sizeof *v);
+  if (!v) return NULL;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, o) {
+    if (!cJSON_IsString(it)) continue;
+    v[*n].name = it->string;
+    v[*n].value = it->valuestring;
+    (*n)++;
+  }
+  return v;
+}
+
+static long header_timeout_ms(cc_sbd_req *r) {
+  const char *t = cc_sbd_header(r->conn, "Connect-Timeout-Ms");
+  if (!t) return 0;
+  char *end;
+  long v = strtol(t, &end, 10);
+  return (*end || v < 0) ? 0 : v;
+}
+
+static enum MHD_Result process_start(cc_sbd_req *r, cJSON *msg) {
+  const cJSON *proc = cJSON_GetObjectItemCaseSensitive(msg, "process");
+  const char *cmd = json_str(proc, "cmd");
+  if (!cmd || !cmd[0]) return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "process.cmd is required");
+  if (cJSON_GetObjectItemCaseSensitive(msg, "pty"))
+    return stream_error(r, CC_CONNECT_UNIMPLEMENTED,
+                        "pty is not supported by codecanvas-sandboxd");
+  const cJSON *args = cJSON_GetObjectItemCaseSensitive(proc, "args");
+  size_t n_args = (size_t)(cJSON_IsArray(args) ? cJSON_GetArraySize(args) : 0);
+  const char **argv = calloc(n_args ? n_args : 1, sizeof *argv);
+  size_t n_envs = 0;
+  cc_sbx_env *envs = env_array(cJSON_GetObjectItemCaseSensitive(proc, "envs"), &n_envs);
+  if (!argv) {
+    free(envs);
+    return stream_error(r, CC_CONNECT_INTERNAL, "out of memory");
+  }
+  for (size_t i = 0; i < n_args; i++) {
+    const cJSON *a = cJSON_GetArrayItem(args, (int)i);
+    argv[i] = cJSON_IsString(a) ? a->valuestring : "";
+  }
+  const cJSON *in = cJSON_GetObjectItemCaseSensitive(msg, "stdin");
+  cc_sbx_proc_spec spec = {
+    .cmd = cmd,
+    .args = argv,
+    .n_args = n_args,
+    .envs = envs,
+    .n_envs = n_envs,
+    .cwd = json_str(proc, "cwd"),
+    .tag = json_str(msg, "tag"),
+    .stdin_pipe = in ? cJSON_IsTrue(in) : true,
+    .timeout_ms = (uint64_t)header_timeout_ms(r),
+  };
+  stream *s = stream_new(r);
+  uint32_t pid = 0;
+  cc_sbx_err err = {0};
+  cc_status st = s ? cc_sbx_proc_start(r->sb->sbx, &spec, &pid, &s->sub, &err) : CC_INTERNAL;
+  free(argv);
+  free(envs);
+  if (st != CC_OK) {
+    if (s) stream_free(s);
+    cc_connect_code code = err.kind != CC_SBX_ERR_NONE ? connect_code_of(err.kind)
+                           : st == CC_SANDBOX_UNAVAILABLE ? CC_CONNECT_UNAVAILABLE
+                                                          : CC_CONNECT_INTERNAL;
+    return stream_error(r, code, "%s", err_msg(&err, st));
+  }
+  return stream_respond(r, s);
+}
+
+static enum MHD_Result process_connect(cc_sbd_req *r, cJSON *msg) {
+  uint32_t pid;
+  const cJSON *sel = cJSON_GetObjectItemCaseSensitive(msg, "process");
+  const cJSON *p = cJSON_GetObjectItemCaseSensitive(sel, "pid");
+  const char *tag = json_str(sel, "tag");
+  if (cJSON_IsNumber(p)) pid = (uint32_t)p->valuedouble;
+  else if (tag) {
+    if (cc_sbx_proc_find_tag(r->sb->sbx, tag, &pid) != CC_OK)
+      return stream_error(r, CC_CONNECT_NOT_FOUND, "process with tag %s not found", tag);
+  } else {
+    return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "invalid process selector");
+  }
+  stream *s = stream_new(r);
+  if (!s) return stream_error(r, CC_CONNECT_INTERNAL, "out of memory");
+  cc_sbx_err err = {0};
+  cc_status st = cc_sbx_proc_subscribe(r->sb->sbx, pid, &s->sub, &err);
+  if (st != CC_OK) {
+    stream_free(s);
+    if (st == CC_NOT_FOUND)
+      return stream_error(r, CC_CONNECT_NOT_FOUND, "process with pid %u not found", pid);
+    return stream_error(r, connect_code_of(err.kind), "%s", err_msg(&err, st));
+  }
+  long t = header_timeout_ms(r);
+  if (t > 0) s->deadline_ms = cc_sbd_now_ms() + t;
+  return stream_respond(r, s);
+}
+
+/* ---------- process unary ---------- */
+
+static enum MHD_Result process_list(cc_sbd_req *r) {
+  cc_sbx_proc_info *list = NULL;
+  size_t n = 0;
+  cc_status st = cc_sbx_proc_list(r->sb->sbx, &list, &n);
+  if (st != CC_OK) {
+    cc_sbx_err e = {0};
+    return rpc_error(r, &e, st);
+  }
+  cJSON *o = cJSON_CreateObject();
+  cJSON *arr = cJSON_AddArrayToObject(o, "processes");
+  for (size_t i = 0; i < n; i++) {
+    cJSON *p = cJSON_CreateObject();
+    cJSON *cfg = cJSON_AddObjectToObject(p, "config");
+    cJSON_AddStringToObject(cfg, "cmd", list[i].cmd ? list[i].cmd : "");
+    cJSON *args = cJSON_AddArrayToObject(cfg, "args");
+    for (size_t j = 0; j < list[i].n_args; j++)
+      cJSON_AddItemToArray(args, cJSON_CreateString(list[i].args[j]));
+    cJSON *envs = cJSON_AddObjectToObject(cfg, "envs");
+    for (size_t j = 0; j < list[i].n_envs; j++)
+      cJSON_AddStringToObject(envs, list[i].envs[j].name, list[i].envs[j].value);
+    if (list[i].cwd) cJSON_AddStringToObject(cfg, "cwd", list[i].cwd);
+    cJSON_AddNumberToObject(p, "pid", list[i].pid);
+    if (list[i].tag) cJSON_AddStringToObject(p, "tag", list[i].tag);
+    cJSON_AddItemToArray(arr, p);
+  }
+  cc_sbx_proc_list_free(list, n);
+  return rpc_ok(r, o);
+}
+
+static enum MHD_Result process_send_input(cc_sbd_req *r, cJSON *msg) {
+  uint32_t pid;
+  enum MHD_Result res;
+  if (!selector_pid(r, msg, &pid, &res)) return res;
+  const cJSON *input = cJSON_GetObjectItemCaseSensitive(msg, "input");
+  const char *b = json_str(input, "stdin");
+  if (!b) b = json_str(input, "pty");
+  if (!b) return rpc_ok(r, cJSON_CreateObject());
+  uint8_t *data;
+  size_t len;
+  if (!b64_decode(b, &data, &len))
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INVALID_ARGUMENT, "invalid base64 input");
+  cc_sbx_err err = {0};
+  cc_status st = cc_sbx_proc_write_stdin(r->sb->sbx, pid, data, len, STDIN_TIMEOUT_MS, &err);
+  free(data);
+  if (st == CC_NOT_FOUND)
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_NOT_FOUND,
+                                        "process with pid %u not found", pid);
+  if (err.kind == CC_SBX_ERR_STDIN_CLOSED)
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INTERNAL,
+                                        "error writing to stdin: stdin not enabled or closed");
+  if (st != CC_OK) return rpc_error(r, &err, st);
+  return rpc_ok(r, cJSON_CreateObject());
+}
+
+static enum MHD_Result process_close_stdin(cc_sbd_req *r, cJSON *msg) {
+  uint32_t pid;
+  enum MHD_Result res;
+  if (!selector_pid(r, msg, &pid, &res)) return res;
+  cc_sbx_err err = {0};
+  cc_status st = cc_sbx_proc_close_stdin(r->sb->sbx, pid, &err);
+  if (st == CC_NOT_FOUND)
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_NOT_FOUND,
+                                        "process with pid %u not found", pid);
+  if (st != CC_OK) return rpc_error(r, &err, st);
+  return rpc_ok(r, cJSON_CreateObject());
+}
+
+static enum MHD_Result process_signal(cc_sbd_req *r, cJSON *msg) {
+  uint32_t pid;
+  enum MHD_Result res;
+  if (!selector_pid(r, msg, &pid, &res)) return res;
+  const cJSON *sig = cJSON_GetObjectItemCaseSensitive(msg, "signal");
+  int signo = 0;
+  if (cJSON_IsString(sig)) {
+    if (strcmp(sig->valuestring, "SIGNAL_SIGKILL") == 0) signo = 9;
+    else if (strcmp(sig->valuestring, "SIGNAL_SIGTERM") == 0) signo = 15;
+  } else if (cJSON_IsNumber(sig)) {
+    signo = (int)sig->valuedouble;
+  }
+  if (signo != 9 && signo != 15)
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_UNIMPLEMENTED, "invalid signal");
+  cc_sbx_err err = {0};
+  cc_status st = cc_sbx_proc_signal(r->sb->sbx, pid, signo, &err);
+  if (st == CC_NOT_FOUND)
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_NOT_FOUND,
+                                        "process with pid %u not found", pid);
+  if (st != CC_OK) return rpc_error(r, &err, st);
+  return rpc_ok(r, cJSON_CreateObject());
+}
+
+static bool proc_running(cc_sbd_req *r, uint32_t pid) {
+  cc_sbx_proc_info *list = NULL;
+  size_t n = 0;
+  bool found = false;
+  if (cc_sbx_proc_list(r->sb->sbx, &list, &n) != CC_OK) return false;
+  for (size_t i = 0; i < n; i++) found |= list[i].pid == pid;
+  cc_sbx_proc_list_free(list, n);
+  return found;
+}
+
+static enum MHD_Result process_update(cc_sbd_req *r, cJSON *msg) {
+  uint32_t pid;
+  enum MHD_Result res;
+  if (!selector_pid(r, msg, &pid, &res)) return res;
+  if (!proc_running(r, pid))
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_NOT_FOUND,
+                                        "process with pid %u not found", pid);
+  if (cJSON_GetObjectItemCaseSensitive(msg, "pty"))
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INTERNAL,
+                                        "error resizing tty: tty not assigned to process");
+  return rpc_ok(r, cJSON_CreateObject());
+}
+
+/* ---------- filesystem unary ---------- */
+
+static enum MHD_Result fs_entry_result(cc_sbd_req *r, cc_status st, cc_sbx_entry *e,
+                                       const cc_sbx_err *err) {
+  if (st != CC_OK) {
+    cc_sbx_entry_cleanup(e);
+    return rpc_error(r, err, st);
+  }
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddItemToObject(o, "entry", entry_json(e));
+  cc_sbx_entry_cleanup(e);
+  return rpc_ok(r, o);
+}
+
+static enum MHD_Result fs_rpc(cc_sbd_req *r, const char *method, cJSON *msg) {
+  cc_sbx *sbx = r->sb->sbx;
+  cc_sbx_err err = {0};
+  cc_sbx_entry e = {0};
+  const char *path = json_str(msg, "path");
+  if (!path) path = "";
+  if (strcmp(method, "Stat") == 0)
+    return fs_entry_result(r, cc_sbx_fs_stat(sbx, path, &e, &err), &e, &err);
+  if (strcmp(method, "MakeDir") == 0)
+    return fs_entry_result(r, cc_sbx_fs_mkdir(sbx, path, &e, &err), &e, &err);
+  if (strcmp(method, "Move") == 0) {
+    const char *src = json_str(msg, "source"), *dst = json_str(msg, "destination");
+    return fs_entry_result(r, cc_sbx_fs_move(sbx, src ? src : "", dst ? dst : "", &e, &err), &e,
+                           &err);
+  }
+  if (strcmp(method, "Remove") == 0) {
+    cc_status st = cc_sbx_fs_remove(sbx, path, &err);
+    return st == CC_OK ? rpc_ok(r, cJSON_CreateObject()) : rpc_error(r, &err, st);
+  }
+  if (strcmp(method, "ListDir") == 0) {
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(msg, "depth");
+    uint32_t depth = cJSON_IsNumber(d) && d->valuedouble > 0 ? (uint32_t)d->valuedouble : 1;
+    cc_sbx_entry *list = NULL;
+    size_t n = 0;
+    cc_status st = cc_sbx_fs_list(sbx, path, depth, MAX_LIST_ENTRIES, &list, &n, &err);
+    if (st != CC_OK) return rpc_error(r, &err, st);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "entries");
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, entry_json(&list[i]));
+    cc_sbx_entries_free(list, n);
+    return rpc_ok(r, o);
+  }
+  return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_UNIMPLEMENTED,
+                                      "filesystem.Filesystem/%s is not implemented by "
+                                      "codecanvas-sandboxd", method);
+}
+
+/* ---------- /files ---------- */
+
+void cc_sbd_envd_signature(const char *path, const char *operation, const char *username,
+                           const char *token, const char *expiration, char out[48]) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  size_t n = strlen(path) + strlen(operation) + strlen(username) + strlen(token) +
+             (expiration ? strlen(expiration) : 0) + 5;
+  char *msg = malloc(n);
+  if (!msg) {
+    snprintf(out, 48, "v1_");
+    return;
+  }
+  if (expiration) snprintf(msg, n, "%s:%s:%s:%s:%s", path, operation, username, token, expiration);
+  else snprintf(msg, n, "%s:%s:%s:%s", path, operation, username, token);
+  SHA256((const unsigned char *)msg, strlen(msg), md);
+  free(msg);
+  char *b = b64_encode(md, sizeof md, false);
+  snprintf(out, 48, "v1_%s", b ? b : "");
+  free(b);
+}
+
+typedef struct {
+  const char *path, *op, *username, *signature, *expiration;
+} sig_ctx;
+
+static bool sig_matches(const cc_sbd_sandbox *sb, void *arg) {
+  sig_ctx *c = arg;
+  if (!sb->token[0]) return false;
+  char want[48];
+  cc_sbd_envd_signature(c->path, c->op, c->username, sb->token, c->expiration, want);
+  size_t lw = strlen(want), ls = strlen(c->signature);
+  unsigned char d = (unsigned char)(lw != ls);
+  for (size_t i = 0; i < lw; i++) d |= (unsigned char)(want[i] ^ c->signature[i < ls ? i : 0]);
+  return d == 0;
+}
+
+static void fill_sig_ctx(cc_sbd_req *r, sig_ctx *c) {
+  c->path = cc_sbd_query(r->conn, "path");
+  c->op = strcmp(r->method, "GET") == 0 ? "read" : "write";
+  c->username = cc_sbd_query(r->conn, "username");
+  c->signature = cc_sbd_query(r->conn, "signature");
+  c->expiration = cc_sbd_query(r->conn, "signature_expiration");
+  if (!c->path) c->path = "";
+  if (!c->username) c->username = "";
+}
+
+static bool newest_insecure(const cc_sbd_sandbox *sb, void *arg) {
+  (void)arg;
+  return sb->token[0] == 0;
+}
+
+void cc_sbd_envd_route_by_credentials(cc_sbd_req *r) {
+  const char *tok = cc_sbd_header(r->conn, "X-Access-Token");
+  if (tok) {
+    r->sb = cc_sbd_find_by_token(r->srv, tok);
+    if (!r->sb) {
+      char id[CC_SBD_ID_LEN + 1];
+      if (cc_sbd_gone_token(r->srv, tok, id)) snprintf(r->sandbox_id, sizeof r->sandbox_id, "%s", id);
+      else r->bad_credentials = true;
+    }
+  } else if (strcmp(r->url, "/files") == 0 && cc_sbd_query(r->conn, "signature")) {
+    sig_ctx c;
+    fill_sig_ctx(r, &c);
+    r->sb = cc_sbd_find_matching(r->srv, sig_matches, &c);
+    r->bad_credentials = !r->sb;
+  } else {
+    r->sb = cc_sbd_find_matching(r->srv, newest_insecure, NULL);
+  }
+  if (r->sb) snprintf(r->sandbox_id, sizeof r->sandbox_id, "%s", r->sb->id);
+}
+
+bool cc_sbd_envd_path(const char *url) {
+  return strcmp(url, "/files") == 0 || strcmp(url, "/health") == 0 ||
+         strcmp(url, "/envs") == 0 || strncmp(url, "/process.Process/", 17) == 0 ||
+         strncmp(url, "/filesystem.Filesystem/", 23) == 0;
+}
+
+/* envd's /files access rule: a matching X-Access-Token, else a valid signature. */
+static enum MHD_Result files_auth(cc_sbd_req *r, bool *ok) {
+  *ok = false;
+  cc_sbd_sandbox *sb = r->sb;
+  if (!sb->token[0]) {
+    *ok = true;
+    return MHD_YES;
+  }
+  const char *tok = cc_sbd_header(r->conn, "X-Access-Token");
+  if (tok) {
+    if (strcmp(tok, sb->token) == 0) {
+      *ok = true;
+      return MHD_YES;
+    }
+    return cc_sbd_respond_error(r->conn, 401, "access token present in header but does not match");
+  }
+  sig_ctx c;
+  fill_sig_ctx(r, &c);
+  if (!c.signature) return cc_sbd_respond_error(r->conn, 401, "missing signature query parameter");
+  if (!sig_matches(sb, &c)) return cc_sbd_respond_error(r->conn, 401, "invalid signature");
+  if (c.expiration) {
+    char *end;
+    long long exp = strtoll(c.expiration, &end, 10);
+    if (*end || exp < (long long)(cc_sbd_now_ms() / 1000))
+      return cc_sbd_respond_error(r->conn, 401, "signature is already expired");
+  }
+  *ok = true;
+  return MHD_YES;
+}
+
+static enum MHD_Result files_user(cc_sbd_req *r, bool *ok) {
+  const char *u = cc_sbd_query(r->conn, "username");
+  *ok = user_ok(u);
+  if (*ok) return MHD_YES;
+  return cc_sbd_respond_error(r->conn, 401, "error looking up user '%s': user: unknown user %s", u,
+                              u);
+}
+
+static enum MHD_Result files_download(cc_sbd_req *r) {
+  const char *path = cc_sbd_query(r->conn, "path");
+  char abs[4096];
+  if (!resolve_path(path, abs, sizeof abs))
+    return cc_sbd_respond_error(r->conn, 400, "invalid path '%s'", path ? path : "");
+  int fd = -1;
+  int64_t size = 0;
+  cc_sbx_err err = {0};
+  cc_status st = cc_sbx_fs_open_read(r->sb->sbx, abs, &fd, &size, &err);
+  if (st != CC_OK) {
+    switch (err.kind) {
+    case CC_SBX_ERR_NOT_FOUND:
+      return cc_sbd_respond_error(r->conn, 404, "path '%s' does not exist", abs);
+    case CC_SBX_ERR_IS_DIR:
+      return cc_sbd_respond_error(r->conn, 400, "path '%s' is a directory", abs);
+    case CC_SBX_ERR_INVALID_PATH:
+    case CC_SBX_ERR_INVALID_ARG:
+    case CC_SBX_ERR_NOT_DIR:
+    case CC_SBX_ERR_LOOP: return cc_sbd_respond_error(r->conn, 400, "%s", err_msg(&err, st));
+    case CC_SBX_ERR_PERMISSION: return cc_sbd_respond_error(r->conn, 403, "%s", err_msg(&err, st));
+    case CC_SBX_ERR_GONE: return cc_sbd_respond_502(r->conn, r->sb->id, -1);
+    default: return cc_sbd_respond_error(r->conn, 500, "%s", err_msg(&err, st));
+    }
+  }
+  struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)size, fd);
+  if (!resp) {
+    close(fd);
+    return cc_sbd_respond_error(r->conn, 500, "out of memory");
+  }
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+  enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
+  MHD_destroy_response(resp);
+  return res;
+}
+
+typedef struct {
+  cc_sbd_req *r;
+  cc_multipart *mp;
+  const char *qpath;
+  int fd;
+  bool skipping;
+  char cur[4096];
+  size_t written, max;
+  cJSON *result;
+  unsigned err_status;
+  char err_msg[600];
+} upload;
+
+static cc_status upload_fail(upload *u, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static cc_status upload_fail(upload *u, unsigned status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(u->err_msg, sizeof u->err_msg, fmt, ap);
+  va_end(ap);
+  u->err_status = status;
+  return CC_BAD_REQUEST;
+}
+
+static cc_status up_begin(void *ctx, const char *name, const char *filename, const char *ctype) {
+  upload *u = ctx;
+  u->skipping = !name || strcmp(name, "file") != 0;
+  if (u->skipping) return CC_OK;
+  const char *p = u->qpath ? u->qpath : filename;
+  if (!p) return upload_fail(u, 400, "missing path: no path parameter and no filename");
+  if (!resolve_path(p, u->cur, sizeof u->cur)) return upload_fail(u, 400, "invalid path '%s'", p);
+  const cJSON *it;
+  cJSON_ArrayForEach(it, u->result) {
+    const char *seen = json_str(it, "path");
+    if (seen && strcmp(seen, u->cur) == 0)
+      return upload_fail(u, 400,
+                         "you cannot upload multiple files to the same path '%s' in one upload "
+                         "request, only the first specified file was uploaded",
+                         u->cur);
+  }
+  cc_sbx_err err = {0};
+  cc_status st = cc_sbx_fs_open_write(u->r->sb->sbx, u->cur, &u->fd, &err);
+  if (st != CC_OK) {
+    u->fd = -1;
+    switch (err.kind) {
+    case CC_SBX_ERR_IS_DIR: return upload_fail(u, 400, "path is a directory: %s", u->cur);
+    case CC_SBX_ERR_NO_SPACE: return upload_fail(u, 507, "not enough disk space available");
+    case CC_SBX_ERR_NOT_DIR:
+    case CC_SBX_ERR_INVALID_PATH:
+    case CC_SBX_ERR_INVALID_ARG:
+    case CC_SBX_ERR_LOOP: return upload_fail(u, 400, "%s", err_msg(&err, st));
+    case CC_SBX_ERR_PERMISSION: return upload_fail(u, 403, "%s", err_msg(&err, st));
+    default: return upload_fail(u, 500, "error opening file: %s", err_msg(&err, st));
+    }
+  }
+  return CC_OK;
+}
+
+static cc_status up_data(void *ctx, const uint8_t *d, size_t n) {
+  upload *u = ctx;
+  if (u->skipping) return CC_OK;
+  u->written += n;
+  if (u->written > u->max)
+    return upload_fail(u, 413, "upload larger than the limit of %zu bytes", u->max);
+  while (n > 0) {
+    ssize_t w = write(u->fd, d, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ENOSPC || errno == EDQUOT)
+        return upload_fail(u, 507, "attempted to write %zu bytes: not enough disk space available", n);
+      return upload_fail(u, 500, "error writing file %s: %s", u->cur, strerror(errno));
+    }
+    d += w;
+    n -= (size_t)w;
+  }
+  return CC_OK;
+}
+
+static cc_status up_end(void *ctx) {
+  upload *u = ctx;
+  if (u->skipping) return CC_OK;
+  int fd = u->fd;
+  u->fd = -1;
+  if (close(fd) != 0 && (errno == ENOSPC || errno == EDQUOT))
+    return upload_fail(u, 507, "not enough disk space available");
+  const char *base = strrchr(u->cur, '/');
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "name", base ? base + 1 : u->cur);
+  cJSON_AddStringToObject(o, "type", "file");
+  cJSON_AddStringToObject(o, "path", u->cur);
+  cJSON_AddItemToArray(u->result, o);
+  return CC_OK;
+}
+
+static void upload_free(void *state) {
+  upload *u = state;
+  if (!u) return;
+  if (u->fd >= 0) close(u->fd);
+  cc_multipart_free(u->mp);
+  cJSON_Delete(u->result);
+  free(u);
+}
+
+static enum MHD_Result upload_respond_error(cc_sbd_req *r, upload *u, cc_status st) {
+  if (u->err_status) return cc_sbd_respond_error(r->conn, u->err_status, "%s", u->err_msg);
+  if (st == CC_TOO_LARGE) return cc_sbd_respond_error(r->conn, 400, "multipart headers too large or too many parts");
+  return cc_sbd_respond_error(r->conn, 500, "error parsing multipart request");
+}
+
+static bool upload_feed(cc_sbd_req *r, const char *data, size_t n) {
+  upload *u = r->sink_state;
+  cc_status st = cc_multipart_feed(u->mp, (const uint8_t *)data, n);
+  if (st == CC_OK) return true;
+  upload_respond_error(r, u, st);
+  r->responded = true;
+  return false;
+}
+
+static const cc_sbd_body_sink upload_sink = {upload_feed, upload_free};
+
+/* Sets up the streaming multipart parser of POST /files. */
+static enum MHD_Result upload_begin(cc_sbd_req *r) {
+  char boundary[CC_MULTIPART_MAX_BOUNDARY + 1];
+  if (cc_multipart_boundary(cc_sbd_header(r->conn, "Content-Type"), boundary, sizeof boundary) !=
+      CC_OK) {
+    r->responded = true;
+    return cc_sbd_respond_error(r->conn, 400, "request must be multipart/form-data with a boundary");
+  }
+  upload *u = calloc(1, sizeof *u);
+  if (!u) return MHD_NO;
+  static const cc_multipart_callbacks cb = {up_begin, up_data, up_end};
+  u->r = r;
+  u->fd = -1;
+  u->max = r->srv->cfg.max_upload;
+  u->qpath = cc_sbd_query(r->conn, "path");
+  u->result = cJSON_CreateArray();
+  u->mp = cc_multipart_new(boundary, 1000, &cb, u);
+  if (!u->mp || !u->result) {
+    upload_free(u);
+    return MHD_NO;
+  }
+  r->sink = &upload_sink;
+  r->sink_state = u;
+  return MHD_YES;
+}
+
+static enum MHD_Result upload_finish(cc_sbd_req *r) {
+  upload *u = r->sink_state;
+  if (!u) return cc_sbd_respond_error(r->conn, 400, "missing body");
+  cc_status st = cc_multipart_finish(u->mp);
+  if (st != CC_OK) return cc_sbd_respond_error(r->conn, 400, "incomplete multipart body");
+  cJSON *res = u->result;
+  u->result = NULL;
+  return cc_sbd_respond_json(r->conn, 200, res);
+}
+
+/* ---------- entry points ---------- */
+
+static bool token_ok(cc_sbd_req *r) {
+  if (!r->sb->token[0]) return true;
+  const char *tok = cc_sbd_header(r->conn, "X-Access-Token");
+  return tok && strcmp(tok, r->sb->token) == 0;
+}
+
+enum MHD_Result cc_sbd_envd_begin(cc_sbd_req *r) {
+  if (!r->sb) return MHD_YES; /* answered with 502 once the body is read */
+  if (strcmp(r->url, "/files") == 0 && strcmp(r->method, "POST") == 0) {
+    bool ok;
+    enum MHD_Result res = files_auth(r, &ok);
+    if (ok) res = files_user(r, &ok);
+    if (!ok) {
+      r->responded = true;
+      return res;
+    }
+    return upload_begin(r);
+  }
+  return MHD_YES;
+}
+
+enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r) {
+  const char *url = r->url;
+  if (!r->sb && r->bad_credentials)
+    return cc_sbd_respond_error(r->conn, 401,
+                                strcmp(url, "/files") == 0 && !cc_sbd_header(r->conn, "X-Access-Token")
+                                    ? "invalid signature"
+                                    : "unauthorized access, please provide a valid access token or "
+                                      "method signing if supported");
+  if (!r->sb) return cc_sbd_respond_502(r->conn, r->sandbox_id, -1);
+  if (strcmp(url, "/health") == 0) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    enum MHD_Result res = MHD_queue_response(r->conn, 204, resp);
+    MHD_destroy_response(resp);
+    return res;
+  }
+  if (strcmp(url, "/files") == 0) {
+    if (strcmp(r->method, "POST") == 0) return upload_finish(r);
+    if (strcmp(r->method, "GET") != 0)
+      return cc_sbd_respond_error(r->conn, 405, "method %s not allowed", r->method);
+    bool ok;
+    enum MHD_Result res = files_auth(r, &ok);
+    if (ok) res = files_user(r, &ok);
+    return ok ? files_download(r) : res;
+  }
+  if (!token_ok(r))
+    return cc_sbd_respond_error(r->conn, 401,
+                                "unauthorized access, please provide a valid access token or "
+                                "method signing if supported");
+  if (strcmp(url, "/envs") == 0) return cc_sbd_respond_json(r->conn, 200, cJSON_Duplicate(r->sb->env_vars, 1));
+  bool is_proc = strncmp(url, "/process.Process/", 17) == 0;
+  bool is_fs = strncmp(url, "/filesystem.Filesystem/", 23) == 0;
+  if (!is_proc && !is_fs) return cc_sbd_respond_error(r->conn, 404, "not found");
+  const char *method = url + (is_proc ? 17 : 23);
+  if (strcmp(r->method, "POST") != 0)
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_UNIMPLEMENTED, "only POST is supported");
+  if (r->too_large)
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_RESOURCE_EXHAUSTED,
+                                        "request body larger than %zu bytes", r->srv->cfg.max_body);
+  char *pass = NULL;
+  char *user = MHD_basic_auth_get_username_password(r->conn, &pass);
+  bool uok = user_ok(user);
+  char ubuf[128];
+  snprintf(ubuf, sizeof ubuf, "%s", user ? user : "");
+  if (user) MHD_free(user);
+  if (pass) MHD_free(pass);
+
+  bool streaming = is_proc && (strcmp(method, "Start") == 0 || strcmp(method, "Connect") == 0);
+  if (is_fs && strcmp(method, "WatchDir") == 0)
+    return stream_error(r, CC_CONNECT_UNIMPLEMENTED,
+                        "filesystem.Filesystem/WatchDir is not implemented by codecanvas-sandboxd");
+  if (streaming) {
+    if (!uok) return stream_error(r, CC_CONNECT_UNAUTHENTICATED, "invalid username: '%s'", ubuf);
+    cJSON *msg = stream_request(r);
+    if (!msg) return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "request must be one JSON envelope");
+    enum MHD_Result res = method[0] == 'S' ? process_start(r, msg) : process_connect(r, msg);
+    cJSON_Delete(msg);
+    return res;
+  }
+  if (!uok)
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_UNAUTHENTICATED,
+                                        "invalid username: '%s'", ubuf);
+  cJSON *msg = r->len ? cJSON_ParseWithLength(r->body, r->len) : cJSON_CreateObject();
+  if (!cJSON_IsObject(msg)) {
+    cJSON_Delete(msg);
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INVALID_ARGUMENT,
+                                        "request body must be a JSON object");
+  }
+  enum MHD_Result res;
+  if (is_fs) res = fs_rpc(r, method, msg);
+  else if (strcmp(method, "List") == 0) res = process_list(r);
+  else if (strcmp(method, "SendInput") == 0) res = process_send_input(r, msg);
+  else if (strcmp(method, "CloseStdin") == 0) res = process_close_stdin(r, msg);
+  else if (strcmp(method, "SendSignal") == 0) res = process_signal(r, msg);
+  else if (strcmp(method, "Update") == 0) res = process_update(r, msg);
+  else
+    res = cc_sbd_respond_connect_error(r->conn, CC_CONNECT_UNIMPLEMENTED,
+                                       "process.Process/%s is not implemented by "
+                                       "codecanvas-sandboxd", method);
+  cJSON_Delete(msg);
+  return res;
+}

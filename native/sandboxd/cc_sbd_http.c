@@ -1,0 +1,630 @@
+/*
+ * cc_sbd_http: request routing, body handling, response helpers and the E2B control plane
+ * (POST/GET/DELETE /sandboxes..., GET /v2/sandboxes) of codecanvas-sandboxd.
+ *
+ * Control-plane errors are JSON {"code":<HTTP status>,"message":...} with the numeric code the
+ * SDK tests (e2b-protocol.md §1.3); no error is ever sent with an empty body.
+ */
+#include "cc_sbd_http.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cc_connect.h"
+#include "cc_sbd_envd.h"
+#include "cc_sbd_proxy.h"
+
+/* ---------- response helpers ---------- */
+
+enum MHD_Result cc_sbd_respond_raw(struct MHD_Connection *c, unsigned status, const char *ctype,
+                                   const void *data, size_t len) {
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+  if (!resp) return MHD_NO;
+  if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  enum MHD_Result r = MHD_queue_response(c, status, resp);
+  MHD_destroy_response(resp);
+  return r;
+}
+
+enum MHD_Result cc_sbd_respond_empty(struct MHD_Connection *c, unsigned status) {
+  return cc_sbd_respond_raw(c, status, NULL, "", 0);
+}
+
+enum MHD_Result cc_sbd_respond_json(struct MHD_Connection *c, unsigned status, cJSON *body) {
+  char *s = body ? cJSON_PrintUnformatted(body) : NULL;
+  cJSON_Delete(body);
+  if (!s) {
+    static const char oom[] = "{\"code\":500,\"message\":\"out of memory\"}";
+    return cc_sbd_respond_raw(c, 500, "application/json; charset=utf-8", oom, sizeof oom - 1);
+  }
+  enum MHD_Result r = cc_sbd_respond_raw(c, status, "application/json; charset=utf-8", s, strlen(s));
+  free(s);
+  return r;
+}
+
+enum MHD_Result cc_sbd_respond_error(struct MHD_Connection *c, unsigned status, const char *fmt,
+                                     ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddNumberToObject(o, "code", status);
+  cJSON_AddStringToObject(o, "message", msg);
+  return cc_sbd_respond_json(c, status, o);
+}
+
+enum MHD_Result cc_sbd_respond_connect_error(struct MHD_Connection *c, int code,
+                                             const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "code", cc_connect_code_name((cc_connect_code)code));
+  cJSON_AddStringToObject(o, "message", msg);
+  char *s = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  enum MHD_Result r = cc_sbd_respond_raw(c, (unsigned)cc_connect_code_http((cc_connect_code)code),
+                                         "application/json", s ? s : "{}", s ? strlen(s) : 2);
+  free(s);
+  return r;
+}
+
+enum MHD_Result cc_sbd_respond_502(struct MHD_Connection *c, const char *sandbox_id, int port) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "sandboxId", sandbox_id ? sandbox_id : "");
+  if (port < 0) {
+    cJSON_AddStringToObject(o, "message", "The sandbox was not found");
+  } else {
+    cJSON_AddStringToObject(o, "message", "The sandbox is running but port is not open");
+    cJSON_AddNumberToObject(o, "port", port);
+  }
+  cJSON_AddNumberToObject(o, "code", 502);
+  return cc_sbd_respond_json(c, 502, o);
+}
+
+const char *cc_sbd_header(struct MHD_Connection *c, const char *name) {
+  return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+}
+
+const char *cc_sbd_query(struct MHD_Connection *c, const char *name) {
+  return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void cc_sbd_rfc3339(int64_t ms, char *out, size_t out_size) {
+  time_t s = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&s, &tm);
+  char base[32];
+  strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out, out_size, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+/* ---------- control plane ---------- */
+
+static bool valid_id(const char *s, size_t max) {
+  size_t n = 0;
+  for (; s[n]; n++) {
+    if (!(islower((unsigned char)s[n]) || isdigit((unsigned char)s[n]))) return false;
+  }
+  return n > 0 && n <= max;
+}
+
+static bool string_map(const cJSON *o) {
+  if (!cJSON_IsObject(o)) return false;
+  const cJSON *it;
+  cJSON_ArrayForEach(it, o) {
+    if (!cJSON_IsString(it)) return false;
+  }
+  return true;
+}
+
+/* The Sandbox JSON of create/connect. */
+static cJSON *sandbox_json(cc_sbd_server *srv, const cc_sbd_sandbox *sb) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "templateID", sb->template_id);
+  cJSON_AddStringToObject(o, "sandboxID", sb->id);
+  cJSON_AddStringToObject(o, "alias", sb->template_id);
+  cJSON_AddStringToObject(o, "clientID", CC_SBD_CLIENT_ID);
+  cJSON_AddStringToObject(o, "envdVersion", CC_SBD_ENVD_VERSION);
+  if (sb->token[0]) cJSON_AddStringToObject(o, "envdAccessToken", sb->token);
+  cJSON_AddNullToObject(o, "trafficAccessToken");
+  cJSON_AddStringToObject(o, "domain", srv->domain);
+  return o;
+}
+
+/* SandboxDetail (detail=true) or ListedSandbox. */
+static cJSON *detail_json(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool detail) {
+  char started[40], end[40];
+  pthread_mutex_lock(&srv->mu);
+  int64_t end_ms = sb->end_ms;
+  pthread_mutex_unlock(&srv->mu);
+  cc_sbd_rfc3339(sb->started_ms, started, sizeof started);
+  cc_sbd_rfc3339(end_ms, end, sizeof end);
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "templateID", sb->template_id);
+  cJSON_AddStringToObject(o, "alias", sb->template_id);
+  cJSON_AddStringToObject(o, "sandboxID", sb->id);
+  cJSON_AddStringToObject(o, "clientID", CC_SBD_CLIENT_ID);
+  cJSON_AddStringToObject(o, "startedAt", started);
+  cJSON_AddStringToObject(o, "endAt", end);
+  cJSON_AddNumberToObject(o, "cpuCount", (double)srv->cfg.cpu_count);
+  cJSON_AddNumberToObject(o, "memoryMB", (double)srv->cfg.memory_mb);
+  cJSON_AddNumberToObject(o, "diskSizeMB", (double)srv->cfg.disk_mb);
+  cJSON_AddStringToObject(o, "state", "running");
+  cJSON_AddStringToObject(o, "envdVersion", CC_SBD_ENVD_VERSION);
+  cJSON_AddItemToObject(o, "metadata", cJSON_Duplicate(sb->metadata, 1));
+  if (detail) {
+    if (sb->token[0]) cJSON_AddStringToObject(o, "envdAccessToken", sb->token);
+    cJSON_AddStringToObject(o, "domain", srv->domain);
+  }
+  return o;
+}
+
+static enum MHD_Result not_found_sandbox(struct MHD_Connection *c, const char *id) {
+  return cc_sbd_respond_error(c, 404, "Sandbox \"%s\" doesn't exist or you don't have access to it",
+                              id);
+}
+
+static cJSON *parse_body(cc_sbd_req *r) {
+  if (!r->body || r->len == 0) return NULL;
+  return cJSON_ParseWithLength(r->body, r->len);
+}
+
+/* Reads the integer `timeout` of a body; returns false (and responds 400) if invalid. */
+static bool body_timeout(cc_sbd_req *r, const cJSON *body, bool required, long *out,
+                         enum MHD_Result *res) {
+  const cJSON *t = cJSON_GetObjectItemCaseSensitive(body, "timeout");
+  if (!t || cJSON_IsNull(t)) {
+    if (required) {
+      *res = cc_sbd_respond_error(r->conn, 400, "timeout is required");
+      return false;
+    }
+    *out = r->srv->cfg.default_timeout_s;
+    return true;
+  }
+  if (!cJSON_IsNumber(t) || t->valuedouble != (double)(long)t->valuedouble) {
+    *res = cc_sbd_respond_error(r->conn, 400, "timeout must be an integer number of seconds");
+    return false;
+  }
+  long v = (long)t->valuedouble;
+  if (v <= 0) {
+    *res = cc_sbd_respond_error(r->conn, 400, "Timeout must be greater than 0");
+    return false;
+  }
+  if (v > r->srv->cfg.max_timeout_s) {
+    *res = cc_sbd_respond_error(r->conn, 400, "Timeout cannot be greater than %ld seconds",
+                                r->srv->cfg.max_timeout_s);
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+static bool template_allowed(cc_sbd_server *srv, const char *t) {
+  for (size_t i = 0; i < srv->cfg.n_templates; i++)
+    if (strcmp(srv->cfg.templates[i], t) == 0) return true;
+  return false;
+}
+
+static enum MHD_Result handle_create(cc_sbd_req *r) {
+  enum MHD_Result res;
+  cJSON *body = parse_body(r);
+  if (!cJSON_IsObject(body)) {
+    cJSON_Delete(body);
+    return cc_sbd_respond_error(r->conn, 400, "request body must be a JSON object");
+  }
+  const cJSON *tpl = cJSON_GetObjectItemCaseSensitive(body, "templateID");
+  const cJSON *meta = cJSON_GetObjectItemCaseSensitive(body, "metadata");
+  const cJSON *envs = cJSON_GetObjectItemCaseSensitive(body, "envVars");
+  const cJSON *secure = cJSON_GetObjectItemCaseSensitive(body, "secure");
+  const cJSON *inet = cJSON_GetObjectItemCaseSensitive(body, "allow_internet_access");
+  const cJSON *autop = cJSON_GetObjectItemCaseSensitive(body, "autoPause");
+  long timeout;
+  if (!cJSON_IsString(tpl) || !tpl->valuestring[0]) {
+    res = cc_sbd_respond_error(r->conn, 400, "templateID is required");
+  } else if (!template_allowed(r->srv, tpl->valuestring)) {
+    res = cc_sbd_respond_error(r->conn, 404, "template '%.200s' not found", tpl->valuestring);
+  } else if ((meta && !cJSON_IsNull(meta) && !string_map(meta)) ||
+             (envs && !cJSON_IsNull(envs) && !string_map(envs))) {
+    res = cc_sbd_respond_error(r->conn, 400, "metadata and envVars must map strings to strings");
+  } else if (cJSON_IsTrue(autop)) {
+    res = cc_sbd_respond_error(r->conn, 400, "autoPause is not supported by codecanvas-sandboxd");
+  } else if (body_timeout(r, body, false, &timeout, &res)) {
+    cc_sbd_create_opts o = {
+      .template_id = tpl->valuestring,
+      .timeout_s = timeout,
+      .metadata = cJSON_IsObject(meta) ? meta : NULL,
+      .env_vars = cJSON_IsObject(envs) ? envs : NULL,
+      .secure = cJSON_IsTrue(secure),
+      .internet = inet ? cJSON_IsTrue(inet) : true,
+    };
+    cc_sbd_sandbox *sb = NULL;
+    char msg[512] = "";
+    cc_status st = cc_sbd_create(r->srv, &o, &sb, msg, sizeof msg);
+    if (st == CC_OK) {
+      res = cc_sbd_respond_json(r->conn, 201, sandbox_json(r->srv, sb));
+      cc_sbd_unref(sb);
+    } else if (st == CC_RATE_LIMITED) {
+      res = cc_sbd_respond_error(r->conn, 429, "%s", msg);
+    } else {
+      res = cc_sbd_respond_error(r->conn, 500, "could not start sandbox: %s", msg);
+    }
+  }
+  cJSON_Delete(body);
+  return res;
+}
+
+static int hexval(int ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decodes [s, s+n) into a new string. */
+static char *pct_decode(const char *s, size_t n) {
+  char *out = malloc(n + 1);
+  if (!out) return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+      out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+      i += 2;
+    } else if (s[i] == '+') {
+      out[o++] = ' ';
+    } else {
+      out[o++] = s[i];
+    }
+  }
+  out[o] = 0;
+  return out;
+}
+
+/* Builds the metadata filter of GET /v2/sandboxes: "k=v&k2=v2" with each part encoded. */
+static cJSON *metadata_filter(const char *q) {
+  cJSON *f = cJSON_CreateObject();
+  const char *p = q;
+  while (f && *p) {
+    const char *amp = strchr(p, '&');
+    size_t n = amp ? (size_t)(amp - p) : strlen(p);
+    const char *eq = memchr(p, '=', n);
+    if (eq) {
+      char *k = pct_decode(p, (size_t)(eq - p));
+      char *v = pct_decode(eq + 1, n - (size_t)(eq - p) - 1);
+      if (k && v) cJSON_AddStringToObject(f, k, v);
+      free(k);
+      free(v);
+    }
+    p += n;
+    if (*p == '&') p++;
+  }
+  return f;
+}
+
+static bool metadata_matches(const cc_sbd_sandbox *sb, const cJSON *filter) {
+  const cJSON *it;
+  cJSON_ArrayForEach(it, filter) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(sb->metadata, it->string);
+    if (!cJSON_IsString(v) || strcmp(v->valuestring, it->valuestring) != 0) return false;
+  }
+  return true;
+}
+
+/* GET /v2/sandboxes (paged=true) and GET /sandboxes (legacy, running only, unpaged). */
+static enum MHD_Result handle_list(cc_sbd_req *r, bool paged) {
+  const char *state = cc_sbd_query(r->conn, "state");
+  const char *meta = cc_sbd_query(r->conn, "metadata");
+  const char *limit_s = cc_sbd_query(r->conn, "limit");
+  const char *next_s = cc_sbd_query(r->conn, "nextToken");
+  long limit = 100;
+  unsigned long long after = 0; /* list sandboxes with seq < after (newest first) */
+  if (paged && limit_s) {
+    char *end;
+    limit = strtol(limit_s, &end, 10);
+    if (*end || limit < 1 || limit > 100)
+      return cc_sbd_respond_error(r->conn, 400, "limit must be between 1 and 100");
+  }
+  if (paged && next_s && next_s[0]) {
+    char *end;
+    after = strtoull(next_s, &end, 10);
+    if (*end || after == 0) return cc_sbd_respond_error(r->conn, 400, "invalid nextToken");
+  }
+  bool want_running = true;
+  if (state && state[0]) {
+    want_running = false;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", state);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+      if (strcmp(tok, "running") == 0) want_running = true;
+      else if (strcmp(tok, "paused") != 0)
+        return cc_sbd_respond_error(r->conn, 400, "invalid state '%s'", tok);
+    }
+  }
+  /* the SDK encodes keys and values, then the whole parameter once more (e2b-protocol §1.4) */
+  char *meta_once = meta ? pct_decode(meta, strlen(meta)) : NULL;
+  cJSON *filter = meta_once ? metadata_filter(meta_once) : NULL;
+  free(meta_once);
+  cc_sbd_sandbox **arr;
+  size_t n;
+  if (cc_sbd_list(r->srv, &arr, &n) != CC_OK) {
+    cJSON_Delete(filter);
+    return cc_sbd_respond_error(r->conn, 500, "out of memory");
+  }
+  cJSON *out = cJSON_CreateArray();
+  long count = 0;
+  uint64_t last_sent = 0, next_token = 0;
+  for (size_t i = 0; i < n && !next_token; i++) {
+    cc_sbd_sandbox *sb = arr[i];
+    if (!want_running || (after && sb->seq >= after) || (filter && !metadata_matches(sb, filter)))
+      continue;
+    if (paged && count == limit) {
+      next_token = last_sent; /* more remain: the next page lists those older than this */
+      break;
+    }
+    cJSON_AddItemToArray(out, detail_json(r->srv, sb, false));
+    last_sent = sb->seq;
+    count++;
+  }
+  for (size_t i = 0; i < n; i++) cc_sbd_unref(arr[i]);
+  free(arr);
+  cJSON_Delete(filter);
+  char *s = cJSON_PrintUnformatted(out);
+  cJSON_Delete(out);
+  if (!s) return cc_sbd_respond_error(r->conn, 500, "out of memory");
+  struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+  if (!resp) {
+    free(s);
+    return MHD_NO;
+  }
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+  if (next_token) {
+    char tok[32];
+    snprintf(tok, sizeof tok, "%llu", (unsigned long long)next_token);
+    MHD_add_response_header(resp, "X-Next-Token", tok);
+  }
+  enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
+  MHD_destroy_response(resp);
+  return res;
+}
+
+static enum MHD_Result handle_sandbox(cc_sbd_req *r, const char *id, const char *action) {
+  const char *m = r->method;
+  if (!valid_id(id, 63)) return cc_sbd_respond_error(r->conn, 400, "Invalid sandbox ID");
+  cc_sbd_sandbox *sb = cc_sbd_find(r->srv, id);
+  enum MHD_Result res;
+  if (!sb) return not_found_sandbox(r->conn, id);
+  if (!action) {
+    if (strcmp(m, "GET") == 0) {
+      res = cc_sbd_respond_json(r->conn, 200, detail_json(r->srv, sb, true));
+    } else if (strcmp(m, "DELETE") == 0) {
+      res = cc_sbd_kill(r->srv, sb) == CC_OK ? cc_sbd_respond_empty(r->conn, 204)
+                                              : not_found_sandbox(r->conn, id);
+    } else {
+      res = cc_sbd_respond_error(r->conn, 405, "method %s not allowed", m);
+    }
+  } else if (strcmp(m, "POST") != 0 && strcmp(action, "metrics") != 0) {
+    res = cc_sbd_respond_error(r->conn, 405, "method %s not allowed", m);
+  } else if (strcmp(action, "timeout") == 0 || strcmp(action, "connect") == 0) {
+    cJSON *body = parse_body(r);
+    long t;
+    bool is_connect = action[0] == 'c';
+    if (!cJSON_IsObject(body)) {
+      res = cc_sbd_respond_error(r->conn, 400, "request body must be a JSON object");
+    } else if (body_timeout(r, body, true, &t, &res)) {
+      cc_sbd_set_timeout(r->srv, sb, t, is_connect);
+      res = is_connect ? cc_sbd_respond_json(r->conn, 200, sandbox_json(r->srv, sb))
+                       : cc_sbd_respond_empty(r->conn, 204);
+    }
+    cJSON_Delete(body);
+  } else if (strcmp(action, "pause") == 0) {
+    res = cc_sbd_respond_error(r->conn, 409,
+                               "pausing is not supported by codecanvas-sandboxd; the sandbox "
+                               "keeps running");
+  } else if (strcmp(action, "resume") == 0) {
+    res = cc_sbd_respond_error(r->conn, 409, "sandbox %s is already running", id);
+  } else if (strcmp(action, "metrics") == 0 && strcmp(m, "GET") == 0) {
+    res = cc_sbd_respond_json(r->conn, 200, cJSON_CreateArray());
+  } else {
+    res = cc_sbd_respond_error(r->conn, 404, "no such endpoint");
+  }
+  cc_sbd_unref(sb);
+  return res;
+}
+
+/* Constant-time check of the X-API-KEY header against the configured keys. */
+static bool api_key_ok(cc_sbd_server *srv, const char *key) {
+  if (srv->cfg.no_api_key) return true;
+  if (!key) return false;
+  size_t kl = strlen(key);
+  bool ok = false;
+  for (size_t i = 0; i < srv->cfg.n_api_keys; i++) {
+    const char *k = srv->cfg.api_keys[i];
+    size_t l = strlen(k);
+    unsigned char d = (unsigned char)(l != kl);
+    for (size_t j = 0; j < l; j++) d |= (unsigned char)(k[j] ^ key[j < kl ? j : 0]);
+    ok |= d == 0;
+  }
+  return ok;
+}
+
+static enum MHD_Result handle_control(cc_sbd_req *r) {
+  const char *url = r->url;
+  if (strcmp(url, "/health") == 0) return cc_sbd_respond_raw(r->conn, 200, "text/plain", "ok", 2);
+  if (!api_key_ok(r->srv, cc_sbd_header(r->conn, "X-API-KEY")))
+    return cc_sbd_respond_error(r->conn, 401, "Invalid API key");
+  if (r->too_large) return cc_sbd_respond_error(r->conn, 413, "request body too large");
+  if (strcmp(url, "/sandboxes") == 0) {
+    if (strcmp(r->method, "POST") == 0) return handle_create(r);
+    if (strcmp(r->method, "GET") == 0) return handle_list(r, false);
+    return cc_sbd_respond_error(r->conn, 405, "method %s not allowed", r->method);
+  }
+  if (strcmp(url, "/v2/sandboxes") == 0) {
+    if (strcmp(r->method, "GET") == 0) return handle_list(r, true);
+    return cc_sbd_respond_error(r->conn, 405, "method %s not allowed", r->method);
+  }
+  if (strncmp(url, "/sandboxes/", 11) == 0) {
+    char id[128];
+    const char *rest = url + 11;
+    const char *slash = strchr(rest, '/');
+    size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (n == 0 || n >= sizeof id) return cc_sbd_respond_error(r->conn, 400, "Invalid sandbox ID");
+    memcpy(id, rest, n);
+    id[n] = 0;
+    const char *action = slash ? slash + 1 : NULL;
+    if (action && (!*action || strchr(action, '/')))
+      return cc_sbd_respond_error(r->conn, 404, "no such endpoint");
+    return handle_sandbox(r, id, action);
+  }
+  return cc_sbd_respond_error(r->conn, 404, "no such endpoint: %s %s", r->method, url);
+}
+
+/* ---------- routing and MHD glue ---------- */
+
+/* Parses Host "<port>-<id>.<rest>"; returns true and fills port/id. */
+static bool host_route(const char *host, int *port, char *id, size_t id_size) {
+  if (!host) return false;
+  const char *dash = strchr(host, '-');
+  const char *dot = strchr(host, '.');
+  if (!dash || !dot || dash > dot || dash == host) return false;
+  long p = 0;
+  for (const char *q = host; q < dash; q++) {
+    if (!isdigit((unsigned char)*q)) return false;
+    p = p * 10 + (*q - '0');
+    if (p > 65535) return false;
+  }
+  size_t n = (size_t)(dot - dash - 1);
+  if (n == 0 || n >= id_size) return false;
+  for (size_t i = 0; i < n; i++) {
+    char ch = dash[1 + i];
+    if (!(islower((unsigned char)ch) || isdigit((unsigned char)ch))) return false;
+  }
+  memcpy(id, dash + 1, n);
+  id[n] = 0;
+  *port = (int)p;
+  return true;
+}
+
+static void route(cc_sbd_req *r) {
+  int port = CC_SBD_ENVD_PORT;
+  if (host_route(cc_sbd_header(r->conn, "Host"), &port, r->sandbox_id, sizeof r->sandbox_id)) {
+    r->route = port == CC_SBD_ENVD_PORT ? CC_SBD_ROUTE_ENVD : CC_SBD_ROUTE_PROXY;
+  } else if (cc_sbd_header(r->conn, "E2b-Sandbox-Id")) {
+    const char *id = cc_sbd_header(r->conn, "E2b-Sandbox-Id");
+    const char *ps = cc_sbd_header(r->conn, "E2b-Sandbox-Port");
+    snprintf(r->sandbox_id, sizeof r->sandbox_id, "%s", valid_id(id, 63) ? id : "");
+    if (ps) {
+      char *end;
+      long p = strtol(ps, &end, 10);
+      port = (*end || p <= 0 || p > 65535) ? -1 : (int)p;
+    }
+    r->route = port == CC_SBD_ENVD_PORT ? CC_SBD_ROUTE_ENVD : CC_SBD_ROUTE_PROXY;
+  } else if (cc_sbd_envd_path(r->url) &&
+             (strcmp(r->url, "/health") != 0 || cc_sbd_header(r->conn, "X-Access-Token"))) {
+    r->route = CC_SBD_ROUTE_ENVD;
+    r->port = CC_SBD_ENVD_PORT;
+    cc_sbd_envd_route_by_credentials(r);
+    return;
+  } else {
+    r->route = CC_SBD_ROUTE_CONTROL;
+    return;
+  }
+  r->port = port;
+  if (r->sandbox_id[0]) r->sb = cc_sbd_find(r->srv, r->sandbox_id);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+  cc_sbd_server *srv = cls;
+  cc_sbd_req *r = *con_cls;
+  if (!r) return MHD_NO; /* on_uri failed to allocate */
+  if (!r->started) {
+    r->started = true;
+    r->srv = srv;
+    r->conn = conn;
+    r->url = url;
+    r->method = method;
+    route(r);
+    if (r->route == CC_SBD_ROUTE_ENVD) return cc_sbd_envd_begin(r);
+    if (r->route == CC_SBD_ROUTE_PROXY) cc_sbd_proxy_begin(r);
+    return MHD_YES;
+  }
+  if (*upload_data_size) {
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    if (r->responded || r->too_large) return MHD_YES; /* discard */
+    if (r->sink) {
+      r->sink->feed(r, upload_data, n); /* on failure the sink queued the error response */
+      return MHD_YES;
+    }
+    if (r->len + n > srv->cfg.max_body) {
+      r->too_large = true;
+      free(r->body);
+      r->body = NULL;
+      r->len = r->cap = 0;
+      return MHD_YES;
+    }
+    if (r->len + n + 1 > r->cap) {
+      size_t nc = r->cap ? r->cap : 4096;
+      while (nc < r->len + n + 1) nc *= 2;
+      char *nb = realloc(r->body, nc);
+      if (!nb) return MHD_NO;
+      r->body = nb;
+      r->cap = nc;
+    }
+    memcpy(r->body + r->len, upload_data, n);
+    r->len += n;
+    r->body[r->len] = 0;
+    return MHD_YES;
+  }
+  if (r->responded) return MHD_YES;
+  r->responded = true;
+  switch (r->route) {
+  case CC_SBD_ROUTE_ENVD: return cc_sbd_envd_handle(r);
+  case CC_SBD_ROUTE_PROXY: return cc_sbd_proxy_handle(r);
+  default: return handle_control(r);
+  }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  cc_sbd_req *r = *con_cls;
+  if (!r) return;
+  if (r->sink && r->sink->free) r->sink->free(r->sink_state);
+  cc_sbd_unref(r->sb);
+  free(r->body);
+  free(r->raw_uri);
+  free(r);
+  *con_cls = NULL;
+}
+
+/* Called once per request before headers are parsed: allocates the request and keeps the
+ * raw request target, which the proxy forwards unchanged. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+  cc_sbd_req *r = calloc(1, sizeof *r);
+  if (r) r->raw_uri = strdup(uri);
+  return r;
+}
+
+struct MHD_Daemon *cc_sbd_http_start(cc_sbd_server *srv, int listen_fd) {
+  return MHD_start_daemon(
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+          MHD_ALLOW_UPGRADE | MHD_USE_POLL,
+      0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+      MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned)srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+      MHD_OPTION_END);
+}

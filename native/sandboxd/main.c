@@ -1,0 +1,294 @@
+/*
+ * codecanvas-sandboxd: a local E2B-compatible sandbox server.
+ *
+ * One HTTP port serves the E2B control plane, envd for every sandbox and the sandboxes' own
+ * ports (docs/sandboxd.md).  This file parses the command line, probes the sandbox runtime,
+ * binds the port, prints the ready line and waits for SIGINT/SIGTERM.  Process-wide state
+ * lives only here.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cc_sbd.h"
+#include "cc_sbd_http.h"
+#include "cc_sbx.h"
+
+#define PROG "codecanvas-sandboxd"
+
+static void usage(FILE *f) {
+  fprintf(f,
+"Usage: " PROG " --listen HOST:PORT --state-dir DIR [options]\n"
+"\n"
+"A local E2B-compatible sandbox server.  One port serves the E2B control-plane API\n"
+"(/sandboxes, /v2/sandboxes), envd for every sandbox (/files, /health,\n"
+"/process.Process/*, /filesystem.Filesystem/*) and ports opened inside sandboxes\n"
+"(Host: <port>-<sandboxId>.localhost:<PORT>).  Point the official SDK at it with\n"
+"E2B_API_URL=E2B_SANDBOX_URL=http://HOST:PORT and E2B_API_KEY=<a configured key>.\n"
+"Each sandbox is a bubblewrap container (own user, PID, IPC, UTS, mount and network\n"
+"namespaces) with cgroup limits; see docs/sandboxd.md.\n"
+"\n"
+"Required:\n"
+"  --listen HOST:PORT      address to listen on; PORT 0 picks a free port.  Prints\n"
+"                          '" PROG ": listening on http://HOST:PORT' when ready.\n"
+"  --state-dir DIR         directory for runtime state (created 0700 if missing)\n"
+"\n"
+"API keys (X-API-KEY on control-plane requests; at least one is required):\n"
+"  --api-key-file FILE     accepted keys, one per line (blank lines and #comments ignored)\n"
+"  env CODECANVAS_SANDBOXD_API_KEYS   accepted keys, separated by commas or newlines\n"
+"  --insecure-no-api-key   accept control-plane requests without a key (local testing only)\n"
+"\n"
+"Sandboxes:\n"
+"  --template NAME         a templateID accepted by create (repeatable; default: base).\n"
+"                          Every template is the host's read-only /usr, /bin, /lib, /etc.\n"
+"  --memory-mb N           memory limit per sandbox, including files in /home/user and\n"
+"                          /tmp (default 512)\n"
+"  --pids N                max processes+threads per sandbox (default 256)\n"
+"  --cpu-percent N         CPU bandwidth per sandbox, 100 = one core (default 100)\n"
+"  --disk-mb N             size of each sandbox's /home/user (default 256); a write past it\n"
+"                          fails with ENOSPC (HTTP 507 on /files)\n"
+"  --default-timeout SEC   lifetime when create sends no timeout (default 15, as E2B)\n"
+"  --max-timeout SEC       largest timeout create/setTimeout/connect accept (default 86400)\n"
+"  --max-sandboxes N       sandboxes alive at once; create answers 429 beyond (default 64)\n"
+"  --no-internet           never give sandboxes internet access\n"
+"  --allow-no-cgroups      start even if no cgroup is writable: sandboxes then run WITHOUT\n"
+"                          memory, process and CPU limits (refused by default)\n"
+"\n"
+"Internet access: a sandbox created with allow_internet_access=true (the SDK default)\n"
+"gets outbound network through slirp4netns, with the host's loopback disabled, when\n"
+"slirp4netns is installed; otherwise (or with --no-internet, or allow_internet_access=false)\n"
+"it has only its own loopback interface.  Whether egress is available is printed at start.\n"
+"A sandbox can never reach this server's port or any other host loopback port.\n"
+"\n"
+"Request limits:\n"
+"  --max-body BYTES        largest JSON/RPC or proxied request body (default 8388608)\n"
+"  --max-upload BYTES      largest /files upload (default 268435456)\n"
+"  --max-connections N     concurrent HTTP connections (default 512)\n"
+"\n"
+"  -h, --help              show this help\n");
+}
+
+static char **add_str(char **v, size_t *n, const char *s) {
+  char **nv = realloc(v, (*n + 1) * sizeof *nv);
+  if (!nv) return v;
+  nv[*n] = strdup(s);
+  if (nv[*n]) (*n)++;
+  return nv;
+}
+
+/* Splits keys on commas/newlines, trims blanks, skips empty and #comment entries. */
+static void add_keys(cc_sbd_config *c, const char *text, const char *seps) {
+  char *copy = strdup(text);
+  if (!copy) return;
+  char *save = NULL;
+  for (char *tok = strtok_r(copy, seps, &save); tok; tok = strtok_r(NULL, seps, &save)) {
+    while (*tok == ' ' || *tok == '\t') tok++;
+    size_t l = strlen(tok);
+    while (l && (tok[l - 1] == ' ' || tok[l - 1] == '\t' || tok[l - 1] == '\r')) tok[--l] = 0;
+    if (!l || tok[0] == '#') continue;
+    c->api_keys = add_str(c->api_keys, &c->n_api_keys, tok);
+  }
+  free(copy);
+}
+
+static bool parse_long(const char *s, long min, long max, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || end == s || v < min || v > max) return false;
+  *out = v;
+  return true;
+}
+
+static int bind_listen(const char *host, int port, int *bound) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  if (inet_pton(AF_INET, host, &a.sin_addr) != 1) {
+    fprintf(stderr, PROG ": --listen needs an IPv4 address, got '%s'\n", host);
+    return -1;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd < 0) return -1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  socklen_t len = sizeof a;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 256) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+    fprintf(stderr, PROG ": cannot listen on %s:%d: %s\n", host, port, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  *bound = ntohs(a.sin_port);
+  return fd;
+}
+
+int main(int argc, char **argv) {
+  static cc_sbd_server srv; /* process-wide state lives in main.c */
+  cc_sbd_config *c = &srv.cfg;
+  cc_sbd_config_defaults(c);
+  bool allow_no_cgroups = false;
+  enum {
+    O_LISTEN = 256, O_STATE, O_KEYFILE, O_NOKEY, O_TEMPLATE, O_MEM, O_PIDS, O_CPU, O_DISK,
+    O_DEFTO, O_MAXTO, O_MAXSB, O_NOINET, O_NOCG, O_MAXBODY, O_MAXUP, O_MAXCONN
+  };
+  static const struct option opts[] = {
+    {"listen", required_argument, 0, O_LISTEN},
+    {"state-dir", required_argument, 0, O_STATE},
+    {"api-key-file", required_argument, 0, O_KEYFILE},
+    {"insecure-no-api-key", no_argument, 0, O_NOKEY},
+    {"template", required_argument, 0, O_TEMPLATE},
+    {"memory-mb", required_argument, 0, O_MEM},
+    {"pids", required_argument, 0, O_PIDS},
+    {"cpu-percent", required_argument, 0, O_CPU},
+    {"disk-mb", required_argument, 0, O_DISK},
+    {"default-timeout", required_argument, 0, O_DEFTO},
+    {"max-timeout", required_argument, 0, O_MAXTO},
+    {"max-sandboxes", required_argument, 0, O_MAXSB},
+    {"no-internet", no_argument, 0, O_NOINET},
+    {"allow-no-cgroups", no_argument, 0, O_NOCG},
+    {"max-body", required_argument, 0, O_MAXBODY},
+    {"max-upload", required_argument, 0, O_MAXUP},
+    {"max-connections", required_argument, 0, O_MAXCONN},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0},
+  };
+  int ch;
+  long v;
+  const char *listen = NULL;
+#define NUM(field, min, max, name)                                                  \
+  do {                                                                              \
+    if (!parse_long(optarg, min, max, &v)) {                                        \
+      fprintf(stderr, PROG ": --%s needs an integer in [%ld, %ld]\n", name,         \
+              (long)(min), (long)(max));                                            \
+      return 2;                                                                     \
+    }                                                                               \
+    field = v;                                                                      \
+  } while (0)
+  while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (ch) {
+    case O_LISTEN: listen = optarg; break;
+    case O_STATE: free(c->state_dir); c->state_dir = strdup(optarg); break;
+    case O_KEYFILE: {
+      FILE *f = fopen(optarg, "r");
+      if (!f) {
+        fprintf(stderr, PROG ": cannot read --api-key-file %s: %s\n", optarg, strerror(errno));
+        return 2;
+      }
+      char line[4096];
+      while (fgets(line, sizeof line, f)) add_keys(c, line, "\n");
+      fclose(f);
+      break;
+    }
+    case O_NOKEY: c->no_api_key = true; break;
+    case O_TEMPLATE: c->templates = add_str(c->templates, &c->n_templates, optarg); break;
+    case O_MEM: NUM(c->memory_mb, 16, 1 << 20, "memory-mb"); break;
+    case O_PIDS: NUM(c->pids, 8, 1 << 20, "pids"); break;
+    case O_CPU: NUM(c->cpu_percent, 1, 100000, "cpu-percent"); break;
+    case O_DISK: NUM(c->disk_mb, 1, 1 << 24, "disk-mb"); break;
+    case O_DEFTO: NUM(c->default_timeout_s, 1, 30L * 86400, "default-timeout"); break;
+    case O_MAXTO: NUM(c->max_timeout_s, 1, 365L * 86400, "max-timeout"); break;
+    case O_MAXSB: NUM(c->max_sandboxes, 1, 100000, "max-sandboxes"); break;
+    case O_NOINET: c->internet = false; break;
+    case O_NOCG: allow_no_cgroups = true; break;
+    case O_MAXBODY: NUM(c->max_body, 1024, 1L << 32, "max-body"); break;
+    case O_MAXUP: NUM(c->max_upload, 1, 1L << 40, "max-upload"); break;
+    case O_MAXCONN: NUM(c->max_connections, 4, 100000, "max-connections"); break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
+    return 2;
+  }
+  const char *env_keys = getenv("CODECANVAS_SANDBOXD_API_KEYS");
+  if (env_keys) add_keys(c, env_keys, ",\n");
+  if (!listen || !c->state_dir) {
+    fprintf(stderr, PROG ": --listen and --state-dir are required (see --help)\n");
+    return 2;
+  }
+  if (!c->n_api_keys && !c->no_api_key) {
+    fprintf(stderr, PROG ": no API key configured: use --api-key-file, "
+                    "CODECANVAS_SANDBOXD_API_KEYS or --insecure-no-api-key\n");
+    return 2;
+  }
+  if (!c->n_templates) c->templates = add_str(c->templates, &c->n_templates, "base");
+  const char *colon = strrchr(listen, ':');
+  long port;
+  if (!colon || !parse_long(colon + 1, 0, 65535, &port)) {
+    fprintf(stderr, PROG ": --listen needs HOST:PORT, got '%s'\n", listen);
+    return 2;
+  }
+  c->listen_host = strndup(listen, (size_t)(colon - listen));
+  c->listen_port = (int)port;
+  if (mkdir(c->state_dir, 0700) != 0 && errno != EEXIST) {
+    fprintf(stderr, PROG ": cannot create --state-dir %s: %s\n", c->state_dir, strerror(errno));
+    return 1;
+  }
+
+  /* every thread inherits this mask; the main thread waits for the signals below */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  cc_sbx_config sc;
+  cc_sbx_config_init(&sc);
+  sc.state_dir = c->state_dir;
+  sc.allow_no_cgroups = allow_no_cgroups;
+  if (!c->internet) sc.slirp_path = "";
+  sc.limits.memory_bytes = (uint64_t)c->memory_mb << 20;
+  sc.limits.pids_max = (uint32_t)c->pids;
+  sc.limits.cpu_millis = (uint32_t)(c->cpu_percent * 10);
+  sc.limits.home_bytes = (uint64_t)c->disk_mb << 20;
+  cc_sbx_err err = {0};
+  if (cc_sbx_runtime_new(&sc, (cc_sbx_runtime **)&srv.rt, &err) != CC_OK) {
+    fprintf(stderr, PROG ": cannot start the sandbox runtime: %s\n",
+            err.msg[0] ? err.msg : "unknown error");
+    return 1;
+  }
+  cc_sbx_runtime_info info;
+  cc_sbx_runtime_get_info(srv.rt, &info);
+  fprintf(stderr, PROG ": %s\n", info.report);
+  if (info.cgroup == CC_SBX_CGROUP_NONE)
+    fprintf(stderr, PROG ": WARNING: no cgroup limits: sandboxes have no memory, process or "
+                    "CPU limits (--allow-no-cgroups)\n");
+
+  int fd = bind_listen(c->listen_host, c->listen_port, &srv.port);
+  if (fd < 0) {
+    cc_sbx_runtime_free(srv.rt);
+    return 1;
+  }
+  snprintf(srv.domain, sizeof srv.domain, "localhost:%d", srv.port);
+  if (cc_sbd_server_init(&srv) != CC_OK) {
+    fprintf(stderr, PROG ": cannot start the reaper thread\n");
+    return 1;
+  }
+  struct MHD_Daemon *d = cc_sbd_http_start(&srv, fd);
+  if (!d) {
+    fprintf(stderr, PROG ": cannot start the HTTP server\n");
+    return 1;
+  }
+  printf(PROG ": listening on http://%s:%d\n", c->listen_host, srv.port);
+  fflush(stdout);
+
+  int sig = 0;
+  sigwait(&set, &sig);
+  fprintf(stderr, PROG ": %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  cc_sbd_server_stop(&srv); /* kills every sandbox, which ends open streams */
+  MHD_stop_daemon(d);
+  close(fd);
+  cc_sbd_server_cleanup(&srv);
+  cc_sbx_runtime_free(srv.rt);
+  cc_sbd_config_cleanup(c);
+  return 0;
+}

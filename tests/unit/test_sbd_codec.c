@@ -1,0 +1,196 @@
+/* The wire codecs of codecanvas-sandboxd: Connect envelopes survive any split or coalescing
+ * of the byte stream, and the multipart parser reads the exact bodies the E2B SDK sends
+ * (single file with filename="undefined", several files by filename) however the body is
+ * cut into pieces, and rejects truncated or oversized input with a distinct status. */
+#include <stdlib.h>
+
+#include "cc_connect.h"
+#include "cc_multipart.h"
+#include "cc_test.h"
+
+typedef struct {
+  int n;
+  uint8_t flags[8];
+  char payload[8][64];
+} envs;
+
+static cc_status collect(void *ctx, uint8_t flags, const uint8_t *p, size_t len) {
+  envs *e = ctx;
+  if (e->n < 8 && len < 64) {
+    e->flags[e->n] = flags;
+    memcpy(e->payload[e->n], p, len);
+    e->payload[e->n][len] = 0;
+  }
+  e->n++;
+  return CC_OK;
+}
+
+static size_t build(uint8_t *out) {
+  size_t o = 0;
+  const char *msgs[] = {"{\"event\":{\"start\":{\"pid\":7}}}", "", "{}"};
+  const uint8_t flags[] = {0, 0, CC_CONNECT_FLAG_END_STREAM};
+  for (int i = 0; i < 3; i++) {
+    size_t l = strlen(msgs[i]);
+    cc_connect_envelope_header(out + o, flags[i], (uint32_t)l);
+    memcpy(out + o + 5, msgs[i], l);
+    o += 5 + l;
+  }
+  return o;
+}
+
+static void envelopes_any_split(void) {
+  uint8_t buf[256];
+  size_t n = build(buf);
+  CHECK_INT(buf[0], 0);
+  CHECK_INT(buf[4], 29); /* big-endian length */
+  for (size_t step = 1; step <= n; step++) {
+    cc_connect_reader r;
+    envs e = {0};
+    cc_connect_reader_init(&r, 1024);
+    for (size_t off = 0; off < n; off += step) {
+      size_t k = n - off < step ? n - off : step;
+      CHECK_INT(cc_connect_reader_feed(&r, buf + off, k, collect, &e), CC_OK);
+    }
+    CHECK_INT(e.n, 3);
+    CHECK_STR(e.payload[0], "{\"event\":{\"start\":{\"pid\":7}}}");
+    CHECK_STR(e.payload[1], "");
+    CHECK_INT(e.flags[2], CC_CONNECT_FLAG_END_STREAM);
+    CHECK(cc_connect_reader_idle(&r));
+    cc_connect_reader_cleanup(&r);
+  }
+}
+
+static void envelope_too_large(void) {
+  uint8_t hdr[5];
+  cc_connect_reader r;
+  envs e = {0};
+  cc_connect_envelope_header(hdr, 0, 0x01000000);
+  cc_connect_reader_init(&r, 1024);
+  CHECK_INT(cc_connect_reader_feed(&r, hdr, 5, collect, &e), CC_TOO_LARGE);
+  CHECK_INT(e.n, 0);
+  cc_connect_reader_cleanup(&r);
+  cc_connect_reader_init(&r, 1024);
+  CHECK_INT(cc_connect_reader_feed(&r, hdr, 3, collect, &e), CC_OK);
+  CHECK(!cc_connect_reader_idle(&r)); /* a truncated envelope is visible */
+  cc_connect_reader_cleanup(&r);
+}
+
+static void connect_codes(void) {
+  CHECK_STR(cc_connect_code_name(CC_CONNECT_NOT_FOUND), "not_found");
+  CHECK_INT(cc_connect_code_http(CC_CONNECT_NOT_FOUND), 404);
+  CHECK_INT(cc_connect_code_http(CC_CONNECT_UNIMPLEMENTED), 501);
+  CHECK_INT(cc_connect_code_http(CC_CONNECT_UNAUTHENTICATED), 401);
+  CHECK_STR(cc_connect_code_name(CC_CONNECT_ALREADY_EXISTS), "already_exists");
+}
+
+typedef struct {
+  int parts;
+  char name[4][32], filename[4][64];
+  char data[4][256];
+  size_t len[4];
+  int ended;
+} parts;
+
+static cc_status p_begin(void *ctx, const char *name, const char *filename, const char *ct) {
+  parts *p = ctx;
+  if (p->parts < 4) {
+    snprintf(p->name[p->parts], 32, "%s", name ? name : "(null)");
+    snprintf(p->filename[p->parts], 64, "%s", filename ? filename : "(null)");
+  }
+  p->parts++;
+  return CC_OK;
+}
+
+static cc_status p_data(void *ctx, const uint8_t *d, size_t n) {
+  parts *p = ctx;
+  int i = p->parts - 1;
+  if (i < 4 && p->len[i] + n < 256) {
+    memcpy(p->data[i] + p->len[i], d, n);
+    p->len[i] += n;
+  }
+  return CC_OK;
+}
+
+static cc_status p_end(void *ctx) {
+  ((parts *)ctx)->ended++;
+  return CC_OK;
+}
+
+static const cc_multipart_callbacks cbs = {p_begin, p_data, p_end};
+
+static const char sdk_body[] =
+    "------formdata-undici-0123\r\n"
+    "Content-Disposition: form-data; name=\"file\"; filename=\"undefined\"\r\n"
+    "Content-Type: text/plain;charset=utf-8\r\n\r\n"
+    "hello\r\n--world\r\n"
+    "------formdata-undici-0123\r\n"
+    "Content-Disposition: form-data; name=\"file\"; filename=\"rel/c.txt\"\r\n"
+    "Content-Type: application/octet-stream\r\n\r\n"
+    "\x00\x01\xff\r\n"
+    "------formdata-undici-0123--\r\n";
+
+static void multipart_any_split(void) {
+  char boundary[80];
+  CHECK_INT(cc_multipart_boundary("multipart/form-data; boundary=----formdata-undici-0123",
+                                  boundary, sizeof boundary), CC_OK);
+  CHECK_STR(boundary, "----formdata-undici-0123");
+  size_t n = sizeof sdk_body - 1;
+  for (size_t step = 1; step <= n; step++) {
+    parts p = {0};
+    cc_multipart *mp = cc_multipart_new(boundary, 10, &cbs, &p);
+    for (size_t off = 0; off < n; off += step) {
+      size_t k = n - off < step ? n - off : step;
+      CHECK_INT(cc_multipart_feed(mp, (const uint8_t *)sdk_body + off, k), CC_OK);
+    }
+    CHECK_INT(cc_multipart_finish(mp), CC_OK);
+    CHECK_INT(p.parts, 2);
+    CHECK_INT(p.ended, 2);
+    CHECK_STR(p.name[0], "file");
+    CHECK_STR(p.filename[0], "undefined");
+    CHECK_STR(p.filename[1], "rel/c.txt");
+    CHECK_INT(p.len[0], 14);
+    CHECK(memcmp(p.data[0], "hello\r\n--world", 14) == 0);
+    CHECK_INT(p.len[1], 3);
+    CHECK(memcmp(p.data[1], "\x00\x01\xff", 3) == 0);
+    cc_multipart_free(mp);
+  }
+}
+
+static void multipart_errors(void) {
+  char boundary[80];
+  CHECK_INT(cc_multipart_boundary("application/json", boundary, sizeof boundary), CC_BAD_REQUEST);
+  CHECK_INT(cc_multipart_boundary("multipart/form-data", boundary, sizeof boundary), CC_BAD_REQUEST);
+  CHECK_INT(cc_multipart_boundary("multipart/form-data; boundary=\"q b\"", boundary,
+                                  sizeof boundary), CC_OK);
+  CHECK_STR(boundary, "q b");
+  /* truncated: no closing boundary */
+  parts p = {0};
+  cc_multipart *mp = cc_multipart_new("----formdata-undici-0123", 10, &cbs, &p);
+  CHECK_INT(cc_multipart_feed(mp, (const uint8_t *)sdk_body, 120), CC_OK);
+  CHECK_INT(cc_multipart_finish(mp), CC_BAD_REQUEST);
+  cc_multipart_free(mp);
+  /* too many parts */
+  memset(&p, 0, sizeof p);
+  mp = cc_multipart_new("----formdata-undici-0123", 1, &cbs, &p);
+  CHECK_INT(cc_multipart_feed(mp, (const uint8_t *)sdk_body, sizeof sdk_body - 1), CC_TOO_LARGE);
+  cc_multipart_free(mp);
+  /* endless part header */
+  memset(&p, 0, sizeof p);
+  mp = cc_multipart_new("b", 10, &cbs, &p);
+  CHECK_INT(cc_multipart_feed(mp, (const uint8_t *)"--b\r\nX: ", 8), CC_OK);
+  char junk[1024];
+  memset(junk, 'a', sizeof junk);
+  cc_status st = CC_OK;
+  for (int i = 0; i < 20 && st == CC_OK; i++) st = cc_multipart_feed(mp, (const uint8_t *)junk, sizeof junk);
+  CHECK_INT(st, CC_TOO_LARGE);
+  cc_multipart_free(mp);
+}
+
+int main(void) {
+  RUN(envelopes_any_split);
+  RUN(envelope_too_large);
+  RUN(connect_codes);
+  RUN(multipart_any_split);
+  RUN(multipart_errors);
+  return CC_TEST_DONE();
+}
