@@ -1,0 +1,189 @@
+// scripts/bench sandboxd: codecanvas-sandboxd against bare bubblewrap, measured in one run.
+//
+//   1. create -> first command result: POST /sandboxes, then process.Process/Start of
+//      `/bin/bash -l -c true` (what the SDK's commands.run sends) until the end-of-stream,
+//      over N sandboxes (default 50), one at a time;
+//   2. exec latency of `true` in a live sandbox (Start of /bin/true until end-of-stream) and of
+//      the SDK form `/bin/bash -l -c true`;
+//   3. 50 sandboxes alive at once: create them all (8 in flight), run `true` in each
+//      concurrently, kill them all.
+// Baseline for each: `bwrap --unshare-all --die-with-parent <read-only system dirs> /bin/true`
+// (and `... /bin/bash -l -c true`), spawned and waited for from the same Node process.
+// Traffic is plain HTTP over 127.0.0.1 with keep-alive, no SDK, so the numbers are the
+// server's.  Usage: scripts/bench sandboxd [--n 50] [--alive 50]
+import { spawn } from 'node:child_process';
+import { performance } from 'node:perf_hooks';
+
+import { startSandboxd } from '../../tests/lib/sandboxd.mjs';
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(argv[i + 1]) : dflt;
+};
+const N = opt('n', 50);
+const ALIVE = opt('alive', 50);
+const EXEC_N = opt('exec', 200);
+
+const pct = (arr, p) => {
+  const a = [...arr].sort((x, y) => x - y);
+  return a[Math.min(a.length - 1, Math.floor(p * (a.length - 1) + 0.5))];
+};
+const ms = (x) => `${x.toFixed(2)} ms`;
+
+const BWRAP_ARGS = [
+  '--unshare-all', '--die-with-parent', '--ro-bind', '/usr', '/usr',
+  '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64',
+  '--symlink', 'usr/sbin', '/sbin', '--ro-bind', '/etc', '/etc', '--proc', '/proc', '--dev', '/dev',
+  '--tmpfs', '/tmp', '--tmpfs', '/home/user', '--chdir', '/home/user', '--setenv', 'HOME', '/home/user',
+];
+
+function bare(cmd) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const c = spawn('bwrap', [...BWRAP_ARGS, ...cmd], { stdio: 'ignore' });
+    c.on('error', reject);
+    c.on('exit', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`bwrap exit ${code}`))));
+  });
+}
+
+let sd;
+async function api(method, path, body) {
+  const r = await fetch(sd.url + path, {
+    method,
+    headers: { 'X-API-KEY': sd.apiKey, 'Content-Type': 'application/json' },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+function envelope(obj) {
+  const p = Buffer.from(JSON.stringify(obj));
+  const b = Buffer.alloc(5 + p.length);
+  b.writeUInt32BE(p.length, 1);
+  p.copy(b, 5);
+  return b;
+}
+
+/** Runs cmd args in the sandbox through process.Process/Start; resolves with the exit code. */
+async function run(sbx, cmd, args) {
+  const r = await fetch(`${sd.url}/process.Process/Start`, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/connect+json',
+      'Connect-Protocol-Version': '1',
+      'E2b-Sandbox-Id': sbx.sandboxID,
+      'X-Access-Token': sbx.envdAccessToken,
+    },
+    body: envelope({ process: { cmd, args }, stdin: false }),
+  });
+  const buf = Buffer.from(await r.arrayBuffer());
+  let off = 0;
+  let exit = null;
+  let eos = false;
+  while (off + 5 <= buf.length) {
+    const len = buf.readUInt32BE(off + 1);
+    const msg = JSON.parse(buf.subarray(off + 5, off + 5 + len).toString());
+    if (buf[off] === 2) {
+      eos = true;
+      if (msg.error) throw new Error(`stream error ${JSON.stringify(msg.error)}`);
+    } else if (msg.event?.end) exit = msg.event.end.exitCode ?? 0;
+    off += 5 + len;
+  }
+  if (!eos || exit === null) throw new Error('stream ended without end event / end-of-stream');
+  return exit;
+}
+
+const create = () => api('POST', '/sandboxes', { templateID: 'base', timeout: 300, secure: true, allow_internet_access: false });
+const kill = (s) => api('DELETE', `/sandboxes/${s.sandboxID}`);
+
+function line(label, value, base) {
+  console.log(`${label.padEnd(44)} ${value.padStart(12)}   baseline ${base.padStart(12)}   ratio ${(parseFloat(value) / parseFloat(base)).toFixed(2)}x`);
+}
+
+async function main() {
+  sd = await startSandboxd({ args: ['--max-sandboxes', String(Math.max(64, ALIVE + 4))] });
+  console.log(`codecanvas-sandboxd at ${sd.url}; ${N} sandboxes, ${EXEC_N} execs, ${ALIVE} alive at once`);
+  try {
+    // warm up both paths (page cache, first bwrap)
+    for (let i = 0; i < 3; i++) await bare(['/bin/true']);
+    { const s = await create(); await run(s, '/bin/true', []); await kill(s); }
+
+    const bareTrue = [];
+    const bareBash = [];
+    for (let i = 0; i < N; i++) bareTrue.push(await bare(['/bin/true']));
+    for (let i = 0; i < N; i++) bareBash.push(await bare(['/bin/bash', '-l', '-c', 'true']));
+
+    // 1. create -> first command result
+    const c2r = [];
+    const createOnly = [];
+    for (let i = 0; i < N; i++) {
+      const t0 = performance.now();
+      const s = await create();
+      const t1 = performance.now();
+      if ((await run(s, '/bin/bash', ['-l', '-c', 'true'])) !== 0) throw new Error('exit');
+      c2r.push(performance.now() - t0);
+      createOnly.push(t1 - t0);
+      await kill(s);
+    }
+
+    // 2. exec latency in a live sandbox
+    const s = await create();
+    const execTrue = [];
+    const execBash = [];
+    for (let i = 0; i < EXEC_N; i++) {
+      const t0 = performance.now();
+      await run(s, '/bin/true', []);
+      execTrue.push(performance.now() - t0);
+    }
+    for (let i = 0; i < EXEC_N; i++) {
+      const t0 = performance.now();
+      await run(s, '/bin/bash', ['-l', '-c', 'true']);
+      execBash.push(performance.now() - t0);
+    }
+    await kill(s);
+
+    // 3. many alive at once
+    const tb0 = performance.now();
+    await Promise.all(Array.from({ length: ALIVE }, () => bare(['/bin/true'])));
+    const bareAlive = performance.now() - tb0;
+    const ta0 = performance.now();
+    const boxes = [];
+    for (let i = 0; i < ALIVE; i += 8) {
+      boxes.push(...(await Promise.all(Array.from({ length: Math.min(8, ALIVE - i) }, create))));
+    }
+    const tCreated = performance.now();
+    const perCmd = await Promise.all(boxes.map(async (b) => {
+      const t0 = performance.now();
+      await run(b, '/bin/true', []);
+      return performance.now() - t0;
+    }));
+    const tRan = performance.now();
+    const listed = await api('GET', '/v2/sandboxes?limit=100');
+    await Promise.all(boxes.map(kill));
+    const tKilled = performance.now();
+
+    console.log('');
+    line(`create -> first result p50 (n=${N})`, ms(pct(c2r, 0.5)), ms(pct(bareTrue, 0.5)));
+    line(`create -> first result p95`, ms(pct(c2r, 0.95)), ms(pct(bareTrue, 0.95)));
+    line(`  of which POST /sandboxes p50`, ms(pct(createOnly, 0.5)), ms(pct(bareTrue, 0.5)));
+    line(`exec /bin/true p50 (n=${EXEC_N})`, ms(pct(execTrue, 0.5)), ms(pct(bareTrue, 0.5)));
+    line(`exec /bin/true p95`, ms(pct(execTrue, 0.95)), ms(pct(bareTrue, 0.95)));
+    line(`exec bash -l -c true p50 (SDK form)`, ms(pct(execBash, 0.5)), ms(pct(bareBash, 0.5)));
+    line(`exec bash -l -c true p95`, ms(pct(execBash, 0.95)), ms(pct(bareBash, 0.95)));
+    line(`${ALIVE} alive: create all (8 in flight)`, ms(tCreated - ta0), ms(bareAlive));
+    line(`${ALIVE} alive: true in each, concurrently`, ms(tRan - tCreated), ms(bareAlive));
+    console.log(`${ALIVE} alive: per-command p50 ${ms(pct(perCmd, 0.5))}, p95 ${ms(pct(perCmd, 0.95))}; listed ${listed.length}; kill all ${ms(tKilled - tRan)}`);
+    console.log(`baseline = bare bwrap ${BWRAP_ARGS.length} args + /bin/true (or bash -l -c true), spawned from Node; for "alive", ${ALIVE} bare bwraps at once`);
+    console.log(`targets: create -> first result p50 <= 50 ms; exec <= 1.5x baseline`);
+  } finally {
+    await sd.stop();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
