@@ -23,9 +23,9 @@
  *
  * Threads: one handle may be used by many threads at once.  The SQLite back end keeps ONE
  * connection and serialises every call with a mutex held for the duration of the call
- * (calls are short: single statements or one small transaction).  Other processes (the
- * `token create` command, a second worker) may open the same file; SQLite's WAL locking
- * and the busy timeout arbitrate between processes.
+ * (calls are short: single statements or one small transaction); failure messages are kept
+ * per thread.  Other processes (the `token create` command, a second worker) may open the
+ * same file; SQLite's WAL locking and the busy timeout arbitrate between processes.
  */
 #ifndef CC_STORE_H
 #define CC_STORE_H
@@ -102,8 +102,9 @@ typedef struct cc_store_ops {
   /* Closes the back end and frees ctx.  Accepts a NULL ctx. */
   void (*close)(void *ctx);
 
-  /* Copies the detailed message of the last failure on this handle into buf (always
-   * NUL-terminated).  With several threads it is the last failure of any of them. */
+  /* Copies the detailed message of the calling thread's last failure on this handle into
+   * buf (always NUL-terminated; "" when it had none).  Messages are kept per thread, so a
+   * worker thread never reads the message of another thread's (another user's) request. */
   void (*last_error)(void *ctx, char *buf, size_t len);
 
   /* ---- users and tokens (tokens are stored only as the caller's hash, hex) ---- */

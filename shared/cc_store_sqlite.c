@@ -5,9 +5,8 @@
  * a pthread mutex serialises every call on the handle, so the worker may share one handle
  * between its threads.  Every call that writes more than one row runs inside BEGIN
  * IMMEDIATE ... COMMIT (single-statement writes are their own transaction), so a process
- * killed at any point leaves either the whole change or none of it.  Statements are
- * prepared per call: the calls are few per request and the simplicity is worth more than
- * the microseconds.
+ * killed at any point leaves either the whole change or none of it.  Prepared statements
+ * are cached per handle (prep/done).
  */
 #include <pthread.h>
 #include <sqlite3.h>
@@ -78,19 +77,78 @@ static const char SCHEMA[] =
 static const char RECOVER_MESSAGE[] =
     "the worker stopped while this operation ran; it did not finish";
 
+/* Prepared statements are kept for reuse, keyed by the address of their SQL text (every
+ * SQL string here is a literal, so one call site is one key). */
+#define STMT_CACHE 64
+
 typedef struct {
+  const char *sql;
+  sqlite3_stmt *st;
+  bool busy; /* handed out by prep() and not yet given back by done() */
+} cached_stmt;
+
+typedef struct sq sq;
+
+/* The last failure message of one thread on one handle (thread-specific data), so that a
+ * message read by one worker thread is never another request's (possibly another user's). */
+typedef struct errmsg {
+  struct errmsg *prev, *next; /* all of the handle's buffers, freed at close */
+  sq *owner;
+  char text[512];
+} errmsg;
+
+struct sq {
   sqlite3 *db;
   pthread_mutex_t mu;
   cc_store_options o;
-  char err[512];
-} sq;
+  pthread_key_t err_key;
+  bool have_key;
+  errmsg *errs;
+  char open_err[512]; /* the failure of cc_store_sqlite_open (single-threaded) */
+  cached_stmt stmts[STMT_CACHE];
+  int nstmts;
+};
 
 /* ---- small helpers (all called with the mutex held) ---- */
 
+/* Destructor of a thread's message buffer when the thread exits (handle still open). */
+static void errmsg_free(void *p) {
+  errmsg *e = p;
+  sq *s = e->owner;
+  pthread_mutex_lock(&s->mu);
+  if (e->prev)
+    e->prev->next = e->next;
+  else
+    s->errs = e->next;
+  if (e->next) e->next->prev = e->prev;
+  pthread_mutex_unlock(&s->mu);
+  free(e);
+}
+
+/* The calling thread's message buffer, created on first use; NULL without memory. */
+static char *errbuf_of(sq *s) {
+  if (!s->have_key) return s->open_err;
+  errmsg *e = pthread_getspecific(s->err_key);
+  if (!e) {
+    if (!(e = calloc(1, sizeof *e))) return NULL;
+    if (pthread_setspecific(s->err_key, e) != 0) {
+      free(e);
+      return NULL;
+    }
+    e->owner = s;
+    e->next = s->errs;
+    if (s->errs) s->errs->prev = e;
+    s->errs = e;
+  }
+  return e->text;
+}
+
 static cc_status fail(sq *s, cc_status st, const char *fmt, ...) {
+  char *buf = errbuf_of(s);
+  if (!buf) return st; /* out of memory: the status still says what failed */
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(s->err, sizeof s->err, fmt, ap);
+  vsnprintf(buf, sizeof((errmsg *)0)->text, fmt, ap);
   va_end(ap);
   return st;
 }
@@ -111,12 +169,38 @@ static cc_status check_name(sq *s, const char *what, const char *v) {
   return CC_OK;
 }
 
+/* Hands out a prepared statement for sql (a string literal): a cached one when it is not
+ * in use, else a new one (kept in the cache while there is room).  Give it back with done(). */
 static cc_status prep(sq *s, const char *sql, sqlite3_stmt **st) {
-  if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+  for (int i = 0; i < s->nstmts; i++) {
+    if (s->stmts[i].sql == sql && !s->stmts[i].busy) {
+      s->stmts[i].busy = true;
+      *st = s->stmts[i].st;
+      return CC_OK;
+    }
+  }
+  if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+    sqlite3_finalize(*st);
     *st = NULL;
     return dberr(s, "prepare");
   }
+  if (s->nstmts < STMT_CACHE) s->stmts[s->nstmts++] = (cached_stmt){sql, *st, true};
   return CC_OK;
+}
+
+/* Gives a statement from prep() back: reset and unbound when cached (so it holds no read
+ * lock), finalized otherwise.  Accepts NULL. */
+static void done(sq *s, sqlite3_stmt *st) {
+  if (!st) return;
+  for (int i = 0; i < s->nstmts; i++) {
+    if (s->stmts[i].st == st) {
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+      s->stmts[i].busy = false;
+      return;
+    }
+  }
+  sqlite3_finalize(st);
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *v) {
@@ -136,22 +220,32 @@ static cc_status exec_sql(sq *s, const char *sql) {
   return CC_OK;
 }
 
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE", SQL_COMMIT[] = "COMMIT",
+                  SQL_ROLLBACK[] = "ROLLBACK";
+
+/* Runs one cached statement that returns no rows. */
+static cc_status run1(sq *s, const char *sql, const char *what) {
+  sqlite3_stmt *st;
+  cc_status rc = prep(s, sql, &st);
+  if (rc) return rc;
+  if (sqlite3_step(st) != SQLITE_DONE) rc = dberr(s, what);
+  done(s, st);
+  return rc;
+}
+
 static cc_status begin(sq *s) {
-  return exec_sql(s, "BEGIN IMMEDIATE");
+  return run1(s, SQL_BEGIN, "begin");
+}
+
+static void rollback(sq *s) {
+  if (!sqlite3_get_autocommit(s->db)) run1(s, SQL_ROLLBACK, "rollback");
 }
 
 /* Commits, or rolls back when the commit fails. */
 static cc_status commit(sq *s) {
-  if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-    cc_status st = dberr(s, "commit");
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return st;
-  }
-  return CC_OK;
-}
-
-static void rollback(sq *s) {
-  if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+  cc_status rc = run1(s, SQL_COMMIT, "commit");
+  if (rc) rollback(s);
+  return rc;
 }
 
 /* Serialises a JSON value for storage.  *text is NULL for a NULL value; otherwise owned
@@ -213,7 +307,7 @@ static cc_status find_project(sq *s, const char *owner, const char *project, int
   } else {
     rc = dberr(s, "find project");
   }
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -333,8 +427,8 @@ static cc_status build_info(sq *s, int64_t rowid, cJSON **out) {
   if (ok) ok = put(info, "generation", cJSON_CreateNumber((double)sqlite3_column_int64(st, 5)));
   if (!ok) rc = fail(s, CC_INTERNAL, "store: out of memory");
 out:
-  sqlite3_finalize(st);
-  sqlite3_finalize(last);
+  done(s, st);
+  done(s, last);
   cJSON_Delete(meta);
   if (rc) {
     cJSON_Delete(info);
@@ -366,7 +460,14 @@ static cc_status check_metadata(sq *s, const cJSON *meta) {
 static void op_close(void *ctx) {
   sq *s = ctx;
   if (!s) return;
+  for (int i = 0; i < s->nstmts; i++) sqlite3_finalize(s->stmts[i].st);
   sqlite3_close(s->db);
+  if (s->have_key) pthread_key_delete(s->err_key); /* no destructor runs after this */
+  while (s->errs) {
+    errmsg *e = s->errs;
+    s->errs = e->next;
+    free(e);
+  }
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -375,7 +476,8 @@ static void op_last_error(void *ctx, char *buf, size_t len) {
   sq *s = ctx;
   if (!buf || !len) return;
   LOCK(s);
-  snprintf(buf, len, "%s", s->err);
+  char *mine = errbuf_of(s);
+  snprintf(buf, len, "%s", mine ? mine : "store: out of memory");
   UNLOCK(s);
 }
 
@@ -393,7 +495,7 @@ static cc_status do_user_ensure(sq *s, const char *user, bool *created) {
     rc = dberr(s, "create user");
   else if (created)
     *created = sqlite3_changes(s->db) == 1;
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -440,7 +542,7 @@ static cc_status do_token_add(sq *s, const char *user, const char *hash, const c
         r == SQLITE_DONE ? fail(s, CC_NOT_FOUND, "store: no user %s", user) : dberr(s, "find user");
     goto out;
   }
-  sqlite3_finalize(st);
+  done(s, st);
   if ((rc = prep(s, "INSERT INTO tokens(user, hash, label, created_at) VALUES(?1,?2,?3,?4)", &st)))
     goto out;
   bind_text(st, 1, user);
@@ -460,7 +562,7 @@ static cc_status do_token_add(sq *s, const char *user, const char *hash, const c
   if ((rc = commit(s))) goto out;
   if (token_id) *token_id = id;
 out:
-  sqlite3_finalize(st);
+  done(s, st);
   rollback(s);
   return rc;
 }
@@ -491,7 +593,7 @@ static cc_status do_token_lookup(sq *s, const char *hash, char **user) {
   } else {
     rc = dberr(s, "look up token");
   }
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -530,7 +632,7 @@ static cc_status do_token_list(sq *s, const char *user, cJSON **out) {
     rc = fail(s, CC_INTERNAL, "store: out of memory");
   else if (r != SQLITE_DONE)
     rc = dberr(s, "list tokens");
-  sqlite3_finalize(st);
+  done(s, st);
   if (rc) {
     cJSON_Delete(arr);
     return rc;
@@ -564,7 +666,7 @@ static cc_status do_token_revoke(sq *s, const char *user, int64_t id) {
     rc = dberr(s, "revoke token");
   else if (sqlite3_changes(s->db) == 0)
     rc = fail(s, CC_NOT_FOUND, "store: user %s has no token %lld", user, (long long)id);
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -597,7 +699,7 @@ static cc_status do_project_ensure(sq *s, const char *owner, const char *project
               s->o.projects_per_owner);
     goto out;
   }
-  sqlite3_finalize(st);
+  done(s, st);
   if ((rc = prep(s,
                  "INSERT INTO projects(owner, project, created_at, updated_at) "
                  "VALUES(?1, ?2, ?3, ?3)",
@@ -613,7 +715,7 @@ static cc_status do_project_ensure(sq *s, const char *owner, const char *project
   if ((rc = commit(s))) goto out;
   if (created) *created = true;
 out:
-  sqlite3_finalize(st);
+  done(s, st);
   rollback(s);
   return rc;
 }
@@ -661,7 +763,7 @@ static cc_status do_project_list(sq *s, const char *owner, cJSON **out) {
     cJSON_AddItemToArray(arr, info);
   }
   if (!rc && r != SQLITE_DONE) rc = dberr(s, "list projects");
-  sqlite3_finalize(st);
+  done(s, st);
   if (rc) {
     cJSON_Delete(list);
     return rc;
@@ -691,7 +793,7 @@ static cc_status do_project_delete(sq *s, const char *owner, const char *project
     rc = dberr(s, "delete project");
   else if (deleted)
     *deleted = sqlite3_changes(s->db) > 0;
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -717,7 +819,7 @@ static cc_status read_project_column(sq *s, const char *owner, const char *proje
   if (r == SQLITE_ROW) return CC_OK;
   rc = r == SQLITE_DONE ? fail(s, CC_NOT_FOUND, "store: no project %s", project)
                         : dberr(s, "read project");
-  sqlite3_finalize(*st);
+  done(s, *st);
   *st = NULL;
   return rc;
 }
@@ -731,7 +833,7 @@ static cc_status op_project_generation(void *ctx, const char *owner, const char 
   cc_status rc = read_project_column(
       s, owner, project, "SELECT generation FROM projects WHERE owner=?1 AND project=?2", &st);
   if (!rc) *generation = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  done(s, st);
   UNLOCK(s);
   return rc;
 }
@@ -747,7 +849,7 @@ static cc_status op_project_sandbox(void *ctx, const char *owner, const char *pr
   if (!rc && sqlite3_column_type(st, 0) != SQLITE_NULL &&
       !(*sandbox_id = dup_str((const char *)sqlite3_column_text(st, 0))))
     rc = fail(s, CC_INTERNAL, "store: out of memory");
-  sqlite3_finalize(st);
+  done(s, st);
   UNLOCK(s);
   return rc;
 }
@@ -779,7 +881,7 @@ static cc_status update_project(sq *s, const char *owner, const char *project, b
     rc = fail(s, CC_NOT_FOUND, "store: no project %s", project);
     goto out;
   }
-  sqlite3_finalize(st);
+  done(s, st);
   if ((rc = prep(s, "SELECT generation FROM projects WHERE owner=?1 AND project=?2", &st)))
     goto out;
   bind_text(st, 1, owner);
@@ -792,7 +894,7 @@ static cc_status update_project(sq *s, const char *owner, const char *project, b
   if ((rc = commit(s))) goto out;
   if (generation) *generation = g;
 out:
-  sqlite3_finalize(st);
+  done(s, st);
   rollback(s);
   return rc;
 }
@@ -838,7 +940,7 @@ static cc_status do_project_patch(sq *s, const char *owner, const char *project,
     goto out;
   }
   if ((rc = column_json(s, st, 0, &meta))) goto out;
-  sqlite3_finalize(st);
+  done(s, st);
   st = NULL;
   if ((rc = cc_json_patch_apply(meta, patch, &next))) {
     fail(s, rc, "store: cannot apply the merge patch (too deep?)");
@@ -857,7 +959,7 @@ static cc_status do_project_patch(sq *s, const char *owner, const char *project,
   if ((rc = commit(s))) goto out;
   if (info) rc = build_info(s, rowid, info);
 out:
-  sqlite3_finalize(st);
+  done(s, st);
   rollback(s);
   cJSON_Delete(meta);
   cJSON_Delete(next);
@@ -908,7 +1010,7 @@ static cc_status do_cache_get(sq *s, const char *owner, const char *project, con
   } else if (r != SQLITE_DONE) {
     rc = dberr(s, "read cache");
   }
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -951,7 +1053,7 @@ static cc_status do_cache_put(sq *s, const char *owner, const char *project, con
     rc = dberr(s, "write cache");
     goto out;
   }
-  sqlite3_finalize(st);
+  done(s, st);
   /* Bound: keep the newest cache_entries_per_project (rowids grow with insertion). */
   if ((rc = prep(s,
                  "DELETE FROM cache WHERE rowid IN (SELECT rowid FROM cache "
@@ -966,7 +1068,7 @@ static cc_status do_cache_put(sq *s, const char *owner, const char *project, con
   }
   rc = commit(s);
 out:
-  sqlite3_finalize(st);
+  done(s, st);
   rollback(s);
   cJSON_free(text);
   return rc;
@@ -999,7 +1101,7 @@ static cc_status do_cache_clear(sq *s, const char *owner, const char *project, c
     rc = dberr(s, "clear cache");
   else if (cleared)
     *cleared = sqlite3_changes(s->db);
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -1024,7 +1126,7 @@ static cc_status op_cache_count(void *ctx, const char *owner, const char *projec
                                      &st);
   if (rc == CC_NOT_FOUND) rc = CC_OK; /* a missing project has no entries */
   if (!rc && st) *count = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  done(s, st);
   UNLOCK(s);
   return rc;
 }
@@ -1081,7 +1183,7 @@ static cc_status do_record_insert(sq *s, const char *owner, const char *project,
     rc = dberr(s, "insert record");
     goto out;
   }
-  sqlite3_finalize(st);
+  done(s, st);
   /* Prune: keep exactly the newest history_keep records of this project. */
   if ((rc = prep(s,
                  "DELETE FROM records WHERE project_rowid=?1 AND seq <= "
@@ -1098,7 +1200,7 @@ static cc_status do_record_insert(sq *s, const char *owner, const char *project,
   if ((rc = commit(s))) goto out;
   if (out_id) snprintf(out_id, CC_STORE_ID_LEN + 1, "%s", id);
 out:
-  sqlite3_finalize(st);
+  done(s, st);
   rollback(s);
   cJSON_free(text);
   return rc;
@@ -1134,7 +1236,7 @@ static cc_status explain_no_change(sq *s, const char *owner, const char *id, con
     rc = fail(s, CC_NOT_FOUND, "store: no record %s", id);
   else
     rc = dberr(s, "read record");
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -1154,7 +1256,7 @@ static cc_status do_record_set_running(sq *s, const char *owner, const char *id)
     rc = dberr(s, "update record");
   else if (sqlite3_changes(s->db) == 0)
     rc = explain_no_change(s, owner, id, "running");
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -1199,7 +1301,7 @@ static cc_status do_record_finish(sq *s, const char *owner, const char *id, cc_r
   else if (sqlite3_changes(s->db) == 0)
     rc = explain_no_change(s, owner, id, cc_record_status_name(status));
 out:
-  sqlite3_finalize(st);
+  done(s, st);
   cJSON_free(text);
   return rc;
 }
@@ -1234,7 +1336,7 @@ static cc_status do_record_get(sq *s, const char *owner, const char *id, cJSON *
     rc = fail(s, CC_NOT_FOUND, "store: no record %s", id);
   else
     rc = dberr(s, "read record");
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -1275,7 +1377,7 @@ static cc_status do_history(sq *s, const char *owner, const char *project, int l
       goto done;
     }
     bound = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    done(s, st);
     st = NULL;
   }
   if ((rc = prep(s,
@@ -1302,7 +1404,7 @@ static cc_status do_history(sq *s, const char *owner, const char *project, int l
   }
   if (!rc && r != SQLITE_ROW && r != SQLITE_DONE) rc = dberr(s, "read history");
 done:
-  sqlite3_finalize(st);
+  done(s, st);
   if (rc) {
     cJSON_Delete(arr);
     free(cursor);
@@ -1342,7 +1444,7 @@ static cc_status do_recover(sq *s, int64_t *count) {
     rc = dberr(s, "recover records");
   else if (count)
     *count = sqlite3_changes(s->db);
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -1367,7 +1469,7 @@ static cc_status do_integrity_check(sq *s) {
     if (!first || strcmp(first, "ok") != 0 || sqlite3_step(st) != SQLITE_DONE)
       rc = fail(s, CC_INTERNAL, "store: integrity_check: %s", first ? first : "?");
   }
-  sqlite3_finalize(st);
+  done(s, st);
   return rc;
 }
 
@@ -1489,14 +1591,14 @@ static cc_status setup(sq *s) {
   if (!mode || strcmp(mode, "wal") != 0)
     rc = fail(s, CC_INTERNAL, "store: cannot switch %s to WAL mode (%s)", "database",
               mode ? mode : sqlite3_errmsg(s->db));
-  sqlite3_finalize(st);
+  done(s, st);
   if (rc) return rc;
   if ((rc = exec_sql(s, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL"))) return rc;
   if ((rc = begin(s))) return rc;
   int version = -1;
   if (!(rc = prep(s, "PRAGMA user_version", &st))) {
     if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    done(s, st);
     if (version < 0)
       rc = dberr(s, "read schema version");
     else if (version > SCHEMA_VERSION)
@@ -1546,8 +1648,13 @@ cc_status cc_store_sqlite_open(const cc_store_options *opts, cc_store **out, cha
   } else {
     rc = setup(s);
   }
+  if (!rc && pthread_key_create(&s->err_key, errmsg_free) == 0) {
+    s->have_key = true;
+  } else if (!rc) {
+    rc = fail(s, CC_INTERNAL, "store: no thread-specific key left");
+  }
   if (rc) {
-    if (errbuf) snprintf(errbuf, errlen, "%s", s->err);
+    if (errbuf) snprintf(errbuf, errlen, "%s", s->open_err);
     op_close(s);
     free(h);
     return rc;

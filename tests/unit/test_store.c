@@ -841,6 +841,41 @@ static void threads_share_one_handle(void) {
   cc_store_close(s);
 }
 
+struct err_arg {
+  cc_store *s;
+  const char *project; /* a project that does not exist: every call fails naming it */
+  int wrong;
+};
+
+static void *err_thread(void *p) {
+  struct err_arg *a = p;
+  for (int i = 0; i < 300; i++) {
+    int64_t g;
+    char msg[256];
+    if (cc_store_project_generation(a->s, "alice", a->project, &g) != CC_NOT_FOUND) a->wrong++;
+    cc_store_last_error(a->s, msg, sizeof msg);
+    if (!strstr(msg, a->project)) a->wrong++;
+  }
+  return NULL;
+}
+
+/* Failure messages are per thread: a thread never reads another request's message. */
+static void error_messages_are_per_thread(void) {
+  cc_store *s = open_new(NULL, NULL);
+  struct err_arg a = {s, "project-of-alice", 0}, b = {s, "project-of-bob", 0};
+  pthread_t ta, tb;
+  CHECK_INT(pthread_create(&ta, NULL, err_thread, &a), 0);
+  CHECK_INT(pthread_create(&tb, NULL, err_thread, &b), 0);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  CHECK_INT(a.wrong, 0);
+  CHECK_INT(b.wrong, 0);
+  char msg[256];
+  cc_store_last_error(s, msg, sizeof msg);
+  CHECK_STR(msg, ""); /* this thread had no failure */
+  cc_store_close(s);
+}
+
 /* ---- crash safety ---- */
 
 static int raw_count(const char *path, const char *sql) {
@@ -1039,6 +1074,7 @@ int main(void) {
   RUN(project_limits);
   RUN(tokens_are_hashes);
   RUN(threads_share_one_handle);
+  RUN(error_messages_are_per_thread);
   RUN(killed_mid_transaction_reopens_consistent);
   RUN(integrity_check_detects_corruption);
   RUN(bad_options);
