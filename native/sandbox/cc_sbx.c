@@ -490,7 +490,7 @@ static void on_sock(cc_sbx *sbx, uint32_t events) {
     case CC_SBX_OP_HELLO:
       pthread_mutex_lock(&sbx->lock);
       if (sbx->state == ST_STARTING) {
-        sbx->agent_pid = have_cred ? cred.pid : 0;
+        sbx->agent_pid = have_cred && cred.pid > 1 ? cred.pid : 0;
         sbx->state = ST_READY;
         pthread_cond_broadcast(&sbx->cond);
       }
@@ -517,6 +517,8 @@ static void on_sock(cc_sbx *sbx, uint32_t events) {
 static void teardown(cc_sbx *sbx) {
   cc_sbx_runtime *rt = sbx->rt;
   if (sbx->bwrap_pid > 0) waitpid(sbx->bwrap_pid, NULL, 0);
+  /* Exits the agent reported just before it died still count (not "signal: killed"). */
+  if (sbx->state == ST_READY && sbx->sock >= 0) on_sock(sbx, 0);
   if (sbx->slirp_pid > 0) {
     kill(sbx->slirp_pid, SIGKILL);
     waitpid(sbx->slirp_pid, NULL, 0);
