@@ -163,15 +163,24 @@ static size_t utf8_seq(const unsigned char *s, size_t n) {
   if (c < 0x80) return 1;
   size_t need;
   unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) need = 2;
-  else if (c == 0xE0) need = 3, lo = 0xA0;
-  else if (c >= 0xE1 && c <= 0xEC) need = 3;
-  else if (c == 0xED) need = 3, hi = 0x9F;
-  else if (c >= 0xEE && c <= 0xEF) need = 3;
-  else if (c == 0xF0) need = 4, lo = 0x90;
-  else if (c >= 0xF1 && c <= 0xF3) need = 4;
-  else if (c == 0xF4) need = 4, hi = 0x8F;
-  else return 0;
+  if (c >= 0xC2 && c <= 0xDF)
+    need = 2;
+  else if (c == 0xE0)
+    need = 3, lo = 0xA0;
+  else if (c >= 0xE1 && c <= 0xEC)
+    need = 3;
+  else if (c == 0xED)
+    need = 3, hi = 0x9F;
+  else if (c >= 0xEE && c <= 0xEF)
+    need = 3;
+  else if (c == 0xF0)
+    need = 4, lo = 0x90;
+  else if (c >= 0xF1 && c <= 0xF3)
+    need = 4;
+  else if (c == 0xF4)
+    need = 4, hi = 0x8F;
+  else
+    return 0;
   if (n < need) return 0;
   if (s[1] < lo || s[1] > hi) return 0;
   for (size_t i = 2; i < need; i++)
@@ -211,7 +220,9 @@ static bool utf8_check(const char *bytes, size_t len, bool no_nul) {
   return true;
 }
 
-static bool utf8_valid(const char *bytes, size_t len) { return utf8_check(bytes, len, false); }
+static bool utf8_valid(const char *bytes, size_t len) {
+  return utf8_check(bytes, len, false);
+}
 
 cc_status cc_proto_utf8_sanitize(const char *bytes, size_t len, char **out, size_t *out_len) {
   *out = NULL;
@@ -321,21 +332,16 @@ cc_status cc_proto_base64_encode(const unsigned char *data, size_t len, char **o
 
 /* Decoding table: the 6-bit value of each alphabet byte, -1 for every other byte. */
 static const signed char b64_dec[256] = {
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
-    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
-    -1,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
-    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
-    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
-    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1, -1, 0,  1,  2,  3,  4,  5,  6,
+    7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
+    49, 50, 51, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
     -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
 };
 
@@ -439,8 +445,8 @@ cc_status cc_proto_normalize_path(const char *path, size_t len, size_t max_bytes
 /* ---------------------------------------------------------------- document pre-scan */
 
 typedef struct {
-  bool nul;           /* a string contains U+0000 (raw or \u0000) */
-  bool nul_in_path;   /* ... and it is the value of a "path" or "cwd" member */
+  bool nul;         /* a string contains U+0000 (raw or \u0000) */
+  bool nul_in_path; /* ... and it is the value of a "path" or "cwd" member */
 } scan_info;
 
 /* Bytes that end a run of plain string content in the pre-scan: '"', '\\' and NUL. */
@@ -454,8 +460,7 @@ static const unsigned char string_special[256] = {['"'] = 1, ['\\'] = 1, [0] = 1
 static cc_status prescan(const char *buf, size_t len, int max_depth, scan_info *info,
                          cc_proto_error *err) {
   memset(info, 0, sizeof *info);
-  if (!utf8_valid(buf, len))
-    return fail(err, CC_REASON_NOT_JSON, "", "body is not valid UTF-8");
+  if (!utf8_valid(buf, len)) return fail(err, CC_REASON_NOT_JSON, "", "body is not valid UTF-8");
   int depth = 0;
   const char *last_key = NULL;
   size_t last_key_len = 0;
@@ -479,15 +484,13 @@ static cc_status prescan(const char *buf, size_t len, int max_depth, scan_info *
       size_t end = i;
       if (i < len) i++; /* closing quote */
       size_t j = i;
-      while (j < len && (buf[j] == ' ' || buf[j] == '\t' || buf[j] == '\r' || buf[j] == '\n'))
-        j++;
+      while (j < len && (buf[j] == ' ' || buf[j] == '\t' || buf[j] == '\r' || buf[j] == '\n')) j++;
       bool is_key = j < len && buf[j] == ':';
       if (has_nul && !info->nul) {
         info->nul = true;
-        info->nul_in_path =
-            !is_key && last_key &&
-            ((last_key_len == 4 && memcmp(last_key, "path", 4) == 0) ||
-             (last_key_len == 3 && memcmp(last_key, "cwd", 3) == 0));
+        info->nul_in_path = !is_key && last_key &&
+                            ((last_key_len == 4 && memcmp(last_key, "path", 4) == 0) ||
+                             (last_key_len == 3 && memcmp(last_key, "cwd", 3) == 0));
       }
       if (is_key) {
         last_key = buf + start;
@@ -497,8 +500,8 @@ static cc_status prescan(const char *buf, size_t len, int max_depth, scan_info *
     }
     if (c == '[' || c == '{') {
       if (++depth > max_depth)
-        return fail(err, CC_REASON_TOO_DEEP, "",
-                    "JSON nesting is deeper than the limit of %d", max_depth);
+        return fail(err, CC_REASON_TOO_DEEP, "", "JSON nesting is deeper than the limit of %d",
+                    max_depth);
     } else if ((c == ']' || c == '}') && depth > 0) {
       depth--; /* never below 0: stray closers must not pay for later openers */
     }
@@ -535,8 +538,8 @@ static cc_status parse_doc(const char *buf, size_t len, size_t max_bytes, int ma
   for (const char *p = end; p && p < buf + len; p++) {
     if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
       cJSON_Delete(doc);
-      return fail(err, CC_REASON_NOT_JSON, "", "%s has data after the JSON value (byte %zu)",
-                  what, (size_t)(p - buf));
+      return fail(err, CC_REASON_NOT_JSON, "", "%s has data after the JSON value (byte %zu)", what,
+                  (size_t)(p - buf));
     }
   }
   if (info.nul && !nul) {
@@ -554,8 +557,8 @@ static cc_status parse_doc(const char *buf, size_t len, size_t max_bytes, int ma
 typedef struct {
   const cc_proto_limits *lim;
   cc_proto_error *err;
-  cc_request *req;   /* NULL when decoding responses/events */
-  char field[64];    /* scratch for dotted field names */
+  cc_request *req; /* NULL when decoding responses/events */
+  char field[64];  /* scratch for dotted field names */
 } ctx;
 
 /* A member, or NULL when absent or JSON null (null counts as absent). */
@@ -607,8 +610,8 @@ static cc_status get_string(ctx *c, const cJSON *obj, const char *prefix, const 
   return CC_OK;
 }
 
-static cc_status get_bool(ctx *c, const cJSON *obj, const char *prefix, const char *key,
-                          bool dflt, bool *out) {
+static cc_status get_bool(ctx *c, const cJSON *obj, const char *prefix, const char *key, bool dflt,
+                          bool *out) {
   *out = dflt;
   const cJSON *n = member(obj, key);
   if (!n) return CC_OK;
@@ -803,8 +806,7 @@ static cc_status args_exec(ctx *c, const cJSON *a) {
         return fail(c->err, CC_REASON_BAD_VALUE, "args.env",
                     "args.env names must match [A-Za-z_][A-Za-z0-9_]*");
       if (!cJSON_IsString(e) || !e->valuestring)
-        return fail(c->err, CC_REASON_WRONG_TYPE, "args.env",
-                    "args.env values must be strings");
+        return fail(c->err, CC_REASON_WRONG_TYPE, "args.env", "args.env values must be strings");
       if (strlen(e->valuestring) > l->max_string_bytes)
         return fail(c->err, CC_REASON_TOO_LARGE, "args.env",
                     "an args.env value is longer than %zu bytes", l->max_string_bytes);
@@ -838,8 +840,8 @@ static cc_status args_setup(ctx *c, const cJSON *a) {
     if ((st = get_file(c, f, prefix, &x->files[x->file_count]))) return st;
     x->file_count++;
   }
-  return get_string(c, a, "args", "install", false, false, c->lim->max_string_bytes,
-                    &x->install, NULL);
+  return get_string(c, a, "args", "install", false, false, c->lim->max_string_bytes, &x->install,
+                    NULL);
 }
 
 static cc_status decode_args(ctx *c, const cJSON *a) {
@@ -848,67 +850,67 @@ static cc_status decode_args(ctx *c, const cJSON *a) {
   cc_status st;
   int64_t v;
   switch (r->op) {
-  case CC_OP_EXEC:
-    return args_exec(c, a);
-  case CC_OP_WRITE_FILE:
-    return get_file(c, a, "args", &r->write_file.file);
-  case CC_OP_READ_FILE:
-    if ((st = get_path(c, a, "args", "path", true, false, NULL, &r->read_file.path))) return st;
-    return get_encoding(c, a, "args", &r->read_file.encoding);
-  case CC_OP_LIST_DIR:
-    if ((st = get_path(c, a, "args", "path", false, true, CC_PROTO_HOME, &r->list_dir.path)))
+    case CC_OP_EXEC:
+      return args_exec(c, a);
+    case CC_OP_WRITE_FILE:
+      return get_file(c, a, "args", &r->write_file.file);
+    case CC_OP_READ_FILE:
+      if ((st = get_path(c, a, "args", "path", true, false, NULL, &r->read_file.path))) return st;
+      return get_encoding(c, a, "args", &r->read_file.encoding);
+    case CC_OP_LIST_DIR:
+      if ((st = get_path(c, a, "args", "path", false, true, CC_PROTO_HOME, &r->list_dir.path)))
+        return st;
+      if ((st = get_int(c, a, "args", "depth", false, 1, l->max_list_depth, 1, &v))) return st;
+      r->list_dir.depth = (int)v;
+      return CC_OK;
+    case CC_OP_SETUP_PROJECT:
+      return args_setup(c, a);
+    case CC_OP_START_DEV_SERVER:
+      if ((st = get_int(c, a, "args", "port", true, 1, 65535, 0, &v))) return st;
+      r->start_dev_server.port = (int)v;
+      if ((st = get_string(c, a, "args", "cmd", false, false, l->max_string_bytes,
+                           &r->start_dev_server.cmd, NULL)))
+        return st;
+      return get_path(c, a, "args", "cwd", false, true, NULL, &r->start_dev_server.cwd);
+    case CC_OP_KILL_PROCESS:
+      if ((st = get_int(c, a, "args", "pid", true, 1, 4294967295LL, 0, &v))) return st;
+      r->kill_process.pid = v;
+      return CC_OK;
+    case CC_OP_GET_HISTORY:
+      if ((st = get_int(c, a, "args", "limit", false, 1, l->max_history_limit, 50, &v))) return st;
+      r->get_history.limit = (int)v;
+      st = get_string(c, a, "args", "before", false, false, CC_PROTO_MAX_ID_BYTES,
+                      &r->get_history.before, NULL);
+      if (st == CC_TOO_LARGE)
+        return fail(c->err, CC_REASON_BAD_VALUE, "args.before",
+                    "args.before must be a cursor of at most %d bytes", CC_PROTO_MAX_ID_BYTES);
       return st;
-    if ((st = get_int(c, a, "args", "depth", false, 1, l->max_list_depth, 1, &v))) return st;
-    r->list_dir.depth = (int)v;
-    return CC_OK;
-  case CC_OP_SETUP_PROJECT:
-    return args_setup(c, a);
-  case CC_OP_START_DEV_SERVER:
-    if ((st = get_int(c, a, "args", "port", true, 1, 65535, 0, &v))) return st;
-    r->start_dev_server.port = (int)v;
-    if ((st = get_string(c, a, "args", "cmd", false, false, l->max_string_bytes,
-                         &r->start_dev_server.cmd, NULL)))
+    case CC_OP_GET_RESULT:
+      st = get_string(c, a, "args", "executionId", true, false, CC_PROTO_MAX_ID_BYTES,
+                      &r->get_result.execution_id, NULL);
+      if (st == CC_TOO_LARGE)
+        return fail(c->err, CC_REASON_BAD_VALUE, "args.executionId",
+                    "args.executionId must be at most %d bytes", CC_PROTO_MAX_ID_BYTES);
       return st;
-    return get_path(c, a, "args", "cwd", false, true, NULL, &r->start_dev_server.cwd);
-  case CC_OP_KILL_PROCESS:
-    if ((st = get_int(c, a, "args", "pid", true, 1, 4294967295LL, 0, &v))) return st;
-    r->kill_process.pid = v;
-    return CC_OK;
-  case CC_OP_GET_HISTORY:
-    if ((st = get_int(c, a, "args", "limit", false, 1, l->max_history_limit, 50, &v))) return st;
-    r->get_history.limit = (int)v;
-    st = get_string(c, a, "args", "before", false, false, CC_PROTO_MAX_ID_BYTES,
-                    &r->get_history.before, NULL);
-    if (st == CC_TOO_LARGE)
-      return fail(c->err, CC_REASON_BAD_VALUE, "args.before",
-                  "args.before must be a cursor of at most %d bytes", CC_PROTO_MAX_ID_BYTES);
-    return st;
-  case CC_OP_GET_RESULT:
-    st = get_string(c, a, "args", "executionId", true, false, CC_PROTO_MAX_ID_BYTES,
-                    &r->get_result.execution_id, NULL);
-    if (st == CC_TOO_LARGE)
-      return fail(c->err, CC_REASON_BAD_VALUE, "args.executionId",
-                  "args.executionId must be at most %d bytes", CC_PROTO_MAX_ID_BYTES);
-    return st;
-  case CC_OP_UPDATE_PROJECT: {
-    const cJSON *p = member(a, "patch");
-    if (!p) return fail(c->err, CC_REASON_MISSING_FIELD, "args.patch", "args.patch is required");
-    if (!cJSON_IsObject(p))
-      return fail(c->err, CC_REASON_WRONG_TYPE, "args.patch",
-                  "args.patch must be an object (JSON merge patch)");
-    r->update_project.patch = p;
-    return CC_OK;
-  }
-  case CC_OP_CLEAR_CACHE:
-    return get_string(c, a, "args", "cmd", false, false, l->max_string_bytes,
-                      &r->clear_cache.cmd, NULL);
-  case CC_OP_HELLO:
-  case CC_OP_LIST_PROCESSES:
-  case CC_OP_GET_PROJECT:
-  case CC_OP_LIST_PROJECTS:
-  case CC_OP_DELETE_PROJECT:
-  case CC_OP_COUNT:
-    return CC_OK;
+    case CC_OP_UPDATE_PROJECT: {
+      const cJSON *p = member(a, "patch");
+      if (!p) return fail(c->err, CC_REASON_MISSING_FIELD, "args.patch", "args.patch is required");
+      if (!cJSON_IsObject(p))
+        return fail(c->err, CC_REASON_WRONG_TYPE, "args.patch",
+                    "args.patch must be an object (JSON merge patch)");
+      r->update_project.patch = p;
+      return CC_OK;
+    }
+    case CC_OP_CLEAR_CACHE:
+      return get_string(c, a, "args", "cmd", false, false, l->max_string_bytes, &r->clear_cache.cmd,
+                        NULL);
+    case CC_OP_HELLO:
+    case CC_OP_LIST_PROCESSES:
+    case CC_OP_GET_PROJECT:
+    case CC_OP_LIST_PROJECTS:
+    case CC_OP_DELETE_PROJECT:
+    case CC_OP_COUNT:
+      return CC_OK;
   }
   return CC_OK;
 }
@@ -939,8 +941,7 @@ static cc_status decode_request(ctx *c, cJSON *root, int nul) {
 
   if ((st = get_string(c, root, "", "id", true, false, SIZE_MAX, &r->id, NULL))) return st;
   if (strlen(r->id) > CC_PROTO_MAX_ID_BYTES)
-    return fail(err, CC_REASON_BAD_VALUE, "id", "id must be 1 to %d bytes",
-                CC_PROTO_MAX_ID_BYTES);
+    return fail(err, CC_REASON_BAD_VALUE, "id", "id must be 1 to %d bytes", CC_PROTO_MAX_ID_BYTES);
 
   const char *op;
   if ((st = get_string(c, root, "", "op", true, true, SIZE_MAX, &op, NULL))) return st;
@@ -962,7 +963,8 @@ static cc_status decode_request(ctx *c, cJSON *root, int nul) {
 
   if ((st = get_bool(c, root, "", "stream", false, &r->stream))) return st;
   if (r->stream && !cc_proto_op_streams(r->op))
-    return fail(err, CC_REASON_BAD_VALUE, "stream", "stream is supported only by exec and setupProject");
+    return fail(err, CC_REASON_BAD_VALUE, "stream",
+                "stream is supported only by exec and setupProject");
 
   const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "args");
   if (!a || cJSON_IsNull(a)) { /* absent or null: an empty object, so `input` is always {} */
@@ -993,8 +995,8 @@ cc_status cc_proto_parse_request(const char *buf, size_t len, const cc_proto_lim
   memset(out, 0, sizeof *out);
   cJSON *root;
   int nul;
-  cc_status st = parse_doc(buf, len, lim->max_body_bytes, lim->max_depth, "request body", &root,
-                           &nul, err);
+  cc_status st =
+      parse_doc(buf, len, lim->max_body_bytes, lim->max_depth, "request body", &root, &nul, err);
   if (st != CC_OK) return st;
   out->root_ = root;
   ctx c = {.lim = lim, .err = err, .req = out};
@@ -1020,15 +1022,14 @@ static bool add_ref(cJSON *obj, const char *key, const cJSON *item) {
   return cJSON_AddItemReferenceToObject(obj, key, (cJSON *)item);
 }
 
-cc_status cc_proto_encode_request(const char *id, cc_proto_op op, const char *project,
-                                  bool stream, const cJSON *args, const cc_proto_limits *lim,
-                                  char **out, cc_proto_error *err) {
+cc_status cc_proto_encode_request(const char *id, cc_proto_op op, const char *project, bool stream,
+                                  const cJSON *args, const cc_proto_limits *lim, char **out,
+                                  cc_proto_error *err) {
   cc_proto_error local;
   if (!err) err = &local;
   error_reset(err);
   *out = NULL;
-  if ((unsigned)op >= CC_OP_COUNT)
-    return fail(err, CC_REASON_UNKNOWN_OP, "op", "unknown op");
+  if ((unsigned)op >= CC_OP_COUNT) return fail(err, CC_REASON_UNKNOWN_OP, "op", "unknown op");
   cJSON *doc = cJSON_CreateObject();
   bool ok = doc && cJSON_AddNumberToObject(doc, "v", CC_PROTO_VERSION) &&
             (id ? cJSON_AddStringToObject(doc, "id", id) != NULL
@@ -1054,17 +1055,16 @@ cc_status cc_proto_encode_request(const char *id, cc_proto_op op, const char *pr
   return CC_OK;
 }
 
-cc_status cc_proto_encode_ok(const char *id, const cJSON *result, int64_t generation,
-                             char **out) {
+cc_status cc_proto_encode_ok(const char *id, const cJSON *result, int64_t generation, char **out) {
   *out = NULL;
   cJSON *doc = cJSON_CreateObject();
-  bool ok = doc && cJSON_AddNumberToObject(doc, "v", CC_PROTO_VERSION) &&
-            (id ? cJSON_AddStringToObject(doc, "id", id) != NULL
-                : cJSON_AddNullToObject(doc, "id") != NULL) &&
-            cJSON_AddTrueToObject(doc, "ok") &&
-            (result ? add_ref(doc, "result", result)
-                    : cJSON_AddObjectToObject(doc, "result") != NULL) &&
-            (generation < 0 || cJSON_AddNumberToObject(doc, "generation", (double)generation));
+  bool ok =
+      doc && cJSON_AddNumberToObject(doc, "v", CC_PROTO_VERSION) &&
+      (id ? cJSON_AddStringToObject(doc, "id", id) != NULL
+          : cJSON_AddNullToObject(doc, "id") != NULL) &&
+      cJSON_AddTrueToObject(doc, "ok") &&
+      (result ? add_ref(doc, "result", result) : cJSON_AddObjectToObject(doc, "result") != NULL) &&
+      (generation < 0 || cJSON_AddNumberToObject(doc, "generation", (double)generation));
   if (!ok) {
     cJSON_Delete(doc);
     return CC_INTERNAL;
@@ -1083,8 +1083,7 @@ cc_status cc_proto_encode_error(const char *id, cc_status status, const char *me
                 : cJSON_AddNullToObject(doc, "id") != NULL) &&
             cJSON_AddFalseToObject(doc, "ok") && (e = cJSON_AddObjectToObject(doc, "error")) &&
             cJSON_AddStringToObject(e, "code", cc_status_code(status)) &&
-            cJSON_AddStringToObject(e, "message",
-                                    message ? message : cc_status_message(status)) &&
+            cJSON_AddStringToObject(e, "message", message ? message : cc_status_message(status)) &&
             cJSON_AddBoolToObject(e, "retryable", cc_status_retryable(status)) &&
             (!reason || cJSON_AddStringToObject(e, "reason", reason));
   if (!ok) {
@@ -1096,10 +1095,9 @@ cc_status cc_proto_encode_error(const char *id, cc_status status, const char *me
 
 cc_status cc_proto_encode_decode_error(const cc_proto_error *err, char **out) {
   cc_status st = err->status == CC_OK ? CC_BAD_REQUEST : err->status;
-  return cc_proto_encode_error(err->id[0] ? err->id : NULL, st, err->message,
-                               err->reason != CC_REASON_NONE ? cc_proto_reason_name(err->reason)
-                                                             : NULL,
-                               out);
+  return cc_proto_encode_error(
+      err->id[0] ? err->id : NULL, st, err->message,
+      err->reason != CC_REASON_NONE ? cc_proto_reason_name(err->reason) : NULL, out);
 }
 
 cc_status cc_proto_encode_event(const char *id, cc_proto_event_type type, const cJSON *data,
@@ -1119,8 +1117,8 @@ cc_status cc_proto_encode_event(const char *id, cc_proto_event_type type, const 
   return print_and_delete(doc, out);
 }
 
-cc_status cc_proto_encode_output_event(const char *id, cc_proto_event_type type,
-                                       const char *bytes, size_t len, char **out) {
+cc_status cc_proto_encode_output_event(const char *id, cc_proto_event_type type, const char *bytes,
+                                       size_t len, char **out) {
   *out = NULL;
   if (type != CC_EVENT_STDOUT && type != CC_EVENT_STDERR) return CC_BAD_REQUEST;
   char *text;
@@ -1175,8 +1173,7 @@ static cc_status response_from_root(ctx *c, cJSON *root, cc_response *r) {
   if (!cJSON_IsObject(e))
     return fail(err, CC_REASON_WRONG_TYPE, "error", "error must be an object");
   cc_proto_error_info *info = &r->error;
-  if ((st = get_string(c, e, "error", "code", true, false, SIZE_MAX, &info->code, NULL)))
-    return st;
+  if ((st = get_string(c, e, "error", "code", true, false, SIZE_MAX, &info->code, NULL))) return st;
   if (!cc_status_from_code(info->code, &info->status) || info->status == CC_OK)
     info->status = CC_INTERNAL;
   if ((st = get_string(c, e, "error", "message", true, true, SIZE_MAX, &info->message, NULL)))
@@ -1227,8 +1224,8 @@ cc_status cc_proto_parse_response(const char *buf, size_t len, const cc_proto_li
   error_reset(err);
   memset(out, 0, sizeof *out);
   cJSON *root;
-  cc_status st = parse_doc(buf, len, lim->max_response_bytes, lim->max_response_depth,
-                           "response", &root, NULL, err);
+  cc_status st = parse_doc(buf, len, lim->max_response_bytes, lim->max_response_depth, "response",
+                           &root, NULL, err);
   if (st != CC_OK) return st;
   out->root_ = root;
   ctx c = {.lim = lim, .err = err};

@@ -24,11 +24,10 @@
 #ifndef CC_PROTO_H
 #define CC_PROTO_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <cjson/cJSON.h>
 
 #include "cc_status.h"
 
@@ -66,41 +65,46 @@ cc_status cc_proto_limits_to_json(const cc_proto_limits *lim, cJSON **out);
 
 /* ---------------------------------------------------------------- ops */
 
-/*       enum       wire name         project    streams */
-#define CC_PROTO_OP_MAP(X)                                  \
-  X(HELLO,            "hello",          false,     false)   \
-  X(EXEC,             "exec",           true,      true)    \
-  X(WRITE_FILE,       "writeFile",      true,      false)   \
-  X(READ_FILE,        "readFile",       true,      false)   \
-  X(LIST_DIR,         "listDir",        true,      false)   \
-  X(SETUP_PROJECT,    "setupProject",   true,      true)    \
-  X(START_DEV_SERVER, "startDevServer", true,      false)   \
-  X(KILL_PROCESS,     "killProcess",    true,      false)   \
-  X(LIST_PROCESSES,   "listProcesses",  true,      false)   \
-  X(GET_HISTORY,      "getHistory",     true,      false)   \
-  X(GET_RESULT,       "getResult",      false,     false)   \
-  X(GET_PROJECT,      "getProject",     true,      false)   \
-  X(UPDATE_PROJECT,   "updateProject",  true,      false)   \
-  X(LIST_PROJECTS,    "listProjects",   false,     false)   \
-  X(DELETE_PROJECT,   "deleteProject",  true,      false)   \
-  X(CLEAR_CACHE,      "clearCache",     true,      false)
+/* clang-format off */
+/*       enum               wire name          project  streams */
+#define CC_PROTO_OP_MAP(X)                                       \
+  X(HELLO,            "hello",           false,   false)         \
+  X(EXEC,             "exec",            true,    true)          \
+  X(WRITE_FILE,       "writeFile",       true,    false)         \
+  X(READ_FILE,        "readFile",        true,    false)         \
+  X(LIST_DIR,         "listDir",         true,    false)         \
+  X(SETUP_PROJECT,    "setupProject",    true,    true)          \
+  X(START_DEV_SERVER, "startDevServer",  true,    false)         \
+  X(KILL_PROCESS,     "killProcess",     true,    false)         \
+  X(LIST_PROCESSES,   "listProcesses",   true,    false)         \
+  X(GET_HISTORY,      "getHistory",      true,    false)         \
+  X(GET_RESULT,       "getResult",       false,   false)         \
+  X(GET_PROJECT,      "getProject",      true,    false)         \
+  X(UPDATE_PROJECT,   "updateProject",   true,    false)         \
+  X(LIST_PROJECTS,    "listProjects",    false,   false)         \
+  X(DELETE_PROJECT,   "deleteProject",   true,    false)         \
+  X(CLEAR_CACHE,      "clearCache",      true,    false)
+/* clang-format on */
 
+/* clang-format off */
 typedef enum {
 #define CC_PROTO_OP_ENUM(name, wire, project, streams) CC_OP_##name,
   CC_PROTO_OP_MAP(CC_PROTO_OP_ENUM)
 #undef CC_PROTO_OP_ENUM
   CC_OP_COUNT
 } cc_proto_op;
+/* clang-format on */
 
-const char *cc_proto_op_name(cc_proto_op op);           /* "exec"; "" when out of range */
+const char *cc_proto_op_name(cc_proto_op op); /* "exec"; "" when out of range */
 bool cc_proto_op_from_name(const char *name, cc_proto_op *out);
-bool cc_proto_op_needs_project(cc_proto_op op);         /* project required (else optional) */
-bool cc_proto_op_streams(cc_proto_op op);               /* "stream":true allowed */
+bool cc_proto_op_needs_project(cc_proto_op op); /* project required (else optional) */
+bool cc_proto_op_streams(cc_proto_op op);       /* "stream":true allowed */
 
 /* ---------------------------------------------------------------- errors */
 
 /* Why a message was rejected.  Each class is distinct and machine-readable (`reason` in
  * the error object).  TOO_LARGE maps to CC_TOO_LARGE (413); every other to CC_BAD_REQUEST. */
+/* clang-format off */
 #define CC_PROTO_REASON_MAP(X)   \
   X(NONE,          "none")          \
   X(NOT_JSON,      "not_json")      \
@@ -113,24 +117,27 @@ bool cc_proto_op_streams(cc_proto_op op);               /* "stream":true allowed
   X(UNKNOWN_OP,    "unknown_op")    \
   X(BAD_VERSION,   "bad_version")   \
   X(BAD_VALUE,     "bad_value")
+/* clang-format on */
 
+/* clang-format off */
 typedef enum {
 #define CC_PROTO_REASON_ENUM(name, wire) CC_REASON_##name,
   CC_PROTO_REASON_MAP(CC_PROTO_REASON_ENUM)
 #undef CC_PROTO_REASON_ENUM
   CC_REASON_COUNT
 } cc_proto_reason;
+/* clang-format on */
 
 const char *cc_proto_reason_name(cc_proto_reason r); /* "not_json"; "none" when out of range */
 bool cc_proto_reason_from_name(const char *name, cc_proto_reason *out);
 
 /* A decode failure.  Caller-owned, fixed size, nothing to free. */
 typedef struct {
-  cc_status status;       /* CC_BAD_REQUEST or CC_TOO_LARGE; CC_INTERNAL only when out of
-                           * memory (reason NONE); CC_OK when there was no error */
+  cc_status status; /* CC_BAD_REQUEST or CC_TOO_LARGE; CC_INTERNAL only when out of
+                     * memory (reason NONE); CC_OK when there was no error */
   cc_proto_reason reason;
-  char field[64];         /* offending field as a dotted path ("args.files[2].path"), or "" */
-  char message[256];      /* clear, human-readable; never contains request content */
+  char field[64];    /* offending field as a dotted path ("args.files[2].path"), or "" */
+  char message[256]; /* clear, human-readable; never contains request content */
   char id[CC_PROTO_MAX_ID_BYTES + 1]; /* the request id if it could be read, else "" */
 } cc_proto_error;
 
@@ -140,53 +147,76 @@ typedef enum { CC_ENC_UTF8 = 0, CC_ENC_BASE64 = 1 } cc_proto_encoding;
 const char *cc_proto_encoding_name(cc_proto_encoding e); /* "utf8" | "base64" */
 
 typedef struct {
-  const char *name;  /* [A-Za-z_][A-Za-z0-9_]* */
+  const char *name; /* [A-Za-z_][A-Za-z0-9_]* */
   const char *value;
 } cc_proto_env_var;
 
 typedef struct {
-  const char *cmd;             /* non-empty */
-  const char *cwd;             /* normalised absolute path, or NULL (server default) */
-  cc_proto_env_var *env;       /* env_count entries in the order sent */
+  const char *cmd;       /* non-empty */
+  const char *cwd;       /* normalised absolute path, or NULL (server default) */
+  cc_proto_env_var *env; /* env_count entries in the order sent */
   size_t env_count;
-  int64_t timeout_ms;          /* 0 = not given (server default); else 1..max_timeout_ms */
-  bool use_cache;              /* default true */
-  bool read_only;              /* default false */
-  const char *stdin_data;      /* NULL when absent */
+  int64_t timeout_ms;     /* 0 = not given (server default); else 1..max_timeout_ms */
+  bool use_cache;         /* default true */
+  bool read_only;         /* default false */
+  const char *stdin_data; /* NULL when absent */
   size_t stdin_len;
 } cc_proto_exec_args;
 
 typedef struct {
-  const char *path;            /* normalised absolute path, never CC_PROTO_HOME itself */
+  const char *path;             /* normalised absolute path, never CC_PROTO_HOME itself */
   const unsigned char *content; /* decoded bytes (base64 already decoded); NUL-terminated */
   size_t content_len;
-  cc_proto_encoding encoding;  /* as sent (default utf8) */
+  cc_proto_encoding encoding; /* as sent (default utf8) */
 } cc_proto_file;
 
-typedef struct { cc_proto_file file; } cc_proto_write_file_args;
-typedef struct { const char *path; cc_proto_encoding encoding; } cc_proto_read_file_args;
-typedef struct { const char *path; int depth; } cc_proto_list_dir_args; /* path default HOME, depth 1 */
 typedef struct {
-  cc_proto_file *files;        /* file_count entries, may be 0 */
+  cc_proto_file file;
+} cc_proto_write_file_args;
+typedef struct {
+  const char *path;
+  cc_proto_encoding encoding;
+} cc_proto_read_file_args;
+typedef struct {
+  const char *path;
+  int depth;
+} cc_proto_list_dir_args; /* path default HOME, depth 1 */
+typedef struct {
+  cc_proto_file *files; /* file_count entries, may be 0 */
   size_t file_count;
-  const char *install;         /* NULL when absent */
+  const char *install; /* NULL when absent */
 } cc_proto_setup_project_args;
-typedef struct { int port; const char *cmd; const char *cwd; } cc_proto_start_dev_server_args;
-typedef struct { int64_t pid; } cc_proto_kill_process_args;
-typedef struct { int limit; const char *before; } cc_proto_get_history_args; /* 50, NULL */
-typedef struct { const char *execution_id; } cc_proto_get_result_args;
-typedef struct { const cJSON *patch; } cc_proto_update_project_args; /* a JSON object */
-typedef struct { const char *cmd; } cc_proto_clear_cache_args;        /* NULL = whole project */
+typedef struct {
+  int port;
+  const char *cmd;
+  const char *cwd;
+} cc_proto_start_dev_server_args;
+typedef struct {
+  int64_t pid;
+} cc_proto_kill_process_args;
+typedef struct {
+  int limit;
+  const char *before;
+} cc_proto_get_history_args; /* 50, NULL */
+typedef struct {
+  const char *execution_id;
+} cc_proto_get_result_args;
+typedef struct {
+  const cJSON *patch;
+} cc_proto_update_project_args; /* a JSON object */
+typedef struct {
+  const char *cmd;
+} cc_proto_clear_cache_args; /* NULL = whole project */
 
 /* A validated request.  Strings are NUL-terminated UTF-8 without NUL inside. */
 typedef struct {
-  int v;                       /* always 1 */
-  const char *id;              /* 1..128 bytes */
+  int v;          /* always 1 */
+  const char *id; /* 1..128 bytes */
   cc_proto_op op;
-  const char *project;         /* valid projectId, or NULL when absent (optional ops) */
-  bool stream;                 /* only ever true for exec and setupProject */
-  const cJSON *args;           /* args object as sent (empty object when absent): the `input` */
-  union {                      /* the member named after `op`; ops without args have none */
+  const char *project; /* valid projectId, or NULL when absent (optional ops) */
+  bool stream;         /* only ever true for exec and setupProject */
+  const cJSON *args;   /* args object as sent (empty object when absent): the `input` */
+  union {              /* the member named after `op`; ops without args have none */
     cc_proto_exec_args exec;
     cc_proto_write_file_args write_file;
     cc_proto_read_file_args read_file;
@@ -222,9 +252,9 @@ void cc_request_cleanup(cc_request *req);
  * `lim` before it is handed out, so a client rejects locally exactly what the worker would
  * reject; on failure nothing is allocated and `err` says why.  *out: cc_proto_free().
  */
-cc_status cc_proto_encode_request(const char *id, cc_proto_op op, const char *project,
-                                  bool stream, const cJSON *args, const cc_proto_limits *lim,
-                                  char **out, cc_proto_error *err);
+cc_status cc_proto_encode_request(const char *id, cc_proto_op op, const char *project, bool stream,
+                                  const cJSON *args, const cc_proto_limits *lim, char **out,
+                                  cc_proto_error *err);
 
 /* Syntax checks used by the decoder, exposed for the worker, client and tests. */
 bool cc_proto_valid_project_id(const char *s);
@@ -240,8 +270,7 @@ cc_status cc_proto_normalize_path(const char *path, size_t len, size_t max_bytes
 
 /* Encodes {"v":1,"id":..,"ok":true,"result":..,"generation":N}.  `result` NULL = {};
  * generation < 0 omits the field (ops without a project).  *out: cc_proto_free(). */
-cc_status cc_proto_encode_ok(const char *id, const cJSON *result, int64_t generation,
-                             char **out);
+cc_status cc_proto_encode_ok(const char *id, const cJSON *result, int64_t generation, char **out);
 
 /* Encodes {"v":1,"id":..,"ok":false,"error":{"code","message","retryable","reason"?}}.
  * `id` NULL -> "id":null (the request id was unreadable).  `message` NULL -> the status's
@@ -252,21 +281,21 @@ cc_status cc_proto_encode_error(const char *id, cc_status status, const char *me
 cc_status cc_proto_encode_decode_error(const cc_proto_error *err, char **out);
 
 typedef struct {
-  cc_status status;            /* from "code"; CC_INTERNAL if the code is unknown */
-  const char *code;            /* as sent */
+  cc_status status; /* from "code"; CC_INTERNAL if the code is unknown */
+  const char *code; /* as sent */
   const char *message;
   bool retryable;
-  const char *reason;          /* NULL when absent */
+  const char *reason; /* NULL when absent */
 } cc_proto_error_info;
 
 typedef struct {
   int v;
-  const char *id;              /* NULL when "id":null */
+  const char *id; /* NULL when "id":null */
   bool ok;
-  const cJSON *result;         /* ok: the result object */
-  int64_t generation;          /* -1 when absent */
-  cc_proto_error_info error;   /* !ok */
-  cJSON *root_;                /* private */
+  const cJSON *result;       /* ok: the result object */
+  int64_t generation;        /* -1 when absent */
+  cc_proto_error_info error; /* !ok */
+  cJSON *root_;              /* private */
 } cc_response;
 
 /* Decodes a response message under lim->max_response_bytes / max_response_depth.
@@ -277,17 +306,21 @@ void cc_response_cleanup(cc_response *resp);
 
 /* ---------------------------------------------------------------- stream events */
 
+/* clang-format off */
 #define CC_PROTO_EVENT_MAP(X) \
   X(START,  "start")          \
   X(STDOUT, "stdout")         \
   X(STDERR, "stderr")
+/* clang-format on */
 
+/* clang-format off */
 typedef enum {
 #define CC_PROTO_EVENT_ENUM(name, wire) CC_EVENT_##name,
   CC_PROTO_EVENT_MAP(CC_PROTO_EVENT_ENUM)
 #undef CC_PROTO_EVENT_ENUM
   CC_EVENT_COUNT
 } cc_proto_event_type;
+/* clang-format on */
 
 const char *cc_proto_event_name(cc_proto_event_type t);
 bool cc_proto_event_from_name(const char *name, cc_proto_event_type *out);
@@ -299,15 +332,15 @@ bool cc_proto_event_from_name(const char *name, cc_proto_event_type *out);
 cc_status cc_proto_encode_event(const char *id, cc_proto_event_type type, const cJSON *data,
                                 char **out);
 /* Same for raw output bytes: they are made valid UTF-8 first (cc_proto_utf8_sanitize). */
-cc_status cc_proto_encode_output_event(const char *id, cc_proto_event_type type,
-                                       const char *bytes, size_t len, char **out);
+cc_status cc_proto_encode_output_event(const char *id, cc_proto_event_type type, const char *bytes,
+                                       size_t len, char **out);
 
 typedef struct {
   const char *id;
   cc_proto_event_type type;
-  const char *text;            /* stdout/stderr data, else NULL */
-  const cJSON *data;           /* data as sent (string for output events, object for start) */
-  cJSON *root_;                /* private */
+  const char *text;  /* stdout/stderr data, else NULL */
+  const cJSON *data; /* data as sent (string for output events, object for start) */
+  cJSON *root_;      /* private */
 } cc_event;
 
 cc_status cc_proto_parse_event(const char *buf, size_t len, const cc_proto_limits *lim,
@@ -317,8 +350,8 @@ void cc_event_cleanup(cc_event *ev);
 /* One line of an NDJSON stream: an event, or the final response. */
 typedef struct {
   bool is_event;
-  cc_event event;              /* is_event */
-  cc_response response;        /* !is_event */
+  cc_event event;       /* is_event */
+  cc_response response; /* !is_event */
 } cc_proto_line;
 
 /* Decodes one stream line (a trailing "\n" or "\r\n" is allowed). Release with
@@ -329,7 +362,9 @@ void cc_proto_line_cleanup(cc_proto_line *line);
 
 /* ---------------------------------------------------------------- results */
 
-/* Record status lifecycle (DESIGN §4): pending -> running -> success|failed|error|timeout|canceled. */
+/* Record status lifecycle (DESIGN §4): pending -> running -> success|failed|error|timeout|canceled.
+ */
+/* clang-format off */
 #define CC_PROTO_RECORD_STATUS_MAP(X) \
   X(PENDING,  "pending")              \
   X(RUNNING,  "running")              \
@@ -338,13 +373,16 @@ void cc_proto_line_cleanup(cc_proto_line *line);
   X(ERROR,    "error")                \
   X(TIMEOUT,  "timeout")              \
   X(CANCELED, "canceled")
+/* clang-format on */
 
+/* clang-format off */
 typedef enum {
 #define CC_PROTO_RS_ENUM(name, wire) CC_RECORD_##name,
   CC_PROTO_RECORD_STATUS_MAP(CC_PROTO_RS_ENUM)
 #undef CC_PROTO_RS_ENUM
   CC_RECORD_STATUS_COUNT
 } cc_proto_record_status;
+/* clang-format on */
 
 const char *cc_proto_record_status_name(cc_proto_record_status s);
 bool cc_proto_record_status_from_name(const char *name, cc_proto_record_status *out);
@@ -353,14 +391,14 @@ bool cc_proto_record_status_from_name(const char *name, cc_proto_record_status *
  * sandboxRecreated?}.  Strings are borrowed (builder) or point into the parsed tree (parser). */
 typedef struct {
   const char *id;
-  const char *stdout_text;     /* valid UTF-8 (see cc_proto_utf8_sanitize) */
+  const char *stdout_text; /* valid UTF-8 (see cc_proto_utf8_sanitize) */
   const char *stderr_text;
-  int exit_code;               /* -1 when the command did not run to an exit */
+  int exit_code; /* -1 when the command did not run to an exit */
   int64_t duration_ms;
   bool cached;
   cc_proto_record_status status;
-  bool truncated;              /* emitted only when true */
-  bool sandbox_recreated;      /* emitted only when true */
+  bool truncated;         /* emitted only when true */
+  bool sandbox_recreated; /* emitted only when true */
 } cc_proto_exec_result;
 
 /* Builds the JSON object; *out: cJSON_Delete(). */

@@ -105,8 +105,8 @@ static void cjson_event(void *a) {
 }
 
 static void row(const char *what, const char *base_what, double ours, double base, size_t bytes) {
-  printf("%-44s %9.0f ns  (%7.1f MB/s) | %-28s %9.0f ns | x%.2f\n", what, ours,
-         bytes / ours * 1e3, base_what, base, ours / base);
+  printf("%-44s %9.0f ns  (%7.1f MB/s) | %-28s %9.0f ns | x%.2f\n", what, ours, bytes / ours * 1e3,
+         base_what, base, ours / base);
 }
 
 static char *repeat(char c, size_t n) {
@@ -118,10 +118,15 @@ static char *repeat(char c, size_t n) {
 
 int main(void) {
   LIM = cc_proto_limits_default();
-  printf("protocol v1 codec (shared/cc_proto.c), best of 3 rounds; baseline = cJSON on the same bytes\n\n");
+  printf(
+      "protocol v1 codec (shared/cc_proto.c), best of 3 rounds; baseline = cJSON on the same "
+      "bytes\n\n");
 
-  msg exec = {"{\"v\":1,\"id\":\"r-123\",\"op\":\"exec\",\"project\":\"demo\",\"args\":{\"cmd\":\"npm list\","
-              "\"cwd\":\"app\",\"env\":{\"NODE_ENV\":\"test\"},\"useCache\":true}}", 0};
+  msg exec = {
+      "{\"v\":1,\"id\":\"r-123\",\"op\":\"exec\",\"project\":\"demo\",\"args\":{\"cmd\":\"npm "
+      "list\","
+      "\"cwd\":\"app\",\"env\":{\"NODE_ENV\":\"test\"},\"useCache\":true}}",
+      0};
   exec.len = strlen(exec.text);
   row("decode exec request (typical)", "cJSON_Parse+Delete", measure(decode_request, &exec),
       measure(cjson_parse, &exec), exec.len);
@@ -134,15 +139,22 @@ int main(void) {
   cc_proto_base64_encode(bin, raw, &b64, &b64n);
   size_t cap = b64n + 256;
   char *wf = malloc(cap);
-  snprintf(wf, cap, "{\"v\":1,\"id\":\"r\",\"op\":\"writeFile\",\"project\":\"demo\",\"args\":{\"path\":\"src/data.bin\",\"encoding\":\"base64\",\"content\":\"%s\"}}", b64);
+  snprintf(wf, cap,
+           "{\"v\":1,\"id\":\"r\",\"op\":\"writeFile\",\"project\":\"demo\",\"args\":{\"path\":"
+           "\"src/data.bin\",\"encoding\":\"base64\",\"content\":\"%s\"}}",
+           b64);
   msg big = {wf, strlen(wf)};
   row("decode writeFile 256 KiB base64", "cJSON_Parse+Delete", measure(decode_request, &big),
       measure(cjson_parse, &big), big.len);
 
   /* a cached ExecutionResult response with 1 KiB of stdout */
   char *out = repeat('o', 1024);
-  cc_proto_exec_result er = {.id = "exec_01", .stdout_text = out, .stderr_text = "",
-                             .exit_code = 0, .duration_ms = 12, .cached = true,
+  cc_proto_exec_result er = {.id = "exec_01",
+                             .stdout_text = out,
+                             .stderr_text = "",
+                             .exit_code = 0,
+                             .duration_ms = 12,
+                             .cached = true,
                              .status = CC_RECORD_SUCCESS};
   enc e;
   cc_proto_exec_result_to_json(&er, &e.result);

@@ -27,26 +27,31 @@ static void check_request(const cc_request *r, const cc_proto_limits *lim) {
   if (cc_proto_op_needs_project(r->op) && !r->project) abort();
   if (r->stream && !cc_proto_op_streams(r->op)) abort();
   switch (r->op) {
-  case CC_OP_EXEC:
-    check_path(r->exec.cwd);
-    if (!r->exec.cmd || !*r->exec.cmd) abort();
-    break;
-  case CC_OP_WRITE_FILE:
-    check_path(r->write_file.file.path);
-    if (r->write_file.file.content_len > lim->max_file_bytes) abort();
-    break;
-  case CC_OP_READ_FILE: check_path(r->read_file.path); break;
-  case CC_OP_LIST_DIR: check_path(r->list_dir.path); break;
-  case CC_OP_START_DEV_SERVER:
-    check_path(r->start_dev_server.cwd);
-    if (r->start_dev_server.port < 1 || r->start_dev_server.port > 65535) abort();
-    break;
-  case CC_OP_SETUP_PROJECT:
-    if (r->setup_project.file_count > lim->max_files) abort();
-    for (size_t i = 0; i < r->setup_project.file_count; i++)
-      check_path(r->setup_project.files[i].path);
-    break;
-  default: break;
+    case CC_OP_EXEC:
+      check_path(r->exec.cwd);
+      if (!r->exec.cmd || !*r->exec.cmd) abort();
+      break;
+    case CC_OP_WRITE_FILE:
+      check_path(r->write_file.file.path);
+      if (r->write_file.file.content_len > lim->max_file_bytes) abort();
+      break;
+    case CC_OP_READ_FILE:
+      check_path(r->read_file.path);
+      break;
+    case CC_OP_LIST_DIR:
+      check_path(r->list_dir.path);
+      break;
+    case CC_OP_START_DEV_SERVER:
+      check_path(r->start_dev_server.cwd);
+      if (r->start_dev_server.port < 1 || r->start_dev_server.port > 65535) abort();
+      break;
+    case CC_OP_SETUP_PROJECT:
+      if (r->setup_project.file_count > lim->max_files) abort();
+      for (size_t i = 0; i < r->setup_project.file_count; i++)
+        check_path(r->setup_project.files[i].path);
+      break;
+    default:
+      break;
   }
   /* encode -> decode gives the same request */
   char *again;

@@ -20,8 +20,8 @@ static void check_response(const cc_response *r) {
     if (cc_proto_encode_ok(r->id, r->result, r->generation, &again) != CC_OK) abort();
   } else {
     if (r->error.status == CC_OK || !r->error.code || !r->error.message) abort();
-    if (cc_proto_encode_error(r->id, r->error.status, r->error.message, r->error.reason,
-                              &again) != CC_OK)
+    if (cc_proto_encode_error(r->id, r->error.status, r->error.message, r->error.reason, &again) !=
+        CC_OK)
       abort();
   }
   cc_response r2;
@@ -62,8 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   cc_proto_line line;
   if (cc_proto_parse_line(buf, size, &lim, &line, NULL) == CC_OK) {
-    if (line.is_event) check_event(&line.event);
-    else check_response(&line.response);
+    if (line.is_event)
+      check_event(&line.event);
+    else
+      check_response(&line.response);
   }
   cc_proto_line_cleanup(&line);
 

@@ -25,7 +25,9 @@ static int say(char *msg, size_t cap, int rc, const char *fmt, ...) {
 
 /* ---------------------------------------------------------------- descriptions */
 
-static cJSON *str_or_null(const char *s) { return s ? cJSON_CreateString(s) : cJSON_CreateNull(); }
+static cJSON *str_or_null(const char *s) {
+  return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
 
 /* A file's decoded content: as text when it is UTF-8 without NUL, else as base64. */
 static void describe_file(cJSON *o, const cc_proto_file *f) {
@@ -51,64 +53,66 @@ static void describe_file(cJSON *o, const cc_proto_file *f) {
 static cJSON *describe_args(const cc_request *r) {
   cJSON *a = cJSON_CreateObject();
   switch (r->op) {
-  case CC_OP_EXEC: {
-    const cc_proto_exec_args *x = &r->exec;
-    cJSON_AddStringToObject(a, "cmd", x->cmd);
-    cJSON_AddItemToObject(a, "cwd", str_or_null(x->cwd));
-    cJSON *env = cJSON_AddObjectToObject(a, "env");
-    for (size_t i = 0; i < x->env_count; i++)
-      cJSON_AddStringToObject(env, x->env[i].name, x->env[i].value);
-    if (x->timeout_ms) cJSON_AddNumberToObject(a, "timeoutMs", (double)x->timeout_ms);
-    else cJSON_AddNullToObject(a, "timeoutMs");
-    cJSON_AddBoolToObject(a, "useCache", x->use_cache);
-    cJSON_AddBoolToObject(a, "readOnly", x->read_only);
-    cJSON_AddItemToObject(a, "stdin", str_or_null(x->stdin_data));
-    break;
-  }
-  case CC_OP_WRITE_FILE:
-    describe_file(a, &r->write_file.file);
-    break;
-  case CC_OP_READ_FILE:
-    cJSON_AddStringToObject(a, "path", r->read_file.path);
-    cJSON_AddStringToObject(a, "encoding", cc_proto_encoding_name(r->read_file.encoding));
-    break;
-  case CC_OP_LIST_DIR:
-    cJSON_AddStringToObject(a, "path", r->list_dir.path);
-    cJSON_AddNumberToObject(a, "depth", r->list_dir.depth);
-    break;
-  case CC_OP_SETUP_PROJECT: {
-    cJSON *files = cJSON_AddArrayToObject(a, "files");
-    for (size_t i = 0; i < r->setup_project.file_count; i++) {
-      cJSON *f = cJSON_CreateObject();
-      describe_file(f, &r->setup_project.files[i]);
-      cJSON_AddItemToArray(files, f);
+    case CC_OP_EXEC: {
+      const cc_proto_exec_args *x = &r->exec;
+      cJSON_AddStringToObject(a, "cmd", x->cmd);
+      cJSON_AddItemToObject(a, "cwd", str_or_null(x->cwd));
+      cJSON *env = cJSON_AddObjectToObject(a, "env");
+      for (size_t i = 0; i < x->env_count; i++)
+        cJSON_AddStringToObject(env, x->env[i].name, x->env[i].value);
+      if (x->timeout_ms)
+        cJSON_AddNumberToObject(a, "timeoutMs", (double)x->timeout_ms);
+      else
+        cJSON_AddNullToObject(a, "timeoutMs");
+      cJSON_AddBoolToObject(a, "useCache", x->use_cache);
+      cJSON_AddBoolToObject(a, "readOnly", x->read_only);
+      cJSON_AddItemToObject(a, "stdin", str_or_null(x->stdin_data));
+      break;
     }
-    cJSON_AddItemToObject(a, "install", str_or_null(r->setup_project.install));
-    break;
-  }
-  case CC_OP_START_DEV_SERVER:
-    cJSON_AddNumberToObject(a, "port", r->start_dev_server.port);
-    cJSON_AddItemToObject(a, "cmd", str_or_null(r->start_dev_server.cmd));
-    cJSON_AddItemToObject(a, "cwd", str_or_null(r->start_dev_server.cwd));
-    break;
-  case CC_OP_KILL_PROCESS:
-    cJSON_AddNumberToObject(a, "pid", (double)r->kill_process.pid);
-    break;
-  case CC_OP_GET_HISTORY:
-    cJSON_AddNumberToObject(a, "limit", r->get_history.limit);
-    cJSON_AddItemToObject(a, "before", str_or_null(r->get_history.before));
-    break;
-  case CC_OP_GET_RESULT:
-    cJSON_AddStringToObject(a, "executionId", r->get_result.execution_id);
-    break;
-  case CC_OP_UPDATE_PROJECT:
-    cJSON_AddItemToObject(a, "patch", cJSON_Duplicate(r->update_project.patch, true));
-    break;
-  case CC_OP_CLEAR_CACHE:
-    cJSON_AddItemToObject(a, "cmd", str_or_null(r->clear_cache.cmd));
-    break;
-  default:
-    break;
+    case CC_OP_WRITE_FILE:
+      describe_file(a, &r->write_file.file);
+      break;
+    case CC_OP_READ_FILE:
+      cJSON_AddStringToObject(a, "path", r->read_file.path);
+      cJSON_AddStringToObject(a, "encoding", cc_proto_encoding_name(r->read_file.encoding));
+      break;
+    case CC_OP_LIST_DIR:
+      cJSON_AddStringToObject(a, "path", r->list_dir.path);
+      cJSON_AddNumberToObject(a, "depth", r->list_dir.depth);
+      break;
+    case CC_OP_SETUP_PROJECT: {
+      cJSON *files = cJSON_AddArrayToObject(a, "files");
+      for (size_t i = 0; i < r->setup_project.file_count; i++) {
+        cJSON *f = cJSON_CreateObject();
+        describe_file(f, &r->setup_project.files[i]);
+        cJSON_AddItemToArray(files, f);
+      }
+      cJSON_AddItemToObject(a, "install", str_or_null(r->setup_project.install));
+      break;
+    }
+    case CC_OP_START_DEV_SERVER:
+      cJSON_AddNumberToObject(a, "port", r->start_dev_server.port);
+      cJSON_AddItemToObject(a, "cmd", str_or_null(r->start_dev_server.cmd));
+      cJSON_AddItemToObject(a, "cwd", str_or_null(r->start_dev_server.cwd));
+      break;
+    case CC_OP_KILL_PROCESS:
+      cJSON_AddNumberToObject(a, "pid", (double)r->kill_process.pid);
+      break;
+    case CC_OP_GET_HISTORY:
+      cJSON_AddNumberToObject(a, "limit", r->get_history.limit);
+      cJSON_AddItemToObject(a, "before", str_or_null(r->get_history.before));
+      break;
+    case CC_OP_GET_RESULT:
+      cJSON_AddStringToObject(a, "executionId", r->get_result.execution_id);
+      break;
+    case CC_OP_UPDATE_PROJECT:
+      cJSON_AddItemToObject(a, "patch", cJSON_Duplicate(r->update_project.patch, true));
+      break;
+    case CC_OP_CLEAR_CACHE:
+      cJSON_AddItemToObject(a, "cmd", str_or_null(r->clear_cache.cmd));
+      break;
+    default:
+      break;
   }
   return a;
 }
@@ -145,8 +149,10 @@ static cJSON *describe_response(const cc_response *r) {
   cJSON_AddBoolToObject(d, "ok", r->ok);
   if (r->ok) {
     cJSON_AddItemToObject(d, "result", cJSON_Duplicate(r->result, true));
-    if (r->generation >= 0) cJSON_AddNumberToObject(d, "generation", (double)r->generation);
-    else cJSON_AddNullToObject(d, "generation");
+    if (r->generation >= 0)
+      cJSON_AddNumberToObject(d, "generation", (double)r->generation);
+    else
+      cJSON_AddNullToObject(d, "generation");
   } else {
     cJSON *e = cJSON_AddObjectToObject(d, "error");
     cJSON_AddStringToObject(e, "code", r->error.code);
@@ -204,10 +210,10 @@ static cJSON *decode_and_describe(const char *kind, const char *in, size_t n,
     const cc_response *r = &l.response;
     d = describe_response(r);
     if (reencoded) {
-      if (r->ok) cc_proto_encode_ok(r->id, r->result, r->generation, reencoded);
+      if (r->ok)
+        cc_proto_encode_ok(r->id, r->result, r->generation, reencoded);
       else if (r->error.status != CC_INTERNAL || strcmp(r->error.code, "internal") == 0)
-        cc_proto_encode_error(r->id, r->error.status, r->error.message, r->error.reason,
-                              reencoded);
+        cc_proto_encode_error(r->id, r->error.status, r->error.message, r->error.reason, reencoded);
     }
   }
   cc_proto_line_cleanup(&l);
@@ -225,8 +231,7 @@ static bool subset(const cJSON *expect, const cJSON *actual, char *path, size_t 
     size_t base = strlen(path);
     cJSON_ArrayForEach(e, expect) {
       snprintf(path + base, cap - base, ".%s", e->string);
-      if (!subset(e, cJSON_GetObjectItemCaseSensitive(actual, e->string), path, cap))
-        return false;
+      if (!subset(e, cJSON_GetObjectItemCaseSensitive(actual, e->string), path, cap)) return false;
       path[base] = '\0';
     }
     return true;
@@ -250,10 +255,10 @@ static bool subset(const cJSON *expect, const cJSON *actual, char *path, size_t 
 
 /* ---------------------------------------------------------------- case files */
 
-static const char *const LIMIT_KEYS[] = {"maxBodyBytes", "maxDepth", "maxStringBytes",
-                                         "maxPathBytes", "maxFileBytes", "maxFiles", "maxEnv",
-                                         "maxTimeoutMs", "maxListDepth", "maxHistoryLimit",
-                                         "maxResponseBytes", "maxResponseDepth"};
+static const char *const LIMIT_KEYS[] = {"maxBodyBytes",    "maxDepth",         "maxStringBytes",
+                                         "maxPathBytes",    "maxFileBytes",     "maxFiles",
+                                         "maxEnv",          "maxTimeoutMs",     "maxListDepth",
+                                         "maxHistoryLimit", "maxResponseBytes", "maxResponseDepth"};
 
 static bool apply_limits(const cJSON *o, cc_proto_limits *l) {
   if (!o) return true;
@@ -265,19 +270,44 @@ static bool apply_limits(const cJSON *o, cc_proto_limits *l) {
     size_t k = 0;
     while (k < sizeof LIMIT_KEYS / sizeof *LIMIT_KEYS && strcmp(LIMIT_KEYS[k], e->string)) k++;
     switch (k) {
-    case 0: l->max_body_bytes = (size_t)v; break;
-    case 1: l->max_depth = (int)v; break;
-    case 2: l->max_string_bytes = (size_t)v; break;
-    case 3: l->max_path_bytes = (size_t)v; break;
-    case 4: l->max_file_bytes = (size_t)v; break;
-    case 5: l->max_files = (size_t)v; break;
-    case 6: l->max_env = (size_t)v; break;
-    case 7: l->max_timeout_ms = (int64_t)v; break;
-    case 8: l->max_list_depth = (int)v; break;
-    case 9: l->max_history_limit = (int)v; break;
-    case 10: l->max_response_bytes = (size_t)v; break;
-    case 11: l->max_response_depth = (int)v; break;
-    default: return false;
+      case 0:
+        l->max_body_bytes = (size_t)v;
+        break;
+      case 1:
+        l->max_depth = (int)v;
+        break;
+      case 2:
+        l->max_string_bytes = (size_t)v;
+        break;
+      case 3:
+        l->max_path_bytes = (size_t)v;
+        break;
+      case 4:
+        l->max_file_bytes = (size_t)v;
+        break;
+      case 5:
+        l->max_files = (size_t)v;
+        break;
+      case 6:
+        l->max_env = (size_t)v;
+        break;
+      case 7:
+        l->max_timeout_ms = (int64_t)v;
+        break;
+      case 8:
+        l->max_list_depth = (int)v;
+        break;
+      case 9:
+        l->max_history_limit = (int)v;
+        break;
+      case 10:
+        l->max_response_bytes = (size_t)v;
+        break;
+      case 11:
+        l->max_response_depth = (int)v;
+        break;
+      default:
+        return false;
     }
   }
   return true;

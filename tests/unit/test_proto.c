@@ -17,8 +17,10 @@ static cc_proto_reason reason_of(const char *text) {
   cc_status st = cc_proto_parse_request(text, strlen(text), &L, &req, &err);
   cc_request_cleanup(&req);
   if (st == CC_OK) return CC_REASON_NONE;
-  if (err.reason == CC_REASON_TOO_LARGE) CHECK_INT(st, CC_TOO_LARGE);
-  else CHECK_INT(st, CC_BAD_REQUEST);
+  if (err.reason == CC_REASON_TOO_LARGE)
+    CHECK_INT(st, CC_TOO_LARGE);
+  else
+    CHECK_INT(st, CC_BAD_REQUEST);
   CHECK(err.message[0] != '\0');
   return err.reason;
 }
@@ -30,8 +32,8 @@ static cJSON *json(const char *text) {
 }
 
 /* Encodes a request with `args_text`, parses it back into *req (caller cleans). */
-static cc_status round_trip(cc_proto_op op, const char *project, bool stream,
-                            const char *args_text, cc_request *req) {
+static cc_status round_trip(cc_proto_op op, const char *project, bool stream, const char *args_text,
+                            cc_request *req) {
   cJSON *args = args_text ? json(args_text) : NULL;
   char *text = NULL;
   cc_proto_error err;
@@ -78,7 +80,7 @@ static void every_op_round_trips(void) {
   cc_request_cleanup(&r);
 
   CHECK_INT(round_trip(CC_OP_EXEC, "p1", false, "{\"cmd\":\"ls\"}", &r), CC_OK);
-  CHECK(r.exec.use_cache);   /* default true */
+  CHECK(r.exec.use_cache); /* default true */
   CHECK(!r.exec.read_only);
   CHECK(r.exec.cwd == NULL);
   CHECK_INT(r.exec.timeout_ms, 0);
@@ -86,24 +88,27 @@ static void every_op_round_trips(void) {
   CHECK(!r.stream);
   cc_request_cleanup(&r);
 
-  CHECK_INT(round_trip(CC_OP_WRITE_FILE, "p1", false,
-                       "{\"path\":\"/home/user/a.bin\",\"content\":\"AAEC/w==\",\"encoding\":\"base64\"}",
-                       &r),
-            CC_OK);
+  CHECK_INT(
+      round_trip(CC_OP_WRITE_FILE, "p1", false,
+                 "{\"path\":\"/home/user/a.bin\",\"content\":\"AAEC/w==\",\"encoding\":\"base64\"}",
+                 &r),
+      CC_OK);
   CHECK_STR(r.write_file.file.path, "/home/user/a.bin");
   CHECK_INT(r.write_file.file.content_len, 4);
   CHECK(memcmp(r.write_file.file.content, "\x00\x01\x02\xff", 4) == 0);
   CHECK_INT(r.write_file.file.encoding, CC_ENC_BASE64);
   cc_request_cleanup(&r);
 
-  CHECK_INT(round_trip(CC_OP_WRITE_FILE, "p1", false, "{\"path\":\"x.txt\",\"content\":\"h\xc3\xa9\"}", &r),
+  CHECK_INT(round_trip(CC_OP_WRITE_FILE, "p1", false,
+                       "{\"path\":\"x.txt\",\"content\":\"h\xc3\xa9\"}", &r),
             CC_OK);
   CHECK_STR(r.write_file.file.path, "/home/user/x.txt");
   CHECK_INT(r.write_file.file.content_len, 3);
   CHECK_INT(r.write_file.file.encoding, CC_ENC_UTF8);
   cc_request_cleanup(&r);
 
-  CHECK_INT(round_trip(CC_OP_READ_FILE, "p1", false, "{\"path\":\"./x.txt\",\"encoding\":\"base64\"}", &r),
+  CHECK_INT(round_trip(CC_OP_READ_FILE, "p1", false,
+                       "{\"path\":\"./x.txt\",\"encoding\":\"base64\"}", &r),
             CC_OK);
   CHECK_STR(r.read_file.path, "/home/user/x.txt");
   CHECK_INT(r.read_file.encoding, CC_ENC_BASE64);
@@ -186,9 +191,9 @@ static void every_op_round_trips(void) {
 
 static void op_table_is_complete(void) {
   static const char *const design[] = {
-      "hello", "exec", "writeFile", "readFile", "listDir", "setupProject", "startDevServer",
-      "killProcess", "listProcesses", "getHistory", "getResult", "getProject", "updateProject",
-      "listProjects", "deleteProject", "clearCache"};
+      "hello",          "exec",         "writeFile",     "readFile",   "listDir",   "setupProject",
+      "startDevServer", "killProcess",  "listProcesses", "getHistory", "getResult", "getProject",
+      "updateProject",  "listProjects", "deleteProject", "clearCache"};
   CHECK_INT(CC_OP_COUNT, sizeof design / sizeof design[0]);
   for (size_t i = 0; i < sizeof design / sizeof design[0]; i++) {
     cc_proto_op op;
@@ -217,8 +222,9 @@ static void malformed_classes_are_distinct(void) {
   CHECK_INT(reason_of("{\"v\":1,\"id\":\"\xff\"}"), CC_REASON_NOT_JSON); /* invalid UTF-8 */
   CHECK_INT(reason_of("[1]"), CC_REASON_WRONG_TYPE);
   CHECK_INT(reason_of("{\"v\":1,\"id\":7,\"op\":\"hello\"}"), CC_REASON_WRONG_TYPE);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":5}}"),
-            CC_REASON_WRONG_TYPE);
+  CHECK_INT(
+      reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":5}}"),
+      CC_REASON_WRONG_TYPE);
   CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":[]}"),
             CC_REASON_WRONG_TYPE);
   CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{}}"),
@@ -226,15 +232,21 @@ static void malformed_classes_are_distinct(void) {
   CHECK_INT(reason_of("{\"id\":\"a\",\"op\":\"hello\"}"), CC_REASON_MISSING_FIELD);
   CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"args\":{\"cmd\":\"ls\"}}"),
             CC_REASON_MISSING_FIELD);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"../x\",\"args\":{\"cmd\":\"ls\"}}"),
-            CC_REASON_BAD_PROJECT);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"readFile\",\"project\":\"p\",\"args\":{\"path\":\"/etc/passwd\"}}"),
+  CHECK_INT(
+      reason_of(
+          "{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"../x\",\"args\":{\"cmd\":\"ls\"}}"),
+      CC_REASON_BAD_PROJECT);
+  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"readFile\",\"project\":\"p\",\"args\":{"
+                      "\"path\":\"/etc/passwd\"}}"),
             CC_REASON_BAD_PATH);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"rm\",\"project\":\"p\"}"), CC_REASON_UNKNOWN_OP);
+  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"rm\",\"project\":\"p\"}"),
+            CC_REASON_UNKNOWN_OP);
   CHECK_INT(reason_of("{\"v\":2,\"id\":\"a\",\"op\":\"hello\"}"), CC_REASON_BAD_VERSION);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"startDevServer\",\"project\":\"p\",\"args\":{\"port\":70000}}"),
+  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"startDevServer\",\"project\":\"p\",\"args\":{"
+                      "\"port\":70000}}"),
             CC_REASON_BAD_VALUE);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"hello\",\"stream\":true}"), CC_REASON_BAD_VALUE);
+  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"hello\",\"stream\":true}"),
+            CC_REASON_BAD_VALUE);
   CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"writeFile\",\"project\":\"p\","
                       "\"args\":{\"path\":\"f\",\"content\":\"!!!!\",\"encoding\":\"base64\"}}"),
             CC_REASON_BAD_VALUE);
@@ -242,17 +254,22 @@ static void malformed_classes_are_distinct(void) {
                       "\"args\":{\"path\":\"f\",\"content\":\"x\",\"encoding\":\"latin1\"}}"),
             CC_REASON_BAD_VALUE);
   /* NUL inside a string: cJSON would truncate it silently, so it is refused */
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"readFile\",\"project\":\"p\",\"args\":{\"path\":\"a\\u0000b\"}}"),
+  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"readFile\",\"project\":\"p\",\"args\":{"
+                      "\"path\":\"a\\u0000b\"}}"),
             CC_REASON_BAD_PATH);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"a\\u0000b\"}}"),
+  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":"
+                      "\"a\\u0000b\"}}"),
             CC_REASON_BAD_VALUE);
   /* unknown fields are ignored; null counts as absent */
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"hello\",\"extra\":{\"x\":[1]},\"project\":null,\"args\":null}"),
+  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"hello\",\"extra\":{\"x\":[1]},\"project\":"
+                      "null,\"args\":null}"),
             CC_REASON_NONE);
 }
 
 static void error_carries_id_field_and_encodes(void) {
-  const char *text = "{\"v\":1,\"id\":\"req-7\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"ls\",\"cwd\":\"../..\"}}";
+  const char *text =
+      "{\"v\":1,\"id\":\"req-7\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"ls\","
+      "\"cwd\":\"../..\"}}";
   cc_request req;
   cc_proto_error err;
   CHECK_INT(cc_proto_parse_request(text, strlen(text), &L, &req, &err), CC_BAD_REQUEST);
@@ -286,14 +303,18 @@ static char *repeat(const char *prefix, const char *unit, size_t n, const char *
 
 static void depth_and_size_limits(void) {
   /* depth 32 in total is accepted: the request object + args + patch + 29 levels */
-  char *ok = repeat("{\"v\":1,\"id\":\"a\",\"op\":\"updateProject\",\"project\":\"p\",\"args\":{\"patch\":{\"x\":",
-                    "[", 29, "");
+  char *ok = repeat(
+      "{\"v\":1,\"id\":\"a\",\"op\":\"updateProject\",\"project\":\"p\",\"args\":{\"patch\":{"
+      "\"x\":",
+      "[", 29, "");
   char *ok2 = repeat(ok, "]", 29, "}}}");
   CHECK_INT(reason_of(ok2), CC_REASON_NONE);
   free(ok);
   free(ok2);
-  char *deep = repeat("{\"v\":1,\"id\":\"a\",\"op\":\"updateProject\",\"project\":\"p\",\"args\":{\"patch\":{\"x\":",
-                      "[", 30, "");
+  char *deep = repeat(
+      "{\"v\":1,\"id\":\"a\",\"op\":\"updateProject\",\"project\":\"p\",\"args\":{\"patch\":{"
+      "\"x\":",
+      "[", 30, "");
   char *deep2 = repeat(deep, "]", 30, "}}}");
   CHECK_INT(reason_of(deep2), CC_REASON_TOO_DEEP);
   free(deep);
@@ -303,14 +324,14 @@ static void depth_and_size_limits(void) {
   CHECK_INT(reason_of(bomb), CC_REASON_TOO_DEEP);
   free(bomb);
   /* brackets inside strings do not count */
-  char *str = repeat("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"", "[{", 100,
-                     "\\\"]\"}}");
+  char *str = repeat("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"",
+                     "[{", 100, "\\\"]\"}}");
   CHECK_INT(reason_of(str), CC_REASON_NONE);
   free(str);
 
   /* body size: checked first */
-  char *big = repeat("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"", "x",
-                     L.max_body_bytes, "\"}}");
+  char *big = repeat("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"",
+                     "x", L.max_body_bytes, "\"}}");
   cc_request req;
   cc_proto_error err;
   CHECK_INT(cc_proto_parse_request(big, strlen(big), &L, &req, &err), CC_TOO_LARGE);
@@ -318,8 +339,8 @@ static void depth_and_size_limits(void) {
   CHECK_INT(cc_status_http(err.status), 413);
   free(big);
   /* a string over max_string_bytes */
-  char *cmd = repeat("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"", "x",
-                     L.max_string_bytes + 1, "\"}}");
+  char *cmd = repeat("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"",
+                     "x", L.max_string_bytes + 1, "\"}}");
   CHECK_INT(reason_of(cmd), CC_REASON_TOO_LARGE);
   free(cmd);
   /* limits set at creation are honoured */
@@ -333,30 +354,42 @@ static void depth_and_size_limits(void) {
   CHECK_INT(cc_proto_parse_request(t, strlen(t), &small, &req, &err), CC_BAD_REQUEST);
   CHECK_INT(err.reason, CC_REASON_TOO_DEEP);
   small.max_depth = 32;
-  t = "{\"v\":1,\"id\":\"a\",\"op\":\"setupProject\",\"project\":\"p\",\"args\":{\"files\":[{},{}]}}";
+  t = "{\"v\":1,\"id\":\"a\",\"op\":\"setupProject\",\"project\":\"p\",\"args\":{\"files\":[{},{}]}"
+      "}";
   CHECK_INT(cc_proto_parse_request(t, strlen(t), &small, &req, &err), CC_TOO_LARGE);
   small.max_body_bytes = 1 << 20;
   CHECK_INT(cc_proto_parse_request(t, strlen(t), &small, &req, &err), CC_TOO_LARGE);
   CHECK_STR(err.field, "args.files");
-  t = "{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"x\",\"env\":{\"A\":\"1\",\"B\":\"2\"}}}";
+  t = "{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"x\",\"env\":{"
+      "\"A\":\"1\",\"B\":\"2\"}}}";
   CHECK_INT(cc_proto_parse_request(t, strlen(t), &small, &req, &err), CC_TOO_LARGE);
-  t = "{\"v\":1,\"id\":\"a\",\"op\":\"writeFile\",\"project\":\"p\",\"args\":{\"path\":\"f\",\"content\":\"abcd\"}}";
+  t = "{\"v\":1,\"id\":\"a\",\"op\":\"writeFile\",\"project\":\"p\",\"args\":{\"path\":\"f\","
+      "\"content\":\"abcd\"}}";
   CHECK_INT(cc_proto_parse_request(t, strlen(t), &small, &req, &err), CC_TOO_LARGE);
-  t = "{\"v\":1,\"id\":\"a\",\"op\":\"writeFile\",\"project\":\"p\",\"args\":{\"path\":\"f\",\"content\":\"YWJj\",\"encoding\":\"base64\"}}";
+  t = "{\"v\":1,\"id\":\"a\",\"op\":\"writeFile\",\"project\":\"p\",\"args\":{\"path\":\"f\","
+      "\"content\":\"YWJj\",\"encoding\":\"base64\"}}";
   CHECK_INT(cc_proto_parse_request(t, strlen(t), &small, &req, &err), CC_OK); /* 3 bytes decoded */
   cc_request_cleanup(&req);
-  t = "{\"v\":1,\"id\":\"a\",\"op\":\"writeFile\",\"project\":\"p\",\"args\":{\"path\":\"f\",\"content\":\"YWJjZA==\",\"encoding\":\"base64\"}}";
+  t = "{\"v\":1,\"id\":\"a\",\"op\":\"writeFile\",\"project\":\"p\",\"args\":{\"path\":\"f\","
+      "\"content\":\"YWJjZA==\",\"encoding\":\"base64\"}}";
   CHECK_INT(cc_proto_parse_request(t, strlen(t), &small, &req, &err), CC_TOO_LARGE);
   /* numeric ranges */
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"getHistory\",\"project\":\"p\",\"args\":{\"limit\":1001}}"),
+  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"getHistory\",\"project\":\"p\",\"args\":{"
+                      "\"limit\":1001}}"),
             CC_REASON_BAD_VALUE);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"getHistory\",\"project\":\"p\",\"args\":{\"limit\":0}}"),
+  CHECK_INT(
+      reason_of(
+          "{\"v\":1,\"id\":\"a\",\"op\":\"getHistory\",\"project\":\"p\",\"args\":{\"limit\":0}}"),
+      CC_REASON_BAD_VALUE);
+  CHECK_INT(
+      reason_of(
+          "{\"v\":1,\"id\":\"a\",\"op\":\"killProcess\",\"project\":\"p\",\"args\":{\"pid\":1.5}}"),
+      CC_REASON_BAD_VALUE);
+  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":"
+                      "\"x\",\"timeoutMs\":1e300}}"),
             CC_REASON_BAD_VALUE);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"killProcess\",\"project\":\"p\",\"args\":{\"pid\":1.5}}"),
-            CC_REASON_BAD_VALUE);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"x\",\"timeoutMs\":1e300}}"),
-            CC_REASON_BAD_VALUE);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"x\",\"timeoutMs\":\"5\"}}"),
+  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":"
+                      "\"x\",\"timeoutMs\":\"5\"}}"),
             CC_REASON_WRONG_TYPE);
 }
 
@@ -383,7 +416,7 @@ static void path_normalisation(void) {
   CHECK_STR(norm("..a/b.."), "/home/user/..a/b..");
   CHECK_STR(norm("\xc3\xa9t\xc3\xa9.txt"), "/home/user/\xc3\xa9t\xc3\xa9.txt");
   CHECK_STR(norm(".."), "<bad>");
-  CHECK_STR(norm("../user"), "/home/user");  /* /home/user again: inside */
+  CHECK_STR(norm("../user"), "/home/user"); /* /home/user again: inside */
   CHECK_STR(norm("../user2"), "<bad>");
   CHECK_STR(norm("/home/username"), "<bad>"); /* prefix but not inside */
   CHECK_STR(norm("/etc/passwd"), "<bad>");
@@ -398,15 +431,18 @@ static void path_normalisation(void) {
   /* length limit on the input and on the normalised result */
   char *lng = repeat("", "a", 4096, "");
   CHECK_INT(cc_proto_normalize_path(lng, 4096, 4096, &out), CC_BAD_REQUEST); /* +/home/user/ */
-  CHECK_INT(cc_proto_normalize_path(lng, 4085, 4096, &out), CC_OK);         /* exactly 4096 */
+  CHECK_INT(cc_proto_normalize_path(lng, 4085, 4096, &out), CC_OK);          /* exactly 4096 */
   CHECK_INT(strlen(out), 4096);
   cc_proto_free(out);
   free(lng);
   /* writeFile must name a file, not home itself */
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"writeFile\",\"project\":\"p\",\"args\":{\"path\":\".\",\"content\":\"\"}}"),
+  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"writeFile\",\"project\":\"p\",\"args\":{"
+                      "\"path\":\".\",\"content\":\"\"}}"),
             CC_REASON_BAD_PATH);
-  CHECK_INT(reason_of("{\"v\":1,\"id\":\"a\",\"op\":\"listDir\",\"project\":\"p\",\"args\":{\"path\":\".\"}}"),
-            CC_REASON_NONE);
+  CHECK_INT(
+      reason_of(
+          "{\"v\":1,\"id\":\"a\",\"op\":\"listDir\",\"project\":\"p\",\"args\":{\"path\":\".\"}}"),
+      CC_REASON_NONE);
 }
 
 static void project_ids(void) {
@@ -430,8 +466,9 @@ static void project_ids(void) {
 }
 
 static void responses_round_trip(void) {
-  cJSON *result = json("{\"id\":\"e1\",\"stdout\":\"hi\\n\",\"stderr\":\"\",\"exitCode\":0,"
-                       "\"duration\":12,\"cached\":true,\"status\":\"success\"}");
+  cJSON *result = json(
+      "{\"id\":\"e1\",\"stdout\":\"hi\\n\",\"stderr\":\"\",\"exitCode\":0,"
+      "\"duration\":12,\"cached\":true,\"status\":\"success\"}");
   char *text;
   CHECK_INT(cc_proto_encode_ok("r9", result, 7, &text), CC_OK);
   cc_response resp;
@@ -472,17 +509,20 @@ static void responses_round_trip(void) {
   }
   /* malformed responses */
   cc_proto_error err;
-  const char *bad[] = {"{\"v\":1,\"id\":\"a\",\"ok\":true}", "{\"v\":1,\"id\":\"a\",\"ok\":\"yes\"}",
+  const char *bad[] = {"{\"v\":1,\"id\":\"a\",\"ok\":true}",
+                       "{\"v\":1,\"id\":\"a\",\"ok\":\"yes\"}",
                        "{\"v\":1,\"id\":\"a\",\"ok\":false,\"error\":{\"message\":\"m\"}}",
                        "{\"v\":3,\"id\":\"a\",\"ok\":true,\"result\":{}}", "nope"};
-  cc_proto_reason want[] = {CC_REASON_MISSING_FIELD, CC_REASON_WRONG_TYPE,
-                            CC_REASON_MISSING_FIELD, CC_REASON_BAD_VERSION, CC_REASON_NOT_JSON};
+  cc_proto_reason want[] = {CC_REASON_MISSING_FIELD, CC_REASON_WRONG_TYPE, CC_REASON_MISSING_FIELD,
+                            CC_REASON_BAD_VERSION, CC_REASON_NOT_JSON};
   for (int i = 0; i < 5; i++) {
     CHECK(cc_proto_parse_response(bad[i], strlen(bad[i]), &L, &resp, &err) != CC_OK);
     CHECK_INT(err.reason, want[i]);
   }
   /* an unknown code from a newer worker becomes internal but keeps its text */
-  const char *future = "{\"v\":1,\"id\":\"a\",\"ok\":false,\"error\":{\"code\":\"quota\",\"message\":\"m\",\"retryable\":true}}";
+  const char *future =
+      "{\"v\":1,\"id\":\"a\",\"ok\":false,\"error\":{\"code\":\"quota\",\"message\":\"m\","
+      "\"retryable\":true}}";
   CHECK_INT(cc_proto_parse_response(future, strlen(future), &L, &resp, &err), CC_OK);
   CHECK_INT(resp.error.status, CC_INTERNAL);
   CHECK_STR(resp.error.code, "quota");
@@ -510,7 +550,9 @@ static void events_round_trip(void) {
   cc_event ev;
   CHECK_INT(cc_proto_parse_event(text, strlen(text), &L, &ev, NULL), CC_OK);
   CHECK_INT(ev.type, CC_EVENT_STDOUT);
-  CHECK_STR(ev.text, "a\xef\xbf\xbd" "b\xef\xbf\xbd\xc3\xa9\n");
+  CHECK_STR(ev.text,
+            "a\xef\xbf\xbd"
+            "b\xef\xbf\xbd\xc3\xa9\n");
   cc_event_cleanup(&ev);
   cc_proto_free(text);
 
@@ -569,7 +611,8 @@ static void base64_and_utf8_helpers(void) {
   for (int i = 0; i < 7; i++) {
     char *e;
     size_t el;
-    CHECK_INT(cc_proto_base64_encode((const unsigned char *)plain[i], strlen(plain[i]), &e, &el), CC_OK);
+    CHECK_INT(cc_proto_base64_encode((const unsigned char *)plain[i], strlen(plain[i]), &e, &el),
+              CC_OK);
     CHECK_STR(e, enc[i]);
     unsigned char *d;
     size_t dl;
@@ -579,8 +622,8 @@ static void base64_and_utf8_helpers(void) {
     cc_proto_free(d);
     cc_proto_free(e);
   }
-  static const char *const bad[] = {"Zg=", "Zg", "Z===", "Zh==", "Zm9=", "Zm 9v", "Zm9v\n",
-                                    "Zg==Zg==", "====", "Zm-_"};
+  static const char *const bad[] = {
+      "Zg=", "Zg", "Z===", "Zh==", "Zm9=", "Zm 9v", "Zm9v\n", "Zg==Zg==", "====", "Zm-_"};
   for (int i = 0; i < 10; i++) {
     unsigned char *d;
     size_t dl;
@@ -604,9 +647,14 @@ static void base64_and_utf8_helpers(void) {
 }
 
 static void exec_result_objects(void) {
-  cc_proto_exec_result r = {.id = "e1", .stdout_text = "o\xff", .stderr_text = "",
-                            .exit_code = 2, .duration_ms = 1500, .status = CC_RECORD_FAILED,
-                            .truncated = true, .sandbox_recreated = true};
+  cc_proto_exec_result r = {.id = "e1",
+                            .stdout_text = "o\xff",
+                            .stderr_text = "",
+                            .exit_code = 2,
+                            .duration_ms = 1500,
+                            .status = CC_RECORD_FAILED,
+                            .truncated = true,
+                            .sandbox_recreated = true};
   cJSON *o;
   CHECK_INT(cc_proto_exec_result_to_json(&r, &o), CC_OK);
   cc_proto_exec_result back;
