@@ -292,6 +292,40 @@ static void error_carries_id_field_and_encodes(void) {
   cc_request_cleanup(&req); /* cleaning twice is harmless */
 }
 
+/* Error messages name fields and limits but never quote what was sent: requests carry
+ * commands, env values and file content, and errors end up in logs and records. */
+static void error_messages_never_quote_content(void) {
+  static const char *const bad[] = {
+      "{\"v\":1,\"id\":\"a\",\"op\":\"SECRET_OP\",\"project\":\"p\"}",
+      "{\"v\":1,\"id\":\"a\",\"op\":\"getProject\",\"project\":\"SECRET/x\"}",
+      "{\"v\":1,\"id\":\"a\",\"op\":\"readFile\",\"project\":\"p\",\"args\":{\"path\":\"/etc/"
+      "SECRET\"}}",
+      "{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"x\",\"env\":{"
+      "\"K\":7,\"SECRET\":1}}}",
+      "{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"x\",\"env\":{"
+      "\"1SECRET\":\"v\"}}}",
+      "{\"v\":1,\"id\":\"a\",\"op\":\"writeFile\",\"project\":\"p\",\"args\":{\"path\":\"f\","
+      "\"content\":\"SECRET!!\",\"encoding\":\"base64\"}}",
+      "{\"v\":1,\"id\":\"a\",\"op\":\"writeFile\",\"project\":\"p\",\"args\":{\"path\":\"f\","
+      "\"content\":\"x\",\"encoding\":\"SECRET\"}}",
+      "{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"SECRET\\u0000\"}"
+      "}",
+      "{\"v\":1,\"id\":\"a\",\"op\":\"exec\",\"project\":\"p\",\"args\":{\"cmd\":\"SECRET\"",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    cc_request req;
+    cc_proto_error err;
+    CHECK(cc_proto_parse_request(bad[i], strlen(bad[i]), &L, &req, &err) != CC_OK);
+    CHECK(err.message[0] != '\0');
+    CHECK(strstr(err.message, "SECRET") == NULL);
+    CHECK(strstr(err.field, "SECRET") == NULL);
+    char *out;
+    CHECK_INT(cc_proto_encode_decode_error(&err, &out), CC_OK);
+    CHECK(strstr(out, "SECRET") == NULL);
+    cc_proto_free(out);
+  }
+}
+
 static char *repeat(const char *prefix, const char *unit, size_t n, const char *suffix) {
   size_t pl = strlen(prefix), ul = strlen(unit), sl = strlen(suffix);
   char *s = malloc(pl + ul * n + sl + 1);
@@ -683,6 +717,7 @@ int main(void) {
   RUN(every_op_round_trips);
   RUN(malformed_classes_are_distinct);
   RUN(error_carries_id_field_and_encodes);
+  RUN(error_messages_never_quote_content);
   RUN(depth_and_size_limits);
   RUN(path_normalisation);
   RUN(project_ids);
