@@ -938,6 +938,8 @@ static char **build_argv(cc_sbx_runtime *rt, const cc_sbx_limits *lim, bool reso
   A("--ro-bind-data"), A("5"), A("/etc/group");
   if (resolv) A("--ro-bind-data"), A("7"), A("/etc/resolv.conf");
   A("--proc"), A("/proc"), A("--dev"), A("/dev");
+  A("--size"), A("16777216"), A("--tmpfs"), A("/dev/shm"); /* capped like the other tmpfs */
+  A("--remount-ro"), A("/dev"); /* device nodes still work; no files can be created there */
   snprintf(num, sizeof num, "%llu", (unsigned long long)lim->home_bytes);
   A("--size"), A(num), A("--tmpfs"), A("/home/user");
   snprintf(num, sizeof num, "%llu", (unsigned long long)lim->tmp_bytes);
