@@ -33,7 +33,11 @@ const el = {
 };
 
 const TOKEN_KEY = 'codecanvas.token';
-const HISTORY_LIMIT = 50;
+const HISTORY_LIMIT = 50;            // records shown
+const HISTORY_FETCH = 200;           // records asked for (reads are filtered out before showing)
+// Every operation is a record; the ones that only read (the file tree, opening a file) would
+// bury the commands, so the history list leaves them out.
+const QUIET_OPS = new Set(['listDir', 'readFile', 'listProcesses', 'getHistory', 'getResult', 'getProject', 'listProjects']);
 const MAX_OUTPUT_CHARS = 512 * 1024;  // shown in the terminal; beyond this the page stops appending
 const MAX_SAVED_OUTPUT = 64 * 1024;   // kept in the page snapshot
 const FILE_ROOT = '/home/user'; // the sandbox user's home, where relative paths point
@@ -57,6 +61,7 @@ const state = {
   cmdIndex: -1,
   openDirs: new Set(),
   fileDirty: false,
+  lastFile: null,        // the file in the editor, reopened when the project is shown again
 };
 
 const term = new AnsiRenderer(el.terminal);
@@ -117,6 +122,7 @@ async function saveSnapshot() {
     s.perProject[state.projectId] = {
       info: state.info ?? prev.info ?? null,
       history: state.history.slice(0, HISTORY_LIMIT),
+      lastFile: state.lastFile ?? prev.lastFile ?? null,
       output: state.output ? trimOutput(state.output) : prev.output ?? null,
     };
   }
@@ -326,8 +332,10 @@ async function disconnect({ keepBanner = false } = {}) {
   state.client = null;
   if (c) { try { await c.close(); } catch { /* closing is best effort */ } }
   Object.assign(state, { token: null, tokenKey: null, online: null, projects: [], projectId: null,
-    info: null, history: [], output: null });
+    info: null, history: [], output: null, lastFile: null, fileDirty: false });
   snapshotData = null;
+  el.editor.value = '';
+  el.filePath.value = 'main.py';
   state.openDirs.clear();
   el.app.dataset.connected = 'false';
   el.app.dataset.project = '';
@@ -393,7 +401,9 @@ async function loadProject() {
   const id = state.projectId;
   renderProject();
   if (!id) return;
-  await Promise.all([loadInfo(id), loadHistory(id), loadFiles(id)]);
+  const reopen = !state.fileDirty && !el.editor.value && state.lastFile;
+  await Promise.all([loadInfo(id), loadHistory(id), loadFiles(id),
+    reopen ? openFile(state.lastFile, { quiet: true }) : null]);
 }
 
 async function loadInfo(id = state.projectId) {
@@ -413,9 +423,9 @@ async function loadInfo(id = state.projectId) {
 async function loadHistory(id = state.projectId) {
   el.history.setAttribute('aria-busy', 'true');
   try {
-    const res = await call((c) => c.getExecutionHistory(id, HISTORY_LIMIT));
+    const res = await call((c) => c.getExecutionHistory(id, HISTORY_FETCH));
     if (id !== state.projectId) return;
-    state.history = asList(res, 'items');
+    state.history = asList(res, 'items').filter((r) => !QUIET_OPS.has(r.op)).slice(0, HISTORY_LIMIT);
     renderHistory();
     saveSnapshotSoon();
   } catch (e) {
@@ -436,6 +446,10 @@ async function listDir(path, id) {
 
 async function loadFiles(id = state.projectId) {
   el.fileTree.setAttribute('aria-busy', 'true');
+  if (!el.fileTree.childElementCount) {
+    el.filesEmpty.hidden = false;
+    el.filesEmpty.textContent = 'Loading files…';
+  }
   try {
     const entries = await listDir(FILE_ROOT, id);
     if (id !== state.projectId) return;
@@ -463,6 +477,8 @@ function paintSnapshot(s) {
   const p = state.projectId ? s.perProject?.[state.projectId] : null;
   state.info = p?.info ?? null;
   state.history = p?.history ?? [];
+  state.lastFile = p?.lastFile ?? null;
+  if (state.lastFile) el.filePath.value = state.lastFile;
   state.output = p?.output ? { ...p.output, chunks: p.output.chunks.slice(), source: 'saved' } : null;
   renderProjects();
   renderProject();
@@ -742,6 +758,11 @@ async function selectProject(id) {
   state.info = saved?.info ?? null;
   state.history = saved?.history ?? [];
   state.output = saved?.output ? { ...saved.output, source: 'saved' } : null;
+  state.lastFile = saved?.lastFile ?? null;
+  state.fileDirty = false;
+  el.editor.value = '';
+  el.editor.readOnly = false;
+  el.filePath.value = state.lastFile ?? 'main.py';
   state.openDirs.clear();
   el.fileTree.textContent = '';
   el.previewWrap.hidden = true;
@@ -766,10 +787,11 @@ async function createProject(id) {
   }
 }
 
-async function openFile(path) {
+// Opens `path` in the editor. quiet: a reopen at start; a failure (e.g. offline) says nothing.
+async function openFile(path, { quiet = false } = {}) {
   if (!state.projectId || !path) return;
   el.filePath.value = path;
-  el.fileStatus.textContent = `Opening ${path}…`;
+  if (!quiet) el.fileStatus.textContent = `Opening ${path}…`;
   try {
     const r = await call((c) => c.readFile(path, state.projectId));
     let content = typeof r === 'string' ? r : r?.content ?? '';
@@ -778,9 +800,11 @@ async function openFile(path) {
     if (binary) content = `(binary file, ${r.size ?? '?'} bytes; not editable here)`;
     el.editor.value = content;
     state.fileDirty = false;
+    state.lastFile = path;
+    saveSnapshotSoon();
     el.fileStatus.textContent = `${path}${binary ? ' (binary, read-only)' : ''}`;
   } catch (e) {
-    el.fileStatus.textContent = `Could not open ${path}: ${errText(e)}`;
+    if (!quiet) el.fileStatus.textContent = `Could not open ${path}: ${errText(e)}`;
   }
 }
 
@@ -793,7 +817,10 @@ async function saveFile() {
     await call((c) => c.writeFile(path, el.editor.value, state.projectId));
     state.fileDirty = false;
     el.fileStatus.textContent = `Saved ${path}`;
+    state.lastFile = path;
+    saveSnapshotSoon();
     loadFiles();
+    loadHistory();
   } catch (e) {
     el.fileStatus.textContent = `Could not save ${path}: ${errText(e)}`;
   } finally {

@@ -1,0 +1,256 @@
+// tests/browser/page.test.mjs: the page (web/) in a real browser against the real system.
+//
+// Debian's Chromium driven by playwright-core, headless, on a fresh profile; a live
+// codecanvas-sandboxd (bubblewrap sandboxes) and codecanvas-worker on 127.0.0.1, the worker
+// serving web/ and the wasm client from build/web. The steps run in order on one profile,
+// as a user would: wrong token, connect, create a project, edit a file, run a command that
+// streams, run it again (cached), reload with the network held back (first paint from
+// IndexedDB), project settings, a dev server preview, worker stopped (offline) and started
+// again (recovery without reload). Nothing sleeps: every wait is for a page state or for an
+// event the test causes. Screenshots of each main state go to tests/out/page/.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const SRC = process.env.CC_SOURCE_DIR ?? path.resolve(import.meta.dirname, '../..');
+const WEB = process.env.CC_WEB_DIR ?? path.join(SRC, 'build/web');
+const OUT = path.join(SRC, 'tests/out/page');
+const require = createRequire(path.join(SRC, 'tests/package.json'));
+const { chromium } = require('playwright-core');
+const { Sandbox } = require('e2b');
+const { startSandboxd } = await import(path.join(SRC, 'tests/lib/sandboxd.mjs'));
+const { startWorker } = await import(path.join(SRC, 'tests/lib/worker.mjs'));
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const WAIT = { timeout: 60_000 };
+
+// A program that prints, then waits until the test creates the file `go` in its sandbox, so the
+// test can look at the page while the command is still running.
+const PROGRAM = [
+  'import os, time',
+  'print("\\x1b[32mstep one\\x1b[0m", flush=True)',
+  'def released():',
+  '    try:',
+  '        return open("go").read().strip()',
+  '    except OSError:',
+  '        return ""',
+  'for _ in range(6000):',
+  '    if released():',
+  '        break',
+  '    time.sleep(0.02)',
+  'print("done:", released() or "gave up")',
+  '',
+].join('\n');
+
+async function shot(page, name) {
+  fs.mkdirSync(OUT, { recursive: true });
+  await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
+}
+
+test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300_000 }, async (t) => {
+  fs.rmSync(OUT, { recursive: true, force: true });
+  const sandboxd = await startSandboxd();
+  t.after(() => sandboxd.stop());
+  // the worker serves the page (web/) and the wasm client (build/web) side by side at /
+  const workerOpts = { sandboxd, args: ['--web', path.join(SRC, 'web'), '--web', WEB] };
+  const first = await startWorker(workerOpts);
+  let worker = first;
+  t.after(async () => { await worker.stop(); first.cleanup(); });
+  const token = worker.token('alice');
+  const origin = worker.url.replace(/\/$/, '');
+
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-chromium-'));
+  t.after(() => fs.rmSync(profile, { recursive: true, force: true }));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 800 },
+  });
+  t.after(() => ctx.close());
+  const page = ctx.pages()[0] ?? await ctx.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  const rpcCalls = [];
+  page.on('request', (r) => { if (r.url().endsWith('/v1/rpc')) rpcCalls.push(r); });
+
+  // The steps build on each other: once one fails, the rest are skipped instead of each
+  // waiting out its timeouts.
+  let failed = null;
+  const step = (name, fn) => t.test(name, async (st) => {
+    if (failed) { st.skip(`after the failure of "${failed}"`); return; }
+    try { await fn(st); } catch (e) {
+      failed = name;
+      await shot(page, `failed-${name.replace(/[^a-z0-9]+/gi, '-')}`).catch(() => {});
+      throw e;
+    }
+  });
+
+  // Writes a file into the project's sandbox through sandboxd with the official SDK: a second
+  // channel the test controls, independent of the worker's per-project queue.
+  async function writeInSandbox(file, content) {
+    const opts = { apiKey: sandboxd.apiKey, apiUrl: sandboxd.url, sandboxUrl: sandboxd.url };
+    const items = await Sandbox.list(opts).nextItems();
+    assert.equal(items.length, 1, 'one sandbox: the project\'s');
+    const sbx = await Sandbox.connect(items[0].sandboxId, opts);
+    await sbx.files.write(file, content);
+  }
+
+  await step('wrong token: a clear message and nothing else', async () => {
+    await page.goto(`${origin}/#token=not-a-real-token`);
+    await page.locator('#banner[data-kind="auth"]').waitFor(WAIT);
+    assert.match(await page.locator('#banner').innerText(), /rejected this token/);
+    assert.equal(await page.locator('#conn').innerText(), 'Wrong token');
+    assert.equal(await page.locator('#app').getAttribute('data-connected'), 'false');
+    assert.equal(await page.locator('.project-btn').count(), 0);
+    assert.ok(await page.locator('#token').isVisible(), 'the token field is offered again');
+    assert.equal(new URL(page.url()).hash, '', 'the token is removed from the address bar');
+    await shot(page, '01-wrong-token');
+  });
+
+  await step('connect and create a project', async () => {
+    await page.locator('#token').fill(token);
+    await page.locator('#token').press('Enter');
+    await page.locator('#conn[data-state="online"]').waitFor(WAIT);
+    assert.ok(await page.locator('#banner').isHidden());
+    await page.locator('#new-project').fill('demo');
+    await page.locator('#new-project').press('Enter');
+    await page.locator('.project-btn[aria-current="true"][data-project="demo"]').waitFor(WAIT);
+    await shot(page, '02-connected');
+  });
+
+  await step('write a file in the editor', async () => {
+    await page.locator('#file-path').fill('main.py');
+    await page.locator('#editor').fill(PROGRAM);
+    await page.locator('#editor').press('Control+s');
+    await page.locator('#file-status', { hasText: 'Saved main.py' }).waitFor(WAIT);
+    await page.locator('#file-tree .tree-file[data-path$="main.py"]').waitFor(WAIT);
+    // read back through the page: clear the editor, open the file from the tree
+    await page.locator('#editor').fill('');
+    await page.locator('#file-tree .tree-file[data-path$="main.py"]').click();
+    await page.locator('#file-status', { hasText: /^[^ ]*main\.py$/ }).waitFor(WAIT);
+    assert.equal(await page.locator('#editor').inputValue(), PROGRAM);
+  });
+
+  await step('run a command: output streams before it ends, history shows its status', async () => {
+    await page.locator('#command').fill('python3 main.py');
+    await page.locator('#command').press('Enter');
+    // the first line is on screen, in colour, while the command is still running
+    await page.locator('#terminal .ansi-fg2', { hasText: 'step one' }).waitFor(WAIT);
+    assert.equal(await page.locator('#run-status').getAttribute('data-status'), 'running');
+    assert.doesNotMatch(await page.locator('#terminal').innerText(), /done:/);
+    await shot(page, '03-streaming');
+    await writeInSandbox('/home/user/go', 'released');
+    await page.locator('#run-status[data-status="success"]').waitFor(WAIT);
+    assert.match(await page.locator('#terminal').innerText(), /step one\ndone: released/);
+    assert.match(await page.locator('#run-status').innerText(), /exit 0/);
+    assert.equal(await page.locator('#run-status .cached').count(), 0);
+    const entry = page.locator('#history .hist-item', { hasText: 'python3 main.py' }).first();
+    await entry.waitFor(WAIT);
+    assert.equal(await entry.getAttribute('data-status'), 'success');
+    assert.match(await entry.innerText(), /exit 0/);
+  });
+
+  await step('run it again: served from the cache and marked cached', async () => {
+    await page.locator('#command').press('Enter');
+    await page.locator('#run-status .cached').waitFor(WAIT);
+    assert.equal(await page.locator('#run-status').getAttribute('data-status'), 'success');
+    assert.match(await page.locator('#terminal').innerText(), /done: released/);
+    await shot(page, '04-cached');
+  });
+
+  await step('reload: history and last output come from IndexedDB before any network answer', async () => {
+    let release;
+    const gate = new Promise((r) => { release = r; });
+    let answered = 0;
+    await page.route('**/v1/rpc', async (route) => {
+      await gate;
+      answered++;
+      await route.continue();
+    });
+    try {
+      await page.reload();
+      await page.locator('#history .hist-item[data-status="success"]', { hasText: 'python3 main.py' }).first().waitFor(WAIT);
+      await page.locator('#terminal', { hasText: 'done: released' }).waitFor(WAIT);
+      await page.locator('.project-btn[aria-current="true"][data-project="demo"]').waitFor(WAIT);
+      assert.equal(answered, 0, 'nothing reached the worker yet');
+      await shot(page, '05-reload-from-cache');
+    } finally {
+      release();
+    }
+    await page.locator('#conn[data-state="online"]').waitFor(WAIT);
+    await page.unroute('**/v1/rpc');
+    assert.ok(answered > 0);
+  });
+
+  await step('project settings', async () => {
+    await page.locator('#set-name').fill('Demo app');
+    await page.locator('#set-port').fill('8000');
+    await page.locator('#set-json').fill('{"framework": "none", "tabs": 4}');
+    await page.locator('#set-json').press('Tab');
+    await page.locator('#settings-btn').click();
+    await page.locator('#settings-status', { hasText: 'Saved.' }).waitFor(WAIT);
+    await page.locator('.project-btn[data-project="demo"]', { hasText: 'Demo app' }).waitFor(WAIT);
+    const res = await fetch(`${origin}/v1/rpc`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ v: 1, id: 't1', op: 'getProject', project: 'demo', args: {} }),
+    }).then((r) => r.json());
+    assert.equal(res.ok, true);
+    assert.equal(res.result.name, 'Demo app');
+    assert.equal(res.result.port, 8000);
+    assert.deepEqual(res.result.settings, { framework: 'none', tabs: 4 });
+  });
+
+  await step('start a dev server and load its preview', async () => {
+    await page.locator('#dev-port').fill('8000');
+    const popupP = ctx.waitForEvent('page', WAIT);
+    await page.locator('#dev-btn').click();
+    const popup = await popupP;
+    await page.locator('#preview-wrap:not([hidden])').waitFor(WAIT);
+    const href = await page.locator('#preview-link').getAttribute('href');
+    assert.match(href, /^http:\/\/8000-[a-z0-9]+\.localhost:\d+\/?$/);
+    await popup.waitForURL(href, WAIT);
+    await popup.locator('a', { hasText: 'main.py' }).waitFor(WAIT); // python's directory listing
+    assert.equal(await popup.evaluate(() => window.opener), null, 'the preview cannot reach the page');
+    await shot(popup, '06-preview');
+    await popup.close();
+    await shot(page, '07-dev-server');
+  });
+
+  await step('worker stopped: offline state with cached data', async () => {
+    await page.evaluate(() => { window.__sameDocument = true; });
+    await worker.stop({ keep: true }); // keep its database for the restart
+    await page.locator('#history-refresh').click();
+    await page.locator('#conn[data-state="offline"]').waitFor(WAIT);
+    assert.match(await page.locator('#banner').innerText(), /Offline/);
+    assert.ok(await page.locator('#history .hist-item', { hasText: 'python3 main.py' }).count() > 0);
+    assert.equal(await page.locator('#set-name').inputValue(), 'Demo app');
+    assert.match(await page.locator('#terminal').innerText(), /done: released/);
+    await shot(page, '08-offline');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot(page, '09-offline-390');
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  await step('worker back: the page recovers without a reload', async () => {
+    // same port (the page's origin) and same database
+    worker = await startWorker({ ...workerOpts, port: first.port, db: first.db });
+    await page.locator('#conn[data-state="online"]').waitFor(WAIT);
+    assert.ok(await page.locator('#banner').isHidden());
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload happened');
+    await page.locator('#command').fill('printf "\\033[1;35mback\\033[0m\\n"');
+    await page.locator('#command').press('Enter');
+    await page.locator('#run-status[data-status="success"]').waitFor(WAIT);
+    await page.locator('#terminal .ansi-fg5.ansi-bold', { hasText: 'back' }).waitFor(WAIT);
+    await shot(page, '10-recovered');
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot(page, '11-narrow-390');
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+  assert.ok(rpcCalls.length > 0);
+});
