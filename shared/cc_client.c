@@ -325,9 +325,14 @@ static void answer(cc_client *c, slot *s, const cc_response *resp, int64_t now_m
     remember(c, s, resp, now_ms);
     done_text(c, s->req, true, resp->result ? print_malloc(resp->result) : strdup("{}"));
   } else {
+    /* The error object as sent (it may carry more than code/message, e.g. the
+     * executionId of the failed operation's record); the decoder validated its fields. */
+    const cJSON *eobj = cJSON_GetObjectItemCaseSensitive(resp->root_, "error");
     const cc_proto_error_info *e = &resp->error;
     done_text(c, s->req, false,
-              error_json(e->code ? e->code : "internal", e->message, e->retryable, e->reason));
+              cJSON_IsObject(eobj) ? print_malloc(eobj)
+                                   : error_json(e->code ? e->code : "internal", e->message,
+                                                e->retryable, e->reason));
   }
 }
 
@@ -479,6 +484,7 @@ release:
   slot_release(s);
 }
 
-cc_status cc_client_seen_generation(cc_client *c, const char *project, int64_t generation) {
-  return cc_client_cache_seen_generation(c->cache, project, generation, NULL);
+cc_status cc_client_seen_generation(cc_client *c, const char *project, int64_t generation,
+                                    bool *changed) {
+  return cc_client_cache_seen_generation(c->cache, project, generation, changed);
 }

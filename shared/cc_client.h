@@ -86,7 +86,9 @@ void cc_client_on_data(cc_client *c, uint32_t req, const char *bytes, size_t len
 void cc_client_on_end(cc_client *c, uint32_t req, int http_status, const char *transport_error,
                       const char *message, int64_t now_ms);
 
-/* Another tab/instance reports a generation for `project` (BroadcastChannel). */
-cc_status cc_client_seen_generation(cc_client *c, const char *project, int64_t generation);
+/* Another tab/instance reports a generation for `project` (BroadcastChannel).  *changed
+ * (may be NULL) tells whether it was newer than what this client had seen. */
+cc_status cc_client_seen_generation(cc_client *c, const char *project, int64_t generation,
+                                    bool *changed);
 
 #endif

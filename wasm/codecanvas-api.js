@@ -15,6 +15,7 @@ export class CodeCanvasError extends Error {
     this.code = info.code;
     this.retryable = !!info.retryable;
     if (info.reason) this.reason = info.reason;
+    if (info.executionId) this.executionId = info.executionId; // the failed op's record
   }
 }
 
@@ -46,7 +47,9 @@ export class CodeCanvas {
   /**
    * Loads a module instance, mounts the cache and says hello to the worker.
    * options: {workerUrl, token, maxStaleMs?, fetch?, persist?, cacheName?,
-   *           requestTimeoutMs?, broadcast?, wasmBinary?, locateFile?}
+   *           requestTimeoutMs?, broadcast?, onGeneration?, wasmBinary?, locateFile?}
+   * onGeneration(projectId, generation, source) runs when this client learns that a
+   * project changed: source "worker" (a response) or "tab" (another tab/instance).
    * An unreachable worker is not an error: the client starts offline and answers reads
    * from the cache (`client.online === false`).  A rejected token is.
    */
@@ -98,6 +101,7 @@ export class CodeCanvas {
     M.ccGeneration = (project, generation) => {
       if (this._channel) this._channel.postMessage({ project, generation });
       this._schedulePersist();
+      if (o.onGeneration) o.onGeneration(project, generation, 'worker');
     };
   }
 
@@ -121,8 +125,10 @@ export class CodeCanvas {
       this._channel.onmessage = (ev) => {
         const d = ev.data || {};
         if (this._closed || typeof d.project !== 'string' || typeof d.generation !== 'number') return;
-        this._withStrings([d.project], (p) => M._cc_wasm_seen_generation(this._h, p, d.generation));
+        const changed = this._withStrings([d.project], (p) => M._cc_wasm_seen_generation(this._h, p, d.generation));
+        if (changed !== 1) return;
         this._schedulePersist();
+        if (o.onGeneration) o.onGeneration(d.project, d.generation, 'tab');
       };
     }
   }

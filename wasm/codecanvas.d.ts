@@ -12,6 +12,8 @@ export class CodeCanvasError extends Error {
   readonly retryable: boolean;
   /** Why a request was rejected (e.g. "bad_path", "too_deep"), when known. */
   readonly reason?: string;
+  /** The record of the failed operation (read it with getExecutionResult), when it has one. */
+  readonly executionId?: string;
 }
 
 export type RecordStatus = 'pending' | 'running' | 'success' | 'failed' | 'error' | 'timeout' | 'canceled';
@@ -89,6 +91,8 @@ export interface ConnectOptions {
   broadcast?: boolean;
   /** Deadline of a non-streaming request in ms (default 30000; 0 = none). */
   requestTimeoutMs?: number;
+  /** Called when this client learns that a project changed (from a response or another tab). */
+  onGeneration?: (projectId: string, generation: number, source: 'worker' | 'tab') => void;
   /** fetch implementation (default globalThis.fetch). */
   fetch?: typeof fetch;
   wasmBinary?: ArrayBuffer | Uint8Array;

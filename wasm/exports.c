@@ -116,10 +116,14 @@ CC_EXPORT void cc_wasm_on_end(uint32_t hid, uint32_t req, int http_status,
   cc_client_on_end(h->client, req, http_status, transport_error, message, (int64_t)now_ms);
 }
 
-/* A generation reported by another tab or instance.  Returns a cc_status (0 = ok). */
+/* A generation reported by another tab or instance.  Returns 1 when it was newer than the
+ * one this client had seen, 0 when not, -1 when the cache failed. */
 CC_EXPORT int cc_wasm_seen_generation(uint32_t hid, const char *project, double generation) {
   handle *h = (handle *)(uintptr_t)hid;
-  return (int)cc_client_seen_generation(h->client, project, (int64_t)generation);
+  bool changed = false;
+  if (cc_client_seen_generation(h->client, project, (int64_t)generation, &changed) != CC_OK)
+    return -1;
+  return changed ? 1 : 0;
 }
 
 /* Decodes a request body with the worker's validation (for the protocol data files).
