@@ -2,6 +2,21 @@
 #include "cc_json_patch.h"
 
 #include <stdbool.h>
+#include <string.h>
+
+/* Deletes every member named `name` of obj after the first (cJSON keeps duplicate keys;
+ * a key the patch touches ends up once, so applying a patch twice changes nothing). */
+static void drop_duplicates(cJSON *obj, const char *name) {
+  cJSON *first = NULL, *next;
+  for (cJSON *c = obj->child; c; c = next) {
+    next = c->next;
+    if (!c->string || strcmp(c->string, name) != 0) continue;
+    if (!first)
+      first = c;
+    else
+      cJSON_Delete(cJSON_DetachItemViaPointer(obj, c));
+  }
+}
 
 /* Applies an object patch to the object obj in place, keeping the position of keys that
  * stay; depth is the nesting level of patch. */
@@ -9,6 +24,7 @@ static cc_status merge_object(cJSON *obj, const cJSON *patch, int depth) {
   if (depth > CC_JSON_PATCH_MAX_DEPTH) return CC_BAD_REQUEST;
   for (const cJSON *m = patch->child; m; m = m->next) {
     if (!m->string) return CC_BAD_REQUEST;
+    drop_duplicates(obj, m->string);
     if (cJSON_IsNull(m)) {
       cJSON_DeleteItemFromObjectCaseSensitive(obj, m->string);
       continue;

@@ -56,6 +56,17 @@ static void nested_merge_null_delete_array_replace(void) {
   expect(meta, "{}", meta);
 }
 
+/* cJSON keeps duplicate keys; a key the patch touches ends up once (so patches stay
+ * idempotent), keys it does not touch are left alone. */
+static void duplicate_keys(void) {
+  expect("{\"a\":1,\"a\":2,\"b\":0}", "{\"a\":null}", "{\"b\":0}");
+  expect("{\"a\":1,\"a\":2}", "{\"a\":3}", "{\"a\":3}");
+  expect("{\"a\":{\"x\":1},\"a\":{\"y\":2}}", "{\"a\":{\"z\":3}}", "{\"a\":{\"x\":1,\"z\":3}}");
+  /* In a patch, later members win. */
+  expect("{}", "{\"a\":1,\"a\":null}", "{}");
+  expect("{}", "{\"a\":null,\"a\":1}", "{\"a\":1}");
+}
+
 static void absent_target(void) {
   expect("", "{\"a\":{\"b\":null,\"c\":1}}", "{\"a\":{\"c\":1}}");
   expect("", "[1]", "[1]");
@@ -108,6 +119,7 @@ static void too_deep_and_null_patch(void) {
 int main(void) {
   RUN(rfc7386_appendix_a);
   RUN(nested_merge_null_delete_array_replace);
+  RUN(duplicate_keys);
   RUN(absent_target);
   RUN(inputs_untouched_and_order_kept);
   RUN(too_deep_and_null_patch);
