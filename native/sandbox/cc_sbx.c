@@ -216,7 +216,7 @@ struct cc_sbx {
   cc_sbx_cg cg;
   /* launch inputs (built by the caller, consumed by the I/O thread) */
   char **argv;
-  int child_sock, passwd_fd, group_fd, resolv_fd, agent_fd;
+  int child_sock, passwd_fd, group_fd, resolv_fd, agent_fd, seccomp_fd;
   cc_sbx *next_launch, *next, *next_dead;
 };
 
@@ -237,6 +237,8 @@ struct cc_sbx_runtime {
   uint32_t host_uid;
   unsigned char *agent_bytes;
   size_t agent_len;
+  void *seccomp; /* struct sock_filter[] */
+  size_t seccomp_len;
 };
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -563,7 +565,7 @@ static void teardown(cc_sbx *sbx) {
 
 static void close_launch_fds(cc_sbx *sbx) {
   int *fds[] = {&sbx->child_sock, &sbx->passwd_fd, &sbx->group_fd, &sbx->resolv_fd,
-                &sbx->agent_fd};
+                &sbx->agent_fd, &sbx->seccomp_fd};
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
     if (*fds[i] >= 0) close(*fds[i]), *fds[i] = -1;
 }
@@ -586,7 +588,8 @@ static void child_exec(const char *path, char **argv, char **envp, const cc_sbx_
     if (syscall(SYS_setresuid, uid, uid, uid) != 0) _exit(122);
   }
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  int hi[8];
+  int hi[16];
+  if (n > 16) _exit(123);
   for (int i = 0; i < n; i++) {
     hi[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 64) : -1;
     if (src[i] >= 0 && hi[i] < 0) _exit(123);
@@ -610,8 +613,8 @@ static void launch(cc_sbx_runtime *rt, cc_sbx *sbx) {
     goto failed;
   }
   int src[] = {devnull, devnull, errp[1], sbx->child_sock, sbx->passwd_fd, sbx->group_fd,
-               sbx->agent_fd, sbx->resolv_fd};
-  int dst[] = {0, 1, 2, 3, 4, 5, 6, 7};
+               sbx->agent_fd, sbx->seccomp_fd, sbx->resolv_fd};
+  int dst[] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
   bool drop = rt->info.root;
   /* Fork under the sandbox lock so cc_sbx_kill sees either kill_requested first (and we do
    * not launch) or a bwrap_pid it can kill. */
@@ -624,7 +627,7 @@ static void launch(cc_sbx_runtime *rt, cc_sbx *sbx) {
   pid_t pid = fork();
   if (pid == 0)
     child_exec(rt->info.bwrap, sbx->argv, envp, &sbx->cg, rt->host_uid, drop, src, dst,
-               sbx->resolv_fd >= 0 ? 8 : 7);
+               sbx->resolv_fd >= 0 ? 9 : 8);
   if (pid < 0) {
     pthread_mutex_unlock(&sbx->lock);
     snprintf(sbx->why, sizeof sbx->why, "fork: %s", strerror(errno));
@@ -936,7 +939,8 @@ static char **build_argv(cc_sbx_runtime *rt, const cc_sbx_limits *lim, bool reso
   A("--ro-bind"), A("/etc"), A("/etc");
   A("--ro-bind-data"), A("4"), A("/etc/passwd");
   A("--ro-bind-data"), A("5"), A("/etc/group");
-  if (resolv) A("--ro-bind-data"), A("7"), A("/etc/resolv.conf");
+  if (rt->seccomp_len) A("--seccomp"), A("7");
+  if (resolv) A("--ro-bind-data"), A("8"), A("/etc/resolv.conf");
   A("--proc"), A("/proc"), A("--dev"), A("/dev");
   A("--size"), A("16777216"), A("--tmpfs"), A("/dev/shm"); /* capped like the other tmpfs */
   A("--remount-ro"), A("/dev"); /* device nodes still work; no files can be created there */
@@ -974,18 +978,26 @@ static int data_pipe(const char *data) {
   return p[0];
 }
 
-/* A fresh memfd holding the agent binary (read once at runtime_new). */
-static int agent_memfd(cc_sbx_runtime *rt) {
-  int fd = memfd_create("cc-agent", MFD_CLOEXEC);
+/* A fresh memfd holding bytes, positioned at 0 (bwrap reads it to EOF). */
+static int memfd_with(const char *name, const void *bytes, size_t len) {
+  int fd = memfd_create(name, MFD_CLOEXEC);
   if (fd < 0) return -1;
   size_t off = 0;
-  while (off < rt->agent_len) {
-    ssize_t k = write(fd, rt->agent_bytes + off, rt->agent_len - off);
+  while (off < len) {
+    ssize_t k = write(fd, (const char *)bytes + off, len - off);
     if (k <= 0) return close(fd), -1;
     off += (size_t)k;
   }
   lseek(fd, 0, SEEK_SET);
   return fd;
+}
+
+/* The agent binary (read once at runtime_new). */
+static int agent_memfd(cc_sbx_runtime *rt) { return memfd_with("cc-agent", rt->agent_bytes, rt->agent_len); }
+
+/* The seccomp program; -1 when the architecture has none (then bwrap gets no --seccomp). */
+static int seccomp_memfd(cc_sbx_runtime *rt) {
+  return rt->seccomp_len ? memfd_with("cc-seccomp", rt->seccomp, rt->seccomp_len) : -1;
 }
 
 static const char PASSWD[] = "root:x:0:0:root:/root:/bin/bash\n"
@@ -999,15 +1011,16 @@ static bool probe_bwrap(cc_sbx_runtime *rt, char *why, size_t cap) {
   char **argv = build_argv(rt, &rt->cfg.limits, false, "/usr/bin/true");
   if (!argv) return snprintf(why, cap, "out of memory"), false;
   int errp[2];
-  int pw = data_pipe(PASSWD), gr = data_pipe(GROUP), ag = agent_memfd(rt);
+  int pw = data_pipe(PASSWD), gr = data_pipe(GROUP), ag = agent_memfd(rt), sc = seccomp_memfd(rt);
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   bool ok = false;
-  if (pw >= 0 && gr >= 0 && ag >= 0 && devnull >= 0 && pipe2(errp, O_CLOEXEC) == 0) {
+  if (pw >= 0 && gr >= 0 && ag >= 0 && (sc >= 0 || !rt->seccomp_len) && devnull >= 0 &&
+      pipe2(errp, O_CLOEXEC) == 0) {
     char *envp[] = {"PATH=" SANDBOX_PATH, NULL};
-    int src[] = {devnull, devnull, errp[1], devnull, pw, gr, ag};
-    int dst[] = {0, 1, 2, 3, 4, 5, 6};
+    int src[] = {devnull, devnull, errp[1], devnull, pw, gr, ag, sc};
+    int dst[] = {0, 1, 2, 3, 4, 5, 6, 7};
     pid_t pid = fork();
-    if (pid == 0) child_exec(rt->info.bwrap, argv, envp, NULL, rt->host_uid, rt->info.root, src, dst, 7);
+    if (pid == 0) child_exec(rt->info.bwrap, argv, envp, NULL, rt->host_uid, rt->info.root, src, dst, 8);
     close(errp[1]);
     char msg[300] = "";
     size_t off = 0;
@@ -1030,6 +1043,7 @@ static bool probe_bwrap(cc_sbx_runtime *rt, char *why, size_t cap) {
   if (pw >= 0) close(pw);
   if (gr >= 0) close(gr);
   if (ag >= 0) close(ag);
+  if (sc >= 0) close(sc);
   if (devnull >= 0) close(devnull);
   for (char **a = argv; *a; a++) free(*a);
   free(argv);
@@ -1113,6 +1127,7 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
     goto fail;
   }
   rt->info.cgroup = rt->cg.mode;
+  rt->seccomp = cc_sbx_seccomp_program(&rt->seccomp_len);
   if (!probe_bwrap(rt, why, sizeof why)) {
     st = fail(err, CC_SBX_ERR_SYSTEM, EPERM, "%s", why);
     goto fail;
@@ -1129,7 +1144,7 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
   }
   int rn = snprintf(rt->info.report, sizeof rt->info.report,
            "sandbox runtime: %s (sandbox user 1000 = host uid %u), bubblewrap %s, agent %s; "
-           "limits: %s%.300s; egress: %s%s",
+           "limits: %s%.300s; egress: %s%s; seccomp: %s",
            rt->info.root ? "root" : "unprivileged", rt->host_uid, rt->info.bwrap, rt->info.agent,
            rt->cg.mode == CC_SBX_CGROUP_V1   ? "cgroup v1 (memory, pids, cpu, freezer)"
            : rt->cg.mode == CC_SBX_CGROUP_V2 ? "cgroup v2 (memory, pids, cpu)"
@@ -1137,7 +1152,9 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
            rt->cg.mode == CC_SBX_CGROUP_NONE ? cgwhy : "",
            rt->info.egress_available ? "slirp4netns " : "NONE (slirp4netns not installed): "
                                                         "sandboxes have loopback only",
-           rt->info.egress_available ? rt->slirp : "");
+           rt->info.egress_available ? rt->slirp : "",
+           rt->seccomp_len ? "deny list (keyrings, bpf, perf, io_uring, mounts, namespaces...)"
+                           : "NONE (no filter for this architecture)");
   (void)rn; /* a report longer than the buffer is cut */
   *out = rt;
   if (err) memset(err, 0, sizeof *err);
@@ -1176,6 +1193,7 @@ void cc_sbx_runtime_free(cc_sbx_runtime *rt) {
   free(rt->state_dir);
   free(rt->prefix);
   free(rt->agent_bytes);
+  free(rt->seccomp);
   free(rt);
 }
 
@@ -1248,6 +1266,7 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
   pthread_condattr_destroy(&ca);
   sbx->sock = sbx->bwrap_pidfd = sbx->bwrap_errfd = -1;
   sbx->child_sock = sbx->passwd_fd = sbx->group_fd = sbx->resolv_fd = sbx->agent_fd = -1;
+  sbx->seccomp_fd = -1;
   for (int i = 0; i < CC_SBX_CG_NCTRL; i++) sbx->cg.procs_fd[i] = -1;
   sbx->t_sock = (tag){TAG_SOCK, sbx};
   sbx->t_pidfd = (tag){TAG_PIDFD, sbx};
@@ -1291,7 +1310,9 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
   sbx->group_fd = data_pipe(GROUP);
   if (sbx->egress) sbx->resolv_fd = data_pipe("nameserver 10.0.2.3\n");
   sbx->agent_fd = agent_memfd(rt);
-  if (!sbx->argv || sbx->passwd_fd < 0 || sbx->group_fd < 0 || sbx->agent_fd < 0 || (sbx->egress && sbx->resolv_fd < 0) ||
+  sbx->seccomp_fd = seccomp_memfd(rt);
+  if (!sbx->argv || sbx->passwd_fd < 0 || sbx->group_fd < 0 || sbx->agent_fd < 0 ||
+      (rt->seccomp_len && sbx->seccomp_fd < 0) || (sbx->egress && sbx->resolv_fd < 0) ||
       socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) {
     st = fail(err, CC_SBX_ERR_SYSTEM, errno, "cannot prepare sandbox: %s", strerror(errno));
     goto fail_unregistered;

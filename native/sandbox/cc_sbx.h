@@ -16,7 +16,12 @@
  * holds .E2B_SANDBOX, .E2B_SANDBOX_ID, .E2B_TEMPLATE_ID.  Only loopback networking unless
  * egress was asked for AND slirp4netns is installed (started with --disable-host-loopback).
  * Memory, process count and CPU are capped by a cgroup per sandbox (v1 memory/pids/cpu/
- * freezer controllers when mounted, else cgroup v2).  Details: docs/sandboxd.md "Isolation".
+ * freezer controllers when mounted, else cgroup v2); a seccomp deny list narrows the syscalls.
+ * Details: docs/sandboxd.md "Isolation".
+ *
+ * Host resources: each live sandbox holds 2 host fds (agent socket, bwrap pidfd), each
+ * running process 2-3 (its pipes), each subscription 1 (an eventfd); a server with many
+ * sandboxes should raise RLIMIT_NOFILE.
  *
  * Threading: every function is thread-safe (a registry lock in the runtime, a mutex per
  * sandbox, a mutex per process).  No call blocks on another sandbox.  Calls that may block

@@ -53,4 +53,8 @@ bool cc_sbx_wire_decode_entry(const unsigned char *buf, size_t len, size_t *off,
 /* Go's FileMode.String() of a st_mode ("-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx"). */
 void cc_sbx_wire_mode_string(uint32_t mode, char out[16]);
 
+/* cc_sbx_seccomp.c: the sandbox's seccomp program (struct sock_filter[], *len bytes), for
+ * bwrap --seccomp.  NULL with *len = 0 on an architecture without a filter; free() it. */
+void *cc_sbx_seccomp_program(size_t *len);
+
 #endif

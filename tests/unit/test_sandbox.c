@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -586,6 +587,25 @@ static void concurrent_callers_and_kill_during_streaming(void) {
   cc_sbx_release(s);
 }
 
+/* The seccomp deny list is active: keyrings fail with EPERM, io_uring with ENOSYS, while a
+ * normal toolchain (node) still runs. */
+static void seccomp_denies_kernel_attack_surface(void) {
+  cc_sbx *s = make("seccomp");
+  if (!s) return;
+  char script[512];
+  snprintf(script, sizeof script,
+           "grep '^Seccomp:' /proc/self/status; python3 -c \"\nimport ctypes, os\n"
+           "l = ctypes.CDLL(None, use_errno=True)\n"
+           "print(l.syscall(%d, 0, 0, 0, 0), ctypes.get_errno() == %d)\n"
+           "print(l.syscall(%d, 0, 0), ctypes.get_errno() == %d)\"; node -e 'console.log(6*7)'",
+           SYS_keyctl, EPERM, SYS_io_uring_setup, ENOSYS);
+  result r;
+  CHECK_INT(run(s, script, &r), CC_OK);
+  CHECK_STR(r.out, "Seccomp:\t2\n-1 True\n-1 True\n42\n");
+  cc_sbx_release(s);
+  cc_sbx_kill(rt, "seccomp");
+}
+
 int main(void) {
   snprintf(state_dir, sizeof state_dir, "/tmp/cc-sbx-test-XXXXXX");
   if (!mkdtemp(state_dir)) return 1;
@@ -611,6 +631,7 @@ int main(void) {
   RUN(no_host_loopback_but_ports_are_reachable_through_the_agent);
   RUN(end_arrives_after_throttled_exit_with_lingering_child);
   RUN(concurrent_callers_and_kill_during_streaming);
+  RUN(seccomp_denies_kernel_attack_surface);
   cc_sbx_runtime_free(rt);
   rmdir(state_dir);
   return CC_TEST_DONE();
