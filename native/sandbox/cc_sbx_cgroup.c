@@ -17,6 +17,7 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -123,6 +124,35 @@ static void base_dir(const char *mnt, const char *own, char *out, size_t cap) {
   else snprintf(out, cap, "%s", mnt);
 }
 
+/* Removes what a runtime that died without cleaning up (sandboxd SIGKILLed) left in base:
+ * "codecanvas-<pid>" dirs whose pid is gone, and their (by then empty) sandbox dirs. */
+static void remove_stale(const char *base) {
+  DIR *d = opendir(base);
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    int pid;
+    char tail;
+    if (sscanf(de->d_name, "codecanvas-%d%c", &pid, &tail) != 1 || pid <= 0) continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    char dir[CC_SBX_CG_PATH];
+    snprintf(dir, sizeof dir, "%s/%s", base, de->d_name);
+    DIR *sd = opendir(dir);
+    if (sd) {
+      struct dirent *se;
+      while ((se = readdir(sd)))
+        if (se->d_type == DT_DIR && strcmp(se->d_name, ".") && strcmp(se->d_name, "..")) {
+          char sub[CC_SBX_CG_PATH];
+          snprintf(sub, sizeof sub, "%s/%s", dir, se->d_name);
+          rmdir(sub); /* fails (EBUSY) if a task still lives there: then it stays */
+        }
+      closedir(sd);
+    }
+    rmdir(dir);
+  }
+  closedir(d);
+}
+
 static bool make_dir(const char *p, char *why, size_t whycap) {
   if (mkdir(p, 0755) == 0 || errno == EEXIST) return true;
   snprintf(why, whycap, "cannot create %s: %s", p, strerror(errno));
@@ -145,6 +175,7 @@ bool cc_sbx_cg_probe(cc_sbx_cg_root *root, const char *prefix, char *why, size_t
     }
     own_path(v1_ctrl[i], own, sizeof own);
     base_dir(mnt, own, base, sizeof base);
+    remove_stale(base);
     int n = snprintf(root->dir[i], sizeof root->dir[i], "%s/%s", base, prefix);
     if (n >= (int)sizeof root->dir[i] || !make_dir(root->dir[i], why1, sizeof why1)) {
       v1 = false;
@@ -161,6 +192,7 @@ bool cc_sbx_cg_probe(cc_sbx_cg_root *root, const char *prefix, char *why, size_t
   if (find_mount(NULL, mnt, sizeof mnt)) {
     own_path(NULL, own, sizeof own);
     base_dir(mnt, own, base, sizeof base);
+    remove_stale(base);
     char ctl[512];
     if (read_file(base, "cgroup.controllers", ctl, sizeof ctl) < 0 || !strstr(ctl, "memory") ||
         !strstr(ctl, "pids")) {

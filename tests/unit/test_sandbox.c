@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 
 static cc_sbx_runtime *rt;
 static char state_dir[64];
+static char orphan_cgroup[256];
 
 /* Collected result of one command. */
 typedef struct {
@@ -606,6 +608,59 @@ static void seccomp_denies_kernel_attack_surface(void) {
   cc_sbx_kill(rt, "seccomp");
 }
 
+/* sandboxd dies (SIGKILL, no cleanup): every process of its sandboxes dies with it, and the
+ * next runtime removes the cgroups it left.  Runs first, before this process has threads, so
+ * the forked "sandboxd" is an ordinary single-threaded child. */
+static void everything_dies_with_the_server(void) {
+  int pp[2];
+  CHECK(pipe(pp) == 0);
+  pid_t server = fork();
+  if (server == 0) {
+    close(pp[0]);
+    cc_sbx_config cfg;
+    cc_sbx_config_init(&cfg);
+    cfg.state_dir = state_dir;
+    cc_sbx_runtime *r2;
+    if (cc_sbx_runtime_new(&cfg, &r2, NULL) != CC_OK) _exit(1);
+    cc_sbx_create_opts o = {.id = "orphan"};
+    cc_sbx *s;
+    if (cc_sbx_create(r2, &o, &s, NULL) != CC_OK) _exit(1);
+    uint32_t pid;
+    cc_sbx_sub *sub;
+    if (start(s, "echo ready; exec sleep 1000", false, 0, &pid, &sub) != CC_OK) _exit(1);
+    wait_stdout(sub);
+    cc_sbx_info info;
+    cc_sbx_get_info(s, &info);
+    int pids[64];
+    int n = read_pids(info.cgroup, pids, 64);
+    if (write(pp[1], &n, sizeof n) != sizeof n || write(pp[1], pids, sizeof(int) * (size_t)n) < 0 ||
+        write(pp[1], info.cgroup, sizeof info.cgroup) < 0)
+      _exit(1);
+    for (;;) pause();
+  }
+  close(pp[1]);
+  int n = 0, pids[64];
+  char cgroup[256] = "";
+  CHECK(read(pp[0], &n, sizeof n) == sizeof n);
+  CHECK(n >= 3 && n <= 64);
+  if (n < 0 || n > 64) n = 0;
+  CHECK(read(pp[0], pids, sizeof(int) * (size_t)n) == (ssize_t)(sizeof(int) * (size_t)n));
+  CHECK(read(pp[0], cgroup, sizeof cgroup) == sizeof cgroup);
+  close(pp[0]);
+  kill(server, SIGKILL);
+  waitpid(server, NULL, 0);
+  /* Wait (pidfd, bounded) for each sandbox process to exit. */
+  for (int i = 0; i < n; i++) {
+    int fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+    if (fd < 0) continue; /* already gone */
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&pf, 1, 20000) == 1);
+    close(fd);
+  }
+  /* The cgroup the dead server left is removed by the next runtime (created in main). */
+  snprintf(orphan_cgroup, sizeof orphan_cgroup, "%s", cgroup);
+}
+
 int main(void) {
   snprintf(state_dir, sizeof state_dir, "/tmp/cc-sbx-test-XXXXXX");
   if (!mkdtemp(state_dir)) return 1;
@@ -613,6 +668,7 @@ int main(void) {
   cc_sbx_config_init(&cfg);
   cfg.state_dir = state_dir;
   cfg.sub_queue_bytes = 64 * 1024; /* small: back-pressure happens in every test */
+  RUN(everything_dies_with_the_server);
   cc_sbx_err err;
   if (cc_sbx_runtime_new(&cfg, &rt, &err) != CC_OK) {
     fprintf(stderr, "runtime: %s\n", err.msg);
@@ -621,6 +677,8 @@ int main(void) {
   cc_sbx_runtime_info info;
   cc_sbx_runtime_get_info(rt, &info);
   printf("%s\n", info.report);
+  struct stat cst;
+  CHECK(orphan_cgroup[0] && stat(orphan_cgroup, &cst) != 0); /* stale cgroup removed */
   RUN(runs_a_command_with_output_and_exit_code);
   RUN(env_and_cwd_follow_envd);
   RUN(stdin_signal_deadline_and_list);
