@@ -111,8 +111,8 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
   });
 
   await step('connect and create a project', async () => {
-    await page.locator('#token').fill(token);
-    await page.locator('#token').press('Enter');
+    await page.getByLabel('Token').fill(token); // controls are found by their labels
+    await page.getByLabel('Token').press('Enter');
     await page.locator('#conn[data-state="online"]').waitFor(WAIT);
     assert.ok(await page.locator('#banner').isHidden());
     await page.locator('#new-project').fill('demo');
@@ -122,9 +122,9 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
   });
 
   await step('write a file in the editor', async () => {
-    await page.locator('#file-path').fill('main.py');
-    await page.locator('#editor').fill(PROGRAM);
-    await page.locator('#editor').press('Control+s');
+    await page.getByLabel('File', { exact: true }).fill('main.py');
+    await page.getByLabel('File content').fill(PROGRAM);
+    await page.getByLabel('File content').press('Control+s');
     await page.locator('#file-status', { hasText: 'Saved main.py' }).waitFor(WAIT);
     await page.locator('#file-tree .tree-file[data-path$="main.py"]').waitFor(WAIT);
     // read back through the page: clear the editor, open the file from the tree
@@ -135,8 +135,8 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
   });
 
   await step('run a command: output streams before it ends, history shows its status', async () => {
-    await page.locator('#command').fill('python3 main.py');
-    await page.locator('#command').press('Enter');
+    await page.getByLabel('Command', { exact: true }).fill('python3 main.py');
+    await page.getByLabel('Command', { exact: true }).press('Enter');
     // the first line is on screen, in colour, while the command is still running
     await page.locator('#terminal .ansi-fg2', { hasText: 'step one' }).waitFor(WAIT);
     assert.equal(await page.locator('#run-status').getAttribute('data-status'), 'running');
@@ -246,9 +246,31 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await page.locator('#run-status[data-status="success"]').waitFor(WAIT);
     await page.locator('#terminal .ansi-fg5.ansi-bold', { hasText: 'back' }).waitFor(WAIT);
     await shot(page, '10-recovered');
+  });
+
+  await step('390 px wide: one column, nothing wider than the screen', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
+    const widths = await page.evaluate(() => ({
+      doc: document.documentElement.scrollWidth,
+      terminal: document.getElementById('terminal').getBoundingClientRect().width,
+      history: document.getElementById('history').getBoundingClientRect().width,
+    }));
+    assert.ok(widths.doc <= 390, `page is ${widths.doc} px wide`);
+    assert.ok(widths.terminal > 300 && widths.history > 300, JSON.stringify(widths));
     await shot(page, '11-narrow-390');
     await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  await step('delete a project', async () => {
+    await page.getByLabel('New project id').fill('scratch');
+    await page.getByLabel('New project id').press('Enter');
+    await page.locator('.project-btn[aria-current="true"][data-project="scratch"]').waitFor(WAIT);
+    await page.getByRole('button', { name: 'Delete project scratch' }).click();
+    await page.getByRole('group', { name: 'Confirm deleting scratch' }).getByRole('button', { name: 'Delete' }).click();
+    await page.locator('.project-btn[data-project="scratch"]').waitFor({ state: 'detached', ...WAIT });
+    await page.locator('.project-btn[aria-current="true"][data-project="demo"]').waitFor(WAIT);
+    const res = await worker.rpc(token, { op: 'listProjects', args: {} });
+    assert.deepEqual(res.body.result.projects.map((p) => p.projectId), ['demo']);
   });
 
   assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
