@@ -1,0 +1,120 @@
+// scripts/bench worker: codecanvas-worker throughput and latency, each beside a baseline
+// measured in the same run (Release build from CC_BIN_DIR, everything on 127.0.0.1).
+//
+//   1. cached exec at 64 connections (wrk + Lua, 2 threads): requests/s and p50/p99,
+//      beside GET /healthz at the same concurrency (the HTTP floor of the same server);
+//   2. uncached `exec true` through the worker (useCache:false, sequential) beside the
+//      official e2b SDK running `true` against codecanvas-sandboxd directly: p50/p95 and the
+//      worker's overhead at p50;
+//   3. getHistory of 1000 records (limit 1000) p50/p95, beside getHistory with limit 1.
+//
+// Targets (issue 4): >= 10,000 cached exec/s on 2 cores with p99 < 5 ms; overhead over the
+// direct SDK path <= 2 ms at p50; history of 1000 in < 5 ms.
+// Options: --seconds N (wrk duration, default 10), --records N (default 1000).
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { startSandboxd } from '../../tests/lib/sandboxd.mjs';
+import { startWorker } from '../../tests/lib/worker.mjs';
+
+const require = createRequire(join(process.env.CC_SOURCE_DIR ?? process.cwd(), 'tests', 'package.json'));
+const { Sandbox } = require('e2b');
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const SECONDS = arg('--seconds', 10);
+const RECORDS = arg('--records', 1000);
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const ms = (x) => `${x.toFixed(2)} ms`;
+
+function wrk(url, luaBody, token, conns) {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-bench-'));
+  const script = join(dir, 'req.lua');
+  writeFileSync(
+    script,
+    luaBody
+      ? `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n` +
+          `wrk.headers["Authorization"] = "Bearer ${token}"\nwrk.body = '${luaBody}'\n` +
+          `done = function(summary, latency, requests)\n` +
+          `  io.write(string.format("CC p50=%d p99=%d errors=%d non2xx=%d\\n", latency:percentile(50), latency:percentile(99), ` +
+          `summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status))\nend\n`
+      : `done = function(summary, latency, requests)\n` +
+          `  io.write(string.format("CC p50=%d p99=%d errors=%d non2xx=%d\\n", latency:percentile(50), latency:percentile(99), ` +
+          `summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.errors.status))\nend\n`,
+  );
+  const out = execFileSync('wrk', ['-t2', `-c${conns}`, `-d${SECONDS}s`, '-s', script, url], { encoding: 'utf8' });
+  rmSync(dir, { recursive: true, force: true });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
+  const m = /CC p50=(\d+) p99=(\d+) errors=(\d+) non2xx=(\d+)/.exec(out);
+  return { rps, p50: Number(m[1]) / 1000, p99: Number(m[2]) / 1000, errors: Number(m[3]) + Number(m[4]) };
+}
+
+async function timed(fn) {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+const sd = await startSandboxd({ args: ['--no-internet'] });
+const logDir = mkdtempSync(join(tmpdir(), 'cc-bench-log-'));
+const wk = await startWorker({ sandboxd: sd, args: ['--rate-limit', '0', '--access-log', join(logDir, 'access.log')] });
+try {
+  const tok = wk.token('bench');
+  console.log(`worker bench: ${SECONDS} s per wrk run, ${RECORDS} records; cores: ${execFileSync('nproc', { encoding: 'utf8' }).trim()}; access log to a file`);
+
+  // 1. cached exec vs /healthz
+  const warm = await wk.rpc(tok, { op: 'exec', project: 'cached', args: { cmd: 'echo cached' } });
+  if (warm.status !== 200) throw new Error(warm.text);
+  const cached = wrk(`${wk.url}/v1/rpc`, '{"v":1,"id":"b","op":"exec","project":"cached","args":{"cmd":"echo cached"}}', tok, 64);
+  const health = wrk(`${wk.url}/healthz`, null, null, 64);
+  console.log('\n1. cached exec at 64 connections (wrk -t2 -c64)');
+  console.log(`   cached exec      ${cached.rps.toFixed(0).padStart(7)} req/s   p50 ${ms(cached.p50)}   p99 ${ms(cached.p99)}   errors ${cached.errors}   (target >= 10000 req/s, p99 < 5 ms)`);
+  console.log(`   GET /healthz     ${health.rps.toFixed(0).padStart(7)} req/s   p50 ${ms(health.p50)}   p99 ${ms(health.p99)}   (baseline: same server, no auth/store)`);
+
+  // 2. uncached exec true: worker vs the official SDK straight to sandboxd
+  const w = [];
+  for (let i = 0; i < 20; i++) await wk.rpc(tok, { op: 'exec', project: 'hist', args: { cmd: 'true', useCache: false } });
+  for (let i = 0; i < RECORDS - 20; i++) {
+    w.push(await timed(async () => {
+      const r = await wk.rpc(tok, { op: 'exec', project: 'hist', args: { cmd: 'true', useCache: false } });
+      if (r.status !== 200) throw new Error(r.text);
+    }));
+  }
+  const sbx = await Sandbox.create({ apiKey: sd.apiKey, apiUrl: sd.url, sandboxUrl: sd.url });
+  const s = [];
+  for (let i = 0; i < 20; i++) await sbx.commands.run('true');
+  const N = Math.min(300, RECORDS);
+  for (let i = 0; i < N; i++) s.push(await timed(() => sbx.commands.run('true')));
+  await sbx.kill();
+  console.log('\n2. uncached `exec true`, sequential');
+  console.log(`   through worker   p50 ${ms(pct(w, 50))}   p95 ${ms(pct(w, 95))}   (n=${w.length}; auth, record, cache write, sandbox)`);
+  console.log(`   e2b SDK direct   p50 ${ms(pct(s, 50))}   p95 ${ms(pct(s, 95))}   (n=${s.length}; official e2b ${require('e2b/package.json').version} -> sandboxd)`);
+  console.log(`   worker overhead  p50 ${ms(pct(w, 50) - pct(s, 50))}   (target <= 2 ms)`);
+
+  // 3. getHistory of 1000 records
+  const h1000 = [];
+  const h1 = [];
+  let count = 0;
+  for (let i = 0; i < 60; i++) {
+    h1000.push(await timed(async () => {
+      const r = await wk.rpc(tok, { op: 'getHistory', project: 'hist', args: { limit: 1000 } });
+      count = r.body.result.items.length;
+    }));
+    h1.push(await timed(() => wk.rpc(tok, { op: 'getHistory', project: 'hist', args: { limit: 1 } })));
+  }
+  console.log(`\n3. getHistory, ${count} records in the page`);
+  console.log(`   limit 1000       p50 ${ms(pct(h1000, 50))}   p95 ${ms(pct(h1000, 95))}   (target < 5 ms)`);
+  console.log(`   limit 1          p50 ${ms(pct(h1, 50))}   p95 ${ms(pct(h1, 95))}   (baseline)`);
+} finally {
+  await wk.stop();
+  await sd.stop();
+  rmSync(logDir, { recursive: true, force: true });
+}
