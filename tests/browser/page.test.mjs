@@ -248,6 +248,22 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await shot(page, '10-recovered');
   });
 
+  await step('Esc stops a running command', async () => {
+    const cmd = page.getByLabel('Command', { exact: true });
+    await cmd.fill('echo waiting; exec sleep 300');
+    await cmd.press('Enter');
+    await page.locator('#terminal', { hasText: 'waiting' }).waitFor(WAIT);
+    assert.equal(await page.locator('#run-status').getAttribute('data-status'), 'running');
+    await cmd.press('Escape');
+    await page.locator('#run-status[data-status="canceled"]').waitFor(WAIT);
+    assert.ok(await page.locator('#run-btn').isEnabled(), 'the command box is free again');
+    // the next command runs at once: the canceled one no longer holds the project's queue
+    await cmd.fill('echo next');
+    await cmd.press('Enter');
+    await page.locator('#run-status[data-status="success"]').waitFor(WAIT);
+    assert.match(await page.locator('#terminal').innerText(), /\$ echo next\nnext/);
+  });
+
   await step('390 px wide: one column, nothing wider than the screen', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     const widths = await page.evaluate(() => ({
