@@ -187,6 +187,7 @@ static const char *doc_kind(cc_proto_op op) {
 static bool local_exec_hit(cc_client *c, uint32_t req, const char *project, const char *key,
                            int64_t now_ms) {
   char *stored = NULL;
+  if (c->opt.max_stale_ms <= 0) return false; /* local hits disabled */
   if (cc_client_cache_exec_get(c->cache, project, key, now_ms, c->opt.max_stale_ms, &stored) !=
       CC_OK)
     return false;

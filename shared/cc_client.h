@@ -46,7 +46,7 @@ typedef struct {
 } cc_client_io;
 
 typedef struct {
-  int64_t max_stale_ms; /* local exec hits younger than this; default 3600000 (1 h) */
+  int64_t max_stale_ms; /* local exec hits younger than this; default 3600000 (1 h); 0 = none */
   int max_in_flight;    /* requests started and not yet ended; default 64 */
   cc_proto_limits proto; /* zeroed = cc_proto_limits_default() */
 } cc_client_options;

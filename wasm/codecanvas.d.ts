@@ -81,7 +81,7 @@ export interface ExecOptions extends CallOptions {
 export interface ConnectOptions {
   workerUrl: string;
   token: string;
-  /** Local exec-cache hits are served while younger than this (default 3600000 = 1 h). */
+  /** Local exec-cache hits are served while younger than this (default 3600000 = 1 h; 0 = never). */
   maxStaleMs?: number;
   /** Persist the cache in IndexedDB (default: when indexedDB exists). */
   persist?: boolean;
