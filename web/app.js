@@ -62,6 +62,7 @@ const state = {
   openDirs: new Set(),
   fileDirty: false,
   lastFile: null,        // the file in the editor, reopened when the project is shown again
+  connGen: 0,            // increases on every disconnect; a stale connect() stops
 };
 
 const term = new AnsiRenderer(el.terminal);
@@ -282,12 +283,16 @@ async function loadClientModule() {
 
 // Creates state.client. Leaves it null (and the page offline) when the worker is unreachable.
 async function openClient() {
+  const gen = state.connGen;
   const CodeCanvas = await loadClientModule();
   try {
-    state.client = await CodeCanvas.connect({ workerUrl: location.origin, token: state.token });
+    const client = await CodeCanvas.connect({ workerUrl: location.origin, token: state.token });
+    if (gen !== state.connGen) { await client.close(); return; } // disconnected meanwhile
+    state.client = client;
     // An unreachable worker is not an error for connect: the client starts offline.
     if (state.client.online === false) markOffline();
   } catch (e) {
+    if (gen !== state.connGen) return;
     if (isAuthError(e)) { authFailed(e); return; }
     if (isNetworkError(e)) { markOffline(); return; }
     throw e;
@@ -296,8 +301,9 @@ async function openClient() {
 
 async function connect(token) {
   await disconnect({ keepBanner: false });
+  const tokenKey = await hashToken(token);
   state.token = token;
-  state.tokenKey = await hashToken(token);
+  state.tokenKey = tokenKey;
   state.authFailed = false;
   setPill('connecting', 'Connecting…');
   el.connectBtn.disabled = true;
@@ -305,14 +311,20 @@ async function connect(token) {
   el.connectForm.hidden = true;
   el.app.dataset.connected = 'true';
 
+  const gen = state.connGen;
+
   // 1. paint the last state saved for this token, before any network answer
-  snapshotData = await snap.get(state.tokenKey);
+  const saved = await snap.get(state.tokenKey);
+  if (gen !== state.connGen) return;
+  snapshotData = saved;
   if (snapshotData) paintSnapshot(snapshotData);
 
   // 2. the client, then fresh data
   try {
     await openClient();
+    if (gen !== state.connGen) return;
   } catch (e) {
+    if (gen !== state.connGen) return;
     setPill('error', 'Error');
     showBanner('error', `Could not load the codecanvas client: ${errText(e)}`);
     el.connectBtn.disabled = false;
@@ -325,6 +337,7 @@ async function connect(token) {
 }
 
 async function disconnect({ keepBanner = false } = {}) {
+  state.connGen++; // a connect still in progress stops at its next step
   clearTimeout(state.retryTimer);
   state.retryTimer = null;
   state.running?.abort();
@@ -340,6 +353,7 @@ async function disconnect({ keepBanner = false } = {}) {
   el.app.dataset.connected = 'false';
   el.app.dataset.project = '';
   el.connectForm.hidden = false;
+  el.connectBtn.disabled = false;
   el.disconnectBtn.hidden = true;
   setPill('idle', 'Not connected');
   if (!keepBanner) hideBanner();
