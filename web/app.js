@@ -25,7 +25,7 @@ const el = {
   editor: $('editor'), fileStatus: $('file-status'),
   runForm: $('run-form'), command: $('command'), useCache: $('use-cache'), runBtn: $('run-btn'), stopBtn: $('stop-btn'),
   runStatus: $('run-status'), terminal: $('terminal'),
-  history: $('history'), historyEmpty: $('history-empty'), historyRefresh: $('history-refresh'),
+  history: $('history'), historyEmpty: $('history-empty'), historySource: $('history-source'), historyRefresh: $('history-refresh'),
   devForm: $('dev-form'), devPort: $('dev-port'), devCmd: $('dev-cmd'), devBtn: $('dev-btn'),
   devStatus: $('dev-status'), previewLink: $('preview-link'), previewWrap: $('preview-wrap'),
   settingsForm: $('settings-form'), setName: $('set-name'), setPort: $('set-port'), setJson: $('set-json'),
@@ -440,6 +440,9 @@ async function loadHistory(id = state.projectId) {
     const res = await call((c) => c.getExecutionHistory(id, HISTORY_FETCH));
     if (id !== state.projectId) return;
     state.history = asList(res, 'items').filter((r) => !QUIET_OPS.has(r.op)).slice(0, HISTORY_LIMIT);
+    // stale: answered from the client's IndexedDB cache because the worker is unreachable
+    el.history.dataset.source = res?.stale ? 'cache' : 'worker';
+    el.historySource.hidden = !res?.stale;
     renderHistory();
     saveSnapshotSoon();
   } catch (e) {
@@ -491,6 +494,7 @@ function paintSnapshot(s) {
   const p = state.projectId ? s.perProject?.[state.projectId] : null;
   state.info = p?.info ?? null;
   state.history = p?.history ?? [];
+  el.history.dataset.source = 'saved'; // the page's snapshot, until the client answers
   state.lastFile = p?.lastFile ?? null;
   if (state.lastFile) el.filePath.value = state.lastFile;
   state.output = p?.output ? { ...p.output, chunks: p.output.chunks.slice(), source: 'saved' } : null;

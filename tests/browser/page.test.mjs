@@ -175,6 +175,7 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
       await page.locator('#history .hist-item[data-status="success"]', { hasText: 'python3 main.py' }).first().waitFor(WAIT);
       await page.locator('#terminal', { hasText: 'done: released' }).waitFor(WAIT);
       await page.locator('.project-btn[aria-current="true"][data-project="demo"]').waitFor(WAIT);
+      assert.equal(await page.locator('#history').getAttribute('data-source'), 'saved');
       assert.equal(answered, 0, 'nothing reached the worker yet');
       await shot(page, '05-reload-from-cache');
     } finally {
@@ -226,6 +227,9 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await page.locator('#history-refresh').click();
     await page.locator('#conn[data-state="offline"]').waitFor(WAIT);
     assert.match(await page.locator('#banner').innerText(), /Offline/);
+    // the history was answered by the client's cache (SQLite in IndexedDB), marked stale
+    await page.locator('#history[data-source="cache"]').waitFor(WAIT);
+    assert.ok(await page.locator('#history-source').isVisible());
     assert.ok(await page.locator('#history .hist-item', { hasText: 'python3 main.py' }).count() > 0);
     assert.equal(await page.locator('#set-name').inputValue(), 'Demo app');
     assert.match(await page.locator('#terminal').innerText(), /done: released/);
@@ -240,6 +244,7 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     worker = await startWorker({ ...workerOpts, port: first.port, db: first.db });
     await page.locator('#conn[data-state="online"]').waitFor(WAIT);
     assert.ok(await page.locator('#banner').isHidden());
+    await page.locator('#history[data-source="worker"]').waitFor(WAIT);
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload happened');
     await page.locator('#command').fill('printf "\\033[1;35mback\\033[0m\\n"');
     await page.locator('#command').press('Enter');
