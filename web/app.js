@@ -208,7 +208,10 @@ function markOnline() {
 }
 
 function markOffline(reason) {
+  const wasOffline = state.online === false;
   state.online = false;
+  // Going offline: show the project info the client has cached (marked stale) at once.
+  if (!wasOffline && state.client && state.projectId) queueMicrotask(() => loadInfo());
   setPill('offline', 'Offline');
   const when = snapshotData?.savedAt ? ` (saved ${new Date(snapshotData.savedAt).toLocaleTimeString()})` : '';
   showBanner('offline',

@@ -230,6 +230,7 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     // the history was answered by the client's cache (SQLite in IndexedDB), marked stale
     await page.locator('#history[data-source="cache"]').waitFor(WAIT);
     assert.ok(await page.locator('#history-source').isVisible());
+    await page.locator('#project-meta', { hasText: 'cached (offline)' }).waitFor(WAIT);
     assert.ok(await page.locator('#history .hist-item', { hasText: 'python3 main.py' }).count() > 0);
     assert.equal(await page.locator('#set-name').inputValue(), 'Demo app');
     assert.match(await page.locator('#terminal').innerText(), /done: released/);
