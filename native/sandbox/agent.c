@@ -166,9 +166,9 @@ static void do_spawn(const cc_sbx_wire_hdr *h, char *p, size_t len, int *fds, in
   memcpy(av, argv, sizeof(char *) * (size_t)argc);
   memcpy(envp, argv + argc, sizeof(char *) * (size_t)envc);
   struct stat st;
-  if (stat(cwd, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    int e = errno ? errno : ENOTDIR;
-    if (stat(cwd, &st) == 0) e = ENOTDIR;
+  int cwd_err = stat(cwd, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
+  if (cwd_err) {
+    int e = cwd_err;
     free(strs), free(envp), free(av);
     reply(h->id, e, 0, CC_SBX_STAGE_CWD, NULL, 0, -1);
     return;
