@@ -841,6 +841,50 @@ static void threads_share_one_handle(void) {
   cc_store_close(s);
 }
 
+struct writer_arg {
+  cc_store *s;
+  int failures;
+};
+
+static void *writer_main(void *p) {
+  struct writer_arg *a = p;
+  for (int i = 0; i < 100; i++) {
+    char id[CC_STORE_ID_LEN + 1];
+    if (cc_store_record_insert(a->s, "alice", "p", NULL, "exec", NULL, id) != CC_OK ||
+        cc_store_record_finish(a->s, "alice", id, CC_RECORD_SUCCESS, NULL, NULL, NULL) != CC_OK ||
+        cc_store_project_bump_generation(a->s, "alice", "p", NULL) != CC_OK)
+      a->failures++;
+  }
+  return NULL;
+}
+
+/* Two handles (two connections, as two processes would have) writing the same project at
+ * once: WAL locking, BEGIN IMMEDIATE and the busy timeout make every call succeed. */
+static void two_handles_on_one_file(void) {
+  char path[300];
+  new_path(path, sizeof path);
+  cc_store *s1 = open_at(path, NULL, NULL), *s2 = open_at(path, NULL, NULL);
+  CHECK_INT(cc_store_project_ensure(s1, "alice", "p", NULL), CC_OK);
+  struct writer_arg a = {s1, 0}, b = {s2, 0};
+  pthread_t ta, tb;
+  CHECK_INT(pthread_create(&ta, NULL, writer_main, &a), 0);
+  CHECK_INT(pthread_create(&tb, NULL, writer_main, &b), 0);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  CHECK_INT(a.failures, 0);
+  CHECK_INT(b.failures, 0);
+  cJSON *items = NULL;
+  CHECK_INT(cc_store_history(s2, "alice", "p", 1000, NULL, &items, NULL), CC_OK);
+  CHECK_INT(cJSON_GetArraySize(items), 200);
+  cJSON_Delete(items);
+  int64_t g = -1;
+  CHECK_INT(cc_store_project_generation(s1, "alice", "p", &g), CC_OK);
+  CHECK_INT(g, 200); /* no lost increment */
+  CHECK_INT(cc_store_integrity_check(s1), CC_OK);
+  cc_store_close(s1);
+  cc_store_close(s2);
+}
+
 struct err_arg {
   cc_store *s;
   const char *project; /* a project that does not exist: every call fails naming it */
@@ -1075,6 +1119,7 @@ int main(void) {
   RUN(tokens_are_hashes);
   RUN(threads_share_one_handle);
   RUN(error_messages_are_per_thread);
+  RUN(two_handles_on_one_file);
   RUN(killed_mid_transaction_reopens_consistent);
   RUN(integrity_check_detects_corruption);
   RUN(bad_options);
