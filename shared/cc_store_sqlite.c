@@ -444,8 +444,9 @@ static cc_status check_metadata(sq *s, const cJSON *meta) {
   const cJSON *port = cJSON_GetObjectItemCaseSensitive(meta, "port");
   const cJSON *settings = cJSON_GetObjectItemCaseSensitive(meta, "settings");
   if (name && !cJSON_IsString(name)) return fail(s, CC_BAD_REQUEST, "name must be a string");
-  if (port && (!cJSON_IsNumber(port) || port->valuedouble != (double)(int)port->valuedouble ||
-               port->valuedouble < 1 || port->valuedouble > 65535))
+  /* Range first: converting an out-of-range double to int is undefined behaviour. */
+  if (port && (!cJSON_IsNumber(port) || !(port->valuedouble >= 1 && port->valuedouble <= 65535) ||
+               port->valuedouble != (double)(int)port->valuedouble))
     return fail(s, CC_BAD_REQUEST, "port must be an integer from 1 to 65535");
   if (settings && !cJSON_IsObject(settings))
     return fail(s, CC_BAD_REQUEST, "settings must be an object");
@@ -1388,7 +1389,7 @@ static cc_status do_history(sq *s, const char *owner, const char *project, int l
     goto done;
   sqlite3_bind_int64(st, 1, rowid);
   sqlite3_bind_int64(st, 2, bound);
-  sqlite3_bind_int(st, 3, limit + 1);
+  sqlite3_bind_int64(st, 3, (int64_t)limit + 1);
   int n = 0, r;
   while ((r = sqlite3_step(st)) == SQLITE_ROW) {
     if (n == limit) { /* one more exists: the last item on this page is the cursor */

@@ -673,6 +673,8 @@ static void metadata_merge_patch(void) {
                        "{\"port\":0}",
                        "{\"port\":70000}",
                        "{\"port\":80.5}",
+                       "{\"port\":1e300}",
+                       "{\"port\":-1e300}",
                        "{\"port\":\"80\"}",
                        "{\"name\":5}",
                        "{\"settings\":[1]}",
