@@ -398,6 +398,29 @@ static void sandboxes_are_isolated_and_kill_leaves_nothing(void) {
   cc_sbx_kill(rt, "iso-b");
 }
 
+/* Reads <v1 mount of ctrl>/<pid's cgroup for ctrl>/<file> into out. */
+static bool read_cgroup_file(int pid, const char *ctrl, const char *file, char *out, size_t cap) {
+  char p[600], line[512];
+  snprintf(p, sizeof p, "/proc/%d/cgroup", pid);
+  FILE *f = fopen(p, "r");
+  if (!f) return false;
+  bool ok = false;
+  while (!ok && fgets(line, sizeof line, f)) {
+    char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c2) continue;
+    *c2 = 0;
+    if (strcmp(c1 + 1, ctrl) != 0) continue;
+    c2[1 + strcspn(c2 + 1, "\n")] = 0;
+    snprintf(p, sizeof p, "/sys/fs/cgroup/%s%s/%s", ctrl, c2 + 1, file);
+    ok = true;
+  }
+  fclose(f);
+  if (!ok || !(f = fopen(p, "r"))) return false;
+  ok = fgets(out, (int)cap, f) != NULL;
+  fclose(f);
+  return ok;
+}
+
 static void limits_contain_fork_bombs_and_memory_hogs(void) {
   cc_sbx_create_opts o = {.id = "limits", .limits = {.pids_max = 48, .memory_bytes = 96u << 20}};
   cc_sbx *s = NULL;
@@ -420,16 +443,32 @@ static void limits_contain_fork_bombs_and_memory_hogs(void) {
   cc_sbx_event ev;
   while (next_ev(sub, &ev))
     if (ev.type == CC_SBX_EV_STDERR || ev.type == CC_SBX_EV_END) break; /* "fork: retry" */
-  char p[600], buf[64] = "";
-  snprintf(p, sizeof p, "%s", info.cgroup);
-  char *mem = strstr(p, "/memory/");
-  if (mem) {
-    char pidsdir[500];
-    snprintf(pidsdir, sizeof pidsdir, "%.*s/pids/%.200s", (int)(mem - p) > 200 ? 200 : (int)(mem - p), p, mem + 8);
-    snprintf(p, sizeof p, "%s/pids.current", pidsdir);
-    FILE *f = fopen(p, "r");
-    if (f && fgets(buf, sizeof buf, f)) CHECK(atoi(buf) <= 48);
-    if (f) fclose(f);
+  cc_sbx_runtime_info ri;
+  cc_sbx_runtime_get_info(rt, &ri);
+  if (ri.cgroup == CC_SBX_CGROUP_V1) {
+    /* The limits are in the agent's cgroups, and the bomb stopped at pids.max. */
+    char buf[64];
+    CHECK(read_cgroup_file(info.host_pid, "pids", "pids.current", buf, sizeof buf));
+    CHECK(atoi(buf) >= 1 && atoi(buf) <= 48);
+    /* pids.max refused forks: wait (on the bomb's "fork: retry" output, never on a clock)
+     * until the cgroup's counter shows it. */
+    bool refused = false;
+    for (int i = 0; i < 10000 && !refused; i++) {
+      refused = read_cgroup_file(info.host_pid, "pids", "pids.events", buf, sizeof buf) &&
+                strncmp(buf, "max ", 4) == 0 && atoi(buf + 4) > 0;
+      if (!refused && (!next_ev(sub, &ev) || ev.type == CC_SBX_EV_END)) break;
+    }
+    CHECK(refused);
+    CHECK(read_cgroup_file(info.host_pid, "pids", "pids.max", buf, sizeof buf));
+    CHECK_STR(buf, "48\n");
+    CHECK(read_cgroup_file(info.host_pid, "memory", "memory.limit_in_bytes", buf, sizeof buf));
+    CHECK_INT(atoll(buf), 96u << 20);
+    CHECK(read_cgroup_file(info.host_pid, "memory", "memory.max_usage_in_bytes", buf, sizeof buf));
+    CHECK(atoll(buf) > (90ll << 20)); /* the hog reached the limit and was killed there */
+    CHECK(read_cgroup_file(info.host_pid, "cpu", "cpu.cfs_quota_us", buf, sizeof buf));
+    CHECK_STR(buf, "100000\n"); /* one CPU per 100 ms period */
+  } else {
+    printf("note: cgroup v%d: the v1 limit files are not checked\n", ri.cgroup == CC_SBX_CGROUP_V2 ? 2 : 0);
   }
   pid_t child = fork();
   if (child == 0) _exit(7);
