@@ -237,7 +237,8 @@ void cc_wconf_markdown(FILE *out) {
   fprintf(out, "| config key | flag | environment | default | meaning |\n|---|---|---|---|---|\n");
   for (size_t i = 0; i < N_SETTINGS; i++) {
     const struct setting *s = &settings[i];
-    fprintf(out, "| `%s` | `%s` | `%s` | `%s` | %s |\n", s->key, s->flag, s->env, s->def, s->doc);
+    fprintf(out, "| `%s` | `%s` | `%s` | %s%s%s | %s |\n", s->key, s->flag, s->env, *s->def ? "`" : "",
+            *s->def ? s->def : "(empty)", *s->def ? "`" : "", s->doc);
   }
   fprintf(out, "| `e2b_api_key` | (none: secret) | `E2B_API_KEY` | none | the E2B API key; or put it in the file named by `e2b_api_key_file` |\n");
 }

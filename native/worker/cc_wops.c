@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cc_wjson.h"
 #include "cc_worker_internal.h"
 
 /* ------------------------------------------------------------------ sandbox descriptors */
@@ -223,7 +224,7 @@ static cc_status bump(op *o) {
 static cc_status respond_ok(op *o, const cJSON *result, char **response) {
   int64_t gen = -1;
   if (generation_of(o, &gen) != CC_OK) gen = -1;
-  return cc_proto_encode_ok(o->req->id, result, gen, response) == CC_OK ? CC_OK : CC_INTERNAL;
+  return cc_wjson_encode_ok(o->req->id, result, gen, response) == CC_OK ? CC_OK : CC_INTERNAL;
 }
 
 /* Encodes an error response.  When the failed operation has a record, the error object
@@ -1024,7 +1025,7 @@ static cc_status op_delete_project(op *o, char **response) {
   if (st != CC_OK) return store_fail(o, st, "project");
   cJSON *r = cJSON_CreateObject();
   cJSON_AddBoolToObject(r, "deleted", deleted);
-  st = cc_proto_encode_ok(o->req->id, r, -1, response);
+  st = cc_wjson_encode_ok(o->req->id, r, -1, response);
   cJSON_Delete(r);
   return st;
 }
@@ -1046,7 +1047,7 @@ static cc_status op_hello(op *o, char **response) {
   cJSON_AddNumberToObject(lim, "cacheTtlMs", (double)w->cfg->cache_ttl_s * 1000);
   cJSON_AddItemToObject(r, "limits", lim);
   cJSON_AddStringToObject(r, "user", o->user);
-  cc_status st = cc_proto_encode_ok(o->req->id, r, -1, response);
+  cc_status st = cc_wjson_encode_ok(o->req->id, r, -1, response);
   cJSON_Delete(r);
   return st;
 }
@@ -1074,13 +1075,13 @@ static cc_status dispatch(op *o, char **response) {
       return op_hello(o, response);
     case CC_OP_LIST_PROJECTS:
       if ((st = cc_store_project_list(w->store, o->user, &j)) != CC_OK) return store_fail(o, st, "projects");
-      st = cc_proto_encode_ok(o->req->id, j, -1, response);
+      st = cc_wjson_encode_ok(o->req->id, j, -1, response);
       cJSON_Delete(j);
       return st;
     case CC_OP_GET_RESULT:
       st = cc_store_record_get(w->store, o->user, o->req->get_result.execution_id, &j);
       if (st != CC_OK) return store_fail(o, st, "execution");
-      st = cc_proto_encode_ok(o->req->id, j, -1, response);
+      st = cc_wjson_encode_ok(o->req->id, j, -1, response);
       cJSON_Delete(j);
       return st;
     case CC_OP_GET_PROJECT:
@@ -1106,6 +1107,23 @@ static cc_status dispatch(op *o, char **response) {
     }
     default:
       break;
+  }
+
+  /* A cache hit of an exec runs nothing: when the project is idle it is served without
+   * queueing (ordered before whatever enters later); a miss takes the ordered path. */
+  if (o->req->op == CC_OP_EXEC && o->req->exec.use_cache &&
+      cc_wqueue_idle(w->queue, o->user, o->project)) {
+    char *key = cache_key(&o->req->exec);
+    bool hit = false;
+    cJSON *cached = NULL;
+    if (key && cc_store_cache_get(w->store, o->user, o->project, key, &hit, &cached) == CC_OK && hit) {
+      free(key);
+      st = serve_cached(o, cached, response);
+      cJSON_Delete(cached);
+      return st;
+    }
+    free(key);
+    cJSON_Delete(cached);
   }
 
   /* Everything below changes project state or touches the sandbox: one at a time. */

@@ -146,3 +146,17 @@ void cc_wqueue_leave(cc_wqueue *q, cc_wqueue_ticket *t) {
   free(me);
   t->entry_ = t->node_ = NULL;
 }
+
+bool cc_wqueue_idle(cc_wqueue *q, const char *owner, const char *project) {
+  size_t lo = strlen(owner), lp = strlen(project), n = lo + 1 + lp;
+  char key[n];
+  memcpy(key, owner, lo);
+  key[lo] = 0;
+  memcpy(key + lo + 1, project, lp);
+  unsigned h = hash(key, n);
+  pthread_mutex_lock(&q->mu);
+  struct entry *e = q->buckets[h];
+  while (e && !(e->keylen == n && memcmp(e->key, key, n) == 0)) e = e->next;
+  pthread_mutex_unlock(&q->mu);
+  return e == NULL;
+}

@@ -15,6 +15,7 @@
 #define CC_WQUEUE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "cc_status.h"
 
@@ -34,5 +35,10 @@ void cc_wqueue_free(cc_wqueue *q);
 cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project,
                           atomic_int *cancel, cc_wqueue_ticket *t);
 void cc_wqueue_leave(cc_wqueue *q, cc_wqueue_ticket *t);
+
+/* True when nobody holds or waits for (owner, project) at the moment of the call.  A
+ * read that finds the project idle may run without entering: it is ordered before
+ * anything that enters afterwards. */
+bool cc_wqueue_idle(cc_wqueue *q, const char *owner, const char *project);
 
 #endif
