@@ -439,7 +439,9 @@ static void limits_contain_fork_bombs_and_memory_hogs(void) {
   cc_sbx_sub_free(sub);
   CHECK(!r.exited && r.signal == SIGKILL);
   /* Fork bomb: stops at pids.max; the host can still fork. */
-  CHECK_INT(start(s, "f(){ f | f & }; f", false, 0, &pid, &sub), CC_OK);
+  /* The classic bomb, then a fork loop that keeps the command alive and keeps hitting the
+   * limit, so its "fork: retry" output is an event the test can wait on. */
+  CHECK_INT(start(s, "f(){ f | f & }; f; while :; do sleep 1000 & done", false, 0, &pid, &sub), CC_OK);
   cc_sbx_event ev;
   while (next_ev(sub, &ev))
     if (ev.type == CC_SBX_EV_STDERR || ev.type == CC_SBX_EV_END) break; /* "fork: retry" */
