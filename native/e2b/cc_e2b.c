@@ -71,6 +71,9 @@ struct cc_e2b_client {
 
   CURLSH *share;
   pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+
+  atomic_ullong requests;    /* HTTP requests performed */
+  atomic_ullong connections; /* new TCP connections they opened */
 };
 
 /* ---------------------------------------------------------------- small helpers */
@@ -367,6 +370,11 @@ cc_status cc_e2b_client_new(const cc_e2b_config *cfg, cc_e2b_client **out, cc_e2
 
 const char *cc_e2b_client_api_url(const cc_e2b_client *c) { return c->api_url; }
 
+void cc_e2b_client_stats(cc_e2b_client *c, cc_e2b_stats *out) {
+  out->requests = atomic_load(&c->requests);
+  out->connections = atomic_load(&c->connections);
+}
+
 /* Borrows a transfer (easy handle + its own multi handle) from the pool, or makes one.
  * NULL on OOM. */
 static xfer *handle_get(cc_e2b_client *c) {
@@ -405,7 +413,7 @@ static void handle_put(cc_e2b_client *c, xfer *x, bool reusable) {
 /* Runs the transfer set up on x->h to completion through x->m, polling `cancel` (if any)
  * every 100 ms.  Returns the transfer's result, or CURLE_ABORTED_BY_CALLBACK with *canceled
  * set when the flag was raised. */
-static CURLcode xfer_run(xfer *x, atomic_int *cancel, bool *canceled) {
+static CURLcode xfer_run(cc_e2b_client *c, xfer *x, atomic_int *cancel, bool *canceled) {
   if (curl_multi_add_handle(x->m, x->h) != CURLM_OK) return CURLE_OUT_OF_MEMORY;
   CURLcode rc = CURLE_OK;
   bool done = false;
@@ -433,6 +441,10 @@ static CURLcode xfer_run(xfer *x, atomic_int *cancel, bool *canceled) {
       break;
     }
   }
+  long opened = 0;
+  curl_easy_getinfo(x->h, CURLINFO_NUM_CONNECTS, &opened);
+  atomic_fetch_add(&c->requests, 1);
+  if (opened > 0) atomic_fetch_add(&c->connections, (unsigned long long)opened);
   curl_multi_remove_handle(x->m, x->h);
   return rc;
 }
@@ -498,7 +510,7 @@ static cc_status perform_unary(cc_e2b_client *c, xfer *x, const call_info *ci, b
   curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->request_timeout_ms);
   curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-  CURLcode rc = xfer_run(x, NULL, NULL);
+  CURLcode rc = xfer_run(c, x, NULL, NULL);
   long http = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
   if (http_out) *http_out = http;
@@ -1076,7 +1088,7 @@ static cc_status stream_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const s
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(2 * c->keepalive_s + 10));
   bool flag_canceled = false;
-  rc = xfer_run(x, o->cancel, &flag_canceled);
+  rc = xfer_run(c, x, o->cancel, &flag_canceled);
   if (flag_canceled) s.action = CC_E2B_CANCEL;
 
   if (s.action == CC_E2B_CANCEL) {

@@ -117,6 +117,14 @@ void cc_e2b_client_free(cc_e2b_client *c);
 /* The effective control-plane base URL (no trailing slash).  Static for the client's life. */
 const char *cc_e2b_client_api_url(const cc_e2b_client *c);
 
+/* Counters since the client was made (for metrics): HTTP requests performed, and new TCP
+ * connections they had to open (the rest reused a keep-alive connection). */
+typedef struct cc_e2b_stats {
+  unsigned long long requests;
+  unsigned long long connections;
+} cc_e2b_stats;
+void cc_e2b_client_stats(cc_e2b_client *c, cc_e2b_stats *out);
+
 /* ---------------------------------------------------------------- sandboxes */
 
 /* One sandbox as create/connect describe it.  A plain value: copy it freely. */

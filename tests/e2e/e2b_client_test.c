@@ -277,7 +277,7 @@ static void test_cancel(void) {
   CHECK(res.detached);
   uint32_t bg = res.pid;
   rec r5 = {.write_on_start = "/tmp/cc-go2", .cancel_on_stdout = true};
-  cc_e2b_exec_opts ao = {.on_event = on_event, .ctx = &r5};
+  cc_e2b_exec_opts ao = {.on_event = on_event, .ctx = &r5, .timeout_ms = 20000};
   CHECK_INT(cc_e2b_attach(g_c, &g_sb, bg, &ao, &res, &e), CC_OK);
   CHECK_STR(r5.out, "late\n");
   CHECK(res.canceled && !res.kill_failed);
@@ -354,6 +354,24 @@ static void test_files(void) {
   CHECK_INT(cc_e2b_remove(g_c, &g_sb, "/home/user/d2", &e), CC_OK);
   CHECK_INT(cc_e2b_stat(g_c, &g_sb, "/home/user/d2", NULL, &e), CC_NOT_FOUND);
   CHECK_INT(cc_e2b_remove(g_c, &g_sb, "/home/user/d2", &e), CC_OK); /* missing is fine */
+}
+
+/* Sequential calls reuse keep-alive connections (unary calls and finished streams). */
+static void test_connection_reuse(void) {
+  cc_e2b_error e;
+  cc_e2b_stats before, after;
+  CHECK_INT(cc_e2b_stat(g_c, &g_sb, "/home/user", NULL, &e), CC_OK); /* warm up */
+  cc_e2b_client_stats(g_c, &before);
+  for (int i = 0; i < 20; i++) CHECK_INT(cc_e2b_stat(g_c, &g_sb, "/home/user", NULL, &e), CC_OK);
+  for (int i = 0; i < 10; i++) {
+    cc_e2b_exec_opts o = {.cmd = "true", .timeout_ms = 30000};
+    cc_e2b_exec_result res;
+    CHECK_INT(cc_e2b_exec(g_c, &g_sb, &o, &res, &e), CC_OK);
+  }
+  cc_e2b_client_stats(g_c, &after);
+  CHECK_INT(after.requests - before.requests, 30);
+  CHECK(after.connections - before.connections <= 1);
+  CHECK(after.connections >= 1); /* the counter counts: earlier calls opened connections */
 }
 
 /* Several threads share one client (the worker's situation). */
@@ -472,6 +490,7 @@ int main(int argc, char **argv) {
     RUN(test_stdin);
     RUN(test_cancel);
     RUN(test_files);
+    RUN(test_connection_reuse);
     RUN(test_threads);
     RUN(test_kill_and_gone);
   }
