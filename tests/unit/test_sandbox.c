@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -498,6 +499,15 @@ static void no_host_loopback_but_ports_are_reachable_through_the_agent(void) {
     close(ls);
     return;
   }
+  /* Egress is attached when slirp4netns is installed (setup installs it), else reported. */
+  cc_sbx_info ni;
+  cc_sbx_runtime_info ri;
+  cc_sbx_get_info(s, &ni);
+  cc_sbx_runtime_get_info(rt, &ri);
+  CHECK_INT(ni.egress, ri.egress_available);
+  result r0;
+  CHECK_INT(run(s, "grep -c tap0 /proc/net/dev", &r0), CC_OK);
+  CHECK_STR(r0.out, ri.egress_available ? "1\n" : "0\n");
   char script[256];
   snprintf(script, sizeof script,
            "(echo x > /dev/tcp/127.0.0.1/%d) 2>/dev/null && echo reached-lo; "
@@ -702,6 +712,87 @@ static void everything_dies_with_the_server(void) {
   snprintf(orphan_cgroup, sizeof orphan_cgroup, "%s", cgroup);
 }
 
+/* Unprivileged (uid 65534, user namespaces allowed): without cgroups the runtime refuses to
+ * start unless told to run without limits, and then says so; sandboxes work, with egress.
+ * Runs in a forked child that drops root, before this process has threads. */
+static void works_unprivileged_and_says_what_is_missing(void) {
+  if (geteuid() != 0) return; /* the test itself runs unprivileged: nothing to drop */
+  char dir[] = "/tmp/cc-sbx-unpriv-XXXXXX";
+  if (!mkdtemp(dir)) return;
+  char self[512], agent[600], dst[600];
+  ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+  self[k > 0 ? k : 0] = 0;
+  *strrchr(self, '/') = 0;
+  snprintf(agent, sizeof agent, "%s/codecanvas-sandbox-agent", self);
+  snprintf(dst, sizeof dst, "%s/agent", dir);
+  /* The build dir may be private (0700): give the unprivileged runtime its own copy. */
+  int in = open(agent, O_RDONLY), out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+  char buf[65536];
+  ssize_t n;
+  while (in >= 0 && out >= 0 && (n = read(in, buf, sizeof buf)) > 0)
+    if (write(out, buf, (size_t)n) != n) break;
+  close(in), close(out);
+  CHECK(chmod(dir, 0755) == 0 && chown(dir, 65534, 65534) == 0);
+  int pp[2];
+  CHECK(pipe(pp) == 0);
+  pid_t child = fork();
+  if (child == 0) {
+    close(pp[0]);
+    if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)) _exit(2);
+    char sd[640], msg[2048] = "";
+    snprintf(sd, sizeof sd, "%s/state", dir);
+    cc_sbx_config cfg;
+    cc_sbx_config_init(&cfg);
+    cfg.state_dir = sd;
+    cfg.agent_path = dst;
+    cc_sbx_runtime *r;
+    cc_sbx_err err;
+    cc_status refused = cc_sbx_runtime_new(&cfg, &r, &err);
+    int off = snprintf(msg, sizeof msg, "refused=%d cgroup-named=%d\n", refused != CC_OK,
+                       strstr(err.msg, "cgroup") != NULL);
+    cfg.allow_no_cgroups = true;
+    if (cc_sbx_runtime_new(&cfg, &r, &err) != CC_OK) {
+      snprintf(msg + off, sizeof msg - (size_t)off, "runtime: %s\n", err.msg);
+    } else {
+      cc_sbx_runtime_info info;
+      cc_sbx_runtime_get_info(r, &info);
+      off += snprintf(msg + off, sizeof msg - (size_t)off, "root=%d limits-none-said=%d\n", info.root,
+                      info.cgroup == CC_SBX_CGROUP_NONE && strstr(info.report, "NOT limited") != NULL);
+      cc_sbx_create_opts o = {.id = "unpriv", .allow_internet = info.egress_available};
+      cc_sbx *s;
+      if (cc_sbx_create(r, &o, &s, &err) != CC_OK) {
+        snprintf(msg + off, sizeof msg - (size_t)off, "create: %s\n", err.msg);
+      } else {
+        result *res = malloc(sizeof *res);
+        run(s, "id -u; id -un; echo $$; grep -q tap0 /proc/net/dev && echo egress || echo no-egress", res);
+        snprintf(msg + off, sizeof msg - (size_t)off, "%s", res->out);
+        free(res);
+        cc_sbx_release(s);
+      }
+      cc_sbx_runtime_free(r);
+    }
+    (void)!write(pp[1], msg, strlen(msg));
+    _exit(0);
+  }
+  close(pp[1]);
+  char got[2048] = "";
+  size_t off = 0;
+  while (off + 1 < sizeof got && (n = read(pp[0], got + off, sizeof got - 1 - off)) > 0) off += (size_t)n;
+  got[off] = 0;
+  close(pp[0]);
+  int st = 0;
+  waitpid(child, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  const char *want = access("/usr/bin/slirp4netns", X_OK) == 0
+                         ? "refused=1 cgroup-named=1\nroot=0 limits-none-said=1\n1000\nuser\n2\negress\n"
+                         : "refused=1 cgroup-named=1\nroot=0 limits-none-said=1\n1000\nuser\n2\nno-egress\n";
+  CHECK_STR(got, want);
+  char cmd[700];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd)) {
+  }
+}
+
 int main(void) {
   snprintf(state_dir, sizeof state_dir, "/tmp/cc-sbx-test-XXXXXX");
   if (!mkdtemp(state_dir)) return 1;
@@ -710,6 +801,7 @@ int main(void) {
   cfg.state_dir = state_dir;
   cfg.sub_queue_bytes = 64 * 1024; /* small: back-pressure happens in every test */
   RUN(everything_dies_with_the_server);
+  RUN(works_unprivileged_and_says_what_is_missing);
   cc_sbx_err err;
   if (cc_sbx_runtime_new(&cfg, &rt, &err) != CC_OK) {
     fprintf(stderr, "runtime: %s\n", err.msg);
