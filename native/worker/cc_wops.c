@@ -460,6 +460,12 @@ static char *cache_key(const cc_proto_exec_args *a) {
 
 /* Serves a cache hit: the stored result with cached:true and this call's duration. */
 static cc_status serve_cached(op *o, cJSON *result, char **response) {
+  /* The entry's generation is the project's current one (the store only returns entries
+   * made at the current generation); it was stored beside the result as "_generation". */
+  int64_t gen = -1;
+  cJSON *g = cJSON_GetObjectItemCaseSensitive(result, "_generation");
+  if (cJSON_IsNumber(g)) gen = (int64_t)g->valuedouble;
+  cJSON_DeleteItemFromObjectCaseSensitive(result, "_generation");
   cJSON_ReplaceItemInObjectCaseSensitive(result, "cached", cJSON_CreateTrue());
   cJSON_DeleteItemFromObjectCaseSensitive(result, "sandboxRecreated");
   cJSON *id = cJSON_GetObjectItemCaseSensitive(result, "id");
@@ -478,7 +484,8 @@ static cc_status serve_cached(op *o, cJSON *result, char **response) {
   }
   cJSON_ReplaceItemInObjectCaseSensitive(result, "duration",
                                          cJSON_CreateNumber((double)(mono_ms() - o->t0_ms)));
-  return respond_ok(o, result, response);
+  if (gen < 0) return respond_ok(o, result, response);
+  return cc_wjson_encode_ok(o->req->id, result, gen, response) == CC_OK ? CC_OK : CC_INTERNAL;
 }
 
 /* Runs one command in the project's sandbox (renewing a gone sandbox once) and fills `res`
@@ -662,8 +669,11 @@ static cc_status op_exec(op *o, char **response) {
     if (st == CC_OK && cJSON_IsString(status) &&
         (strcmp(status->valuestring, "success") == 0 || strcmp(status->valuestring, "failed") == 0)) {
       int64_t gen = -1;
-      if (cc_store_project_generation(w->store, o->user, o->project, &gen) == CC_OK)
+      if (cc_store_project_generation(w->store, o->user, o->project, &gen) == CC_OK) {
+        cJSON_AddNumberToObject(result, "_generation", (double)gen);
         cc_store_cache_put(w->store, o->user, o->project, key, a->cmd, gen, result);
+        cJSON_DeleteItemFromObjectCaseSensitive(result, "_generation");
+      }
     }
   }
   free(key);

@@ -249,3 +249,51 @@ test('SIGTERM: graceful exit with status 0, the database stays consistent', asyn
   assert.equal(ok, 'ok');
   w2.cleanup();
 });
+
+test('settings: config file < environment < flags; unknown keys refused; --help lists every flag', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-conf-'));
+  const conf = join(dir, 'worker.conf');
+  writeFileSync(conf, [
+    '# a comment',
+    'history_limit = 10',
+    'cache_ttl_s = 77',
+    'cors_origins = http://cfg.example',
+    'max_output_bytes = 1234',
+    'e2b_api_key = e2b_fromconfigfile_secret',
+    '',
+  ].join('\n'));
+  const w2 = await startWorker({
+    args: ['--config', conf, '--history-limit', '20'],
+    env: { CODECANVAS_CACHE_TTL: '88' },
+  });
+  try {
+    const t = w2.token('eve');
+    const h = await w2.rpc(t, { op: 'hello' }, { headers: { Origin: 'http://cfg.example' } });
+    assert.equal(h.body.result.limits.historyLimit, 20, 'flag beats config');
+    assert.equal(h.body.result.limits.cacheTtlMs, 88000, 'env beats config');
+    assert.equal(h.body.result.limits.maxOutputBytes, 1234, 'config beats default');
+    assert.equal(h.headers.get('access-control-allow-origin'), 'http://cfg.example');
+    assert.ok(!h.text.includes('fromconfigfile'));
+  } finally {
+    await w2.stop();
+  }
+  assert.ok(!w2.stderr.includes('fromconfigfile'), 'the key from the config file is never printed');
+  writeFileSync(conf, 'no_such_setting = 1\n');
+  const bin = join(process.env.CC_BIN_DIR, 'codecanvas-worker');
+  let err = null;
+  try {
+    execFileSync(bin, ['serve', '--config', conf, '--db', join(dir, 'x.db')], { encoding: 'utf8', stdio: 'pipe' });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err, 'an unknown config key stops the worker');
+  assert.equal(err.status, 2);
+  assert.match(err.stderr, /unknown key no_such_setting/);
+  const help = execFileSync(bin, ['--help'], { encoding: 'utf8' });
+  for (const flag of ['--listen', '--db', '--config', '--web', '--e2b-api-key-file', '--e2b-api-url', '--e2b-domain',
+    '--e2b-sandbox-url', '--e2b-template', '--sandbox-timeout', '--cors-origins', '--access-log', '--rate-limit',
+    '--max-body-bytes', '--max-inflight-per-user', '--command-timeout', '--shutdown-grace'])
+    assert.ok(help.includes(flag), `--help mentions ${flag}`);
+  assert.match(help, /E2B_API_KEY/);
+  rmSync(dir, { recursive: true, force: true });
+});

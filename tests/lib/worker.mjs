@@ -62,6 +62,8 @@ export async function startWorker(opts = {}) {
     });
   });
   let stopped = false;
+  let killedHard = false;
+  let badExitReported = false;
   let seq = 0;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
   const cli = (...a) => execFileSync(bin, [...a, '--db', db], { env, encoding: 'utf8' });
@@ -155,11 +157,18 @@ export async function startWorker(opts = {}) {
       agent.destroy();
       clearTimeout(t);
       if (ownDir && !keep) rmSync(ownDir, { recursive: true, force: true });
+      // A clean SIGTERM exit is 0; anything else (a sanitizer report, a leak found by
+      // LeakSanitizer at exit, a crash) fails the caller's test, once.
+      if (!killedHard && !badExitReported && r.code !== 0 && !opts.allowBadExit) {
+        badExitReported = true;
+        throw new Error(`worker exited with ${r.code ?? r.signal} after SIGTERM; stderr tail:\n${stderr.slice(-4000)}`);
+      }
       return r;
     },
     /** SIGKILL (a crash); the database stays for a restart with startWorker({db}). */
     async kill() {
       stopped = true;
+      killedHard = true;
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       const r = await exited;
       agent.destroy();
