@@ -2,8 +2,9 @@
  * cc_client_cache: the client's local cache over SQLite (see cc_client_cache.h).
  *
  * Statements are prepared once at open: the exec lookup is the hot path of a local cache
- * hit.  The database runs with journal_mode=TRUNCATE (no WAL files to persist) and
- * locking_mode=EXCLUSIVE (one module instance owns its copy of the file).  Row caps are
+ * hit.  A file database runs with journal_mode=TRUNCATE (no WAL files); an in-memory image
+ * (memdb, the wasm client's form) with journal_mode=MEMORY; both with
+ * locking_mode=EXCLUSIVE (one module instance owns its copy).  Row caps are
  * enforced by pruning the oldest rows every PRUNE_EVERY inserts, so a table holds at most
  * its cap plus PRUNE_EVERY - 1 rows.
  */
@@ -52,8 +53,6 @@ static const char *const sql_text[S_COUNT] = {
 };
 
 static const char schema[] =
-    "PRAGMA journal_mode=TRUNCATE;"
-    "PRAGMA locking_mode=EXCLUSIVE;"
     "CREATE TABLE IF NOT EXISTS gen(project TEXT PRIMARY KEY, generation INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS exec(project TEXT NOT NULL, key TEXT NOT NULL,"
     "  generation INTEGER NOT NULL, stored_at INTEGER NOT NULL, json TEXT NOT NULL,"
@@ -105,37 +104,106 @@ static char *dup_text(const unsigned char *t, int n) {
   return out;
 }
 
-cc_status cc_client_cache_open(const char *path, const cc_client_cache_limits *limits,
-                               cc_client_cache **out) {
-  *out = NULL;
+/* Journal settings: a file keeps a truncated rollback journal (no WAL files next to it); an
+ * image keeps its journal in memory (memdb has no journal file).  One owner: EXCLUSIVE. */
+static const char pragmas_file[] = "PRAGMA journal_mode=TRUNCATE; PRAGMA locking_mode=EXCLUSIVE;";
+static const char pragmas_image[] = "PRAGMA journal_mode=MEMORY; PRAGMA locking_mode=EXCLUSIVE;";
+
+/* Creates the handle over an open database `c->db`: pragmas, schema, statements. */
+static cc_status finish_open(cc_client_cache *c, const char *pragmas) {
+  if (sqlite3_exec(c->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) return fail(c, "pragmas");
+  if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK) return fail(c, "schema");
+  for (int i = 0; i < S_COUNT; i++) {
+    if (sqlite3_prepare_v3(c->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &c->st[i],
+                           NULL) != SQLITE_OK)
+      return fail(c, "prepare");
+  }
+  return CC_OK;
+}
+
+static cc_client_cache *new_handle(const cc_client_cache_limits *limits) {
   cc_client_cache *c = calloc(1, sizeof *c);
-  if (!c) return CC_INTERNAL;
+  if (!c) return NULL;
   c->lim = (cc_client_cache_limits){500, 2000, 4 << 20};
   if (limits) {
     if (limits->max_exec_entries > 0) c->lim.max_exec_entries = limits->max_exec_entries;
     if (limits->max_docs > 0) c->lim.max_docs = limits->max_docs;
     if (limits->max_value_bytes > 0) c->lim.max_value_bytes = limits->max_value_bytes;
   }
-  cc_status st = CC_OK;
-  if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-      SQLITE_OK) {
-    st = fail(c, "open");
-    goto done;
+  return c;
+}
+
+/* Opens a memdb database; when `image` is given, loads it.  Fails (and closes) when the image
+ * cannot be read as a database. */
+static cc_status open_memdb(cc_client_cache *c, const unsigned char *image, size_t len) {
+  /* A name without a leading "/": a private memdb (a shared one has a mutex and no image). */
+  if (sqlite3_open_v2("cc-client-cache", &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      "memdb") != SQLITE_OK)
+    return fail(c, "open memdb");
+  if (len > 0) {
+    unsigned char *copy = sqlite3_malloc64(len);
+    if (!copy) return fail(c, "image copy");
+    memcpy(copy, image, len);
+    /* FREEONCLOSE: SQLite owns `copy` from here on, even when this call fails. */
+    if (sqlite3_deserialize(c->db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
+                            SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE) !=
+        SQLITE_OK)
+      return fail(c, "deserialize");
   }
-  if (sqlite3_exec(c->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
-    st = fail(c, "schema");
-    goto done;
-  }
+  return finish_open(c, pragmas_image);
+}
+
+static void close_db(cc_client_cache *c) {
   for (int i = 0; i < S_COUNT; i++) {
-    if (sqlite3_prepare_v3(c->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT, &c->st[i],
-                           NULL) != SQLITE_OK) {
-      st = fail(c, "prepare");
-      goto done;
-    }
+    sqlite3_finalize(c->st[i]);
+    c->st[i] = NULL;
   }
-done:
+  sqlite3_close(c->db);
+  c->db = NULL;
+}
+
+cc_status cc_client_cache_open_image(const unsigned char *image, size_t len,
+                                     const cc_client_cache_limits *limits,
+                                     cc_client_cache **out) {
+  *out = NULL;
+  cc_client_cache *c = new_handle(limits);
+  if (!c) return CC_INTERNAL;
+  cc_status st = open_memdb(c, image, len);
+  if (st != CC_OK && len > 0) {
+    /* Not a usable image (corrupt, foreign, older schema): a cache may start empty. */
+    close_db(c);
+    st = open_memdb(c, NULL, 0);
+  }
   if (st != CC_OK) {
-    fprintf(stderr, "cc_client_cache_open(%s): %s\n", path, c->err);
+    cc_client_cache_free(c);
+    return st;
+  }
+  *out = c;
+  return CC_OK;
+}
+
+cc_status cc_client_cache_image(cc_client_cache *c, const unsigned char **data, size_t *len) {
+  sqlite3_int64 n = 0;
+  unsigned char *p = sqlite3_serialize(c->db, "main", &n, SQLITE_SERIALIZE_NOCOPY);
+  if (!p) {
+    snprintf(c->err, sizeof c->err, "image: not an in-memory cache");
+    return CC_INTERNAL;
+  }
+  *data = p;
+  *len = (size_t)n;
+  return CC_OK;
+}
+
+cc_status cc_client_cache_open(const char *path, const cc_client_cache_limits *limits,
+                               cc_client_cache **out) {
+  *out = NULL;
+  cc_client_cache *c = new_handle(limits);
+  if (!c) return CC_INTERNAL;
+  cc_status st = sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                 NULL) == SQLITE_OK
+                     ? finish_open(c, pragmas_file)
+                     : fail(c, "open");
+  if (st != CC_OK) {
     cc_client_cache_free(c);
     return st;
   }
@@ -145,8 +213,7 @@ done:
 
 void cc_client_cache_free(cc_client_cache *c) {
   if (!c) return;
-  for (int i = 0; i < S_COUNT; i++) sqlite3_finalize(c->st[i]);
-  sqlite3_close(c->db);
+  close_db(c);
   free(c);
 }
 

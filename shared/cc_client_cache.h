@@ -1,8 +1,9 @@
 /*
  * cc_client_cache: the wasm client's local cache, one SQLite database.
  *
- * In the browser the database file lives in IndexedDB (IDBFS, see wasm/); natively it is a
- * plain file or ":memory:" so the logic is unit-tested under ASan.  It holds:
+ * In the wasm client the database is an in-memory image (SQLite's memdb) that JS loads from
+ * and saves to IndexedDB; natively it can also be a plain file, so the logic is unit-tested
+ * under ASan either way.  It holds:
  *   - per project, the newest generation this client has seen (from any response, or from
  *     another tab) — the key of the exec-cache correctness rule;
  *   - exec results, served locally only while their generation equals the project's seen
@@ -18,6 +19,7 @@
 #define CC_CLIENT_CACHE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cc_status.h"
@@ -41,6 +43,19 @@ typedef struct {
  * *out is NULL and the status says why (CC_INTERNAL for SQLite errors). */
 cc_status cc_client_cache_open(const char *path, const cc_client_cache_limits *limits,
                                cc_client_cache **out);
+
+/* Opens the cache as an in-memory database (SQLite's memdb) initialised from `image`, the
+ * bytes of a database file (len 0 = a new, empty cache).  This is how the wasm client keeps
+ * its cache: JS stores the image in IndexedDB (see cc_client_cache_image).  An image that is
+ * not a usable database is dropped and the cache starts empty.  The image is copied. */
+cc_status cc_client_cache_open_image(const unsigned char *image, size_t len,
+                                     const cc_client_cache_limits *limits,
+                                     cc_client_cache **out);
+
+/* The current database image of a cache opened with cc_client_cache_open_image: *data points
+ * into the database (borrowed: valid until the next call that changes the cache; copy it at
+ * once), *len is its size.  CC_INTERNAL for a file-backed cache. */
+cc_status cc_client_cache_image(cc_client_cache *c, const unsigned char **data, size_t *len);
 
 /* Closes the database.  Accepts NULL. */
 void cc_client_cache_free(cc_client_cache *c);

@@ -3,9 +3,9 @@
 // Appended after emcc's `export default createCodeCanvasModule`, so it adds the named
 // exports CodeCanvas and CodeCanvasError to the same ES module.  It is deliberately thin:
 // encoding, cache decisions, response parsing and cache updates happen in C
-// (shared/cc_client.c); this layer marshals strings, keeps one Promise per request, mounts
-// the IndexedDB-backed cache, shares generations between tabs, and turns C error objects
-// into CodeCanvasError in exactly one place (settle()).
+// (shared/cc_client.c); this layer marshals strings, keeps one Promise per request, loads
+// and saves the cache image (a SQLite database) in IndexedDB, shares generations between
+// tabs, and turns C error objects into CodeCanvasError in exactly one place (_settle()).
 
 /** An error from the worker, the transport or the client, with a protocol `code`. */
 export class CodeCanvasError extends Error {
@@ -19,7 +19,7 @@ export class CodeCanvasError extends Error {
   }
 }
 
-const CC_MOUNT = '/codecanvas';
+const CC_IDB_NAME = 'codecanvas';
 const DEFAULT_MAX_STALE_MS = 3600000;
 const DEFAULT_REQUEST_TIMEOUT_MS = 30000;
 const STREAM_GRACE_MS = 10000;
@@ -38,9 +38,29 @@ async function cacheId(workerUrl, token) {
   return 'f' + h.toString(16);
 }
 
-function syncfs(M, populate) {
-  return new Promise((resolve, reject) =>
-    M.FS.syncfs(populate, (err) => (err ? reject(err) : resolve())));
+// IndexedDB: one database per cacheName, one object store, one record per cache image
+// (key: the cache id, value: the SQLite database bytes).
+function idbRequest(r) {
+  return new Promise((resolve, reject) => {
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+function idbOpen(name) {
+  const r = indexedDB.open(name, 1);
+  r.onupgradeneeded = () => r.result.createObjectStore('images');
+  return idbRequest(r);
+}
+function idbGet(db, key) {
+  return idbRequest(db.transaction('images', 'readonly').objectStore('images').get(key));
+}
+function idbPut(db, key, bytes) {
+  const tx = db.transaction('images', 'readwrite');
+  tx.objectStore('images').put(bytes, key);
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = tx.onabort = () => reject(tx.error);
+  });
 }
 
 export class CodeCanvas {
@@ -108,17 +128,23 @@ export class CodeCanvas {
   async _open(id) {
     const M = this._M, o = this._opts;
     this.persistent = o.persist ?? typeof indexedDB !== 'undefined';
-    const dir = o.cacheName ? '/' + String(o.cacheName).replace(/[^A-Za-z0-9._-]/g, '_') : CC_MOUNT;
-    M.FS.mkdir(dir);
+    this.cacheKey = id;
+    let image = null;
     if (this.persistent) {
-      M.FS.mount(M.IDBFS, {}, dir);
-      await syncfs(M, true); // populate first: syncfs(true) deletes files IndexedDB lacks
+      try {
+        this._idb = await idbOpen(o.cacheName ? String(o.cacheName) : CC_IDB_NAME);
+        image = (await idbGet(this._idb, id)) ?? null;
+      } catch (e) {
+        console.warn('codecanvas: IndexedDB unavailable, the cache is not kept:', e);
+        this.persistent = false;
+      }
     }
-    this.cachePath = dir + '/' + id + '.db';
-    this._h = this._withStrings([this.cachePath], (p) =>
-      M._cc_wasm_open(p, this.maxStaleMs, 64));
+    const bytes = image ? new Uint8Array(image) : new Uint8Array(0);
+    const p = M._malloc(bytes.length || 1);
+    M.HEAPU8.set(bytes, p);
+    this._h = M._cc_wasm_open(p, bytes.length, this.maxStaleMs, 64);
+    M._free(p);
     if (!this._h) throw new CodeCanvasError({ code: 'internal', message: 'cannot open the client cache' });
-    if (this.persistent) await this._persist(); // save the new file at once (notes §6)
     if (o.broadcast !== false && typeof BroadcastChannel === 'function') {
       this._channel = new BroadcastChannel('codecanvas:' + id);
       if (this._channel.unref) this._channel.unref(); // never keep Node alive
@@ -188,7 +214,7 @@ export class CodeCanvas {
     });
   }
 
-  // Saves the cache file to IndexedDB soon; saves are serialized (notes §6).
+  // Saves the cache image to IndexedDB soon; saves are serialized and coalesced.
   _schedulePersist() {
     if (!this.persistent || this._closed) return;
     this._dirty = true;
@@ -197,9 +223,16 @@ export class CodeCanvas {
 
   async _persistLoop() {
     try {
-      while (this._dirty) {
+      while (this._dirty && this._h) {
         this._dirty = false;
-        await syncfs(this._M, false);
+        const M = this._M;
+        const lenPtr = M._malloc(4);
+        const p = M._cc_wasm_image(this._h, lenPtr);
+        const n = M.HEAPU32[lenPtr >> 2];
+        M._free(lenPtr);
+        if (!p) throw new Error('no cache image');
+        // Copy at once: the pointer is only valid until the next call into the module.
+        await idbPut(this._idb, this.cacheKey, M.HEAPU8.slice(p, p + n));
       }
     } catch (e) {
       console.warn('codecanvas: saving the cache to IndexedDB failed:', e);
@@ -349,10 +382,11 @@ export class CodeCanvas {
     if (this._h) {
       this._M.ccClosed = true;
       for (const p of this._pending.values()) if (p.abort) p.abort();
+      if (this.persistent) await this._persist(); // the last save, before the handle goes
       this._M._cc_wasm_close(this._h); // in-flight requests settle as "canceled"
       this._h = 0;
-      if (this.persistent) await this._persist();
     }
+    if (this._idb) this._idb.close();
     this._closed = true;
   }
 }

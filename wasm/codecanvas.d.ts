@@ -85,7 +85,7 @@ export interface ConnectOptions {
   maxStaleMs?: number;
   /** Persist the cache in IndexedDB (default: when indexedDB exists). */
   persist?: boolean;
-  /** IndexedDB database name (mount point) of the cache; default "codecanvas". */
+  /** IndexedDB database name of the cache; default "codecanvas". */
   cacheName?: string;
   /** Share generation changes with other tabs via BroadcastChannel (default true). */
   broadcast?: boolean;

@@ -10,6 +10,8 @@
  *   - every export that returns a string says who frees it (always: JS, with cc_wasm_free);
  *   - C returns codes and JSON; only the JS API layer (codecanvas-api.js) throws.
  *
+ * It also holds SQLite's OS layer for this target (the module has no filesystem).
+ *
  * The transport is callback based (no ASYNCIFY): cc_client asks cc_js_send (transport.js)
  * to fetch(); transport.js feeds the body back through cc_wasm_on_data per chunk and
  * cc_wasm_on_end once.  Outcomes and stream events leave through cc_js_done/cc_js_event.
@@ -19,11 +21,64 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sqlite3.h>
+
 #include "cc_client.h"
 #include "cc_client_cache.h"
+#include "cc_platform.h"
 #include "cc_proto.h"
 
 #define CC_EXPORT EMSCRIPTEN_KEEPALIVE
+
+/* ------------------------------------------------------------------ SQLite OS layer
+ *
+ * The module has no filesystem (-sFILESYSTEM=0): the cache is a memdb image that JS keeps in
+ * IndexedDB.  SQLite is built with SQLITE_OS_OTHER=1 and gets this minimal default VFS, which
+ * opens no files and only supplies what memdb borrows from its base VFS: randomness, the
+ * clock and sleep.  (Temporary b-trees live in memory: SQLITE_TEMP_STORE=3.) */
+
+static int vfs_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out) {
+  f->pMethods = NULL;
+  return SQLITE_CANTOPEN;
+}
+static int vfs_delete(sqlite3_vfs *v, const char *name, int sync) { return SQLITE_IOERR_DELETE; }
+static int vfs_access(sqlite3_vfs *v, const char *name, int flags, int *res) {
+  *res = 0;
+  return SQLITE_OK;
+}
+static int vfs_full_pathname(sqlite3_vfs *v, const char *name, int n, char *out) {
+  sqlite3_snprintf(n, out, "%s", name);
+  return SQLITE_OK;
+}
+static int vfs_randomness(sqlite3_vfs *v, int n, char *out) {
+  return cc_platform_random(out, (size_t)n) == CC_OK ? n : 0;
+}
+static int vfs_sleep(sqlite3_vfs *v, int us) { return us; }
+static int vfs_time64(sqlite3_vfs *v, sqlite3_int64 *t) {
+  *t = (sqlite3_int64)210866760000000LL + cc_platform_now_ms(); /* Julian day in ms */
+  return SQLITE_OK;
+}
+static int vfs_time(sqlite3_vfs *v, double *t) {
+  sqlite3_int64 ms;
+  vfs_time64(v, &ms);
+  *t = (double)ms / 86400000.0;
+  return SQLITE_OK;
+}
+static int vfs_last_error(sqlite3_vfs *v, int n, char *out) { return 0; }
+
+static sqlite3_vfs cc_vfs = {
+    .iVersion = 2, .szOsFile = sizeof(sqlite3_file), .mxPathname = 256, .zName = "cc-none",
+    .xOpen = vfs_open, .xDelete = vfs_delete, .xAccess = vfs_access,
+    .xFullPathname = vfs_full_pathname, .xRandomness = vfs_randomness, .xSleep = vfs_sleep,
+    .xCurrentTime = vfs_time, .xGetLastError = vfs_last_error,
+    .xCurrentTimeInt64 = vfs_time64,
+};
+
+/* Called by sqlite3_initialize() (SQLITE_OS_OTHER): registers the default VFS. */
+int sqlite3_os_init(void) { return sqlite3_vfs_register(&cc_vfs, 1); }
+int sqlite3_os_end(void) { return SQLITE_OK; }
+
+/* ------------------------------------------------------------------ imports */
 
 /* Imports, implemented in wasm/transport.js. `handle` identifies the client. */
 extern int cc_js_send(uint32_t handle, uint32_t req, const char *body, uint32_t len,
@@ -58,13 +113,14 @@ static void io_generation(void *ctx, const char *project, int64_t generation) {
   cc_js_generation(handle_id(ctx), project, (double)generation);
 }
 
-/* Opens the cache database at `db_path` and creates a client over it.  Returns the handle
- * (never 0) or 0 on failure (the reason went to stderr).  Release with cc_wasm_close. */
-CC_EXPORT uint32_t cc_wasm_open(const char *db_path, double max_stale_ms,
+/* Opens the cache from `image` (`len` bytes of a saved cache database, JS-owned, copied;
+ * len 0 = a new cache) and creates a client over it.  Returns the handle (never 0) or 0 on
+ * failure.  Release with cc_wasm_close. */
+CC_EXPORT uint32_t cc_wasm_open(const unsigned char *image, uint32_t len, double max_stale_ms,
                                 uint32_t max_in_flight) {
   handle *h = calloc(1, sizeof *h);
   if (!h) return 0;
-  if (cc_client_cache_open(db_path, NULL, &h->cache) != CC_OK) {
+  if (cc_client_cache_open_image(image, len, NULL, &h->cache) != CC_OK) {
     free(h);
     return 0;
   }
@@ -154,6 +210,18 @@ CC_EXPORT char *cc_wasm_decode_request(const char *body, uint32_t len) {
   char *out = t ? strdup(t) : NULL;
   cJSON_free(t);
   return out;
+}
+
+/* The cache's current database image, for JS to save in IndexedDB: returns a pointer into
+ * the database and stores its size at *len.  Nobody frees it: it is borrowed and valid only
+ * until the next call into the module, so JS copies it at once.  0 on failure. */
+CC_EXPORT const unsigned char *cc_wasm_image(uint32_t hid, uint32_t *len) {
+  handle *h = (handle *)(uintptr_t)hid;
+  const unsigned char *data = NULL;
+  size_t n = 0;
+  if (cc_client_cache_image(h->cache, &data, &n) != CC_OK || n > UINT32_MAX) return NULL;
+  *len = (uint32_t)n;
+  return data;
 }
 
 /* Frees a string returned by an export above. Accepts NULL. */

@@ -144,7 +144,57 @@ static void file_survives_reopen(void) {
   unlink(journal);
 }
 
+/* The wasm form: an in-memory database whose image JS keeps in IndexedDB. */
+static void image_round_trip_and_corrupt_image(void) {
+  cc_client_cache *c = NULL;
+  CHECK_INT(cc_client_cache_open_image(NULL, 0, NULL, &c), CC_OK);
+  CHECK_INT(cc_client_cache_seen_generation(c, "p", 4, NULL), CC_OK);
+  CHECK_INT(cc_client_cache_exec_put(c, "p", "ls", 4, 10, "{\"x\":2}"), CC_OK);
+  CHECK_INT(cc_client_cache_doc_put(c, CC_DOC_PROJECT, "p", "", 10, "{\"name\":\"n\"}"), CC_OK);
+  const unsigned char *img = NULL;
+  size_t len = 0;
+  CHECK_INT(cc_client_cache_image(c, &img, &len), CC_OK);
+  CHECK(len >= 4096 && memcmp(img, "SQLite format 3", 16) == 0);
+  unsigned char *copy = malloc(len);
+  memcpy(copy, img, len);
+  cc_client_cache_free(c);
+
+  CHECK_INT(cc_client_cache_open_image(copy, len, NULL, &c), CC_OK);
+  char *js = NULL;
+  CHECK_INT(cc_client_cache_exec_get(c, "p", "ls", 10, 10, &js), CC_OK);
+  CHECK_STR(js, "{\"x\":2}");
+  free(js);
+  CHECK_INT(cc_client_cache_doc_get(c, CC_DOC_PROJECT, "p", "", &js, NULL), CC_OK);
+  free(js);
+  /* Writes after loading an image grow it; the new image has them. */
+  CHECK_INT(cc_client_cache_doc_put(c, CC_DOC_RECORD, "", "e1", 11, "{\"id\":\"e1\"}"), CC_OK);
+  CHECK_INT(cc_client_cache_image(c, &img, &len), CC_OK);
+  unsigned char *copy2 = malloc(len);
+  memcpy(copy2, img, len);
+  size_t len2 = len;
+  cc_client_cache_free(c);
+  CHECK_INT(cc_client_cache_open_image(copy2, len2, NULL, &c), CC_OK);
+  CHECK_INT(cc_client_cache_doc_get(c, CC_DOC_RECORD, "", "e1", &js, NULL), CC_OK);
+  free(js);
+  cc_client_cache_free(c);
+
+  /* A damaged image is dropped: the cache opens empty instead of failing. */
+  memset(copy, 'x', 100);
+  CHECK_INT(cc_client_cache_open_image(copy, len, NULL, &c), CC_OK);
+  CHECK_INT(cc_client_cache_exec_get(c, "p", "ls", 10, 10, &js), CC_NOT_FOUND);
+  CHECK_INT(cc_client_cache_exec_put(c, "p", "ls", 4, 10, "{}"), CC_OK);
+  cc_client_cache_free(c);
+  free(copy);
+  free(copy2);
+
+  /* A file cache has no image. */
+  CHECK_INT(cc_client_cache_open(":memory:", NULL, &c), CC_OK);
+  CHECK_INT(cc_client_cache_image(c, &img, &len), CC_INTERNAL);
+  cc_client_cache_free(c);
+}
+
 int main(void) {
+  RUN(image_round_trip_and_corrupt_image);
   RUN(exec_hit_needs_seen_generation_and_age);
   RUN(clear_one_or_all);
   RUN(documents_replace_and_drop);
