@@ -796,42 +796,44 @@ bool cc_sbd_envd_path(const char *url) {
          strncmp(url, "/filesystem.Filesystem/", 23) == 0;
 }
 
-/* envd's /files access rule: a matching X-Access-Token, else a valid signature. */
-static enum MHD_Result files_auth(cc_sbd_req *r, bool *ok) {
-  *ok = false;
+/* envd's /files access rule: a matching X-Access-Token, else a valid signature; then the
+ * user.  Returns 0 when allowed, else the HTTP status with the message in msg. */
+static unsigned files_check(cc_sbd_req *r, char *msg, size_t msg_size) {
   cc_sbd_sandbox *sb = r->sb;
-  if (!sb->token[0]) {
-    *ok = true;
-    return MHD_YES;
-  }
-  const char *tok = cc_sbd_header(r->conn, "X-Access-Token");
-  if (tok) {
-    if (strcmp(tok, sb->token) == 0) {
-      *ok = true;
-      return MHD_YES;
-    }
-    return cc_sbd_respond_error(r->conn, 401, "access token present in header but does not match");
-  }
-  sig_ctx c;
-  fill_sig_ctx(r, &c);
-  if (!c.signature) return cc_sbd_respond_error(r->conn, 401, "missing signature query parameter");
-  if (!sig_matches(sb, &c)) return cc_sbd_respond_error(r->conn, 401, "invalid signature");
-  if (c.expiration) {
-    char *end;
-    long long exp = strtoll(c.expiration, &end, 10);
-    if (*end || exp < (long long)(cc_sbd_now_ms() / 1000))
-      return cc_sbd_respond_error(r->conn, 401, "signature is already expired");
-  }
-  *ok = true;
-  return MHD_YES;
-}
-
-static enum MHD_Result files_user(cc_sbd_req *r, bool *ok) {
   const char *u = cc_sbd_query(r->conn, "username");
-  *ok = user_ok(u);
-  if (*ok) return MHD_YES;
-  return cc_sbd_respond_error(r->conn, 401, "error looking up user '%s': user: unknown user %s", u,
-                              u);
+  if (sb->token[0]) {
+    const char *tok = cc_sbd_header(r->conn, "X-Access-Token");
+    if (tok) {
+      if (strcmp(tok, sb->token) != 0) {
+        snprintf(msg, msg_size, "access token present in header but does not match");
+        return 401;
+      }
+    } else {
+      sig_ctx c;
+      fill_sig_ctx(r, &c);
+      if (!c.signature) {
+        snprintf(msg, msg_size, "missing signature query parameter");
+        return 401;
+      }
+      if (!sig_matches(sb, &c)) {
+        snprintf(msg, msg_size, "invalid signature");
+        return 401;
+      }
+      if (c.expiration) {
+        char *end;
+        long long exp = strtoll(c.expiration, &end, 10);
+        if (*end || exp < (long long)(cc_sbd_now_ms() / 1000)) {
+          snprintf(msg, msg_size, "signature is already expired");
+          return 401;
+        }
+      }
+    }
+  }
+  if (!user_ok(u)) {
+    snprintf(msg, msg_size, "error looking up user '%.100s': user: unknown user %.100s", u, u);
+    return 401;
+  }
+  return 0;
 }
 
 static enum MHD_Result files_download(cc_sbd_req *r) {
@@ -972,33 +974,31 @@ static void upload_free(void *state) {
   free(u);
 }
 
-static enum MHD_Result upload_respond_error(cc_sbd_req *r, upload *u, cc_status st) {
-  if (u->err_status) return cc_sbd_respond_error(r->conn, u->err_status, "%s", u->err_msg);
-  if (st == CC_TOO_LARGE) return cc_sbd_respond_error(r->conn, 400, "multipart headers too large or too many parts");
-  return cc_sbd_respond_error(r->conn, 500, "error parsing multipart request");
-}
-
 static bool upload_feed(cc_sbd_req *r, const char *data, size_t n) {
   upload *u = r->sink_state;
   cc_status st = cc_multipart_feed(u->mp, (const uint8_t *)data, n);
   if (st == CC_OK) return true;
-  upload_respond_error(r, u, st);
-  r->responded = true;
-  return false;
+  if (u->err_status) return cc_sbd_req_fail(r, u->err_status, "%s", u->err_msg);
+  if (st == CC_TOO_LARGE)
+    return cc_sbd_req_fail(r, 400, "multipart headers too large or too many parts");
+  return cc_sbd_req_fail(r, 400, "error parsing multipart request");
 }
 
 static const cc_sbd_body_sink upload_sink = {upload_feed, upload_free};
 
 /* Sets up the streaming multipart parser of POST /files. */
-static enum MHD_Result upload_begin(cc_sbd_req *r) {
+static void upload_begin(cc_sbd_req *r) {
   char boundary[CC_MULTIPART_MAX_BOUNDARY + 1];
   if (cc_multipart_boundary(cc_sbd_header(r->conn, "Content-Type"), boundary, sizeof boundary) !=
       CC_OK) {
-    r->responded = true;
-    return cc_sbd_respond_error(r->conn, 400, "request must be multipart/form-data with a boundary");
+    cc_sbd_req_fail(r, 400, "request must be multipart/form-data with a boundary");
+    return;
   }
   upload *u = calloc(1, sizeof *u);
-  if (!u) return MHD_NO;
+  if (!u) {
+    cc_sbd_req_fail(r, 500, "out of memory");
+    return;
+  }
   static const cc_multipart_callbacks cb = {up_begin, up_data, up_end};
   u->r = r;
   u->fd = -1;
@@ -1008,11 +1008,11 @@ static enum MHD_Result upload_begin(cc_sbd_req *r) {
   u->mp = cc_multipart_new(boundary, 1000, &cb, u);
   if (!u->mp || !u->result) {
     upload_free(u);
-    return MHD_NO;
+    cc_sbd_req_fail(r, 500, "out of memory");
+    return;
   }
   r->sink = &upload_sink;
   r->sink_state = u;
-  return MHD_YES;
 }
 
 static enum MHD_Result upload_finish(cc_sbd_req *r) {
@@ -1033,19 +1033,17 @@ static bool token_ok(cc_sbd_req *r) {
   return tok && strcmp(tok, r->sb->token) == 0;
 }
 
-enum MHD_Result cc_sbd_envd_begin(cc_sbd_req *r) {
-  if (!r->sb) return MHD_YES; /* answered with 502 once the body is read */
+void cc_sbd_envd_begin(cc_sbd_req *r) {
+  if (!r->sb) return; /* answered with 502/401 once the body is read */
   if (strcmp(r->url, "/files") == 0 && strcmp(r->method, "POST") == 0) {
-    bool ok;
-    enum MHD_Result res = files_auth(r, &ok);
-    if (ok) res = files_user(r, &ok);
-    if (!ok) {
-      r->responded = true;
-      return res;
+    char msg[256];
+    unsigned status = files_check(r, msg, sizeof msg);
+    if (status) {
+      cc_sbd_req_fail(r, status, "%s", msg);
+      return;
     }
-    return upload_begin(r);
+    upload_begin(r);
   }
-  return MHD_YES;
 }
 
 enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r) {
@@ -1068,10 +1066,9 @@ enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r) {
     if (strcmp(r->method, "POST") == 0) return upload_finish(r);
     if (strcmp(r->method, "GET") != 0)
       return cc_sbd_respond_error(r->conn, 405, "method %s not allowed", r->method);
-    bool ok;
-    enum MHD_Result res = files_auth(r, &ok);
-    if (ok) res = files_user(r, &ok);
-    return ok ? files_download(r) : res;
+    char msg[256];
+    unsigned status = files_check(r, msg, sizeof msg);
+    return status ? cc_sbd_respond_error(r->conn, status, "%s", msg) : files_download(r);
   }
   if (!token_ok(r))
     return cc_sbd_respond_error(r->conn, 401,

@@ -24,9 +24,9 @@ bool cc_sbd_envd_path(const char *url);
 void cc_sbd_envd_route_by_credentials(cc_sbd_req *r);
 
 /* Called on the first callback of an envd request (headers known, body not yet read):
- * checks access, installs the upload sink for POST /files.  May queue an early error
- * response (sets r->responded). */
-enum MHD_Result cc_sbd_envd_begin(cc_sbd_req *r);
+ * checks access and installs the upload sink for POST /files.  Errors are recorded with
+ * cc_sbd_req_fail and answered once the body has been read. */
+void cc_sbd_envd_begin(cc_sbd_req *r);
 
 /* Answers an envd request once its body has been read. */
 enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r);

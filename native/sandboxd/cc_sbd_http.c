@@ -92,6 +92,16 @@ enum MHD_Result cc_sbd_respond_502(struct MHD_Connection *c, const char *sandbox
   return cc_sbd_respond_json(c, 502, o);
 }
 
+bool cc_sbd_req_fail(cc_sbd_req *r, unsigned status, const char *fmt, ...) {
+  if (r->early_status) return false;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->early_msg, sizeof r->early_msg, fmt, ap);
+  va_end(ap);
+  r->early_status = status;
+  return false;
+}
+
 const char *cc_sbd_header(struct MHD_Connection *c, const char *name) {
   return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
@@ -557,16 +567,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     r->url = url;
     r->method = method;
     route(r);
-    if (r->route == CC_SBD_ROUTE_ENVD) return cc_sbd_envd_begin(r);
-    if (r->route == CC_SBD_ROUTE_PROXY) cc_sbd_proxy_begin(r);
+    if (r->route == CC_SBD_ROUTE_ENVD) cc_sbd_envd_begin(r);
+    else if (r->route == CC_SBD_ROUTE_PROXY) cc_sbd_proxy_begin(r);
     return MHD_YES;
   }
   if (*upload_data_size) {
     size_t n = *upload_data_size;
     *upload_data_size = 0;
-    if (r->responded || r->too_large) return MHD_YES; /* discard */
+    if (r->early_status || r->too_large) {
+      /* discard the rest of a refused body, but not forever */
+      r->discarded += n;
+      return r->discarded > srv->cfg.max_upload + srv->cfg.max_body ? MHD_NO : MHD_YES;
+    }
     if (r->sink) {
-      r->sink->feed(r, upload_data, n); /* on failure the sink queued the error response */
+      r->sink->feed(r, upload_data, n); /* on failure the sink recorded an early error */
       return MHD_YES;
     }
     if (r->len + n > srv->cfg.max_body) {
@@ -591,6 +605,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   }
   if (r->responded) return MHD_YES;
   r->responded = true;
+  if (r->early_status) return cc_sbd_respond_error(conn, r->early_status, "%s", r->early_msg);
   switch (r->route) {
   case CC_SBD_ROUTE_ENVD: return cc_sbd_envd_handle(r);
   case CC_SBD_ROUTE_PROXY: return cc_sbd_proxy_handle(r);

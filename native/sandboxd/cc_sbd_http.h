@@ -50,7 +50,12 @@ struct cc_sbd_req {
   size_t len, cap;
   bool too_large;
   bool bad_credentials;    /* an envd token/signature was sent but matches no sandbox */
-  bool responded;          /* a response was queued early */
+  bool responded;          /* the response was queued */
+  unsigned early_status;   /* an error found before the body was read (e.g. 401 on an
+                              upload, a failed write): the rest of the body is discarded and
+                              this is answered once it has been read */
+  char early_msg[600];
+  size_t discarded;        /* body bytes discarded after an early error */
   const cc_sbd_body_sink *sink;
   void *sink_state;
 };
@@ -72,6 +77,10 @@ enum MHD_Result cc_sbd_respond_connect_error(struct MHD_Connection *c, int conne
 /* The edge proxy's 502 for a missing sandbox (port < 0) or a closed port. */
 enum MHD_Result cc_sbd_respond_502(struct MHD_Connection *c, const char *sandbox_id, int port);
 enum MHD_Result cc_sbd_respond_empty(struct MHD_Connection *c, unsigned status);
+
+/* Records the first early error of a request (see early_status).  Always returns false. */
+bool cc_sbd_req_fail(cc_sbd_req *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 const char *cc_sbd_header(struct MHD_Connection *c, const char *name);
 const char *cc_sbd_query(struct MHD_Connection *c, const char *name);

@@ -32,6 +32,7 @@ export async function startSandboxd(opts = {}) {
     stderr += d;
     if (stderr.length > 1 << 20) stderr = stderr.slice(-(1 << 19));
     if (opts.stderr) opts.stderr.write(d);
+    else if (process.env.CC_SANDBOXD_STDERR) process.stderr.write(d); // debugging aid
   });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   const ready = await new Promise((resolve, reject) => {
