@@ -118,6 +118,9 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await page.locator('#new-project').fill('demo');
     await page.locator('#new-project').press('Enter');
     await page.locator('.project-btn[aria-current="true"][data-project="demo"]').waitFor(WAIT);
+    await page.locator('#history[data-source="worker"]').waitFor({ state: 'attached', ...WAIT });
+    assert.ok(await page.locator('#history-source').isHidden());
+    assert.ok(await page.locator('#stop-btn').isHidden());
     await shot(page, '02-connected');
   });
 
@@ -228,7 +231,7 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await page.locator('#conn[data-state="offline"]').waitFor(WAIT);
     assert.match(await page.locator('#banner').innerText(), /Offline/);
     // the history was answered by the client's cache (SQLite in IndexedDB), marked stale
-    await page.locator('#history[data-source="cache"]').waitFor(WAIT);
+    await page.locator('#history[data-source="cache"]').waitFor({ state: 'attached', ...WAIT });
     assert.ok(await page.locator('#history-source').isVisible());
     await page.locator('#project-meta', { hasText: 'cached (offline)' }).waitFor(WAIT);
     assert.ok(await page.locator('#history .hist-item', { hasText: 'python3 main.py' }).count() > 0);
@@ -245,7 +248,8 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     worker = await startWorker({ ...workerOpts, port: first.port, db: first.db });
     await page.locator('#conn[data-state="online"]').waitFor(WAIT);
     assert.ok(await page.locator('#banner').isHidden());
-    await page.locator('#history[data-source="worker"]').waitFor(WAIT);
+    await page.locator('#history[data-source="worker"]').waitFor({ state: 'attached', ...WAIT });
+    assert.ok(await page.locator('#history-source').isHidden(), 'no "cached copy" badge when online');
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload happened');
     await page.locator('#command').fill('printf "\\033[1;35mback\\033[0m\\n"');
     await page.locator('#command').press('Enter');
