@@ -194,6 +194,21 @@ test('closing the connection cancels the command: the process is gone, the recor
   assert.equal(rec.stdout, 'started\n');
 });
 
+test('a non-streaming exec is canceled too when its client goes away', async () => {
+  const ac = new AbortController();
+  const pending = wk.rpc(A, { op: 'exec', project: 'cancel2', args: { cmd: 'exec sleep 700' } }, { signal: ac.signal }).catch((e) => e);
+  let id = null;
+  while (!id) {
+    const h = await wk.rpc(A, { op: 'getHistory', project: 'cancel2', args: { limit: 1 } });
+    if (h.status === 200 && h.body.result.items[0]?.status === 'running') id = h.body.result.items[0].id;
+  }
+  ac.abort();
+  assert.equal((await pending).name, 'AbortError');
+  const ps = ok(await wk.rpc(A, { op: 'listProcesses', project: 'cancel2' }));
+  assert.ok(!ps.processes.some((p) => p.cmd.includes('sleep 700')), JSON.stringify(ps));
+  assert.equal(ok(await wk.rpc(A, { op: 'getResult', args: { executionId: id } })).status, 'canceled');
+});
+
 test('setupProject writes files and runs install (plain and streamed)', async () => {
   const r = ok(await wk.rpc(A, { op: 'setupProject', project: 'setup', args: { files: [{ path: 'package.json', content: '{"name":"x"}' }, { path: 'src/a.js', content: 'console.log(1)' }], install: 'cat package.json; ls src' } }));
   assert.equal(r.ok, true);
