@@ -271,9 +271,10 @@ static void test_cancel(void) {
   /* Attach to a background process: its live output arrives through the attached stream
    * (it prints only after the attach's start event made us create /tmp/cc-go2), and a
    * cancel through the attach kills it. */
+  /* A fresh sandbox's /tmp is empty, so no "rm -f" first: it could run after our write. */
   rec r4 = {.on_start = CC_E2B_DETACH};
-  CHECK_INT(run("rm -f /tmp/cc-go2; while [ ! -f /tmp/cc-go2 ]; do sleep 0.05; done; echo late;"
-                " sleep 60", &r4, 0, false, &res, &e), CC_OK);
+  CHECK_INT(run("while [ ! -f /tmp/cc-go2 ]; do sleep 0.05; done; echo late; sleep 60", &r4, 0,
+                false, &res, &e), CC_OK);
   CHECK(res.detached);
   uint32_t bg = res.pid;
   rec r5 = {.write_on_start = "/tmp/cc-go2", .cancel_on_stdout = true};
