@@ -248,9 +248,11 @@ static void do_connect(const cc_sbx_wire_hdr *h) {
       e = errno;
       continue;
     }
-    struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a4 = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
+                              .sin6_port = htons((uint16_t)port),
                               .sin6_addr = IN6ADDR_LOOPBACK_INIT};
     int r = v6 ? connect(s, (struct sockaddr *)&a6, sizeof a6)
                : connect(s, (struct sockaddr *)&a4, sizeof a4);
@@ -310,7 +312,8 @@ static int encode_entry(unsigned char *buf, size_t cap, size_t *off, const char 
   } else {
     e.tmode = ls.st_mode;
   }
-  size_t nl = strlen(name) + 1, pl = strlen(path) + 1, tl = S_ISLNK(ls.st_mode) ? strlen(target) + 1 : 0;
+  size_t nl = strlen(name) + 1, pl = strlen(path) + 1,
+         tl = S_ISLNK(ls.st_mode) ? strlen(target) + 1 : 0;
   if (nl > 65535 || pl > 65535 || tl > 65535) return -1;
   e.name_len = (uint16_t)nl;
   e.path_len = (uint16_t)pl;
@@ -478,7 +481,8 @@ static void do_list(const cc_sbx_wire_hdr *h, const char *path) {
   }
   size_t cap = 64u << 20; /* encoded listing cap; a memfd grows only as far as it is used */
   listing L = {.cap = cap, .max = h->b > 0 ? h->b : 100000};
-  L.buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  L.buf =
+      mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (L.buf == MAP_FAILED) {
     close(fd);
     reply(h->id, ENOMEM, 0, 0, NULL, 0, -1);
@@ -493,8 +497,10 @@ static void do_list(const cc_sbx_wire_hdr *h, const char *path) {
     size_t w = 0;
     while (!L.err && w < L.off) {
       ssize_t k = write(mfd, L.buf + w, L.off - w);
-      if (k <= 0) L.err = errno ? errno : EIO;
-      else w += (size_t)k;
+      if (k <= 0)
+        L.err = errno ? errno : EIO;
+      else
+        w += (size_t)k;
     }
   }
   munmap(L.buf, cap);
@@ -531,66 +537,66 @@ static void do_file(const cc_sbx_wire_hdr *h, char *p, size_t len) {
   int e = 0, existed = 0, fd;
   struct stat st;
   switch (h->op) {
-  case CC_SBX_OP_STAT:
-    if (stat(path, &st) != 0 && lstat(path, &st) != 0) {
-      reply(h->id, errno, 0, 0, NULL, 0, -1);
+    case CC_SBX_OP_STAT:
+      if (stat(path, &st) != 0 && lstat(path, &st) != 0) {
+        reply(h->id, errno, 0, 0, NULL, 0, -1);
+        return;
+      }
+      reply_entry(h->id, 0, path);
       return;
-    }
-    reply_entry(h->id, 0, path);
-    return;
-  case CC_SBX_OP_MKDIR:
-    e = mkdir_p(path, &existed);
-    if (e) {
-      reply(h->id, e, 0, 0, NULL, 0, -1);
+    case CC_SBX_OP_MKDIR:
+      e = mkdir_p(path, &existed);
+      if (e) {
+        reply(h->id, e, 0, 0, NULL, 0, -1);
+        return;
+      }
+      reply_entry(h->id, existed ? EEXIST : 0, path);
       return;
-    }
-    reply_entry(h->id, existed ? EEXIST : 0, path);
-    return;
-  case CC_SBX_OP_MOVE:
-    if (lstat(path, &st) != 0) {
-      reply(h->id, errno, 1, 0, NULL, 0, -1); /* a = 1: the source is missing */
+    case CC_SBX_OP_MOVE:
+      if (lstat(path, &st) != 0) {
+        reply(h->id, errno, 1, 0, NULL, 0, -1); /* a = 1: the source is missing */
+        return;
+      }
+      if ((e = mkdir_parent(s[1])) != 0 || rename(path, s[1]) != 0) {
+        reply(h->id, e ? e : errno, 0, 0, NULL, 0, -1);
+        return;
+      }
+      reply_entry(h->id, 0, s[1]);
       return;
-    }
-    if ((e = mkdir_parent(s[1])) != 0 || rename(path, s[1]) != 0) {
-      reply(h->id, e ? e : errno, 0, 0, NULL, 0, -1);
+    case CC_SBX_OP_REMOVE:
+      reply(h->id, rm_rf_at(AT_FDCWD, path, 0), 0, 0, NULL, 0, -1);
       return;
-    }
-    reply_entry(h->id, 0, s[1]);
-    return;
-  case CC_SBX_OP_REMOVE:
-    reply(h->id, rm_rf_at(AT_FDCWD, path, 0), 0, 0, NULL, 0, -1);
-    return;
-  case CC_SBX_OP_LIST:
-    do_list(h, path);
-    return;
-  case CC_SBX_OP_OPEN_READ:
-    fd = open_regular(path, O_RDONLY, &e);
-    if (fd < 0) {
-      reply(h->id, e, 0, 0, NULL, 0, -1);
+    case CC_SBX_OP_LIST:
+      do_list(h, path);
       return;
-    }
-    fstat(fd, &st);
-    int64_t size = st.st_size;
-    reply(h->id, 0, 0, 0, &size, sizeof size, fd);
-    close(fd);
-    return;
-  case CC_SBX_OP_OPEN_WRITE:
-    if ((e = mkdir_parent(path)) != 0) {
-      reply(h->id, e, 0, 0, NULL, 0, -1);
+    case CC_SBX_OP_OPEN_READ:
+      fd = open_regular(path, O_RDONLY, &e);
+      if (fd < 0) {
+        reply(h->id, e, 0, 0, NULL, 0, -1);
+        return;
+      }
+      fstat(fd, &st);
+      int64_t size = st.st_size;
+      reply(h->id, 0, 0, 0, &size, sizeof size, fd);
+      close(fd);
       return;
-    }
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-      reply(h->id, EISDIR, 0, 0, NULL, 0, -1);
+    case CC_SBX_OP_OPEN_WRITE:
+      if ((e = mkdir_parent(path)) != 0) {
+        reply(h->id, e, 0, 0, NULL, 0, -1);
+        return;
+      }
+      if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        reply(h->id, EISDIR, 0, 0, NULL, 0, -1);
+        return;
+      }
+      fd = open_regular(path, O_WRONLY | O_CREAT | O_TRUNC, &e);
+      if (fd < 0) {
+        reply(h->id, e, 0, 0, NULL, 0, -1);
+        return;
+      }
+      reply(h->id, 0, 0, 0, NULL, 0, fd);
+      close(fd);
       return;
-    }
-    fd = open_regular(path, O_WRONLY | O_CREAT | O_TRUNC, &e);
-    if (fd < 0) {
-      reply(h->id, e, 0, 0, NULL, 0, -1);
-      return;
-    }
-    reply(h->id, 0, 0, 0, NULL, 0, fd);
-    close(fd);
-    return;
   }
   reply(h->id, ENOSYS, 0, 0, NULL, 0, -1);
 }
@@ -603,8 +609,8 @@ static void handle(void) {
     struct cmsghdr align;
   } u;
   struct iovec iov = {inbuf, sizeof inbuf - 1};
-  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                     .msg_controllen = sizeof u.buf};
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
   ssize_t n = recvmsg(SOCK, &m, MSG_CMSG_CLOEXEC);
   if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
   if (n <= 0) _exit(0); /* the host is gone: PID 1 exits and takes the sandbox with it */
@@ -612,7 +618,8 @@ static void handle(void) {
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
       int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      for (int i = 0; i < k && nfds < 4; i++) memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      for (int i = 0; i < k && nfds < 4; i++)
+        memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
     }
   if ((size_t)n < sizeof(cc_sbx_wire_hdr) || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) goto done;
   cc_sbx_wire_hdr h;
@@ -621,14 +628,26 @@ static void handle(void) {
   size_t len = (size_t)n - sizeof h;
   p[len] = 0;
   switch (h.op) {
-  case CC_SBX_OP_SPAWN: do_spawn(&h, p, len, fds, nfds); break;
-  case CC_SBX_OP_SIGNAL: do_signal(&h); break;
-  case CC_SBX_OP_CONNECT: do_connect(&h); break;
-  case CC_SBX_OP_STAT: case CC_SBX_OP_MKDIR: case CC_SBX_OP_MOVE: case CC_SBX_OP_LIST:
-  case CC_SBX_OP_REMOVE: case CC_SBX_OP_OPEN_READ: case CC_SBX_OP_OPEN_WRITE:
-    do_file(&h, p, len);
-    break;
-  default: reply(h.id, ENOSYS, 0, 0, NULL, 0, -1);
+    case CC_SBX_OP_SPAWN:
+      do_spawn(&h, p, len, fds, nfds);
+      break;
+    case CC_SBX_OP_SIGNAL:
+      do_signal(&h);
+      break;
+    case CC_SBX_OP_CONNECT:
+      do_connect(&h);
+      break;
+    case CC_SBX_OP_STAT:
+    case CC_SBX_OP_MKDIR:
+    case CC_SBX_OP_MOVE:
+    case CC_SBX_OP_LIST:
+    case CC_SBX_OP_REMOVE:
+    case CC_SBX_OP_OPEN_READ:
+    case CC_SBX_OP_OPEN_WRITE:
+      do_file(&h, p, len);
+      break;
+    default:
+      reply(h.id, ENOSYS, 0, 0, NULL, 0, -1);
   }
 done:
   for (int i = 0; i < nfds; i++) close(fds[i]);

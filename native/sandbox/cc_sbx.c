@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/nsfs.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,11 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/nsfs.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -82,19 +82,39 @@ static cc_status fail(cc_sbx_err *err, cc_sbx_errkind k, int e, const char *fmt,
 
 static cc_sbx_errkind kind_of_errno(int e) {
   switch (e) {
-  case 0: return CC_SBX_ERR_NONE;
-  case ENOENT: return CC_SBX_ERR_NOT_FOUND;
-  case ENOTDIR: return CC_SBX_ERR_NOT_DIR;
-  case EISDIR: return CC_SBX_ERR_IS_DIR;
-  case EEXIST: case ENOTEMPTY: return CC_SBX_ERR_EXISTS;
-  case ENOSPC: case EDQUOT: case EFBIG: return CC_SBX_ERR_NO_SPACE;
-  case EACCES: case EPERM: case EROFS: return CC_SBX_ERR_PERMISSION;
-  case ELOOP: return CC_SBX_ERR_LOOP;
-  case ENAMETOOLONG: case EINVAL: return CC_SBX_ERR_INVALID_ARG;
-  case E2BIG: return CC_SBX_ERR_LIMIT;
-  case ETIMEDOUT: return CC_SBX_ERR_TIMEOUT;
-  case EPIPE: case ECONNRESET: return CC_SBX_ERR_GONE;
-  default: return CC_SBX_ERR_SYSTEM;
+    case 0:
+      return CC_SBX_ERR_NONE;
+    case ENOENT:
+      return CC_SBX_ERR_NOT_FOUND;
+    case ENOTDIR:
+      return CC_SBX_ERR_NOT_DIR;
+    case EISDIR:
+      return CC_SBX_ERR_IS_DIR;
+    case EEXIST:
+    case ENOTEMPTY:
+      return CC_SBX_ERR_EXISTS;
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:
+      return CC_SBX_ERR_NO_SPACE;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return CC_SBX_ERR_PERMISSION;
+    case ELOOP:
+      return CC_SBX_ERR_LOOP;
+    case ENAMETOOLONG:
+    case EINVAL:
+      return CC_SBX_ERR_INVALID_ARG;
+    case E2BIG:
+      return CC_SBX_ERR_LIMIT;
+    case ETIMEDOUT:
+      return CC_SBX_ERR_TIMEOUT;
+    case EPIPE:
+    case ECONNRESET:
+      return CC_SBX_ERR_GONE;
+    default:
+      return CC_SBX_ERR_SYSTEM;
   }
 }
 
@@ -119,7 +139,9 @@ static void deadline_ts(struct timespec *ts, int timeout_ms) {
   if (ts->tv_nsec >= 1000000000L) ts->tv_sec++, ts->tv_nsec -= 1000000000L;
 }
 
-static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+static char *xstrdup(const char *s) {
+  return s ? strdup(s) : NULL;
+}
 
 /* ---- data structures -------------------------------------------------------------------- */
 
@@ -145,7 +167,7 @@ struct cc_sbx_sub {
   proc *p;
   chunk *head, *tail, *current;
   size_t bytes;
-  bool done;      /* END was handed out */
+  bool done; /* END was handed out */
   bool end_queued;
   int efd;
   cc_sbx_sub *next;
@@ -274,8 +296,10 @@ static void wake(cc_sbx_runtime *rt) {
 
 static void sub_push(cc_sbx_sub *s, chunk *c) {
   c->next = NULL;
-  if (s->tail) s->tail->next = c;
-  else s->head = c;
+  if (s->tail)
+    s->tail->next = c;
+  else
+    s->head = c;
   s->tail = c;
   s->bytes += c->len;
   uint64_t one = 1;
@@ -311,7 +335,8 @@ static void proc_free(proc *p) {
   free(p->cmd), free(p->cwd), free(p->tag);
   for (size_t i = 0; i < p->n_args; i++) free(p->args[i]);
   free(p->args);
-  for (size_t i = 0; i < p->n_envs; i++) free((char *)p->envs[i].name), free((char *)p->envs[i].value);
+  for (size_t i = 0; i < p->n_envs; i++)
+    free((char *)p->envs[i].name), free((char *)p->envs[i].value);
   free(p->envs);
   free(p);
 }
@@ -452,8 +477,8 @@ static void on_sock(cc_sbx *sbx, uint32_t events) {
       struct cmsghdr align;
     } u;
     struct iovec iov = {buf, CC_SBX_WIRE_MAX};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
-                       .msg_controllen = sizeof u.b};
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof u.b};
     ssize_t n = recvmsg(sbx->sock, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     int fds[4], nfds = 0;
@@ -467,8 +492,10 @@ static void on_sock(cc_sbx *sbx, uint32_t events) {
           for (int j = 0; j < k; j++) {
             int fd;
             memcpy(&fd, CMSG_DATA(c) + (size_t)j * sizeof(int), sizeof fd);
-            if (nfds < 4) fds[nfds++] = fd;
-            else close(fd);
+            if (nfds < 4)
+              fds[nfds++] = fd;
+            else
+              close(fd);
           }
         } else if (c->cmsg_type == SCM_CREDENTIALS) {
           memcpy(&cred, CMSG_DATA(c), sizeof cred);
@@ -489,25 +516,25 @@ static void on_sock(cc_sbx *sbx, uint32_t events) {
     unsigned char *pl = buf + sizeof h;
     size_t len = (size_t)n - sizeof h;
     switch (h.op) {
-    case CC_SBX_OP_HELLO:
-      pthread_mutex_lock(&sbx->lock);
-      if (sbx->state == ST_STARTING) {
-        sbx->agent_pid = have_cred && cred.pid > 1 ? cred.pid : 0;
-        sbx->state = ST_READY;
-        pthread_cond_broadcast(&sbx->cond);
-      }
-      pthread_mutex_unlock(&sbx->lock);
-      break;
-    case CC_SBX_OP_EXIT:
-      on_exit_msg(sbx, (uint32_t)h.a, h.b);
-      break;
-    case CC_SBX_OP_REPLY:
-      on_reply(sbx, &h, pl, len, nfds > 0 ? fds[0] : -1);
-      for (int j = 1; j < nfds; j++) close(fds[j]);
-      nfds = 0;
-      break;
-    default:
-      break;
+      case CC_SBX_OP_HELLO:
+        pthread_mutex_lock(&sbx->lock);
+        if (sbx->state == ST_STARTING) {
+          sbx->agent_pid = have_cred && cred.pid > 1 ? cred.pid : 0;
+          sbx->state = ST_READY;
+          pthread_cond_broadcast(&sbx->cond);
+        }
+        pthread_mutex_unlock(&sbx->lock);
+        break;
+      case CC_SBX_OP_EXIT:
+        on_exit_msg(sbx, (uint32_t)h.a, h.b);
+        break;
+      case CC_SBX_OP_REPLY:
+        on_reply(sbx, &h, pl, len, nfds > 0 ? fds[0] : -1);
+        for (int j = 1; j < nfds; j++) close(fds[j]);
+        nfds = 0;
+        break;
+      default:
+        break;
     }
     for (int j = 0; j < nfds; j++) close(fds[j]);
     (void)events;
@@ -534,7 +561,8 @@ static void teardown(cc_sbx *sbx) {
       msg[n > 0 ? n : 0] = 0;
       msg[strcspn(msg, "\n")] = 0;
     }
-    snprintf(sbx->why, sizeof sbx->why, "sandbox failed to start: %s", msg[0] ? msg : "bwrap exited");
+    snprintf(sbx->why, sizeof sbx->why, "sandbox failed to start: %s",
+             msg[0] ? msg : "bwrap exited");
   }
   sbx->state = ST_DEAD;
   epoll_ctl(rt->epfd, EPOLL_CTL_DEL, sbx->sock, NULL);
@@ -564,8 +592,8 @@ static void teardown(cc_sbx *sbx) {
 /* ---- the I/O thread: launching bubblewrap ----------------------------------------------- */
 
 static void close_launch_fds(cc_sbx *sbx) {
-  int *fds[] = {&sbx->child_sock, &sbx->passwd_fd, &sbx->group_fd, &sbx->resolv_fd,
-                &sbx->agent_fd, &sbx->seccomp_fd};
+  int *fds[] = {&sbx->child_sock, &sbx->passwd_fd, &sbx->group_fd,
+                &sbx->resolv_fd,  &sbx->agent_fd,  &sbx->seccomp_fd};
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
     if (*fds[i] >= 0) close(*fds[i]), *fds[i] = -1;
 }
@@ -612,8 +640,8 @@ static void launch(cc_sbx_runtime *rt, cc_sbx *sbx) {
     snprintf(sbx->why, sizeof sbx->why, "pipe: %s", strerror(errno));
     goto failed;
   }
-  int src[] = {devnull, devnull, errp[1], sbx->child_sock, sbx->passwd_fd, sbx->group_fd,
-               sbx->agent_fd, sbx->seccomp_fd, sbx->resolv_fd};
+  int src[] = {devnull,       devnull,       errp[1],         sbx->child_sock, sbx->passwd_fd,
+               sbx->group_fd, sbx->agent_fd, sbx->seccomp_fd, sbx->resolv_fd};
   int dst[] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
   bool drop = rt->info.root;
   /* Fork under the sandbox lock so cc_sbx_kill sees either kill_requested first (and we do
@@ -679,14 +707,22 @@ static bool start_slirp(cc_sbx_runtime *rt, cc_sbx *sbx) {
   if (pipe2(rp, O_CLOEXEC) != 0) return close(outer), false;
   snprintf(pidarg, sizeof pidarg, "%d", (int)sbx->agent_pid);
   snprintf(readyarg, sizeof readyarg, "--ready-fd=3");
-  char *argv[] = {"slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
-                  "--userns-path=/proc/self/fd/4", readyarg, pidarg, "tap0", NULL};
+  char *argv[] = {"slirp4netns",
+                  "--configure",
+                  "--mtu=65520",
+                  "--disable-host-loopback",
+                  "--userns-path=/proc/self/fd/4",
+                  readyarg,
+                  pidarg,
+                  "tap0",
+                  NULL};
   char *envp[] = {"PATH=/usr/bin:/bin", NULL};
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   int src[] = {devnull, devnull, devnull, rp[1], outer};
   int dst[] = {0, 1, 2, 3, 4};
   pid_t pid = fork();
-  if (pid == 0) child_exec(rt->slirp, argv, envp, &sbx->cg, rt->host_uid, rt->info.root, src, dst, 5);
+  if (pid == 0)
+    child_exec(rt->slirp, argv, envp, &sbx->cg, rt->host_uid, rt->info.root, src, dst, 5);
   close(rp[1]);
   close(outer);
   if (devnull >= 0) close(devnull);
@@ -757,8 +793,10 @@ static int io_timers(cc_sbx_runtime *rt) {
       if (!p->exited && p->deadline && !p->kill_sent && s->state == ST_READY) {
         if (p->deadline <= now) {
           cc_sbx_wire_hdr h = {.op = CC_SBX_OP_SIGNAL, .a = (int32_t)p->pid, .b = SIGKILL};
-          if (send_packet(s->sock, &h, NULL, 0, NULL, 0, MSG_DONTWAIT) == 0) p->kill_sent = true;
-          else next = now + 10;
+          if (send_packet(s->sock, &h, NULL, 0, NULL, 0, MSG_DONTWAIT) == 0)
+            p->kill_sent = true;
+          else
+            next = now + 10;
         } else if (p->deadline < next) {
           next = p->deadline;
         }
@@ -899,7 +937,8 @@ static bool find_in_path(const char *name, char *out, size_t cap) {
   return false;
 }
 
-static void merge_limits(cc_sbx_limits *dst, const cc_sbx_limits *defaults, const cc_sbx_limits *over) {
+static void merge_limits(cc_sbx_limits *dst, const cc_sbx_limits *defaults,
+                         const cc_sbx_limits *over) {
   *dst = *defaults;
   if (!over) return;
   if (over->memory_bytes) dst->memory_bytes = over->memory_bytes;
@@ -918,7 +957,8 @@ static char **build_argv(cc_sbx_runtime *rt, const cc_sbx_limits *lim, bool reso
 #define A(s) (v[n++] = strdup(s))
   char num[32];
   A(rt->info.bwrap);
-  A("--unshare-all"), A("--unshare-user"), A("--die-with-parent"), A("--new-session"), A("--as-pid-1");
+  A("--unshare-all"), A("--unshare-user"), A("--die-with-parent"), A("--new-session"),
+      A("--as-pid-1");
   A("--disable-userns");
   A("--uid"), A("1000"), A("--gid"), A("1000"), A("--hostname"), A("e2b");
   A("--ro-bind"), A("/usr"), A("/usr");
@@ -993,16 +1033,19 @@ static int memfd_with(const char *name, const void *bytes, size_t len) {
 }
 
 /* The agent binary (read once at runtime_new). */
-static int agent_memfd(cc_sbx_runtime *rt) { return memfd_with("cc-agent", rt->agent_bytes, rt->agent_len); }
+static int agent_memfd(cc_sbx_runtime *rt) {
+  return memfd_with("cc-agent", rt->agent_bytes, rt->agent_len);
+}
 
 /* The seccomp program; -1 when the architecture has none (then bwrap gets no --seccomp). */
 static int seccomp_memfd(cc_sbx_runtime *rt) {
   return rt->seccomp_len ? memfd_with("cc-seccomp", rt->seccomp, rt->seccomp_len) : -1;
 }
 
-static const char PASSWD[] = "root:x:0:0:root:/root:/bin/bash\n"
-                             "user:x:1000:1000:user:/home/user:/bin/bash\n"
-                             "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+static const char PASSWD[] =
+    "root:x:0:0:root:/root:/bin/bash\n"
+    "user:x:1000:1000:user:/home/user:/bin/bash\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
 static const char GROUP[] = "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n";
 
 /* Runs `bwrap <sandbox args> /usr/bin/true` once with the real credentials and mounts, so a
@@ -1020,22 +1063,25 @@ static bool probe_bwrap(cc_sbx_runtime *rt, char *why, size_t cap) {
     int src[] = {devnull, devnull, errp[1], devnull, pw, gr, ag, sc};
     int dst[] = {0, 1, 2, 3, 4, 5, 6, 7};
     pid_t pid = fork();
-    if (pid == 0) child_exec(rt->info.bwrap, argv, envp, NULL, rt->host_uid, rt->info.root, src, dst, 8);
+    if (pid == 0)
+      child_exec(rt->info.bwrap, argv, envp, NULL, rt->host_uid, rt->info.root, src, dst, 8);
     close(errp[1]);
     char msg[300] = "";
     size_t off = 0;
     ssize_t k;
-    while (off + 1 < sizeof msg && (k = read(errp[0], msg + off, sizeof msg - 1 - off)) > 0) off += (size_t)k;
+    while (off + 1 < sizeof msg && (k = read(errp[0], msg + off, sizeof msg - 1 - off)) > 0)
+      off += (size_t)k;
     msg[off] = 0;
     msg[strcspn(msg, "\n")] = 0;
     close(errp[0]);
     int st = 0;
-    if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0) ok = true;
-    else if (pid < 0) snprintf(why, cap, "fork: %s", strerror(errno));
+    if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+      ok = true;
+    else if (pid < 0)
+      snprintf(why, cap, "fork: %s", strerror(errno));
     else
-      snprintf(why, cap, "bubblewrap cannot create a sandbox (%s as uid %u): %s%s",
-               rt->info.bwrap, rt->info.root ? rt->host_uid : (unsigned)getuid(),
-               msg[0] ? msg : "exit status ",
+      snprintf(why, cap, "bubblewrap cannot create a sandbox (%s as uid %u): %s%s", rt->info.bwrap,
+               rt->info.root ? rt->host_uid : (unsigned)getuid(), msg[0] ? msg : "exit status ",
                msg[0] ? "" : (WIFEXITED(st) ? "non-zero" : "signal"));
   } else {
     snprintf(why, cap, "pipe: %s", strerror(errno));
@@ -1068,7 +1114,8 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
   cc_status st = CC_INTERNAL;
   char why[700] = "";
   rt->info.root = geteuid() == 0;
-  rt->host_uid = rt->info.root ? (cfg->host_uid ? cfg->host_uid : CC_SBX_DEFAULT_HOST_UID) : getuid();
+  rt->host_uid =
+      rt->info.root ? (cfg->host_uid ? cfg->host_uid : CC_SBX_DEFAULT_HOST_UID) : getuid();
   rt->state_dir = strdup(cfg->state_dir);
   if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
     st = fail(err, CC_SBX_ERR_SYSTEM, errno, "cannot create state dir %s: %s", cfg->state_dir,
@@ -1076,9 +1123,12 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
     goto fail;
   }
   /* bwrap and the agent */
-  if (cfg->bwrap_path) snprintf(rt->info.bwrap, sizeof rt->info.bwrap, "%s", cfg->bwrap_path);
-  else if (access("/usr/bin/bwrap", X_OK) == 0) snprintf(rt->info.bwrap, sizeof rt->info.bwrap, "/usr/bin/bwrap");
-  else if (!find_in_path("bwrap", rt->info.bwrap, sizeof rt->info.bwrap)) rt->info.bwrap[0] = 0;
+  if (cfg->bwrap_path)
+    snprintf(rt->info.bwrap, sizeof rt->info.bwrap, "%s", cfg->bwrap_path);
+  else if (access("/usr/bin/bwrap", X_OK) == 0)
+    snprintf(rt->info.bwrap, sizeof rt->info.bwrap, "/usr/bin/bwrap");
+  else if (!find_in_path("bwrap", rt->info.bwrap, sizeof rt->info.bwrap))
+    rt->info.bwrap[0] = 0;
   if (!rt->info.bwrap[0] || access(rt->info.bwrap, X_OK) != 0) {
     st = fail(err, CC_SBX_ERR_SYSTEM, ENOENT,
               "bubblewrap (bwrap) not found: install the 'bubblewrap' package");
@@ -1098,8 +1148,8 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
   struct stat ast;
   if (afd < 0 || fstat(afd, &ast) != 0 || !S_ISREG(ast.st_mode) || ast.st_size > (64 << 20) ||
       !(rt->agent_bytes = malloc((size_t)ast.st_size + 1))) {
-    st = fail(err, CC_SBX_ERR_SYSTEM, errno, "sandbox agent %s not readable: %s",
-              rt->info.agent, strerror(errno));
+    st = fail(err, CC_SBX_ERR_SYSTEM, errno, "sandbox agent %s not readable: %s", rt->info.agent,
+              strerror(errno));
     if (afd >= 0) close(afd);
     goto fail;
   }
@@ -1110,14 +1160,19 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
   }
   close(afd);
   /* egress helper */
-  if (cfg->slirp_path && !cfg->slirp_path[0]) rt->slirp[0] = 0;
-  else if (cfg->slirp_path) snprintf(rt->slirp, sizeof rt->slirp, "%s", cfg->slirp_path);
-  else if (!find_in_path("slirp4netns", rt->slirp, sizeof rt->slirp)) rt->slirp[0] = 0;
+  if (cfg->slirp_path && !cfg->slirp_path[0])
+    rt->slirp[0] = 0;
+  else if (cfg->slirp_path)
+    snprintf(rt->slirp, sizeof rt->slirp, "%s", cfg->slirp_path);
+  else if (!find_in_path("slirp4netns", rt->slirp, sizeof rt->slirp))
+    rt->slirp[0] = 0;
   rt->info.egress_available = rt->slirp[0] && access(rt->slirp, X_OK) == 0;
   /* cgroups */
   char prefix[64];
-  if (cfg->cgroup_prefix) snprintf(prefix, sizeof prefix, "%s", cfg->cgroup_prefix);
-  else snprintf(prefix, sizeof prefix, "codecanvas-%d", (int)getpid());
+  if (cfg->cgroup_prefix)
+    snprintf(prefix, sizeof prefix, "%s", cfg->cgroup_prefix);
+  else
+    snprintf(prefix, sizeof prefix, "codecanvas-%d", (int)getpid());
   rt->prefix = strdup(prefix);
   char cgwhy[600] = "";
   if (!cc_sbx_cg_probe(&rt->cg, prefix, cgwhy, sizeof cgwhy) && !cfg->allow_no_cgroups) {
@@ -1147,19 +1202,21 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
-  int rn = snprintf(rt->info.report, sizeof rt->info.report,
-           "sandbox runtime: %s (sandbox user 1000 = host uid %u), bubblewrap %s, agent %s; "
-           "limits: %s%.300s; egress: %s%s; seccomp: %s",
-           rt->info.root ? "root" : "unprivileged", rt->host_uid, rt->info.bwrap, rt->info.agent,
-           rt->cg.mode == CC_SBX_CGROUP_V1   ? "cgroup v1 (memory, pids, cpu, freezer)"
-           : rt->cg.mode == CC_SBX_CGROUP_V2 ? "cgroup v2 (memory, pids, cpu)"
-                                             : "NONE — memory/pids/CPU are NOT limited: ",
-           rt->cg.mode == CC_SBX_CGROUP_NONE ? cgwhy : "",
-           rt->info.egress_available ? "slirp4netns " : "NONE (slirp4netns not installed): "
-                                                        "sandboxes have loopback only",
-           rt->info.egress_available ? rt->slirp : "",
-           rt->seccomp_len ? "deny list (keyrings, bpf, perf, io_uring, mounts, namespaces...)"
-                           : "NONE (no filter for this architecture)");
+  int rn = snprintf(
+      rt->info.report, sizeof rt->info.report,
+      "sandbox runtime: %s (sandbox user 1000 = host uid %u), bubblewrap %s, agent %s; "
+      "limits: %s%.300s; egress: %s%s; seccomp: %s",
+      rt->info.root ? "root" : "unprivileged", rt->host_uid, rt->info.bwrap, rt->info.agent,
+      rt->cg.mode == CC_SBX_CGROUP_V1   ? "cgroup v1 (memory, pids, cpu, freezer)"
+      : rt->cg.mode == CC_SBX_CGROUP_V2 ? "cgroup v2 (memory, pids, cpu)"
+                                        : "NONE — memory/pids/CPU are NOT limited: ",
+      rt->cg.mode == CC_SBX_CGROUP_NONE ? cgwhy : "",
+      rt->info.egress_available ? "slirp4netns "
+                                : "NONE (slirp4netns not installed): "
+                                  "sandboxes have loopback only",
+      rt->info.egress_available ? rt->slirp : "",
+      rt->seccomp_len ? "deny list (keyrings, bpf, perf, io_uring, mounts, namespaces...)"
+                      : "NONE (no filter for this architecture)");
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -1172,7 +1229,9 @@ fail:
   return st;
 }
 
-void cc_sbx_runtime_get_info(cc_sbx_runtime *rt, cc_sbx_runtime_info *out) { *out = rt->info; }
+void cc_sbx_runtime_get_info(cc_sbx_runtime *rt, cc_sbx_runtime_info *out) {
+  *out = rt->info;
+}
 
 void cc_sbx_runtime_free(cc_sbx_runtime *rt) {
   if (!rt) return;
@@ -1212,7 +1271,8 @@ static bool valid_id(const char *id) {
   if (n == 0 || n > 64) return false;
   for (size_t i = 0; i < n; i++) {
     char c = id[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_'))
       return false;
   }
   return true;
@@ -1359,8 +1419,10 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
     sbx_unref(sbx);
     return fail(err, CC_SBX_ERR_GONE, 0, "%s", why);
   }
-  if (out) *out = sbx;
-  else sbx_unref(sbx);
+  if (out)
+    *out = sbx;
+  else
+    sbx_unref(sbx);
   if (err) memset(err, 0, sizeof *err);
   return CC_OK;
 
@@ -1405,8 +1467,10 @@ cc_status cc_sbx_kill(cc_sbx_runtime *rt, const char *id) {
    * namespace, and bwrap reaps the agent and exits (killing bwrap first would leave the
    * agent a zombie of the host's init).  Without a known agent, kill bwrap. */
   if (launched) {
-    if (agent > 0) kill(agent, SIGKILL);
-    else kill(bw, SIGKILL); /* still our unreaped child: the pid cannot have been reused */
+    if (agent > 0)
+      kill(agent, SIGKILL);
+    else
+      kill(bw, SIGKILL); /* still our unreaped child: the pid cannot have been reused */
   }
   pthread_mutex_lock(&sbx->lock);
   struct timespec ts;
@@ -1611,14 +1675,16 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
   ok = ok && payload && put(payload, CC_SBX_WIRE_MAX - sizeof(cc_sbx_wire_hdr), &off, cwd) &&
        put(payload, CC_SBX_WIRE_MAX - sizeof(cc_sbx_wire_hdr), &off, spec->cmd);
   for (size_t i = 0; ok && i < spec->n_args; i++)
-    ok = spec->args[i] && put(payload, CC_SBX_WIRE_MAX - sizeof(cc_sbx_wire_hdr), &off, spec->args[i]);
+    ok = spec->args[i] &&
+         put(payload, CC_SBX_WIRE_MAX - sizeof(cc_sbx_wire_hdr), &off, spec->args[i]);
   for (size_t i = 0; ok && i < n_env; i++)
     ok = put(payload, CC_SBX_WIRE_MAX - sizeof(cc_sbx_wire_hdr), &off, env[i]);
   for (size_t i = 0; i < n_env; i++) free(env[i]);
   free(env);
   if (!ok) {
     free(payload);
-    return fail(err, CC_SBX_ERR_INVALID_ARG, E2BIG, "command, arguments and environment exceed %d bytes",
+    return fail(err, CC_SBX_ERR_INVALID_ARG, E2BIG,
+                "command, arguments and environment exceed %d bytes",
                 CC_SBX_WIRE_MAX - (int)sizeof(cc_sbx_wire_hdr));
   }
 
@@ -1651,7 +1717,8 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
   p->tag = xstrdup(spec->tag);
   p->args = calloc(spec->n_args + 1, sizeof *p->args);
   p->envs = calloc(spec->n_envs + 1, sizeof *p->envs);
-  for (size_t i = 0; p->args && i < spec->n_args; i++) p->args[p->n_args++] = xstrdup(spec->args[i]);
+  for (size_t i = 0; p->args && i < spec->n_args; i++)
+    p->args[p->n_args++] = xstrdup(spec->args[i]);
   for (size_t i = 0; p->envs && i < spec->n_envs; i++) {
     p->envs[p->n_envs].name = xstrdup(spec->envs[i].name ? spec->envs[i].name : "");
     p->envs[p->n_envs].value = xstrdup(spec->envs[i].value ? spec->envs[i].value : "");
@@ -1665,8 +1732,10 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
   pthread_mutex_unlock(&sbx->lock);
   if (subp && !sub) sbx_unref(sbx);
 
-  cc_sbx_wire_hdr h = {.op = CC_SBX_OP_SPAWN, .a = (int32_t)(1 + spec->n_args),
-                       .b = (int32_t)n_env, .flags = spec->stdin_pipe ? 1u : 0u};
+  cc_sbx_wire_hdr h = {.op = CC_SBX_OP_SPAWN,
+                       .a = (int32_t)(1 + spec->n_args),
+                       .b = (int32_t)n_env,
+                       .flags = spec->stdin_pipe ? 1u : 0u};
   int fds[3], nfds = 0;
   if (spec->stdin_pipe) fds[nfds++] = pi[0];
   fds[nfds++] = po[1];
@@ -1686,8 +1755,8 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
     else if (pd.hdr.b == CC_SBX_STAGE_FORK)
       st = fail(err, CC_SBX_ERR_LIMIT, ae, "cannot start process: %s", strerror(ae));
     else
-      st = fail(err, ae == ENOENT ? CC_SBX_ERR_NOT_FOUND : kind_of_errno(ae), ae,
-                "exec %s: %s", spec->cmd, strerror(ae));
+      st = fail(err, ae == ENOENT ? CC_SBX_ERR_NOT_FOUND : kind_of_errno(ae), ae, "exec %s: %s",
+                spec->cmd, strerror(ae));
   }
   pending_cleanup(&pd);
   if (st != CC_OK) {
@@ -1753,25 +1822,44 @@ cc_status cc_sbx_proc_find_tag(cc_sbx *sbx, const char *tag, uint32_t *pid) {
 
 static const char *go_signal_name(int sig) {
   switch (sig) {
-  case SIGHUP: return "hangup";
-  case SIGINT: return "interrupt";
-  case SIGQUIT: return "quit";
-  case SIGILL: return "illegal instruction";
-  case SIGTRAP: return "trace/breakpoint trap";
-  case SIGABRT: return "aborted";
-  case SIGBUS: return "bus error";
-  case SIGFPE: return "floating point exception";
-  case SIGKILL: return "killed";
-  case SIGUSR1: return "user defined signal 1";
-  case SIGSEGV: return "segmentation fault";
-  case SIGUSR2: return "user defined signal 2";
-  case SIGPIPE: return "broken pipe";
-  case SIGALRM: return "alarm clock";
-  case SIGTERM: return "terminated";
-  case SIGXCPU: return "CPU time limit exceeded";
-  case SIGXFSZ: return "file size limit exceeded";
-  case SIGSYS: return "bad system call";
-  default: return NULL;
+    case SIGHUP:
+      return "hangup";
+    case SIGINT:
+      return "interrupt";
+    case SIGQUIT:
+      return "quit";
+    case SIGILL:
+      return "illegal instruction";
+    case SIGTRAP:
+      return "trace/breakpoint trap";
+    case SIGABRT:
+      return "aborted";
+    case SIGBUS:
+      return "bus error";
+    case SIGFPE:
+      return "floating point exception";
+    case SIGKILL:
+      return "killed";
+    case SIGUSR1:
+      return "user defined signal 1";
+    case SIGSEGV:
+      return "segmentation fault";
+    case SIGUSR2:
+      return "user defined signal 2";
+    case SIGPIPE:
+      return "broken pipe";
+    case SIGALRM:
+      return "alarm clock";
+    case SIGTERM:
+      return "terminated";
+    case SIGXCPU:
+      return "CPU time limit exceeded";
+    case SIGXFSZ:
+      return "file size limit exceeded";
+    case SIGSYS:
+      return "bad system call";
+    default:
+      return NULL;
   }
 }
 
@@ -1786,8 +1874,11 @@ static void fill_end(cc_sbx_event *ev, int ws) {
     ev->exit_code = -1;
     ev->signal = sig;
     const char *n = go_signal_name(sig);
-    if (n) snprintf(ev->status, sizeof ev->status, "signal: %s%s", n, WCOREDUMP(ws) ? " (core dumped)" : "");
-    else snprintf(ev->status, sizeof ev->status, "signal: signal %d", sig);
+    if (n)
+      snprintf(ev->status, sizeof ev->status, "signal: %s%s", n,
+               WCOREDUMP(ws) ? " (core dumped)" : "");
+    else
+      snprintf(ev->status, sizeof ev->status, "signal: signal %d", sig);
   }
 }
 
@@ -1848,7 +1939,9 @@ cc_status cc_sbx_sub_next(cc_sbx_sub *sub, int timeout_ms, cc_sbx_event *ev) {
   }
 }
 
-int cc_sbx_sub_fd(cc_sbx_sub *sub) { return sub->efd; }
+int cc_sbx_sub_fd(cc_sbx_sub *sub) {
+  return sub->efd;
+}
 
 void cc_sbx_sub_free(cc_sbx_sub *sub) {
   if (!sub) return;
@@ -1944,8 +2037,8 @@ cc_status cc_sbx_proc_write_stdin(cc_sbx *sbx, uint32_t pid, const void *data, s
     return fail(err, CC_SBX_ERR_STDIN_CLOSED, EPIPE,
                 "error writing to stdin: stdin not enabled or closed");
   if (e == ETIMEDOUT)
-    return fail(err, CC_SBX_ERR_TIMEOUT, e, "stdin of pid %u is full (wrote %zu of %zu bytes)",
-                pid, done, len);
+    return fail(err, CC_SBX_ERR_TIMEOUT, e, "stdin of pid %u is full (wrote %zu of %zu bytes)", pid,
+                done, len);
   if (e) return fail(err, CC_SBX_ERR_SYSTEM, e, "error writing to stdin: %s", strerror(e));
   return CC_OK;
 }
@@ -1959,8 +2052,7 @@ cc_status cc_sbx_proc_close_stdin(cc_sbx *sbx, uint32_t pid, cc_sbx_err *err) {
   if (p->in_fd >= 0) close(p->in_fd), p->in_fd = -1;
   pthread_mutex_unlock(&p->stdin_lock);
   drop(sbx, p);
-  if (!had)
-    return fail(err, CC_SBX_ERR_STDIN_CLOSED, EPIPE, "stdin not enabled or closed");
+  if (!had) return fail(err, CC_SBX_ERR_STDIN_CLOSED, EPIPE, "stdin not enabled or closed");
   return CC_OK;
 }
 
@@ -1976,8 +2068,10 @@ cc_status cc_sbx_proc_signal(cc_sbx *sbx, uint32_t pid, int sig, cc_sbx_err *err
   int ae = pd.hdr.err;
   pending_cleanup(&pd);
   if (e) return gone(sbx, err, e);
-  if (ae == ESRCH) return fail(err, CC_SBX_ERR_NOT_FOUND, ESRCH, "process with pid %u not found", pid);
-  if (ae) return fail(err, kind_of_errno(ae), ae, "signal %d to pid %u: %s", sig, pid, strerror(ae));
+  if (ae == ESRCH)
+    return fail(err, CC_SBX_ERR_NOT_FOUND, ESRCH, "process with pid %u not found", pid);
+  if (ae)
+    return fail(err, kind_of_errno(ae), ae, "signal %d to pid %u: %s", sig, pid, strerror(ae));
   return CC_OK;
 }
 
@@ -2021,7 +2115,8 @@ void cc_sbx_proc_list_free(cc_sbx_proc_info *list, size_t n) {
     free(p->tag), free(p->cmd), free(p->cwd);
     for (size_t j = 0; j < p->n_args; j++) free(p->args[j]);
     free(p->args);
-    for (size_t j = 0; j < p->n_envs; j++) free((char *)p->envs[j].name), free((char *)p->envs[j].value);
+    for (size_t j = 0; j < p->n_envs; j++)
+      free((char *)p->envs[j].name), free((char *)p->envs[j].value);
     free(p->envs);
   }
   free(list);
@@ -2069,7 +2164,8 @@ void cc_sbx_entries_free(cc_sbx_entry *list, size_t n) {
 static cc_status fs_call(cc_sbx *sbx, uint32_t op, const char *in, const char *in2, int32_t a,
                          int32_t b, char *path, char *path2, pending *pd, cc_sbx_err *err) {
   if (!resolve(in, path, CC_SBX_WIRE_PATH_MAX))
-    return fail(err, CC_SBX_ERR_INVALID_PATH, EINVAL, "invalid path '%s': '..' components, '~user' and paths over %d bytes are refused",
+    return fail(err, CC_SBX_ERR_INVALID_PATH, EINVAL,
+                "invalid path '%s': '..' components, '~user' and paths over %d bytes are refused",
                 in ? in : "", CC_SBX_WIRE_PATH_MAX - 1);
   if (in2 && !resolve(in2, path2, CC_SBX_WIRE_PATH_MAX))
     return fail(err, CC_SBX_ERR_INVALID_PATH, EINVAL, "invalid path '%s'", in2);
@@ -2098,9 +2194,12 @@ cc_status cc_sbx_fs_stat(cc_sbx *sbx, const char *in, cc_sbx_entry *out, cc_sbx_
   cc_status st = fs_call(sbx, CC_SBX_OP_STAT, in, NULL, 0, 0, path, NULL, &pd, err);
   if (st == CC_OK) {
     int ae = pd.hdr.err;
-    if (ae == ENOENT) st = fail(err, CC_SBX_ERR_NOT_FOUND, ae, "file not found: %s", path);
-    else if (ae) st = cc_sbx_err_from_errno(err, ae, "stat", path);
-    else st = entry_reply(&pd, out, err, path);
+    if (ae == ENOENT)
+      st = fail(err, CC_SBX_ERR_NOT_FOUND, ae, "file not found: %s", path);
+    else if (ae)
+      st = cc_sbx_err_from_errno(err, ae, "stat", path);
+    else
+      st = entry_reply(&pd, out, err, path);
   }
   pending_cleanup(&pd);
   return st;
@@ -2113,11 +2212,15 @@ cc_status cc_sbx_fs_mkdir(cc_sbx *sbx, const char *in, cc_sbx_entry *out, cc_sbx
   cc_status st = fs_call(sbx, CC_SBX_OP_MKDIR, in, NULL, 0, 0, path, NULL, &pd, err);
   if (st == CC_OK) {
     int ae = pd.hdr.err;
-    if (ae == EEXIST) st = fail(err, CC_SBX_ERR_EXISTS, ae, "directory already exists: %s", path);
+    if (ae == EEXIST)
+      st = fail(err, CC_SBX_ERR_EXISTS, ae, "directory already exists: %s", path);
     else if (ae == ENOTDIR)
-      st = fail(err, CC_SBX_ERR_NOT_DIR, ae, "path already exists but it is not a directory: %s", path);
-    else if (ae) st = cc_sbx_err_from_errno(err, ae, "mkdir", path);
-    else st = entry_reply(&pd, out, err, path);
+      st = fail(err, CC_SBX_ERR_NOT_DIR, ae, "path already exists but it is not a directory: %s",
+                path);
+    else if (ae)
+      st = cc_sbx_err_from_errno(err, ae, "mkdir", path);
+    else
+      st = entry_reply(&pd, out, err, path);
   }
   pending_cleanup(&pd);
   return st;
@@ -2133,8 +2236,10 @@ cc_status cc_sbx_fs_move(cc_sbx *sbx, const char *src, const char *dst, cc_sbx_e
     int ae = pd.hdr.err;
     if (ae == ENOENT && pd.hdr.a == 1)
       st = fail(err, CC_SBX_ERR_NOT_FOUND, ae, "source file not found: %s", path);
-    else if (ae) st = cc_sbx_err_from_errno(err, ae, "move", path2);
-    else st = entry_reply(&pd, out, err, path2);
+    else if (ae)
+      st = cc_sbx_err_from_errno(err, ae, "move", path2);
+    else
+      st = entry_reply(&pd, out, err, path2);
   }
   pending_cleanup(&pd);
   return st;
@@ -2149,8 +2254,8 @@ cc_status cc_sbx_fs_list(cc_sbx *sbx, const char *dir, uint32_t depth, size_t ma
   if (max_entries == 0 || max_entries > 1000000) max_entries = 100000;
   if (depth == 0) depth = 1;
   if (depth > 64) depth = 64;
-  cc_status st = fs_call(sbx, CC_SBX_OP_LIST, dir, NULL, (int32_t)depth, (int32_t)max_entries,
-                         path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, CC_SBX_OP_LIST, dir, NULL, (int32_t)depth, (int32_t)max_entries, path,
+                         NULL, &pd, err);
   if (st != CC_OK) goto out;
   int ae = pd.hdr.err;
   if (ae == ENOENT) {
@@ -2158,7 +2263,8 @@ cc_status cc_sbx_fs_list(cc_sbx *sbx, const char *dir, uint32_t depth, size_t ma
   } else if (ae == ENOTDIR) {
     st = fail(err, CC_SBX_ERR_NOT_DIR, ae, "path is not a directory: %s", path);
   } else if (ae == E2BIG) {
-    st = fail(err, CC_SBX_ERR_LIMIT, ae, "directory listing of %s exceeds %zu entries", path, max_entries);
+    st = fail(err, CC_SBX_ERR_LIMIT, ae, "directory listing of %s exceeds %zu entries", path,
+              max_entries);
   } else if (ae) {
     st = cc_sbx_err_from_errno(err, ae, "list", path);
   } else if (pd.fd < 0 || pd.hdr.a < 0 || (size_t)pd.hdr.a > max_entries) {
@@ -2241,9 +2347,12 @@ cc_status cc_sbx_fs_open_write(cc_sbx *sbx, const char *in, int *fd, cc_sbx_err 
   *fd = -1;
   cc_status st = fs_call(sbx, CC_SBX_OP_OPEN_WRITE, in, NULL, 0, 0, path, NULL, &pd, err);
   if (st == CC_OK) {
-    if (pd.hdr.err) st = open_errors(err, pd.hdr.err, path);
-    else if (pd.fd < 0) st = fail(err, CC_SBX_ERR_SYSTEM, EPROTO, "cannot open %s", path);
-    else *fd = pd.fd, pd.fd = -1;
+    if (pd.hdr.err)
+      st = open_errors(err, pd.hdr.err, path);
+    else if (pd.fd < 0)
+      st = fail(err, CC_SBX_ERR_SYSTEM, EPROTO, "cannot open %s", path);
+    else
+      *fd = pd.fd, pd.fd = -1;
   }
   pending_cleanup(&pd);
   return st;
@@ -2266,7 +2375,8 @@ cc_status cc_sbx_fs_read_file(cc_sbx *sbx, const char *path, size_t max_bytes, u
     }
     if (n == cap) {
       if (cap > max_bytes) {
-        st = fail(err, CC_SBX_ERR_LIMIT, EFBIG, "file %s is larger than %zu bytes", path, max_bytes);
+        st =
+            fail(err, CC_SBX_ERR_LIMIT, EFBIG, "file %s is larger than %zu bytes", path, max_bytes);
         break;
       }
       cap *= 2;

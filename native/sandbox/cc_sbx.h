@@ -59,22 +59,22 @@
  * LOOP → failed_precondition; STDIN_CLOSED → internal "stdin not enabled or closed";
  * GONE → the sandbox is dead (killed, crashed); LIMIT → a runtime limit (too many processes,
  * message or listing too large); SYSTEM → anything else (internal 500). */
-#define CC_SBX_ERR_MAP(X)                                                                   \
-  X(NONE,         CC_OK)                                                                    \
-  X(NOT_FOUND,    CC_NOT_FOUND)                                                             \
-  X(NOT_DIR,      CC_BAD_REQUEST)                                                           \
-  X(IS_DIR,       CC_BAD_REQUEST)                                                           \
-  X(EXISTS,       CC_CONFLICT)                                                              \
-  X(NO_SPACE,     CC_TOO_LARGE)                                                             \
-  X(PERMISSION,   CC_FORBIDDEN)                                                             \
-  X(INVALID_PATH, CC_BAD_REQUEST)                                                           \
-  X(INVALID_ARG,  CC_BAD_REQUEST)                                                           \
-  X(LOOP,         CC_BAD_REQUEST)                                                           \
-  X(STDIN_CLOSED, CC_INTERNAL)                                                              \
-  X(TIMEOUT,      CC_TIMEOUT)                                                               \
-  X(GONE,         CC_SANDBOX_UNAVAILABLE)                                                   \
-  X(LIMIT,        CC_RATE_LIMITED)                                                          \
-  X(SYSTEM,       CC_INTERNAL)
+#define CC_SBX_ERR_MAP(X)         \
+  X(NONE, CC_OK)                  \
+  X(NOT_FOUND, CC_NOT_FOUND)      \
+  X(NOT_DIR, CC_BAD_REQUEST)      \
+  X(IS_DIR, CC_BAD_REQUEST)       \
+  X(EXISTS, CC_CONFLICT)          \
+  X(NO_SPACE, CC_TOO_LARGE)       \
+  X(PERMISSION, CC_FORBIDDEN)     \
+  X(INVALID_PATH, CC_BAD_REQUEST) \
+  X(INVALID_ARG, CC_BAD_REQUEST)  \
+  X(LOOP, CC_BAD_REQUEST)         \
+  X(STDIN_CLOSED, CC_INTERNAL)    \
+  X(TIMEOUT, CC_TIMEOUT)          \
+  X(GONE, CC_SANDBOX_UNAVAILABLE) \
+  X(LIMIT, CC_RATE_LIMITED)       \
+  X(SYSTEM, CC_INTERNAL)
 
 typedef enum {
 #define CC_SBX_ERR_ENUM(name, status) CC_SBX_ERR_##name,
@@ -99,11 +99,11 @@ typedef struct cc_sbx cc_sbx;
 
 /* Limits of one sandbox.  0 in a field of cc_sbx_create_opts.limits = the runtime default. */
 typedef struct {
-  uint64_t memory_bytes;  /* cgroup memory limit incl. tmpfs pages written inside (512 MiB) */
-  uint32_t pids_max;      /* max tasks (processes + threads) incl. the agent (256) */
-  uint32_t cpu_millis;    /* CPU bandwidth, 1000 = one full CPU (1000) */
-  uint64_t home_bytes;    /* size of the /home/user tmpfs; a write past it gets ENOSPC (256 MiB) */
-  uint64_t tmp_bytes;     /* size of the /tmp tmpfs (64 MiB) */
+  uint64_t memory_bytes; /* cgroup memory limit incl. tmpfs pages written inside (512 MiB) */
+  uint32_t pids_max;     /* max tasks (processes + threads) incl. the agent (256) */
+  uint32_t cpu_millis;   /* CPU bandwidth, 1000 = one full CPU (1000) */
+  uint64_t home_bytes;   /* size of the /home/user tmpfs; a write past it gets ENOSPC (256 MiB) */
+  uint64_t tmp_bytes;    /* size of the /tmp tmpfs (64 MiB) */
 } cc_sbx_limits;
 
 #define CC_SBX_DEFAULT_MEMORY_BYTES (512ull << 20)
@@ -121,22 +121,22 @@ typedef enum {
 } cc_sbx_cgroup_mode;
 
 typedef struct {
-  const char *state_dir;   /* required: sandboxd's state dir, created 0700 if missing.  No
-                              sandbox data lives there: homes are tmpfs mounts inside each
-                              sandbox and vanish with it */
-  const char *agent_path;  /* NULL: codecanvas-sandbox-agent next to /proc/self/exe */
-  const char *bwrap_path;  /* NULL: /usr/bin/bwrap, else bwrap from PATH */
-  const char *slirp_path;  /* NULL: slirp4netns from PATH; "" disables egress entirely */
+  const char *state_dir;     /* required: sandboxd's state dir, created 0700 if missing.  No
+                                sandbox data lives there: homes are tmpfs mounts inside each
+                                sandbox and vanish with it */
+  const char *agent_path;    /* NULL: codecanvas-sandbox-agent next to /proc/self/exe */
+  const char *bwrap_path;    /* NULL: /usr/bin/bwrap, else bwrap from PATH */
+  const char *slirp_path;    /* NULL: slirp4netns from PATH; "" disables egress entirely */
   const char *cgroup_prefix; /* NULL: "codecanvas-<pid of this process>" */
-  cc_sbx_limits limits;    /* defaults for every sandbox (cc_sbx_config_init fills them) */
-  uint32_t host_uid;       /* root only: host uid/gid the sandbox runs as (CC_SBX_DEFAULT_HOST_UID);
-                              not root: ignored, the sandbox maps to our own uid */
-  bool allow_no_cgroups;   /* false (default): runtime_new fails when no cgroup is writable.
-                              true: sandboxes run without memory/pids/CPU limits, and
-                              cc_sbx_runtime_info says so (C2 must print it at start) */
-  size_t sub_queue_bytes;  /* per-subscription output buffer cap (default 1 MiB); a full
-                              subscriber stops reading of that process's pipes (back-pressure) */
-  uint32_t max_procs;      /* max tracked processes per sandbox (default 1024) */
+  cc_sbx_limits limits;      /* defaults for every sandbox (cc_sbx_config_init fills them) */
+  uint32_t host_uid;      /* root only: host uid/gid the sandbox runs as (CC_SBX_DEFAULT_HOST_UID);
+                             not root: ignored, the sandbox maps to our own uid */
+  bool allow_no_cgroups;  /* false (default): runtime_new fails when no cgroup is writable.
+                             true: sandboxes run without memory/pids/CPU limits, and
+                             cc_sbx_runtime_info says so (C2 must print it at start) */
+  size_t sub_queue_bytes; /* per-subscription output buffer cap (default 1 MiB); a full
+                             subscriber stops reading of that process's pipes (back-pressure) */
+  uint32_t max_procs;     /* max tracked processes per sandbox (default 1024) */
 } cc_sbx_config;
 
 /* Fills defaults (limits, host uid, queue size); state_dir stays NULL. */
@@ -144,14 +144,14 @@ void cc_sbx_config_init(cc_sbx_config *cfg);
 
 /* Capabilities found at cc_sbx_runtime_new, for sandboxd's startup line and /health. */
 typedef struct {
-  bool root;                     /* running as uid 0 */
-  cc_sbx_cgroup_mode cgroup;     /* how limits are applied */
-  bool egress_available;         /* slirp4netns found: allow_internet sandboxes get egress */
-  char bwrap[256];               /* bwrap path used */
-  char agent[256];               /* agent path used */
-  char report[1024];             /* one paragraph, e.g. "sandbox runtime: root, cgroup v1
-                                    (memory,pids,cpu,freezer), egress via /usr/bin/slirp4netns
-                                    (host loopback disabled)"; names every missing capability */
+  bool root;                 /* running as uid 0 */
+  cc_sbx_cgroup_mode cgroup; /* how limits are applied */
+  bool egress_available;     /* slirp4netns found: allow_internet sandboxes get egress */
+  char bwrap[256];           /* bwrap path used */
+  char agent[256];           /* agent path used */
+  char report[1024];         /* one paragraph, e.g. "sandbox runtime: root, cgroup v1
+                                (memory,pids,cpu,freezer), egress via /usr/bin/slirp4netns
+                                (host loopback disabled)"; names every missing capability */
 } cc_sbx_runtime_info;
 
 /* Probes the machine (bwrap runs with --unshare-all, user namespaces allowed, cgroups writable,
@@ -179,12 +179,12 @@ typedef struct {
 } cc_sbx_env;
 
 typedef struct {
-  const char *id;            /* required, unique, [A-Za-z0-9_-]{1,64} */
-  const char *template_id;   /* for E2B_TEMPLATE_ID; NULL = "base" */
-  const cc_sbx_env *envs;    /* create-time envVars, given to every process */
+  const char *id;          /* required, unique, [A-Za-z0-9_-]{1,64} */
+  const char *template_id; /* for E2B_TEMPLATE_ID; NULL = "base" */
+  const cc_sbx_env *envs;  /* create-time envVars, given to every process */
   size_t n_envs;
-  bool allow_internet;       /* egress through slirp4netns if available (else none; see info) */
-  cc_sbx_limits limits;      /* 0 fields = runtime defaults */
+  bool allow_internet;  /* egress through slirp4netns if available (else none; see info) */
+  cc_sbx_limits limits; /* 0 fields = runtime defaults */
 } cc_sbx_create_opts;
 
 /* Starts a sandbox and waits until its agent answered (fast: one bwrap start, no exec of
@@ -211,7 +211,7 @@ cc_status cc_sbx_kill(cc_sbx_runtime *rt, const char *id);
  * whole sandbox was OOM-killed); then every call on it returns CC_SANDBOX_UNAVAILABLE. */
 typedef struct {
   char id[65];
-  int host_pid;         /* host pid of the agent (PID 1 inside); for tests and diagnostics */
+  int host_pid; /* host pid of the agent (PID 1 inside); for tests and diagnostics */
   bool alive;
   bool egress;          /* slirp4netns is attached */
   cc_sbx_limits limits; /* effective limits */
@@ -229,16 +229,16 @@ void cc_sbx_ids_free(char **ids, size_t n);
 
 /* What the caller asked for; echoed by cc_sbx_proc_list exactly as given (not resolved). */
 typedef struct {
-  const char *cmd;           /* required; executed via PATH lookup inside if it has no '/' */
-  const char *const *args;   /* argv[1..]; argv[0] is cmd */
+  const char *cmd;         /* required; executed via PATH lookup inside if it has no '/' */
+  const char *const *args; /* argv[1..]; argv[0] is cmd */
   size_t n_args;
-  const cc_sbx_env *envs;    /* request envs, applied last (override everything) */
+  const cc_sbx_env *envs; /* request envs, applied last (override everything) */
   size_t n_envs;
-  const char *cwd;           /* NULL or "": /home/user; relative: under /home/user; "~/x" ok */
-  const char *tag;           /* optional envd tag; NULL = none */
-  bool stdin_pipe;           /* true: a pipe fed by cc_sbx_proc_write_stdin; false: /dev/null */
-  uint64_t timeout_ms;       /* 0 = no deadline; else SIGKILL at start+timeout, even when no
-                                one is subscribed (envd Connect-Timeout-Ms) */
+  const char *cwd;     /* NULL or "": /home/user; relative: under /home/user; "~/x" ok */
+  const char *tag;     /* optional envd tag; NULL = none */
+  bool stdin_pipe;     /* true: a pipe fed by cc_sbx_proc_write_stdin; false: /dev/null */
+  uint64_t timeout_ms; /* 0 = no deadline; else SIGKILL at start+timeout, even when no
+                          one is subscribed (envd Connect-Timeout-Ms) */
 } cc_sbx_proc_spec;
 
 /* Environment of a process, in envd's order (later wins): PATH, HOME=/home/user, USER=user,
@@ -253,19 +253,19 @@ typedef enum {
   CC_SBX_EV_START,    /* always first on a subscription: pid */
   CC_SBX_EV_STDOUT,   /* data/len: up to 32 KiB, split anywhere (even inside UTF-8) */
   CC_SBX_EV_STDERR,
-  CC_SBX_EV_END,      /* the process ended; last event for this subscription */
+  CC_SBX_EV_END, /* the process ended; last event for this subscription */
 } cc_sbx_event_type;
 
 typedef struct {
   cc_sbx_event_type type;
-  uint32_t pid;          /* pid inside the sandbox (what envd reports) */
-  const uint8_t *data;   /* STDOUT/STDERR: borrowed until the next next()/sub_free() */
+  uint32_t pid;        /* pid inside the sandbox (what envd reports) */
+  const uint8_t *data; /* STDOUT/STDERR: borrowed until the next next()/sub_free() */
   size_t len;
   /* END only: */
-  bool exited;           /* true: exit_code is the exit status; false: killed by a signal */
-  int exit_code;         /* exit status, or -1 when killed by a signal (envd's exitCode) */
-  int signal;            /* the signal when !exited, else 0 */
-  char status[64];       /* Go's ProcessState string: "exit status 3", "signal: killed" */
+  bool exited;     /* true: exit_code is the exit status; false: killed by a signal */
+  int exit_code;   /* exit status, or -1 when killed by a signal (envd's exitCode) */
+  int signal;      /* the signal when !exited, else 0 */
+  char status[64]; /* Go's ProcessState string: "exit status 3", "signal: killed" */
 } cc_sbx_event;
 
 /* Spawns a process in the sandbox.  On success *pid is its pid inside the sandbox and, when
@@ -322,13 +322,13 @@ cc_status cc_sbx_proc_signal(cc_sbx *sbx, uint32_t pid, int sig, cc_sbx_err *err
 /* A running process, its configuration echoed as given. */
 typedef struct {
   uint32_t pid;
-  char *tag;          /* NULL if none */
+  char *tag; /* NULL if none */
   char *cmd;
-  char **args;        /* n_args strings */
+  char **args; /* n_args strings */
   size_t n_args;
-  cc_sbx_env *envs;   /* n_envs pairs (names and values owned by the list) */
+  cc_sbx_env *envs; /* n_envs pairs (names and values owned by the list) */
   size_t n_envs;
-  char *cwd;          /* NULL if not given */
+  char *cwd; /* NULL if not given */
   bool stdin_pipe;
 } cc_sbx_proc_info;
 
@@ -364,17 +364,17 @@ typedef enum {
 /* envd EntryInfo.  Symlinks: name/path/size/permissions of the link itself (permissions
  * "Lrwxrwxrwx"), type and mode of the target, symlink_target = resolved target path. */
 typedef struct {
-  char *name;            /* base name */
-  char *path;            /* absolute path inside the sandbox */
+  char *name; /* base name */
+  char *path; /* absolute path inside the sandbox */
   cc_sbx_filetype type;
   int64_t size;
-  uint32_t mode;         /* permission bits only (0644 → 420) */
-  char permissions[16];  /* Go FileMode.String(): "-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx" */
-  char owner[32];        /* "user", "root", or the numeric uid */
+  uint32_t mode;        /* permission bits only (0644 → 420) */
+  char permissions[16]; /* Go FileMode.String(): "-rw-r--r--", "drwxr-xr-x", "Lrwxrwxrwx" */
+  char owner[32];       /* "user", "root", or the numeric uid */
   char group[32];
   int64_t mtime_sec;
   int32_t mtime_nsec;
-  char *symlink_target;  /* NULL unless a symlink */
+  char *symlink_target; /* NULL unless a symlink */
 } cc_sbx_entry;
 
 void cc_sbx_entry_cleanup(cc_sbx_entry *e); /* frees the strings, not e; NULL-safe */

@@ -120,8 +120,10 @@ static void base_dir(const char *mnt, const char *own, char *out, size_t cap) {
   char p[CC_SBX_CG_PATH];
   snprintf(p, sizeof p, "%s%s", mnt, strcmp(own, "/") ? own : "");
   struct stat st;
-  if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(out, cap, "%s", p);
-  else snprintf(out, cap, "%s", mnt);
+  if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+    snprintf(out, cap, "%s", p);
+  else
+    snprintf(out, cap, "%s", mnt);
 }
 
 /* Removes what a runtime that died without cleaning up (sandboxd SIGKILLed) left in base:
@@ -201,8 +203,8 @@ bool cc_sbx_cg_probe(cc_sbx_cg_root *root, const char *prefix, char *why, size_t
       /* Enabling controllers for children needs a cgroup without processes of its own
        * (the "no internal processes" rule): if ours has some, move this process into a leaf
        * "<ours>/sandboxd" first. */
-      const char *want = strstr(ctl, "cpu ") || strstr(ctl, "cpu\n") ? "+memory +pids +cpu"
-                                                                      : "+memory +pids";
+      const char *want =
+          strstr(ctl, "cpu ") || strstr(ctl, "cpu\n") ? "+memory +pids +cpu" : "+memory +pids";
       int e = write_file(base, "cgroup.subtree_control", want);
       if (e == EBUSY) {
         char leaf[CC_SBX_CG_PATH];

@@ -32,12 +32,30 @@
 #endif
 
 static const int denied_eperm[] = {
-    SYS_add_key,         SYS_request_key,   SYS_keyctl,       SYS_bpf,
-    SYS_perf_event_open, SYS_userfaultfd,   SYS_kexec_load,   SYS_kexec_file_load,
-    SYS_open_by_handle_at, SYS_name_to_handle_at, SYS_init_module, SYS_finit_module,
-    SYS_delete_module,   SYS_swapon,        SYS_swapoff,      SYS_reboot,
-    SYS_syslog,          SYS_acct,          SYS_quotactl,     SYS_fanotify_init,
-    SYS_mount,           SYS_umount2,       SYS_pivot_root,   SYS_unshare,
+    SYS_add_key,
+    SYS_request_key,
+    SYS_keyctl,
+    SYS_bpf,
+    SYS_perf_event_open,
+    SYS_userfaultfd,
+    SYS_kexec_load,
+    SYS_kexec_file_load,
+    SYS_open_by_handle_at,
+    SYS_name_to_handle_at,
+    SYS_init_module,
+    SYS_finit_module,
+    SYS_delete_module,
+    SYS_swapon,
+    SYS_swapoff,
+    SYS_reboot,
+    SYS_syslog,
+    SYS_acct,
+    SYS_quotactl,
+    SYS_fanotify_init,
+    SYS_mount,
+    SYS_umount2,
+    SYS_pivot_root,
+    SYS_unshare,
     SYS_setns,
 };
 
@@ -57,7 +75,8 @@ void *cc_sbx_seccomp_program(size_t *len) {
   const unsigned ret_enosys = SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA);
   const unsigned ret_eperm = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
   /* Jump offsets below are relative to the next instruction. */
-  *p++ = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+  *p++ =
+      (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
   *p++ = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CC_AUDIT_ARCH, 1, 0);
   *p++ = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ret_enosys);
   *p++ = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));

@@ -8,13 +8,14 @@
  * Ownership: a decoded entry owns its strings (free with cc_sbx_entry_cleanup).
  */
 #define _GNU_SOURCE
+#include "cc_sbx_wire.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cc_sbx_int.h"
-#include "cc_sbx_wire.h"
 
 /* Go's FileMode.String() for a st_mode: type letters in Go's order "dalTLDpSugct", then
  * rwxrwxrwx ("-" when no type letter applies). */
@@ -36,10 +37,14 @@ void cc_sbx_wire_mode_string(uint32_t m, char out[16]) {
 }
 
 static void id_name(uint32_t id, char out[32], bool group) {
-  if (id == 0) snprintf(out, 32, "root");
-  else if (id == 1000) snprintf(out, 32, "user");
-  else if (id == 65534) snprintf(out, 32, group ? "nogroup" : "nobody");
-  else snprintf(out, 32, "%u", id);
+  if (id == 0)
+    snprintf(out, 32, "root");
+  else if (id == 1000)
+    snprintf(out, 32, "user");
+  else if (id == 65534)
+    snprintf(out, 32, group ? "nogroup" : "nobody");
+  else
+    snprintf(out, 32, "%u", id);
 }
 
 bool cc_sbx_wire_decode_entry(const unsigned char *buf, size_t len, size_t *off, cc_sbx_entry *e) {
@@ -58,7 +63,9 @@ bool cc_sbx_wire_decode_entry(const unsigned char *buf, size_t len, size_t *off,
   e->name = strdup(name);
   e->path = strdup(path);
   e->symlink_target = w.target_len ? strdup(target) : NULL;
-  e->type = S_ISDIR(w.tmode) ? CC_SBX_FT_DIR : S_ISREG(w.tmode) ? CC_SBX_FT_FILE : CC_SBX_FT_UNKNOWN;
+  e->type = S_ISDIR(w.tmode)   ? CC_SBX_FT_DIR
+            : S_ISREG(w.tmode) ? CC_SBX_FT_FILE
+                               : CC_SBX_FT_UNKNOWN;
   e->size = w.size;
   e->mode = w.tmode & 0777;
   cc_sbx_wire_mode_string(w.lmode, e->permissions);
@@ -72,4 +79,3 @@ bool cc_sbx_wire_decode_entry(const unsigned char *buf, size_t len, size_t *off,
   }
   return true;
 }
-

@@ -54,11 +54,11 @@ typedef struct {
 /* One directory entry: this fixed part, then name, path and target (each NUL-terminated,
  * lengths include the NUL; target_len 0 = not a symlink). */
 typedef struct {
-  uint32_t lmode;      /* lstat st_mode (type + permissions of the entry itself) */
-  uint32_t tmode;      /* stat st_mode of the target (0 = broken link) */
+  uint32_t lmode; /* lstat st_mode (type + permissions of the entry itself) */
+  uint32_t tmode; /* stat st_mode of the target (0 = broken link) */
   uint32_t uid;
   uint32_t gid;
-  int64_t size;        /* lstat size */
+  int64_t size; /* lstat size */
   int64_t mtime_sec;
   int32_t mtime_nsec;
   uint16_t name_len;

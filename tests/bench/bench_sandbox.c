@@ -130,10 +130,12 @@ int main(void) {
   report("create -> first result (true)", create, N_SBX);
   report("exec /bin/true in a live sandbox", exec, N_EXEC);
   report("kill (every process, cgroups)", kill_ms, N_SBX);
-  if (n_net) report("create+egress -> first result", create_net, n_net);
-  else printf("create+egress: slirp4netns not installed, sandboxes get no egress\n");
-  printf("(%d sandboxes alive at once at the end of the create phase; %d failed commands)\n",
-         N_SBX, failures);
+  if (n_net)
+    report("create+egress -> first result", create_net, n_net);
+  else
+    printf("create+egress: slirp4netns not installed, sandboxes get no egress\n");
+  printf("(%d sandboxes alive at once at the end of the create phase; %d failed commands)\n", N_SBX,
+         failures);
   cc_sbx_runtime_free(rt);
   rmdir(dir);
   return failures ? 1 : 0;

@@ -4,12 +4,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -32,7 +32,6 @@ typedef struct {
   char status[64];
   uint32_t pid;
 } result;
-
 
 /* The next event, waiting at most 60 s: a lost event fails the test instead of hanging it. */
 static bool next_ev(cc_sbx_sub *sub, cc_sbx_event *ev) {
@@ -111,12 +110,14 @@ static void runs_a_command_with_output_and_exit_code(void) {
   CHECK_INT(cc_sbx_kill(rt, "basic"), CC_OK);
 }
 
-
 static cc_status start(cc_sbx *s, const char *script, bool stdin_pipe, uint64_t timeout_ms,
                        uint32_t *pid, cc_sbx_sub **sub) {
   const char *args[] = {"-c", script};
-  cc_sbx_proc_spec spec = {.cmd = "/bin/bash", .args = args, .n_args = 2,
-                           .stdin_pipe = stdin_pipe, .timeout_ms = timeout_ms};
+  cc_sbx_proc_spec spec = {.cmd = "/bin/bash",
+                           .args = args,
+                           .n_args = 2,
+                           .stdin_pipe = stdin_pipe,
+                           .timeout_ms = timeout_ms};
   cc_sbx_err err;
   cc_status st = cc_sbx_proc_start(s, &spec, pid, sub, &err);
   if (st != CC_OK) fprintf(stderr, "start: %s\n", err.msg);
@@ -139,9 +140,11 @@ static void env_and_cwd_follow_envd(void) {
   result r;
   CHECK_INT(run(s, "mkdir -p sub/dir", &r), CC_OK);
   cc_sbx_env renv[] = {{"BOTH", "request"}};
-  const char *args[] = {"-c", "echo $FROM_CREATE $BOTH $E2B_SANDBOX $E2B_SANDBOX_ID; pwd; cat /run/e2b/.E2B_SANDBOX_ID"};
-  cc_sbx_proc_spec spec = {.cmd = "/bin/bash", .args = args, .n_args = 2, .envs = renv,
-                           .n_envs = 1, .cwd = "sub/dir"};
+  const char *args[] = {
+      "-c",
+      "echo $FROM_CREATE $BOTH $E2B_SANDBOX $E2B_SANDBOX_ID; pwd; cat /run/e2b/.E2B_SANDBOX_ID"};
+  cc_sbx_proc_spec spec = {
+      .cmd = "/bin/bash", .args = args, .n_args = 2, .envs = renv, .n_envs = 1, .cwd = "sub/dir"};
   uint32_t pid;
   cc_sbx_sub *sub;
   CHECK_INT(cc_sbx_proc_start(s, &spec, &pid, &sub, NULL), CC_OK);
@@ -386,14 +389,16 @@ static void sandboxes_are_isolated_and_kill_leaves_nothing(void) {
     if (!gone) {
       char cmd[128];
       snprintf(cmd, sizeof cmd, "grep -E 'Name|State|PPid' /proc/%d/status >&2", pids[i]);
-      if (system(cmd)) {}
+      if (system(cmd)) {
+      }
     }
     CHECK(gone);
   }
   struct stat st;
   CHECK(stat(ia.cgroup, &st) != 0);
   CHECK(cc_sbx_open(rt, "iso-a", &(cc_sbx *){NULL}) == CC_NOT_FOUND);
-  CHECK(cc_sbx_proc_start(a, &(cc_sbx_proc_spec){.cmd = "true"}, &pid, NULL, &err) == CC_SANDBOX_UNAVAILABLE);
+  CHECK(cc_sbx_proc_start(a, &(cc_sbx_proc_spec){.cmd = "true"}, &pid, NULL, &err) ==
+        CC_SANDBOX_UNAVAILABLE);
   cc_sbx_release(a);
   cc_sbx_release(b);
   cc_sbx_kill(rt, "iso-b");
@@ -442,7 +447,8 @@ static void limits_contain_fork_bombs_and_memory_hogs(void) {
   /* Fork bomb: stops at pids.max; the host can still fork. */
   /* The classic bomb, then a fork loop that keeps the command alive and keeps hitting the
    * limit, so its "fork: retry" output is an event the test can wait on. */
-  CHECK_INT(start(s, "f(){ f | f & }; f; while :; do sleep 1000 & done", false, 0, &pid, &sub), CC_OK);
+  CHECK_INT(start(s, "f(){ f | f & }; f; while :; do sleep 1000 & done", false, 0, &pid, &sub),
+            CC_OK);
   cc_sbx_event ev;
   while (next_ev(sub, &ev))
     if (ev.type == CC_SBX_EV_STDERR || ev.type == CC_SBX_EV_END) break; /* "fork: retry" */
@@ -471,7 +477,8 @@ static void limits_contain_fork_bombs_and_memory_hogs(void) {
     CHECK(read_cgroup_file(info.host_pid, "cpu", "cpu.cfs_quota_us", buf, sizeof buf));
     CHECK_STR(buf, "100000\n"); /* one CPU per 100 ms period */
   } else {
-    printf("note: cgroup v%d: the v1 limit files are not checked\n", ri.cgroup == CC_SBX_CGROUP_V2 ? 2 : 0);
+    printf("note: cgroup v%d: the v1 limit files are not checked\n",
+           ri.cgroup == CC_SBX_CGROUP_V2 ? 2 : 0);
   }
   pid_t child = fork();
   if (child == 0) _exit(7);
@@ -517,9 +524,10 @@ static void no_host_loopback_but_ports_are_reachable_through_the_agent(void) {
   CHECK_INT(run(s, script, &r), CC_OK);
   CHECK_STR(r.out, "checked\n");
   /* A server inside the sandbox, reached through cc_sbx_connect_port. */
-  const char *args[] = {"-c", "import socket\ns=socket.socket()\ns.bind(('127.0.0.1',8000))\n"
-                              "s.listen()\nprint('ready',flush=True)\nc,_=s.accept()\n"
-                              "c.sendall(b'hi from inside')\nc.close()"};
+  const char *args[] = {"-c",
+                        "import socket\ns=socket.socket()\ns.bind(('127.0.0.1',8000))\n"
+                        "s.listen()\nprint('ready',flush=True)\nc,_=s.accept()\n"
+                        "c.sendall(b'hi from inside')\nc.close()"};
   cc_sbx_proc_spec spec = {.cmd = "python3", .args = args, .n_args = 2};
   uint32_t pid;
   cc_sbx_sub *sub;
@@ -550,7 +558,8 @@ static void end_arrives_after_throttled_exit_with_lingering_child(void) {
   CHECK_INT(run(s, "mkfifo ~/f", &r), CC_OK);
   uint32_t pid;
   cc_sbx_sub *sub;
-  CHECK_INT(start(s, "sleep 1000 & head -c 102400 /dev/zero; echo x > ~/f", false, 0, &pid, &sub), CC_OK);
+  CHECK_INT(start(s, "sleep 1000 & head -c 102400 /dev/zero; echo x > ~/f", false, 0, &pid, &sub),
+            CC_OK);
   CHECK_INT(run(s, "cat ~/f", &r), CC_OK); /* the writer has written everything */
   CHECK_STR(r.out, "x\n");
   size_t total = 0;
@@ -580,7 +589,8 @@ static void *worker(void *arg) {
     snprintf(script, sizeof script, "echo %d-%d", w->id, i);
     snprintf(want, sizeof want, "%d-%d\n", w->id, i);
     result *r = malloc(sizeof *r);
-    if (run(w->s, script, r) != CC_OK || strcmp(r->out, want) != 0 || r->exit_code != 0) w->failures++;
+    if (run(w->s, script, r) != CC_OK || strcmp(r->out, want) != 0 || r->exit_code != 0)
+      w->failures++;
     char path[32];
     snprintf(path, sizeof path, "t%d/f%d", w->id, i);
     uint8_t *data = NULL;
@@ -738,7 +748,8 @@ static void works_unprivileged_and_says_what_is_missing(void) {
   pid_t child = fork();
   if (child == 0) {
     close(pp[0]);
-    if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)) _exit(2);
+    if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+      _exit(2);
     char sd[640], msg[2048] = "";
     snprintf(sd, sizeof sd, "%s/state", dir);
     cc_sbx_config cfg;
@@ -756,15 +767,18 @@ static void works_unprivileged_and_says_what_is_missing(void) {
     } else {
       cc_sbx_runtime_info info;
       cc_sbx_runtime_get_info(r, &info);
-      off += snprintf(msg + off, sizeof msg - (size_t)off, "root=%d limits-none-said=%d\n", info.root,
-                      info.cgroup == CC_SBX_CGROUP_NONE && strstr(info.report, "NOT limited") != NULL);
+      off +=
+          snprintf(msg + off, sizeof msg - (size_t)off, "root=%d limits-none-said=%d\n", info.root,
+                   info.cgroup == CC_SBX_CGROUP_NONE && strstr(info.report, "NOT limited") != NULL);
       cc_sbx_create_opts o = {.id = "unpriv", .allow_internet = info.egress_available};
       cc_sbx *s;
       if (cc_sbx_create(r, &o, &s, &err) != CC_OK) {
         snprintf(msg + off, sizeof msg - (size_t)off, "create: %s\n", err.msg);
       } else {
         result *res = malloc(sizeof *res);
-        run(s, "id -u; id -un; echo $$; grep -q tap0 /proc/net/dev && echo egress || echo no-egress", res);
+        run(s,
+            "id -u; id -un; echo $$; grep -q tap0 /proc/net/dev && echo egress || echo no-egress",
+            res);
         snprintf(msg + off, sizeof msg - (size_t)off, "%s", res->out);
         free(res);
         cc_sbx_release(s);
@@ -777,15 +791,17 @@ static void works_unprivileged_and_says_what_is_missing(void) {
   close(pp[1]);
   char got[2048] = "";
   size_t off = 0;
-  while (off + 1 < sizeof got && (n = read(pp[0], got + off, sizeof got - 1 - off)) > 0) off += (size_t)n;
+  while (off + 1 < sizeof got && (n = read(pp[0], got + off, sizeof got - 1 - off)) > 0)
+    off += (size_t)n;
   got[off] = 0;
   close(pp[0]);
   int st = 0;
   waitpid(child, &st, 0);
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  const char *want = access("/usr/bin/slirp4netns", X_OK) == 0
-                         ? "refused=1 cgroup-named=1\nroot=0 limits-none-said=1\n1000\nuser\n2\negress\n"
-                         : "refused=1 cgroup-named=1\nroot=0 limits-none-said=1\n1000\nuser\n2\nno-egress\n";
+  const char *want =
+      access("/usr/bin/slirp4netns", X_OK) == 0
+          ? "refused=1 cgroup-named=1\nroot=0 limits-none-said=1\n1000\nuser\n2\negress\n"
+          : "refused=1 cgroup-named=1\nroot=0 limits-none-said=1\n1000\nuser\n2\nno-egress\n";
   CHECK_STR(got, want);
   char cmd[700];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
