@@ -13,10 +13,16 @@ static const char *const op_names[CC_MOP_COUNT] = {
 };
 
 /* Upper bounds of the latency buckets, in seconds. */
-static const double bucket_le[CC_METRICS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                     0.1,    0.25,  0.5,    1,     2.5,   10,   60};
+static const double bucket_le[CC_METRICS_BUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60};
 
-void cc_metrics_init(cc_metrics *m) { memset(m, 0, sizeof *m); }
+void cc_metrics_init(cc_metrics *m) {
+  memset(m, 0, sizeof *m);
+}
+
+const char *cc_metrics_op_name(int op) {
+  return op >= 0 && op < CC_MOP_COUNT ? op_names[op] : op_names[CC_MOP_other];
+}
 
 int cc_metrics_op(const char *name) {
   if (name)
@@ -74,31 +80,41 @@ char *cc_metrics_render(cc_metrics *m) {
   struct buf b = {malloc(8192), 0, 8192, 0};
   if (!b.p) return NULL;
   b.p[0] = 0;
-  add(&b, "# HELP codecanvas_requests_total Requests answered, by protocol op and result code.\n"
-          "# TYPE codecanvas_requests_total counter\n");
+  add(&b,
+      "# HELP codecanvas_requests_total Requests answered, by protocol op and result code.\n"
+      "# TYPE codecanvas_requests_total counter\n");
   for (int op = 0; op < CC_MOP_COUNT; op++)
     for (int st = 0; st < CC_STATUS_COUNT; st++) {
       unsigned long long v = atomic_load_explicit(&m->requests[op][st], memory_order_relaxed);
-      if (v) add(&b, "codecanvas_requests_total{op=\"%s\",code=\"%s\"} %llu\n", op_names[op],
-                 cc_status_code((cc_status)st), v);
+      if (v)
+        add(&b, "codecanvas_requests_total{op=\"%s\",code=\"%s\"} %llu\n", op_names[op],
+            cc_status_code((cc_status)st), v);
     }
-  add(&b, "# HELP codecanvas_requests_in_flight Requests being served now.\n"
-          "# TYPE codecanvas_requests_in_flight gauge\ncodecanvas_requests_in_flight %lld\n",
+  add(&b,
+      "# HELP codecanvas_requests_in_flight Requests being served now.\n"
+      "# TYPE codecanvas_requests_in_flight gauge\ncodecanvas_requests_in_flight %lld\n",
       (long long)atomic_load(&m->in_flight));
-  add(&b, "# HELP codecanvas_cache_hits_total Exec results served from the cache.\n"
-          "# TYPE codecanvas_cache_hits_total counter\ncodecanvas_cache_hits_total %llu\n",
+  add(&b,
+      "# HELP codecanvas_cache_hits_total Exec results served from the cache.\n"
+      "# TYPE codecanvas_cache_hits_total counter\ncodecanvas_cache_hits_total %llu\n",
       (unsigned long long)atomic_load(&m->cache_hits));
-  add(&b, "# HELP codecanvas_cache_misses_total Cacheable execs that missed the cache.\n"
-          "# TYPE codecanvas_cache_misses_total counter\ncodecanvas_cache_misses_total %llu\n",
+  add(&b,
+      "# HELP codecanvas_cache_misses_total Cacheable execs that missed the cache.\n"
+      "# TYPE codecanvas_cache_misses_total counter\ncodecanvas_cache_misses_total %llu\n",
       (unsigned long long)atomic_load(&m->cache_misses));
-  add(&b, "# HELP codecanvas_sandboxes_created_total Sandboxes created (first use or re-creation).\n"
-          "# TYPE codecanvas_sandboxes_created_total counter\ncodecanvas_sandboxes_created_total %llu\n",
+  add(&b,
+      "# HELP codecanvas_sandboxes_created_total Sandboxes created (first use or re-creation).\n"
+      "# TYPE codecanvas_sandboxes_created_total counter\ncodecanvas_sandboxes_created_total "
+      "%llu\n",
       (unsigned long long)atomic_load(&m->sandboxes_created));
-  add(&b, "# HELP codecanvas_sandboxes_recreated_total Sandboxes re-created after they expired.\n"
-          "# TYPE codecanvas_sandboxes_recreated_total counter\ncodecanvas_sandboxes_recreated_total %llu\n",
+  add(&b,
+      "# HELP codecanvas_sandboxes_recreated_total Sandboxes re-created after they expired.\n"
+      "# TYPE codecanvas_sandboxes_recreated_total counter\ncodecanvas_sandboxes_recreated_total "
+      "%llu\n",
       (unsigned long long)atomic_load(&m->sandboxes_recreated));
-  add(&b, "# HELP codecanvas_request_duration_seconds Time from request received to response queued.\n"
-          "# TYPE codecanvas_request_duration_seconds histogram\n");
+  add(&b,
+      "# HELP codecanvas_request_duration_seconds Time from request received to response queued.\n"
+      "# TYPE codecanvas_request_duration_seconds histogram\n");
   unsigned long long cum = 0;
   for (int i = 0; i < CC_METRICS_BUCKETS; i++) {
     cum += atomic_load(&m->latency_bucket[i]);

@@ -16,16 +16,17 @@
 
 #include "cc_status.h"
 
-#define CC_METRICS_OPS(X)                                                                  \
+// clang-format off
+#define CC_METRICS_OPS(X)                                                                 \
   X(hello) X(exec) X(writeFile) X(readFile) X(listDir) X(setupProject) X(startDevServer) \
   X(killProcess) X(listProcesses) X(getHistory) X(getResult) X(getProject)              \
   X(updateProject) X(listProjects) X(deleteProject) X(clearCache) X(other) X(http)
-
+// clang-format on
 enum {
 #define CC_METRICS_OP_ENUM(name) CC_MOP_##name,
   CC_METRICS_OPS(CC_METRICS_OP_ENUM)
 #undef CC_METRICS_OP_ENUM
-  CC_MOP_COUNT
+      CC_MOP_COUNT
 };
 
 #define CC_METRICS_BUCKETS 14
@@ -41,6 +42,9 @@ typedef struct cc_metrics {
 } cc_metrics;
 
 void cc_metrics_init(cc_metrics *m);
+
+/* The name of op index `op` ("exec", ..., "other", "http"); "other" when out of range. */
+const char *cc_metrics_op_name(int op);
 
 /* Returns the op index of `name`, or CC_MOP_other. */
 int cc_metrics_op(const char *name);

@@ -19,7 +19,8 @@ struct setting {
 };
 
 static const struct setting settings[] = {
-#define ROW(kind, f, key, flag, env, def, doc) {K_##kind, offsetof(cc_wconf, f), key, flag, env, def, doc},
+#define ROW(kind, f, key, flag, env, def, doc) \
+  {K_##kind, offsetof(cc_wconf, f), key, flag, env, def, doc},
     CC_WCONF_MAP(ROW)
 #undef ROW
 };
@@ -67,7 +68,8 @@ static const struct setting *by_key(const char *key) {
 
 static const struct setting *by_flag(const char *flag, size_t n) {
   for (size_t i = 0; i < N_SETTINGS; i++)
-    if (strlen(settings[i].flag) == n && strncmp(settings[i].flag, flag, n) == 0) return &settings[i];
+    if (strlen(settings[i].flag) == n && strncmp(settings[i].flag, flag, n) == 0)
+      return &settings[i];
   return NULL;
 }
 
@@ -173,8 +175,10 @@ static cc_status load_key_file(cc_wconf *c, const char *path, char *err, size_t 
 cc_status cc_wconf_load(cc_wconf *c, int argc, char **argv, int first, char *err, size_t errlen) {
   const char *cfg = getenv("CODECANVAS_CONFIG");
   for (int i = first; i < argc; i++) {
-    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) cfg = argv[i + 1];
-    else if (strncmp(argv[i], "--config=", 9) == 0) cfg = argv[i] + 9;
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+      cfg = argv[i + 1];
+    else if (strncmp(argv[i], "--config=", 9) == 0)
+      cfg = argv[i] + 9;
   }
   cc_status st;
   if (cfg && *cfg && (st = load_file(c, cfg, err, errlen)) != CC_OK) return st;
@@ -205,8 +209,10 @@ cc_status cc_wconf_load(cc_wconf *c, int argc, char **argv, int first, char *err
       if (err && errlen) snprintf(err, errlen, "unknown option %.*s", (int)n, a);
       return CC_BAD_REQUEST;
     }
-    if (eq) val = eq + 1;
-    else if (i + 1 < argc) val = argv[++i];
+    if (eq)
+      val = eq + 1;
+    else if (i + 1 < argc)
+      val = argv[++i];
     else {
       set_err(err, errlen, "option %s needs a value%s", s->flag, NULL);
       return CC_BAD_REQUEST;
@@ -228,17 +234,22 @@ void cc_wconf_usage(FILE *out) {
     fprintf(out, "  %-26s %s\n  %-26s env %s, key %s, default \"%s\"\n", s->flag, s->doc, "",
             s->env, s->key, s->def);
   }
-  fprintf(out, "  %-26s the E2B API key: env E2B_API_KEY, key e2b_api_key, or the key file;\n"
-               "  %-26s never a flag, never logged\n", "(secret)", "");
-  fprintf(out, "  %-26s config file of `key = value` lines (env CODECANVAS_CONFIG)\n", "--config FILE");
+  fprintf(out,
+          "  %-26s the E2B API key: env E2B_API_KEY, key e2b_api_key, or the key file;\n"
+          "  %-26s never a flag, never logged\n",
+          "(secret)", "");
+  fprintf(out, "  %-26s config file of `key = value` lines (env CODECANVAS_CONFIG)\n",
+          "--config FILE");
 }
 
 void cc_wconf_markdown(FILE *out) {
   fprintf(out, "| config key | flag | environment | default | meaning |\n|---|---|---|---|---|\n");
   for (size_t i = 0; i < N_SETTINGS; i++) {
     const struct setting *s = &settings[i];
-    fprintf(out, "| `%s` | `%s` | `%s` | %s%s%s | %s |\n", s->key, s->flag, s->env, *s->def ? "`" : "",
-            *s->def ? s->def : "(empty)", *s->def ? "`" : "", s->doc);
+    fprintf(out, "| `%s` | `%s` | `%s` | %s%s%s | %s |\n", s->key, s->flag, s->env,
+            *s->def ? "`" : "", *s->def ? s->def : "(empty)", *s->def ? "`" : "", s->doc);
   }
-  fprintf(out, "| `e2b_api_key` | (none: secret) | `E2B_API_KEY` | none | the E2B API key; or put it in the file named by `e2b_api_key_file` |\n");
+  fprintf(out,
+          "| `e2b_api_key` | (none: secret) | `E2B_API_KEY` | none | the E2B API key; or put it in "
+          "the file named by `e2b_api_key_file` |\n");
 }

@@ -20,6 +20,7 @@
 
 #include "cc_status.h"
 
+// clang-format off
 /* kind, field,                  key,                       flag,                       env,                           default, description */
 #define CC_WCONF_MAP(X)                                                                                                   \
   X(STR, listen,                 "listen",                  "--listen",                 "CODECANVAS_LISTEN",           "127.0.0.1:8080", "address to listen on (IP:PORT; port 0 picks a free port)") \
@@ -46,6 +47,8 @@
   X(INT, max_connections,        "max_connections",         "--max-connections",        "CODECANVAS_MAX_CONNECTIONS",  "1024", "HTTP connections served at once (one thread each)") \
   X(INT, shutdown_grace_ms,      "shutdown_grace_ms",       "--shutdown-grace",         "CODECANVAS_SHUTDOWN_GRACE",   "5000", "on SIGTERM, how long in-flight work may finish before it is canceled") \
   X(STR, dev_server_cmd,         "dev_server_cmd",          "--dev-server-cmd",         "CODECANVAS_DEV_SERVER_CMD",   "python3 -m http.server {port}", "startDevServer's default command ({port} is replaced)")
+
+// clang-format on
 
 typedef struct cc_wconf {
 #define CC_WCONF_FIELD_STR(f) char *f;

@@ -48,13 +48,27 @@ static void put_str(struct out *o, const char *s) {
     char e[6] = {'\\', 0};
     size_t el = 2;
     switch (c) {
-      case '"': e[1] = '"'; break;
-      case '\\': e[1] = '\\'; break;
-      case '\b': e[1] = 'b'; break;
-      case '\f': e[1] = 'f'; break;
-      case '\n': e[1] = 'n'; break;
-      case '\r': e[1] = 'r'; break;
-      case '\t': e[1] = 't'; break;
+      case '"':
+        e[1] = '"';
+        break;
+      case '\\':
+        e[1] = '\\';
+        break;
+      case '\b':
+        e[1] = 'b';
+        break;
+      case '\f':
+        e[1] = 'f';
+        break;
+      case '\n':
+        e[1] = 'n';
+        break;
+      case '\r':
+        e[1] = 'r';
+        break;
+      case '\t':
+        e[1] = 't';
+        break;
       default:
         e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
         el = 6;
@@ -77,7 +91,8 @@ static void put_num(struct out *o, double d) {
     char tmp[24];
     int k = 0;
     unsigned long long u = v < 0 ? (unsigned long long)(-v) : (unsigned long long)v;
-    do tmp[k++] = (char)('0' + u % 10); while ((u /= 10));
+    do tmp[k++] = (char)('0' + u % 10);
+    while ((u /= 10));
     if (v < 0) tmp[k++] = '-';
     for (n = 0; n < k; n++) buf[n] = tmp[k - 1 - n];
   } else {
@@ -92,12 +107,24 @@ static void put_item(struct out *o, const cJSON *it, int depth) {
     return;
   }
   switch (it->type & 0xff) {
-    case cJSON_False: put(o, "false", 5); break;
-    case cJSON_True: put(o, "true", 4); break;
-    case cJSON_NULL: put(o, "null", 4); break;
-    case cJSON_Number: put_num(o, it->valuedouble); break;
-    case cJSON_String: put_str(o, it->valuestring ? it->valuestring : ""); break;
-    case cJSON_Raw: if (it->valuestring) put(o, it->valuestring, strlen(it->valuestring)); break;
+    case cJSON_False:
+      put(o, "false", 5);
+      break;
+    case cJSON_True:
+      put(o, "true", 4);
+      break;
+    case cJSON_NULL:
+      put(o, "null", 4);
+      break;
+    case cJSON_Number:
+      put_num(o, it->valuedouble);
+      break;
+    case cJSON_String:
+      put_str(o, it->valuestring ? it->valuestring : "");
+      break;
+    case cJSON_Raw:
+      if (it->valuestring) put(o, it->valuestring, strlen(it->valuestring));
+      break;
     case cJSON_Array:
     case cJSON_Object: {
       int obj = (it->type & 0xff) == cJSON_Object;
@@ -113,7 +140,8 @@ static void put_item(struct out *o, const cJSON *it, int depth) {
       put(o, obj ? "}" : "]", 1);
       break;
     }
-    default: put(o, "null", 4);
+    default:
+      put(o, "null", 4);
   }
 }
 
@@ -121,11 +149,15 @@ cc_status cc_wjson_encode_ok(const char *id, const cJSON *result, int64_t genera
   *out = NULL;
   struct out o = {0};
   put(&o, "{\"v\":1,\"id\":", 12);
-  if (id) put_str(&o, id);
-  else put(&o, "null", 4);
+  if (id)
+    put_str(&o, id);
+  else
+    put(&o, "null", 4);
   put(&o, ",\"ok\":true,\"result\":", 20);
-  if (result) put_item(&o, result, 0);
-  else put(&o, "{}", 2);
+  if (result)
+    put_item(&o, result, 0);
+  else
+    put(&o, "{}", 2);
   if (generation >= 0) {
     put(&o, ",\"generation\":", 14);
     put_num(&o, (double)generation);

@@ -80,8 +80,10 @@ cc_status cc_wlimit_request(cc_wlimit *l, const char *user, int64_t now_ms) {
       if (u->tokens > (double)l->burst) u->tokens = (double)l->burst;
       u->last_ms = now_ms;
     }
-    if (u->tokens >= 1.0) u->tokens -= 1.0;
-    else st = CC_RATE_LIMITED;
+    if (u->tokens >= 1.0)
+      u->tokens -= 1.0;
+    else
+      st = CC_RATE_LIMITED;
   }
   pthread_mutex_unlock(&l->mu);
   return st;
@@ -93,8 +95,10 @@ cc_status cc_wlimit_enter(cc_wlimit *l, const char *user) {
   pthread_mutex_lock(&l->mu);
   struct user *u = find(l, user, 0);
   if (u) {
-    if (u->inflight >= l->max_inflight) st = CC_CONFLICT;
-    else u->inflight++;
+    if (u->inflight >= l->max_inflight)
+      st = CC_CONFLICT;
+    else
+      u->inflight++;
   }
   pthread_mutex_unlock(&l->mu);
   return st;

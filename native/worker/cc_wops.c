@@ -21,6 +21,7 @@
  * produced it, `cached` is true and `duration` is the time taken to serve it.
  */
 #define _GNU_SOURCE
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,7 @@ struct cc_sbx_cache {
   struct sbx_item {
     cc_e2b_sandbox sb;
     int64_t refreshed_ms;
-  } *items;
+  } * items;
   size_t count, cap;
 };
 
@@ -111,11 +112,11 @@ typedef struct op {
   const cc_request *req;
   const char *user;
   const char *project;
-  char message[600];        /* error message of the failure being reported */
+  char message[600]; /* error message of the failure being reported */
   bool sandbox_recreated;
   cc_e2b_sandbox sb;
   bool have_sb;
-  bool running;             /* the record was moved to running */
+  bool running; /* the record was moved to running */
   int64_t t0_ms;
 } op;
 
@@ -125,8 +126,9 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static cc_status fail(op *o, cc_status st, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-#include <stdarg.h>
+/* Records `st`'s detailed message (never a secret) for the response and the record. */
+static cc_status fail(op *o, cc_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static cc_status fail(op *o, cc_status st, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -294,9 +296,9 @@ static void mark_running(op *o) {
 
 static void record_end(op *o, cc_proto_record_status status, const cJSON *result, cc_status err) {
   if (!o->call->record_id[0]) return;
-  cc_status st = cc_store_record_finish(o->w->store, o->user, o->call->record_id, (cc_record_status)status, result,
-                                        err == CC_OK ? NULL : cc_status_code(err),
-                                        err == CC_OK ? NULL : o->message);
+  cc_status st = cc_store_record_finish(
+      o->w->store, o->user, o->call->record_id, (cc_record_status)status, result,
+      err == CC_OK ? NULL : cc_status_code(err), err == CC_OK ? NULL : o->message);
   if (st != CC_OK) {
     char buf[256];
     cc_store_last_error(o->w->store, buf, sizeof buf);
@@ -469,7 +471,8 @@ static cc_status serve_cached(op *o, cJSON *result, char **response) {
   cJSON_ReplaceItemInObjectCaseSensitive(result, "cached", cJSON_CreateTrue());
   cJSON_DeleteItemFromObjectCaseSensitive(result, "sandboxRecreated");
   cJSON *id = cJSON_GetObjectItemCaseSensitive(result, "id");
-  if (cJSON_IsString(id)) snprintf(o->call->record_id, sizeof o->call->record_id, "%s", id->valuestring);
+  if (cJSON_IsString(id))
+    snprintf(o->call->record_id, sizeof o->call->record_id, "%s", id->valuestring);
   o->call->cached = true;
   atomic_fetch_add(&o->w->metrics.cache_hits, 1);
   if (o->call->emit) {
@@ -568,10 +571,14 @@ static cc_status exec_core(op *o, const cc_proto_exec_args *a, cJSON **result_ou
   if (a->env_count) {
     envs = calloc(a->env_count, sizeof *envs);
     if (!envs) return fail(o, CC_INTERNAL, "out of memory");
-    for (size_t i = 0; i < a->env_count; i++) envs[i] = (cc_e2b_kv){a->env[i].name, a->env[i].value};
+    for (size_t i = 0; i < a->env_count; i++)
+      envs[i] = (cc_e2b_kv){a->env[i].name, a->env[i].value};
   }
   long timeout = a->timeout_ms > 0 ? (long)a->timeout_ms : w->cfg->command_timeout_ms;
-  cc_e2b_exec_opts eo = {.cmd = a->cmd, .cwd = a->cwd, .envs = envs, .envs_count = a->env_count,
+  cc_e2b_exec_opts eo = {.cmd = a->cmd,
+                         .cwd = a->cwd,
+                         .envs = envs,
+                         .envs_count = a->env_count,
                          .timeout_ms = timeout};
   cc_e2b_exec_result res = {0};
   cc_status st;
@@ -580,12 +587,12 @@ static cc_status exec_core(op *o, const cc_proto_exec_args *a, cJSON **result_ou
      * goes to a file in the sandbox and the command reads it through a redirection. */
     char path[128], *wrapped = NULL;
     snprintf(path, sizeof path, CC_PROTO_HOME "/.codecanvas/stdin-%s", o->call->record_id);
-    cc_proto_file f = {.path = path, .content = (const unsigned char *)a->stdin_data,
-                       .content_len = a->stdin_len};
+    cc_proto_file f = {
+        .path = path, .content = (const unsigned char *)a->stdin_data, .content_len = a->stdin_len};
     struct write_ctx wc = {&f};
     st = with_sandbox(o, do_write, &wc, "writing stdin");
-    if (st == CC_OK &&
-        asprintf(&wrapped, "( %s\n) < '%s'; cc_rc=$?; rm -f '%s'; exit $cc_rc", a->cmd, path, path) < 0)
+    if (st == CC_OK && asprintf(&wrapped, "( %s\n) < '%s'; cc_rc=$?; rm -f '%s'; exit $cc_rc",
+                                a->cmd, path, path) < 0)
       st = fail(o, CC_INTERNAL, "out of memory");
     if (st == CC_OK) {
       eo.cmd = wrapped;
@@ -667,7 +674,8 @@ static cc_status op_exec(op *o, char **response) {
   if (result) {
     cJSON *status = cJSON_GetObjectItemCaseSensitive(result, "status");
     if (st == CC_OK && cJSON_IsString(status) &&
-        (strcmp(status->valuestring, "success") == 0 || strcmp(status->valuestring, "failed") == 0)) {
+        (strcmp(status->valuestring, "success") == 0 ||
+         strcmp(status->valuestring, "failed") == 0)) {
       int64_t gen = -1;
       if (cc_store_project_generation(w->store, o->user, o->project, &gen) == CC_OK) {
         cJSON_AddNumberToObject(result, "_generation", (double)gen);
@@ -741,8 +749,10 @@ static cc_status op_read_file(op *o, cJSON **result, cJSON **record_result) {
   if (st != CC_OK) return st;
   char *text = NULL;
   size_t n;
-  if (a->encoding == CC_ENC_BASE64) st = cc_proto_base64_encode((unsigned char *)c.data, c.len, &text, &n);
-  else st = cc_proto_utf8_sanitize(c.data, c.len, &text, &n);
+  if (a->encoding == CC_ENC_BASE64)
+    st = cc_proto_base64_encode((unsigned char *)c.data, c.len, &text, &n);
+  else
+    st = cc_proto_utf8_sanitize(c.data, c.len, &text, &n);
   cc_e2b_free(c.data);
   if (st != CC_OK) return fail(o, CC_INTERNAL, "out of memory");
   *result = cJSON_CreateObject();
@@ -771,7 +781,8 @@ static cc_status do_list(op *o, void *ctx, cc_e2b_error *err) {
 
 static cc_status op_list_dir(op *o, cJSON **result, cJSON **record_result) {
   const cc_proto_list_dir_args *a = &o->req->list_dir;
-  struct list_ctx c = {.path = a->path ? a->path : CC_PROTO_HOME, .depth = a->depth > 0 ? a->depth : 1};
+  struct list_ctx c = {.path = a->path ? a->path : CC_PROTO_HOME,
+                       .depth = a->depth > 0 ? a->depth : 1};
   cc_status st = with_sandbox(o, do_list, &c, "listing the directory");
   if (st != CC_OK) return st;
   *result = cJSON_CreateObject();
@@ -781,10 +792,11 @@ static cc_status op_list_dir(op *o, cJSON **result, cJSON **record_result) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "name", e->name ? e->name : "");
     cJSON_AddStringToObject(j, "path", e->path ? e->path : "");
-    cJSON_AddStringToObject(j, "type", e->type == CC_E2B_FILE_DIR       ? "dir"
-                                       : e->type == CC_E2B_FILE_FILE    ? "file"
-                                       : e->type == CC_E2B_FILE_SYMLINK ? "symlink"
-                                                                        : "other");
+    cJSON_AddStringToObject(j, "type",
+                            e->type == CC_E2B_FILE_DIR       ? "dir"
+                            : e->type == CC_E2B_FILE_FILE    ? "file"
+                            : e->type == CC_E2B_FILE_SYMLINK ? "symlink"
+                                                             : "other");
     cJSON_AddNumberToObject(j, "size", (double)e->size);
     cJSON_AddStringToObject(j, "mtime", e->modified_time ? e->modified_time : "");
     cJSON_AddItemToArray(entries, j);
@@ -832,11 +844,11 @@ static cc_status op_setup_project(op *o, cJSON **result) {
     st = run_command(o, &x, &eo, &res);
     emit_output(&x, 0, NULL, 0, true);
     emit_output(&x, 1, NULL, 0, true);
-    cc_proto_record_status rs = st == CC_TIMEOUT ? CC_RECORD_TIMEOUT
-                          : st != CC_OK    ? CC_RECORD_ERROR
-                          : res.canceled   ? CC_RECORD_CANCELED
-                          : (res.ended && res.exit_code == 0) ? CC_RECORD_SUCCESS
-                                                              : CC_RECORD_FAILED;
+    cc_proto_record_status rs = st == CC_TIMEOUT                    ? CC_RECORD_TIMEOUT
+                                : st != CC_OK                       ? CC_RECORD_ERROR
+                                : res.canceled                      ? CC_RECORD_CANCELED
+                                : (res.ended && res.exit_code == 0) ? CC_RECORD_SUCCESS
+                                                                    : CC_RECORD_FAILED;
     if (st == CC_OK && res.canceled) {
       st = CC_SANDBOX_UNAVAILABLE;
       fail(o, st, "the install command was canceled");
@@ -865,11 +877,14 @@ static cc_status op_setup_project(op *o, cJSON **result) {
 static cc_status op_start_dev_server(op *o, cJSON **result) {
   const cc_proto_start_dev_server_args *a = &o->req->start_dev_server;
   char cmd[2048];
-  if (a->cmd) snprintf(cmd, sizeof cmd, "%s", a->cmd);
+  if (a->cmd)
+    snprintf(cmd, sizeof cmd, "%s", a->cmd);
   else {
     const char *tpl = o->w->cfg->dev_server_cmd, *at = strstr(tpl, "{port}");
-    if (at) snprintf(cmd, sizeof cmd, "%.*s%d%s", (int)(at - tpl), tpl, a->port, at + 6);
-    else snprintf(cmd, sizeof cmd, "%s", tpl);
+    if (at)
+      snprintf(cmd, sizeof cmd, "%.*s%d%s", (int)(at - tpl), tpl, a->port, at + 6);
+    else
+      snprintf(cmd, sizeof cmd, "%s", tpl);
   }
   struct exec_run x = {.o = o, .detach_on_start = true};
   x.out.max = x.err.max = 4096;
@@ -985,7 +1000,8 @@ static cc_status run_recorded(op *o, char **response) {
   cc_status st;
   bool creates = o->req->op == CC_OP_WRITE_FILE || o->req->op == CC_OP_SETUP_PROJECT ||
                  o->req->op == CC_OP_START_DEV_SERVER;
-  if (creates) st = cc_store_project_ensure(w->store, o->user, o->project, NULL);
+  if (creates)
+    st = cc_store_project_ensure(w->store, o->user, o->project, NULL);
   else {
     int64_t g;
     st = cc_store_project_generation(w->store, o->user, o->project, &g);
@@ -994,20 +1010,36 @@ static cc_status run_recorded(op *o, char **response) {
   if ((st = record_begin(o)) != CC_OK) return st;
   cJSON *result = NULL, *record_result = NULL;
   switch (o->req->op) {
-    case CC_OP_WRITE_FILE: st = op_write_file(o, &result); break;
-    case CC_OP_READ_FILE: st = op_read_file(o, &result, &record_result); break;
-    case CC_OP_LIST_DIR: st = op_list_dir(o, &result, &record_result); break;
-    case CC_OP_SETUP_PROJECT: st = op_setup_project(o, &result); break;
-    case CC_OP_START_DEV_SERVER: st = op_start_dev_server(o, &result); break;
-    case CC_OP_KILL_PROCESS: st = op_kill_process(o, &result); break;
-    case CC_OP_LIST_PROCESSES: st = op_list_processes(o, &result, &record_result); break;
-    default: st = fail(o, CC_INTERNAL, "not a sandbox operation"); break;
+    case CC_OP_WRITE_FILE:
+      st = op_write_file(o, &result);
+      break;
+    case CC_OP_READ_FILE:
+      st = op_read_file(o, &result, &record_result);
+      break;
+    case CC_OP_LIST_DIR:
+      st = op_list_dir(o, &result, &record_result);
+      break;
+    case CC_OP_SETUP_PROJECT:
+      st = op_setup_project(o, &result);
+      break;
+    case CC_OP_START_DEV_SERVER:
+      st = op_start_dev_server(o, &result);
+      break;
+    case CC_OP_KILL_PROCESS:
+      st = op_kill_process(o, &result);
+      break;
+    case CC_OP_LIST_PROCESSES:
+      st = op_list_processes(o, &result, &record_result);
+      break;
+    default:
+      st = fail(o, CC_INTERNAL, "not a sandbox operation");
+      break;
   }
   if (st == CC_OK && !result) st = fail(o, CC_INTERNAL, "out of memory");
   if (st == CC_OK && o->sandbox_recreated) cJSON_AddTrueToObject(result, "sandboxRecreated");
-  cc_proto_record_status rs = st == CC_OK ? CC_RECORD_SUCCESS
-                        : st == CC_TIMEOUT ? CC_RECORD_TIMEOUT
-                                           : CC_RECORD_ERROR;
+  cc_proto_record_status rs = st == CC_OK        ? CC_RECORD_SUCCESS
+                              : st == CC_TIMEOUT ? CC_RECORD_TIMEOUT
+                                                 : CC_RECORD_ERROR;
   if (st == CC_SANDBOX_UNAVAILABLE && o->call->cancel && atomic_load(o->call->cancel))
     rs = CC_RECORD_CANCELED;
   record_end(o, rs, record_result ? record_result : result, st);
@@ -1066,9 +1098,15 @@ static cc_status op_hello(op *o, char **response) {
 
 static bool is_sandbox_op(cc_proto_op op) {
   switch (op) {
-    case CC_OP_EXEC: case CC_OP_WRITE_FILE: case CC_OP_READ_FILE: case CC_OP_LIST_DIR:
-    case CC_OP_SETUP_PROJECT: case CC_OP_START_DEV_SERVER: case CC_OP_KILL_PROCESS:
-    case CC_OP_LIST_PROCESSES: case CC_OP_DELETE_PROJECT:
+    case CC_OP_EXEC:
+    case CC_OP_WRITE_FILE:
+    case CC_OP_READ_FILE:
+    case CC_OP_LIST_DIR:
+    case CC_OP_SETUP_PROJECT:
+    case CC_OP_START_DEV_SERVER:
+    case CC_OP_KILL_PROCESS:
+    case CC_OP_LIST_PROCESSES:
+    case CC_OP_DELETE_PROJECT:
       return true;
     default:
       return false;
@@ -1084,7 +1122,8 @@ static cc_status dispatch(op *o, char **response) {
     case CC_OP_HELLO:
       return op_hello(o, response);
     case CC_OP_LIST_PROJECTS:
-      if ((st = cc_store_project_list(w->store, o->user, &j)) != CC_OK) return store_fail(o, st, "projects");
+      if ((st = cc_store_project_list(w->store, o->user, &j)) != CC_OK)
+        return store_fail(o, st, "projects");
       st = cc_wjson_encode_ok(o->req->id, j, -1, response);
       cJSON_Delete(j);
       return st;
@@ -1105,7 +1144,8 @@ static cc_status dispatch(op *o, char **response) {
       if ((st = cc_store_project_generation(w->store, o->user, o->project, &g)) != CC_OK)
         return store_fail(o, st, "project");
       const cc_proto_get_history_args *a = &o->req->get_history;
-      if ((st = cc_store_history(w->store, o->user, o->project, a->limit, a->before, &j, &next)) != CC_OK)
+      if ((st = cc_store_history(w->store, o->user, o->project, a->limit, a->before, &j, &next)) !=
+          CC_OK)
         return store_fail(o, st, "history");
       cJSON *r = cJSON_CreateObject();
       cJSON_AddItemToObject(r, "items", j);
@@ -1126,7 +1166,8 @@ static cc_status dispatch(op *o, char **response) {
     char *key = cache_key(&o->req->exec);
     bool hit = false;
     cJSON *cached = NULL;
-    if (key && cc_store_cache_get(w->store, o->user, o->project, key, &hit, &cached) == CC_OK && hit) {
+    if (key && cc_store_cache_get(w->store, o->user, o->project, key, &hit, &cached) == CC_OK &&
+        hit) {
       free(key);
       st = serve_cached(o, cached, response);
       cJSON_Delete(cached);
@@ -1199,8 +1240,12 @@ cc_status cc_wops_run(cc_wcall *call, char **response) {
   *response = NULL;
   call->cached = false;
   call->record_id[0] = 0;
-  op o = {.call = call, .w = call->w, .req = call->req, .user = call->user,
-          .project = call->req->project, .t0_ms = mono_ms()};
+  op o = {.call = call,
+          .w = call->w,
+          .req = call->req,
+          .user = call->user,
+          .project = call->req->project,
+          .t0_ms = mono_ms()};
   cc_status st = dispatch(&o, response);
   if (st != CC_OK || !*response) {
     if (*response) {

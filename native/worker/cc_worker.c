@@ -66,8 +66,10 @@ void cc_worker_watch(cc_worker *w, struct cc_wwatch *wt, int fd, atomic_int *can
 
 void cc_worker_unwatch(cc_worker *w, struct cc_wwatch *wt) {
   pthread_mutex_lock(&w->watch_mu);
-  if (wt->prev) wt->prev->next = wt->next;
-  else if (w->watches == wt) w->watches = wt->next;
+  if (wt->prev)
+    wt->prev->next = wt->next;
+  else if (w->watches == wt)
+    w->watches = wt->next;
   if (wt->next) wt->next->prev = wt->prev;
   wt->next = wt->prev = NULL;
   pthread_mutex_unlock(&w->watch_mu);
@@ -134,7 +136,7 @@ struct req {
   bool too_large;
   bool is_rpc;
   bool counted;
-  int mop;                 /* metrics op index */
+  int mop; /* metrics op index */
   cc_status code;
   int http;
   size_t bytes_out;
@@ -185,14 +187,8 @@ static void access_log(cc_worker *w, struct req *r, enum MHD_RequestTerminationC
     n += snprintf(line + n, sizeof line - (size_t)n,
                   ",\"op\":\"%s\",\"code\":\"%s\",\"user\":\"%s\",\"id\":\"%s\",\"project\":\"%s\""
                   ",\"record\":\"%s\",\"cached\":%s",
-                  r->mop >= 0 ? (const char *[]){
-#define CC_OPN(name) #name,
-                                    CC_METRICS_OPS(CC_OPN)
-#undef CC_OPN
-                                }[r->mop]
-                              : "other",
-                  cc_status_code(r->code), user, id, r->project, r->record,
-                  r->cached ? "true" : "false");
+                  cc_metrics_op_name(r->mop), cc_status_code(r->code), user, id, r->project,
+                  r->record, r->cached ? "true" : "false");
   if (n > 0 && (size_t)n < sizeof line)
     n += snprintf(line + n, sizeof line - (size_t)n, ",\"completed\":%s}\n",
                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false");
@@ -255,7 +251,9 @@ static enum MHD_Result queue(cc_worker *w, struct MHD_Connection *c, struct req 
   return ret;
 }
 
-static void free_proto(void *p) { cc_proto_free(p); }
+static void free_proto(void *p) {
+  cc_proto_free(p);
+}
 
 /* Queues a JSON text owned by cJSON's allocator (ownership moves to MHD). */
 static enum MHD_Result queue_json(cc_worker *w, struct MHD_Connection *c, struct req *r, int http,
@@ -263,7 +261,8 @@ static enum MHD_Result queue_json(cc_worker *w, struct MHD_Connection *c, struct
   if (!text) return MHD_NO;
   size_t n = strlen(text);
   r->bytes_out = n;
-  struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(n, text, free_proto);
+  struct MHD_Response *resp =
+      MHD_create_response_from_buffer_with_free_callback(n, text, free_proto);
   if (!resp) {
     cc_proto_free(text);
     return MHD_NO;
@@ -300,9 +299,9 @@ struct stream {
   pthread_cond_t cond;
   char *buf;
   size_t len, off, cap;
-  bool done;   /* the final message is in buf */
-  bool gone;   /* MHD dropped the response: the client is gone */
-  int refs;    /* the job thread and the MHD response */
+  bool done; /* the final message is in buf */
+  bool gone; /* MHD dropped the response: the client is gone */
+  int refs;  /* the job thread and the MHD response */
   cc_worker *w;
   struct req *r; /* valid while the response lives (the job only touches it under mu) */
   cc_request req;
@@ -344,7 +343,8 @@ static bool stream_append(struct stream *s, const char *line, size_t len, bool f
     if (s->len + len + 1 > s->cap) {
       size_t ncap = (s->len + len + 1) * 2;
       char *nb = realloc(s->buf, ncap);
-      if (!nb) ok = false;
+      if (!nb)
+        ok = false;
       else {
         s->buf = nb;
         s->cap = ncap;
@@ -409,7 +409,11 @@ static void stream_free(void *cls) {
 static void *stream_job(void *arg) {
   struct stream *s = arg;
   cc_worker *w = s->w;
-  cc_wcall call = {.w = w, .user = s->user, .req = &s->req, .emit = stream_emit, .sink = s,
+  cc_wcall call = {.w = w,
+                   .user = s->user,
+                   .req = &s->req,
+                   .emit = stream_emit,
+                   .sink = s,
                    .cancel = &s->cancel};
   cc_worker_watch(w, &s->watch, s->fd, &s->cancel);
   char *resp = NULL;
@@ -422,8 +426,10 @@ static void *stream_job(void *arg) {
     memcpy(s->r->record, call.record_id, sizeof s->r->record);
   }
   pthread_mutex_unlock(&s->mu);
-  if (resp) stream_append(s, resp, strlen(resp), true);
-  else stream_append(s, "", 0, true);
+  if (resp)
+    stream_append(s, resp, strlen(resp), true);
+  else
+    stream_append(s, "", 0, true);
   cc_proto_free(resp);
   atomic_fetch_sub(&w->ops_in_flight, 1);
   stream_unref(s);
@@ -433,7 +439,8 @@ static void *stream_job(void *arg) {
 /* ------------------------------------------------------------------ /v1/rpc */
 
 static int conn_fd(struct MHD_Connection *c) {
-  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
   return ci ? ci->connect_fd : -1;
 }
 
@@ -450,7 +457,8 @@ static cc_status authenticate(cc_worker *w, struct MHD_Connection *c, struct req
   if (cc_wtoken_hash(tok, n, hex) != CC_OK) return CC_INTERNAL;
   char *user = NULL;
   cc_status st = cc_store_token_lookup(w->store, hex, &user);
-  if (st != CC_OK) return st == CC_UNAUTHORIZED || st == CC_NOT_FOUND ? CC_UNAUTHORIZED : CC_INTERNAL;
+  if (st != CC_OK)
+    return st == CC_UNAUTHORIZED || st == CC_NOT_FOUND ? CC_UNAUTHORIZED : CC_INTERNAL;
   snprintf(r->user, sizeof r->user, "%s", user);
   free(user);
   return CC_OK;
@@ -547,8 +555,8 @@ static enum MHD_Result handle_rpc(cc_worker *w, struct MHD_Connection *c, struct
 /* ------------------------------------------------------------------ dispatcher */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **con_cls) {
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
   cc_worker *w = cls;
   struct req *r = *con_cls;
   (void)version;
@@ -623,9 +631,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
   if (get && strcmp(url, "/healthz") == 0)
-    return queue_text(w, c, r, atomic_load(&w->stopping) ? 503 : 200, "application/json",
-                      atomic_load(&w->stopping) ? "{\"ok\":false,\"status\":\"stopping\"}"
-                                                : "{\"ok\":true}");
+    return queue_text(
+        w, c, r, atomic_load(&w->stopping) ? 503 : 200, "application/json",
+        atomic_load(&w->stopping) ? "{\"ok\":false,\"status\":\"stopping\"}" : "{\"ok\":true}");
   if (get && strcmp(url, "/metrics") == 0) {
     char *text = cc_metrics_render(&w->metrics);
     if (!text) return MHD_NO;
@@ -737,7 +745,8 @@ cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t 
     goto fail;
   }
   if (cfg->access_log && *cfg->access_log) {
-    if (strcmp(cfg->access_log, "-") == 0) w->log_fd = 2;
+    if (strcmp(cfg->access_log, "-") == 0)
+      w->log_fd = 2;
     else {
       w->log_fd = open(cfg->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
       if (w->log_fd < 0) {
@@ -776,12 +785,12 @@ cc_status cc_worker_start(cc_worker *w, int *port, char *err, size_t errlen) {
   if (pthread_create(&w->monitor, NULL, monitor_main, w) != 0) return CC_INTERNAL;
   w->monitor_started = true;
   unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC;
-  w->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, w, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned)w->cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-      (unsigned)1024, MHD_OPTION_END);
+  w->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR,
+                               (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)w->cfg->max_connections,
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                               MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                               MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
   if (!w->daemon) {
     snprintf(err, errlen, "cannot listen on %s", listen);
     return CC_SANDBOX_UNAVAILABLE;

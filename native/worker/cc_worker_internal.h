@@ -15,11 +15,11 @@
 
 #include "cc_e2b.h"
 #include "cc_metrics.h"
-#include "cc_wstore.h" /* cc_proto.h + cc_store.h */
 #include "cc_wconf.h"
 #include "cc_wlimit.h"
 #include "cc_worker.h"
 #include "cc_wqueue.h"
+#include "cc_wstore.h" /* cc_proto.h + cc_store.h */
 
 #define CC_WORKER_NAME "codecanvas-worker"
 #define CC_WORKER_VERSION "0.1.0"
@@ -44,7 +44,7 @@ struct cc_worker {
   struct MHD_Daemon *daemon;
   int log_fd; /* -1 = access log off */
   bool log_close;
-  atomic_int stopping;      /* refuse new RPCs */
+  atomic_int stopping;       /* refuse new RPCs */
   atomic_long ops_in_flight; /* RPCs being served */
 
   /* the disconnect monitor */
@@ -72,7 +72,7 @@ typedef struct cc_wcall {
   cc_worker *w;
   const char *user;
   const cc_request *req;
-  cc_wemit_fn emit;  /* NULL unless the request streams */
+  cc_wemit_fn emit; /* NULL unless the request streams */
   void *sink;
   atomic_int *cancel; /* set when the client disconnects or the worker shuts down */
   /* filled by cc_wops_run for the access log */

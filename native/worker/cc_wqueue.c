@@ -62,8 +62,8 @@ static void drop_entry(cc_wqueue *q, struct entry *e) {
   free(e);
 }
 
-cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project,
-                          atomic_int *cancel, cc_wqueue_ticket *t) {
+cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project, atomic_int *cancel,
+                          cc_wqueue_ticket *t) {
   size_t lo = strlen(owner), lp = strlen(project), n = lo + 1 + lp;
   struct node *me = calloc(1, sizeof *me);
   if (!me) return CC_INTERNAL;
@@ -94,8 +94,10 @@ cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project,
     e->next = q->buckets[h];
     q->buckets[h] = e;
   }
-  if (e->tail) e->tail->next = me;
-  else e->head = me;
+  if (e->tail)
+    e->tail->next = me;
+  else
+    e->head = me;
   e->tail = me;
 
   cc_status st = CC_OK;

@@ -32,8 +32,8 @@ void cc_wqueue_free(cc_wqueue *q);
 /* Waits until the caller holds (owner, project).  Returns CC_OK (holding; call
  * cc_wqueue_leave once), CC_SANDBOX_UNAVAILABLE when *cancel became non-zero while waiting
  * (not holding), or CC_INTERNAL when memory is out.  cancel may be NULL. */
-cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project,
-                          atomic_int *cancel, cc_wqueue_ticket *t);
+cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project, atomic_int *cancel,
+                          cc_wqueue_ticket *t);
 void cc_wqueue_leave(cc_wqueue *q, cc_wqueue_ticket *t);
 
 /* True when nobody holds or waits for (owner, project) at the moment of the call.  A

@@ -22,12 +22,19 @@ static const char *mime_of(const char *path) {
   static const struct {
     const char *ext, *type;
   } types[] = {
-      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-      {".mjs", "text/javascript; charset=utf-8"}, {".wasm", "application/wasm"},
-      {".css", "text/css; charset=utf-8"}, {".json", "application/json"},
-      {".map", "application/json"}, {".ts", "text/plain; charset=utf-8"},
-      {".svg", "image/svg+xml"}, {".png", "image/png"}, {".ico", "image/x-icon"},
-      {".txt", "text/plain; charset=utf-8"}, {".md", "text/plain; charset=utf-8"},
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".wasm", "application/wasm"},
+      {".css", "text/css; charset=utf-8"},
+      {".json", "application/json"},
+      {".map", "application/json"},
+      {".ts", "text/plain; charset=utf-8"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".ico", "image/x-icon"},
+      {".txt", "text/plain; charset=utf-8"},
+      {".md", "text/plain; charset=utf-8"},
   };
   const char *dot = strrchr(path, '.');
   const char *slash = strrchr(path, '/');
@@ -88,9 +95,12 @@ int cc_wstatic_serve(cc_worker *w, struct MHD_Connection *conn, const char *url,
     const char *prefix = w->web_prefix[i];
     size_t pl = strlen(prefix);
     const char *rel;
-    if (strncmp(url, prefix, pl) == 0) rel = url + pl;
-    else if (strlen(url) + 1 == pl && strncmp(url, prefix, pl - 1) == 0) rel = "";
-    else continue;
+    if (strncmp(url, prefix, pl) == 0)
+      rel = url + pl;
+    else if (strlen(url) + 1 == pl && strncmp(url, prefix, pl - 1) == 0)
+      rel = "";
+    else
+      continue;
     struct stat st;
     char resolved[PATH_MAX];
     int fd = open_in_root(w->web_dir[i], rel, &st, resolved);

@@ -24,15 +24,16 @@
 #include "cc_wtoken.h"
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage:\n"
-          "  codecanvas-worker serve [--listen IP:PORT] [--db FILE] [--config FILE] [--web DIR]...\n"
-          "  codecanvas-worker token create --user NAME [--label TEXT] [--db FILE]\n"
-          "  codecanvas-worker token list --user NAME [--db FILE]\n"
-          "  codecanvas-worker token revoke --user NAME --id N [--db FILE]\n"
-          "  codecanvas-worker --help | --version\n\n"
-          "`serve` prints one line `codecanvas-worker: listening on http://IP:PORT` when ready.\n"
-          "`token create` prints the new token on stdout; only its SHA-256 is stored.\n\n");
+  fprintf(
+      out,
+      "usage:\n"
+      "  codecanvas-worker serve [--listen IP:PORT] [--db FILE] [--config FILE] [--web DIR]...\n"
+      "  codecanvas-worker token create --user NAME [--label TEXT] [--db FILE]\n"
+      "  codecanvas-worker token list --user NAME [--db FILE]\n"
+      "  codecanvas-worker token revoke --user NAME --id N [--db FILE]\n"
+      "  codecanvas-worker --help | --version\n\n"
+      "`serve` prints one line `codecanvas-worker: listening on http://IP:PORT` when ready.\n"
+      "`token create` prints the new token on stdout; only its SHA-256 is stored.\n\n");
   cc_wconf_usage(out);
 }
 
@@ -46,8 +47,9 @@ static int serve(int argc, char **argv) {
     return 2;
   }
   if (!cfg.e2b_api_key)
-    fprintf(stderr, "codecanvas-worker: warning: no E2B API key configured (E2B_API_KEY or "
-                    "--e2b-api-key-file); requests to E2B carry no key\n");
+    fprintf(stderr,
+            "codecanvas-worker: warning: no E2B API key configured (E2B_API_KEY or "
+            "--e2b-api-key-file); requests to E2B carry no key\n");
   /* Large responses (a 1000-record history is ~250 KB) would otherwise be mmap'ed and
    * unmapped per request, and freed heap trimmed back to the kernel, so every request
    * paid for zeroing fresh pages.  Keep up to 64 MiB of freed memory for reuse instead. */
@@ -78,7 +80,8 @@ static int serve(int argc, char **argv) {
   fflush(stdout);
   int sig = 0;
   sigwait(&set, &sig);
-  fprintf(stderr, "codecanvas-worker: %s received, shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  fprintf(stderr, "codecanvas-worker: %s received, shutting down\n",
+          sig == SIGTERM ? "SIGTERM" : "SIGINT");
   cc_worker_shutdown(w, cfg.shutdown_grace_ms);
   fprintf(stderr, "codecanvas-worker: stopped\n");
   rc = 0;
@@ -94,8 +97,10 @@ static const char *take(int *argc, char **argv, const char *name) {
   for (int i = 3; i < *argc; i++) {
     const char *v = NULL;
     int used = 0;
-    if (strcmp(argv[i], name) == 0 && i + 1 < *argc) v = argv[i + 1], used = 2;
-    else if (strncmp(argv[i], name, n) == 0 && argv[i][n] == '=') v = argv[i] + n + 1, used = 1;
+    if (strcmp(argv[i], name) == 0 && i + 1 < *argc)
+      v = argv[i + 1], used = 2;
+    else if (strncmp(argv[i], name, n) == 0 && argv[i][n] == '=')
+      v = argv[i] + n + 1, used = 1;
     if (!used) continue;
     memmove(&argv[i], &argv[i + used], (size_t)(*argc - i - used + 1) * sizeof *argv);
     *argc -= used;
