@@ -501,6 +501,10 @@ function paintSnapshot(s) {
   state.lastFile = p?.lastFile ?? null;
   if (state.lastFile) el.filePath.value = state.lastFile;
   state.output = p?.output ? { ...p.output, chunks: p.output.chunks.slice(), source: 'saved' } : null;
+  if (state.output?.cmd && !el.command.value) {
+    el.command.value = state.output.cmd; // Enter runs it again
+    state.cmdHistory = [state.output.cmd];
+  }
   renderProjects();
   renderProject();
   renderOutput();

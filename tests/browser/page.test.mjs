@@ -53,23 +53,28 @@ async function shot(page, name) {
 
 test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300_000 }, async (t) => {
   fs.rmSync(OUT, { recursive: true, force: true });
-  const sandboxd = await startSandboxd();
-  t.after(() => sandboxd.stop());
+  // Cleanup in one hook, in order: browser, worker, sandboxd, then the directories.
+  let sandboxd = null, first = null, worker = null, ctx = null, profile = null;
+  t.after(async () => {
+    if (ctx) await ctx.close().catch(() => {});
+    if (worker) await worker.stop().catch(() => {});
+    if (sandboxd) await sandboxd.stop().catch(() => {});
+    if (first) first.cleanup();
+    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+  });
+  sandboxd = await startSandboxd();
   // the worker serves the page (web/) and the wasm client (build/web) side by side at /
   const workerOpts = { sandboxd, args: ['--web', path.join(SRC, 'web'), '--web', WEB] };
-  const first = await startWorker(workerOpts);
-  let worker = first;
-  t.after(async () => { await worker.stop(); first.cleanup(); });
+  first = await startWorker(workerOpts);
+  worker = first;
   const token = worker.token('alice');
   const origin = worker.url.replace(/\/$/, '');
 
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-chromium-'));
-  t.after(() => fs.rmSync(profile, { recursive: true, force: true }));
-  const ctx = await chromium.launchPersistentContext(profile, {
+  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-chromium-'));
+  ctx = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS,
     viewport: { width: 1280, height: 800 },
   });
-  t.after(() => ctx.close());
   const page = ctx.pages()[0] ?? await ctx.newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
