@@ -112,6 +112,10 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     assert.equal(await page.locator('.project-btn').count(), 0);
     assert.ok(await page.locator('#token').isVisible(), 'the token field is offered again');
     assert.equal(new URL(page.url()).hash, '', 'the token is removed from the address bar');
+    // exactly one request went out (the client's hello), and the worker refused it
+    assert.equal(rpcCalls.length, 1);
+    assert.equal((await rpcCalls[0].response()).status(), 401);
+    assert.deepEqual(JSON.parse(rpcCalls[0].postData()).op, 'hello');
     await shot(page, '01-wrong-token');
   });
 
