@@ -63,6 +63,7 @@ const state = {
   fileDirty: false,
   lastFile: null,        // the file in the editor, reopened when the project is shown again
   connGen: 0,            // increases on every disconnect; a stale connect() stops
+  projectsLoaded: false, // a project list has been received (from the worker or the cache)
 };
 
 const term = new AnsiRenderer(el.terminal);
@@ -348,7 +349,7 @@ async function disconnect({ keepBanner = false } = {}) {
   state.client = null;
   if (c) { try { await c.close(); } catch { /* closing is best effort */ } }
   Object.assign(state, { token: null, tokenKey: null, online: null, projects: [], projectId: null,
-    info: null, history: [], output: null, lastFile: null, fileDirty: false });
+    info: null, history: [], output: null, lastFile: null, fileDirty: false, projectsLoaded: false });
   snapshotData = null;
   el.editor.value = '';
   el.filePath.value = 'main.py';
@@ -405,6 +406,7 @@ async function loadProjects() {
   try {
     const res = await call((c) => c.listProjects());
     state.projects = asList(res, 'projects');
+    state.projectsLoaded = true;
     renderProjects();
     saveSnapshotSoon();
   } catch (e) {
@@ -493,6 +495,7 @@ async function loadFiles(id = state.projectId) {
 
 function paintSnapshot(s) {
   state.projects = s.projects ?? [];
+  state.projectsLoaded = true;
   state.projectId = s.selected ?? null;
   const p = state.projectId ? s.perProject?.[state.projectId] : null;
   state.info = p?.info ?? null;
@@ -538,6 +541,8 @@ function renderProjects() {
     el.projectList.append(li);
   }
   el.projectsEmpty.hidden = state.projects.length > 0 || el.app.dataset.connected !== 'true';
+  el.projectsEmpty.textContent = state.projectsLoaded ? 'No projects yet. Create one below.'
+    : state.online === false ? 'No saved projects to show offline.' : 'Loading projects…';
 }
 
 function askDelete(li, id) {
