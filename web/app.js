@@ -887,7 +887,8 @@ async function runCommand() {
   el.runBtn.disabled = true;
   el.stopBtn.hidden = false;
   el.app.dataset.running = 'true';
-  state.output = { cmd, chunks: [], size: 0, result: null, source: 'live' };
+  const out = { cmd, chunks: [], size: 0, result: null, source: 'live' };
+  state.output = out;
   term.clear();
   writePrompt(cmd, 'live');
   el.runStatus.dataset.status = 'running';
@@ -898,22 +899,23 @@ async function runCommand() {
     const res = await call((c) => c.executeCommand(cmd, id, {
       useCache: el.useCache.checked,
       signal: ac.signal,
-      onStdout: (d) => { streamed = true; if (state.output?.cmd === cmd) appendOutput('stdout', d); },
-      onStderr: (d) => { streamed = true; if (state.output?.cmd === cmd) appendOutput('stderr', d); },
+      // only into this run's output: the user may have switched projects meanwhile
+      onStdout: (d) => { streamed = true; if (state.output === out) appendOutput('stdout', d); },
+      onStderr: (d) => { streamed = true; if (state.output === out) appendOutput('stderr', d); },
     }));
-    if (id !== state.projectId) return;
+    if (state.output !== out) return;
     if (!streamed) {
       if (res.stdout) appendOutput('stdout', res.stdout);
       if (res.stderr) appendOutput('stderr', res.stderr);
     }
     const { stdout, stderr, ...meta } = res;
-    state.output.result = meta;
+    out.result = meta;
     showResult(meta, 'live');
   } catch (e) {
-    if (id !== state.projectId) return;
+    if (state.output !== out) return;
     const aborted = ac.signal.aborted || e?.name === 'AbortError' || e?.code === 'canceled';
     const msg = aborted ? 'canceled' : errText(e);
-    state.output.error = msg;
+    out.error = msg;
     el.runStatus.dataset.status = aborted ? 'canceled' : 'error';
     el.runStatus.textContent = '';
     el.runStatus.append(badge(aborted ? 'canceled' : 'error', `status status-${aborted ? 'canceled' : 'error'}`),
@@ -1025,7 +1027,10 @@ async function startDevServer() {
   el.devStatus.textContent = `Starting “${cmd}” on port ${port}…`;
   try {
     const r = await call((c) => c.startDevServer(port, id, { cmd }));
-    if (!r?.url) throw Object.assign(new Error('the worker returned no preview URL'), { code: 'internal' });
+    let scheme = '';
+    try { scheme = new URL(r?.url).protocol; } catch { /* not a URL */ }
+    if (scheme !== 'http:' && scheme !== 'https:')
+      throw Object.assign(new Error('the worker returned no usable preview URL'), { code: 'internal' });
     el.previewLink.href = r.url;
     el.previewLink.textContent = `Open preview: ${r.url}`;
     el.previewWrap.hidden = false;
