@@ -281,6 +281,14 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await cmd.press('Enter');
     await page.locator('#run-status[data-status="success"]').waitFor(WAIT);
     assert.match(await page.locator('#terminal').innerText(), /\$ echo next\nnext/);
+    // ↑ recalls earlier commands, ↓ goes back
+    await cmd.fill('');
+    await cmd.press('ArrowUp');
+    assert.equal(await cmd.inputValue(), 'echo next');
+    await cmd.press('ArrowUp');
+    assert.equal(await cmd.inputValue(), 'echo waiting; exec sleep 300');
+    await cmd.press('ArrowDown');
+    assert.equal(await cmd.inputValue(), 'echo next');
   });
 
   await step('390 px wide: one column, nothing wider than the screen', async () => {
