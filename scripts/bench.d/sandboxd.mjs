@@ -10,7 +10,8 @@
 // Baseline for each: `bwrap --unshare-all --die-with-parent <read-only system dirs> /bin/true`
 // (and `... /bin/bash -l -c true`), spawned and waited for from the same Node process.
 // Traffic is plain HTTP over 127.0.0.1 with keep-alive, no SDK, so the numbers are the
-// server's.  Usage: scripts/bench sandboxd [--n 50] [--alive 50]
+// server's.  Usage: scripts/bench sandboxd [--n 50] [--alive 50] [--exec 200]
+// bench-targets: codecanvas-sandboxd codecanvas-sandbox-agent
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 
@@ -111,15 +112,16 @@ async function main() {
     for (let i = 0; i < 3; i++) await bare(['/bin/true']);
     { const s = await create(); await run(s, '/bin/true', []); await kill(s); }
 
+    // Baseline and measurement are interleaved sample by sample, so that both see the same
+    // machine load (the CI machine is shared).
     const bareTrue = [];
     const bareBash = [];
-    for (let i = 0; i < N; i++) bareTrue.push(await bare(['/bin/true']));
-    for (let i = 0; i < N; i++) bareBash.push(await bare(['/bin/bash', '-l', '-c', 'true']));
 
     // 1. create -> first command result
     const c2r = [];
     const createOnly = [];
     for (let i = 0; i < N; i++) {
+      bareTrue.push(await bare(['/bin/true']));
       const t0 = performance.now();
       const s = await create();
       const t1 = performance.now();
@@ -137,11 +139,10 @@ async function main() {
       const t0 = performance.now();
       await run(s, '/bin/true', []);
       execTrue.push(performance.now() - t0);
-    }
-    for (let i = 0; i < EXEC_N; i++) {
-      const t0 = performance.now();
+      if (i < N) bareBash.push(await bare(['/bin/bash', '-l', '-c', 'true']));
+      const t1 = performance.now();
       await run(s, '/bin/bash', ['-l', '-c', 'true']);
-      execBash.push(performance.now() - t0);
+      execBash.push(performance.now() - t1);
     }
     await kill(s);
 

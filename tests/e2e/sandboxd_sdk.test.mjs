@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 
 import { AuthenticationError, CommandExitError, NotFoundError, Sandbox, TimeoutError } from 'e2b';
 
@@ -131,6 +132,21 @@ describe('control plane', () => {
     await assert.rejects(Sandbox.getInfo(id), NotFoundError);
     assert.equal(await sbx.isRunning(), false);
     await assert.rejects(sbx.commands.run('true'), (e) => e instanceof TimeoutError || e instanceof NotFoundError);
+  });
+});
+
+describe('insecure sandbox (secure: false)', () => {
+  test('no access token: envd requests are routed to the newest insecure sandbox', async () => {
+    const sbx = await Sandbox.create({ secure: false });
+    try {
+      const info = await Sandbox.connect(sbx.sandboxId);
+      assert.equal(info.envdAccessToken, undefined);
+      await sbx.files.write('/home/user/plain.txt', 'no token');
+      assert.equal(await sbx.files.read('/home/user/plain.txt'), 'no token');
+      assert.equal((await sbx.commands.run('cat plain.txt')).stdout, 'no token');
+    } finally {
+      await sbx.kill();
+    }
   });
 });
 
@@ -340,5 +356,73 @@ describe('sandbox', () => {
     const gone = await getViaHost(`8000-iunknownsandbox0000000.localhost:${sd.port}`, '/');
     assert.equal(gone.status, 502);
     assert.equal(JSON.parse(gone.body).message, 'The sandbox was not found');
+  });
+
+  test('WebSocket upgrade through the port proxy', async () => {
+    // a minimal WebSocket server in the sandbox: RFC 6455 handshake, then it echoes raw bytes
+    await sbx.files.write('/home/user/ws.py', `import socket, hashlib, base64
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 8765))
+s.listen()
+while True:
+    c, _ = s.accept()
+    data = b""
+    while b"\\r\\n\\r\\n" not in data:
+        data += c.recv(4096)
+    key = [l.split(b":", 1)[1].strip() for l in data.split(b"\\r\\n") if l.lower().startswith(b"sec-websocket-key")][0]
+    acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Accept: " + acc + b"\\r\\n\\r\\n")
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        c.sendall(d)
+    c.close()
+`);
+    const server = await sbx.commands.run('python3 /home/user/ws.py', { background: true });
+    const host = sbx.getHost(8765);
+    const handshake = () =>
+      new Promise((resolve, reject) => {
+        const sock = net.connect(sd.port, '127.0.0.1');
+        let buf = Buffer.alloc(0);
+        sock.on('error', reject);
+        sock.on('data', (d) => {
+          buf = Buffer.concat([buf, d]);
+          const end = buf.indexOf('\r\n\r\n');
+          if (end >= 0) {
+            sock.removeAllListeners('data');
+            resolve({ sock, head: buf.subarray(0, end).toString(), rest: buf.subarray(end + 4) });
+          }
+        });
+        sock.on('end', () => resolve({ sock, head: buf.toString(), rest: Buffer.alloc(0) }));
+        sock.write(`GET /chat HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+      });
+    let hs;
+    for (let i = 0; i < 200; i++) {
+      hs = await handshake();
+      if (hs.head.startsWith('HTTP/1.1 101')) break;
+      hs.sock.destroy();
+      assert.match(hs.head, /^HTTP\/1\.1 502/);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(hs.head, /^HTTP\/1\.1 101/);
+    assert.match(hs.head, /sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/i);
+    // a masked text frame "hello" (RFC 6455 §5.7), echoed byte for byte by the server
+    const frame = Buffer.from([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+    const echoed = await new Promise((resolve, reject) => {
+      let got = hs.rest;
+      if (got.length >= frame.length) return resolve(got);
+      hs.sock.on('data', (d) => {
+        got = Buffer.concat([got, d]);
+        if (got.length >= frame.length) resolve(got);
+      });
+      hs.sock.on('error', reject);
+      hs.sock.write(frame);
+    });
+    assert.deepEqual(echoed, frame);
+    hs.sock.destroy();
+    await server.kill();
   });
 });
