@@ -12,11 +12,10 @@
  */
 #define _GNU_SOURCE /* vasprintf, explicit_bzero */
 #include "cc_e2b.h"
-#include "cc_e2b_wire.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,10 +24,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "cc_e2b_wire.h"
+
 #define ENVD_PORT 49983
-#define ERROR_BODY_LIMIT (64 * 1024)  /* how much of an error body we keep */
-#define STREAM_GRACE_MS 5000          /* client deadline = command deadline + this */
-#define KILL_TIMEOUT_MS 10000         /* the SIGKILL after a cancel */
+#define ERROR_BODY_LIMIT (64 * 1024) /* how much of an error body we keep */
+#define STREAM_GRACE_MS 5000         /* client deadline = command deadline + this */
+#define KILL_TIMEOUT_MS 10000        /* the SIGKILL after a cancel */
 #define MAX_LIST_ENTRIES 200000
 #define USER_AGENT "codecanvas-e2b/0.1"
 
@@ -50,11 +51,11 @@ struct cc_e2b_client {
   char *api_key;
   char *api_url;
   char *domain;
-  char *sandbox_url;   /* NULL: per-sandbox host form */
+  char *sandbox_url; /* NULL: per-sandbox host form */
   char *template_id;
-  char *key_header;    /* "X-API-Key: <key>" or NULL */
-  char *basic_header;  /* "Authorization: Basic <b64(user:)>" or NULL */
-  char *user_query;    /* "&username=<escaped>" or "" */
+  char *key_header;   /* "X-API-Key: <key>" or NULL */
+  char *basic_header; /* "Authorization: Basic <b64(user:)>" or NULL */
+  char *user_query;   /* "&username=<escaped>" or "" */
   int sandbox_timeout_s;
   long request_timeout_ms;
   long connect_timeout_ms;
@@ -131,8 +132,8 @@ static bool valid_id(const char *id) {
 typedef struct {
   char *p;
   size_t len, cap, limit;
-  bool over;      /* more than `limit` bytes were offered */
-  bool truncate;  /* when over: keep the first `limit` bytes and accept the rest silently */
+  bool over;     /* more than `limit` bytes were offered */
+  bool truncate; /* when over: keep the first `limit` bytes and accept the rest silently */
 } buf_t;
 
 static void buf_free(buf_t *b) {
@@ -243,7 +244,9 @@ out:
   return st;
 }
 
-void cc_e2b_free(void *p) { free(p); }
+void cc_e2b_free(void *p) {
+  free(p);
+}
 
 /* ---------------------------------------------------------------- client */
 
@@ -259,7 +262,9 @@ static void share_unlock(CURL *h, curl_lock_data data, void *ud) {
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
-static void curl_init_once(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init_once(void) {
+  curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 static void wipe_free(char *s) {
   if (s) {
@@ -301,8 +306,8 @@ cc_status cc_e2b_client_new(const cc_e2b_config *cfg, cc_e2b_client **out, cc_e2
                 "e2b config: E2B_SANDBOX_URL must start with http:// or https://");
   if (cfg->api_key && !header_safe(cfg->api_key))
     return fail(err, CC_BAD_REQUEST, "e2b config: the API key contains control characters");
-  if (cfg->envd_user && (!*cfg->envd_user || !header_safe(cfg->envd_user) ||
-                         strchr(cfg->envd_user, ':')))
+  if (cfg->envd_user &&
+      (!*cfg->envd_user || !header_safe(cfg->envd_user) || strchr(cfg->envd_user, ':')))
     return fail(err, CC_BAD_REQUEST, "e2b config: invalid envd user");
   const char *tpl = cfg->template_id && *cfg->template_id ? cfg->template_id : "base";
 
@@ -327,9 +332,8 @@ cc_status cc_e2b_client_new(const cc_e2b_config *cfg, cc_e2b_client **out, cc_e2
 
   c->domain = strdup(domain);
   c->api_url = cfg->api_url && *cfg->api_url ? dup_trim_slash(cfg->api_url)
-                                              : xasprintf("https://api.%s", domain);
-  c->sandbox_url =
-      cfg->sandbox_url && *cfg->sandbox_url ? dup_trim_slash(cfg->sandbox_url) : NULL;
+                                             : xasprintf("https://api.%s", domain);
+  c->sandbox_url = cfg->sandbox_url && *cfg->sandbox_url ? dup_trim_slash(cfg->sandbox_url) : NULL;
   c->template_id = strdup(tpl);
   c->pool = calloc((size_t)c->pool_cap, sizeof *c->pool);
   c->user_query = strdup("");
@@ -368,7 +372,9 @@ cc_status cc_e2b_client_new(const cc_e2b_config *cfg, cc_e2b_client **out, cc_e2
   return finish(c, NULL, err, CC_OK);
 }
 
-const char *cc_e2b_client_api_url(const cc_e2b_client *c) { return c->api_url; }
+const char *cc_e2b_client_api_url(const cc_e2b_client *c) {
+  return c->api_url;
+}
 
 void cc_e2b_client_stats(cc_e2b_client *c, cc_e2b_stats *out) {
   out->requests = atomic_load(&c->requests);
@@ -470,33 +476,42 @@ static cc_status transport_fail(cc_e2b_error *err, CURLcode rc, const char *errb
                                 const char *what) {
   cc_status st;
   switch (rc) {
-  case CURLE_OPERATION_TIMEDOUT: st = CC_TIMEOUT; break;
-  case CURLE_FILESIZE_EXCEEDED: st = CC_TOO_LARGE; break;
-  case CURLE_URL_MALFORMAT:
-  case CURLE_UNSUPPORTED_PROTOCOL:
-  case CURLE_OUT_OF_MEMORY: st = CC_INTERNAL; break;
-  case CURLE_PEER_FAILED_VERIFICATION: st = CC_UPSTREAM_ERROR; break;
-  case CURLE_COULDNT_RESOLVE_HOST:
-  case CURLE_COULDNT_RESOLVE_PROXY:
-  case CURLE_COULDNT_CONNECT:
-  case CURLE_SEND_ERROR:
-  case CURLE_RECV_ERROR:
-  case CURLE_GOT_NOTHING:
-  case CURLE_PARTIAL_FILE:
-  case CURLE_SSL_CONNECT_ERROR:
-  case CURLE_HTTP2:
-  case CURLE_HTTP2_STREAM:
-  default: st = CC_SANDBOX_UNAVAILABLE; break;
+    case CURLE_OPERATION_TIMEDOUT:
+      st = CC_TIMEOUT;
+      break;
+    case CURLE_FILESIZE_EXCEEDED:
+      st = CC_TOO_LARGE;
+      break;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_OUT_OF_MEMORY:
+      st = CC_INTERNAL;
+      break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+      st = CC_UPSTREAM_ERROR;
+      break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    default:
+      st = CC_SANDBOX_UNAVAILABLE;
+      break;
   }
-  return fail(err, st, "%s: %s%s%s", what, curl_easy_strerror(rc), errbuf[0] ? ": " : "",
-              errbuf);
+  return fail(err, st, "%s: %s%s%s", what, curl_easy_strerror(rc), errbuf[0] ? ": " : "", errbuf);
 }
 
 typedef struct {
-  const char *what;    /* "create sandbox", for messages */
-  bool sandbox_op;     /* a 404 means the sandbox is gone */
-  bool envd;           /* envd endpoint: string Connect codes are honoured */
-  size_t limit;        /* response body limit */
+  const char *what; /* "create sandbox", for messages */
+  bool sandbox_op;  /* a 404 means the sandbox is gone */
+  bool envd;        /* envd endpoint: string Connect codes are honoured */
+  size_t limit;     /* response body limit */
 } call_info;
 
 /* Performs the request set up on h (URL, method, headers, body) as a unary call and reads the
@@ -531,9 +546,8 @@ static cc_status perform_unary(cc_e2b_client *c, xfer *x, const call_info *ci, b
 /* ---------------------------------------------------------------- control plane */
 
 /* One control-plane request.  body may be NULL (no body).  On CC_OK *resp holds the body. */
-static cc_status api_call(cc_e2b_client *c, const char *method, const char *path,
-                          const char *json, const call_info *ci, buf_t *resp, long *http,
-                          cc_e2b_error *err) {
+static cc_status api_call(cc_e2b_client *c, const char *method, const char *path, const char *json,
+                          const call_info *ci, buf_t *resp, long *http, cc_e2b_error *err) {
   char errbuf[CURL_ERROR_SIZE];
   xfer *x = handle_get(c);
   CURL *h = x ? x->h : NULL;
@@ -703,8 +717,7 @@ static char *envd_url(const cc_e2b_client *c, const cc_e2b_sandbox *sb, const ch
 
 /* Headers for any envd request: sandbox routing and the access token.  `rpc` adds the
  * Connect headers for a unary call (content type and, if configured, Basic auth). */
-static struct curl_slist *envd_headers(const cc_e2b_client *c, const cc_e2b_sandbox *sb,
-                                       bool rpc) {
+static struct curl_slist *envd_headers(const cc_e2b_client *c, const cc_e2b_sandbox *sb, bool rpc) {
   struct curl_slist *hd = NULL, *t;
   char line[320];
   snprintf(line, sizeof line, "E2b-Sandbox-Id: %s", sb->id);
@@ -786,7 +799,8 @@ static char *path_json(const char *path, int depth) {
 }
 
 cc_status cc_e2b_health(cc_e2b_client *c, const cc_e2b_sandbox *sb, cc_e2b_error *err) {
-  if (!sandbox_ok(c, sb)) return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "health: invalid sandbox"));
+  if (!sandbox_ok(c, sb))
+    return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "health: invalid sandbox"));
   char errbuf[CURL_ERROR_SIZE];
   xfer *x = handle_get(c);
   CURL *h = x ? x->h : NULL;
@@ -817,8 +831,8 @@ cc_status cc_e2b_send_input(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t
   if (len > c->max_envelope)
     return finish(c, sb, err, fail(err, CC_TOO_LARGE, "send input: %zu bytes is too large", len));
   char *b64 = cc_e2b_base64_encode(data, len);
-  char *json = b64 ? xasprintf("{\"process\":{\"pid\":%u},\"input\":{\"stdin\":\"%s\"}}", pid, b64)
-                   : NULL;
+  char *json =
+      b64 ? xasprintf("{\"process\":{\"pid\":%u},\"input\":{\"stdin\":\"%s\"}}", pid, b64) : NULL;
   free(b64);
   if (!json) return finish(c, sb, err, fail(err, CC_INTERNAL, "send input: out of memory"));
   buf_t resp;
@@ -870,14 +884,14 @@ typedef struct {
   cc_e2b_envelope_parser ep;
   struct timespec t0;
   bool http_checked;
-  bool http_bad;          /* non-200: the body is an error document */
+  bool http_bad; /* non-200: the body is an error document */
   long http;
   buf_t errbody;
   cc_status parse_status; /* a framing/JSON failure inside a callback */
   char parse_msg[160];
-  cc_e2b_action action;   /* CONTINUE, or why we stopped */
-  bool no_start;          /* the start event did not come within request_timeout_ms */
-  bool eos;               /* the end-of-stream envelope arrived */
+  cc_e2b_action action; /* CONTINUE, or why we stopped */
+  bool no_start;        /* the start event did not come within request_timeout_ms */
+  bool eos;             /* the end-of-stream envelope arrived */
   cc_status eos_status;
   char eos_code[32];
   char eos_msg[384];
@@ -1002,18 +1016,17 @@ static char *start_envelope(const cc_e2b_exec_opts *o, size_t *len_out) {
 
 /* Which stream: Start (runs a command) or Connect (re-attaches to a pid). */
 typedef struct {
-  const char *what;        /* "exec" / "attach", for messages */
-  const char *path;        /* "/process.Process/Start" */
-  const char *body;        /* the one request envelope */
+  const char *what; /* "exec" / "attach", for messages */
+  const char *path; /* "/process.Process/Start" */
+  const char *body; /* the one request envelope */
   size_t body_len;
-  long server_timeout_ms;  /* Connect-Timeout-Ms (envd kills the process then); 0 = none */
-  long client_timeout_ms;  /* client-side limit without a server deadline; 0 = none */
-  bool kill_on_failure;    /* SIGKILL a started process when the stream fails (exec) */
+  long server_timeout_ms; /* Connect-Timeout-Ms (envd kills the process then); 0 = none */
+  long client_timeout_ms; /* client-side limit without a server deadline; 0 = none */
+  bool kill_on_failure;   /* SIGKILL a started process when the stream fails (exec) */
 } stream_req;
 
 static cc_status stream_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const stream_req *rq,
-                             const cc_e2b_exec_opts *o, cc_e2b_exec_result *res,
-                             cc_e2b_error *err);
+                             const cc_e2b_exec_opts *o, cc_e2b_exec_result *res, cc_e2b_error *err);
 
 /* After a SIGKILL: waits (bounded) until envd reports the process ended or unknown, so that
  * "canceled" means the process is really gone when we return.  True if confirmed. */
@@ -1021,8 +1034,8 @@ static bool wait_gone(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid) 
   char json[64];
   int n = snprintf(json + 5, sizeof json - 5, "{\"process\":{\"pid\":%u}}", pid);
   cc_e2b_envelope_header((unsigned char *)json, 0, (uint32_t)n);
-  stream_req rq = {"wait for exit", "/process.Process/Connect", json, (size_t)n + 5, 0,
-                   KILL_TIMEOUT_MS, false};
+  stream_req rq = {
+      "wait for exit", "/process.Process/Connect", json, (size_t)n + 5, 0, KILL_TIMEOUT_MS, false};
   cc_e2b_exec_opts o = {.cmd = ""};
   cc_e2b_exec_result r;
   cc_e2b_error e;
@@ -1081,9 +1094,9 @@ static cc_status stream_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const s
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
   /* No total timeout for a stream, except the command's own deadline plus a grace period. */
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-                   rq->server_timeout_ms > 0 ? rq->server_timeout_ms + STREAM_GRACE_MS
-                                             : rq->client_timeout_ms);
+  curl_easy_setopt(
+      h, CURLOPT_TIMEOUT_MS,
+      rq->server_timeout_ms > 0 ? rq->server_timeout_ms + STREAM_GRACE_MS : rq->client_timeout_ms);
   /* envd sends a keepalive every interval; silence for two of them means a dead peer. */
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(2 * c->keepalive_s + 10));
@@ -1111,8 +1124,7 @@ static cc_status stream_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const s
   } else if (s.parse_status != CC_OK) {
     st = fail(err, s.parse_status, "%s: %s", rq->what, s.parse_msg);
   } else if (s.no_start) {
-    st = fail(err, CC_TIMEOUT, "%s: no start event within %ld ms", rq->what,
-              c->request_timeout_ms);
+    st = fail(err, CC_TIMEOUT, "%s: no start event within %ld ms", rq->what, c->request_timeout_ms);
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
     if (deadline > 0 && elapsed_ms(&s.t0) >= deadline) {
       res->timed_out = true;
@@ -1162,7 +1174,8 @@ cc_status cc_e2b_exec(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cc_e2b_e
   memset(res, 0, sizeof *res);
   if (!o || !o->cmd || (o->args_count && !o->args))
     return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "exec: no command"));
-  if (!sandbox_ok(c, sb)) return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "exec: invalid sandbox"));
+  if (!sandbox_ok(c, sb))
+    return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "exec: invalid sandbox"));
   if (o->timeout_ms < 0)
     return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "exec: negative timeout"));
   size_t body_len = 0;
@@ -1238,8 +1251,8 @@ cc_status cc_e2b_move(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *so
   return st;
 }
 
-cc_status cc_e2b_list_dir(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *path,
-                          int depth, cc_e2b_entry_list *out, cc_e2b_error *err) {
+cc_status cc_e2b_list_dir(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *path, int depth,
+                          cc_e2b_entry_list *out, cc_e2b_error *err) {
   memset(out, 0, sizeof *out);
   char *json = path ? path_json(path, depth < 1 ? 1 : depth) : NULL;
   if (!json) return finish(c, sb, err, fail(err, CC_INTERNAL, "list dir: out of memory"));
@@ -1302,11 +1315,13 @@ cc_status cc_e2b_write_file(cc_e2b_client *c, const cc_e2b_sandbox *sb, const ch
                             const void *data, size_t len, char *out_path, size_t out_path_n,
                             cc_e2b_error *err) {
   if (out_path && out_path_n) out_path[0] = 0;
-  if (!sandbox_ok(c, sb)) return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "write file: invalid sandbox"));
+  if (!sandbox_ok(c, sb))
+    return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "write file: invalid sandbox"));
   if (!path || !*path) return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "write file: no path"));
   if (len > c->max_file)
-    return finish(c, sb, err, fail(err, CC_TOO_LARGE, "write file: %zu bytes exceeds the %zu byte limit",
-                                   len, c->max_file));
+    return finish(c, sb, err,
+                  fail(err, CC_TOO_LARGE, "write file: %zu bytes exceeds the %zu byte limit", len,
+                       c->max_file));
   char errbuf[CURL_ERROR_SIZE];
   xfer *x = handle_get(c);
   CURL *h = x ? x->h : NULL;
@@ -1348,7 +1363,8 @@ cc_status cc_e2b_read_file(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cha
                            size_t max_bytes, char **data_out, size_t *len_out, cc_e2b_error *err) {
   *data_out = NULL;
   *len_out = 0;
-  if (!sandbox_ok(c, sb)) return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "read file: invalid sandbox"));
+  if (!sandbox_ok(c, sb))
+    return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "read file: invalid sandbox"));
   if (!path || !*path) return finish(c, sb, err, fail(err, CC_BAD_REQUEST, "read file: no path"));
   size_t limit = max_bytes ? max_bytes : c->max_file;
   char errbuf[CURL_ERROR_SIZE];
@@ -1373,7 +1389,8 @@ cc_status cc_e2b_read_file(cc_e2b_client *c, const cc_e2b_sandbox *sb, const cha
       st = fail(err, CC_TOO_LARGE, "read file: larger than %zu bytes", limit);
   }
   if (st == CC_OK) {
-    if (!resp.p && !(resp.p = calloc(1, 1))) st = fail(err, CC_INTERNAL, "read file: out of memory");
+    if (!resp.p && !(resp.p = calloc(1, 1)))
+      st = fail(err, CC_INTERNAL, "read file: out of memory");
     *data_out = resp.p;
     *len_out = resp.len;
     resp.p = NULL;

@@ -55,24 +55,24 @@
 /* Settings, the way the official SDK reads them (reference §1.1), plus our limits.
  * Strings are borrowed; cc_e2b_client_new copies them.  NULL/0 means "the default". */
 typedef struct cc_e2b_config {
-  const char *api_key;       /* E2B_API_KEY; NULL/"" = send no X-API-Key header */
-  const char *api_url;       /* E2B_API_URL; default "https://api.{domain}" */
-  const char *domain;        /* E2B_DOMAIN; default "e2b.app" */
-  const char *sandbox_url;   /* E2B_SANDBOX_URL: one envd origin for every sandbox;
-                                default "https://49983-<id>.<sandbox domain>" */
-  const char *template_id;   /* default template for create; default "base" */
-  const char *envd_user;     /* user for envd RPCs (Basic auth) and /files (username=);
-                                NULL = send none, envd picks its default user */
-  int sandbox_timeout_s;     /* sandbox lifetime for create/connect; default 300 */
-  long request_timeout_ms;   /* total time of one unary call; default 60000 */
-  long connect_timeout_ms;   /* TCP+TLS connect time of every call; default 10000 */
-  int keepalive_interval_s;  /* Keepalive-Ping-Interval for streams; default 50.  A stream
-                                with no byte for 2*interval+10 s is dropped (CC_SANDBOX_UNAVAILABLE) */
-  size_t max_response_bytes; /* limit on one unary response body; default 4 MiB */
-  size_t max_file_bytes;     /* limit on one download; default 64 MiB */
-  size_t max_envelope_bytes; /* limit on one stream envelope payload; default 4 MiB */
-  int pool_size;             /* idle easy handles kept for reuse; default 8 */
-  bool allow_internet_access;/* create's allow_internet_access; cc_e2b_config_init sets true */
+  const char *api_key;        /* E2B_API_KEY; NULL/"" = send no X-API-Key header */
+  const char *api_url;        /* E2B_API_URL; default "https://api.{domain}" */
+  const char *domain;         /* E2B_DOMAIN; default "e2b.app" */
+  const char *sandbox_url;    /* E2B_SANDBOX_URL: one envd origin for every sandbox;
+                                 default "https://49983-<id>.<sandbox domain>" */
+  const char *template_id;    /* default template for create; default "base" */
+  const char *envd_user;      /* user for envd RPCs (Basic auth) and /files (username=);
+                                 NULL = send none, envd picks its default user */
+  int sandbox_timeout_s;      /* sandbox lifetime for create/connect; default 300 */
+  long request_timeout_ms;    /* total time of one unary call; default 60000 */
+  long connect_timeout_ms;    /* TCP+TLS connect time of every call; default 10000 */
+  int keepalive_interval_s;   /* Keepalive-Ping-Interval for streams; default 50.  A stream
+                                 silent for 2*interval+10 s is dropped (SANDBOX_UNAVAILABLE) */
+  size_t max_response_bytes;  /* limit on one unary response body; default 4 MiB */
+  size_t max_file_bytes;      /* limit on one upload or download; default 64 MiB */
+  size_t max_envelope_bytes;  /* limit on one stream envelope payload; default 4 MiB */
+  int pool_size;              /* idle transfers kept for reuse; default 8 */
+  bool allow_internet_access; /* create's allow_internet_access; cc_e2b_config_init sets true */
 } cc_e2b_config;
 
 /* Fills *cfg with the defaults above (all strings NULL, allow_internet_access true). */
@@ -95,11 +95,11 @@ void cc_e2b_free(void *p);
 /* ---------------------------------------------------------------- errors */
 
 typedef struct cc_e2b_error {
-  cc_status status;   /* same as the return value */
-  int http_status;    /* HTTP status of the failing response, 0 if there was none */
-  bool sandbox_gone;  /* the sandbox no longer exists (404 on a sandbox op, proxy 502) */
-  char code[32];      /* envd/Connect error code ("not_found", ...) when there was one */
-  char message[512];  /* detailed, scrubbed message: never contains the API key */
+  cc_status status;  /* same as the return value */
+  int http_status;   /* HTTP status of the failing response, 0 if there was none */
+  bool sandbox_gone; /* the sandbox no longer exists (404 on a sandbox op, proxy 502) */
+  char code[32];     /* envd/Connect error code ("not_found", ...) when there was one */
+  char message[512]; /* detailed, scrubbed message: never contains the API key */
 } cc_e2b_error;
 
 /* ---------------------------------------------------------------- client */
@@ -129,11 +129,11 @@ void cc_e2b_client_stats(cc_e2b_client *c, cc_e2b_stats *out);
 
 /* One sandbox as create/connect describe it.  A plain value: copy it freely. */
 typedef struct cc_e2b_sandbox {
-  char id[64];                  /* sandboxID */
-  char envd_access_token[256];  /* X-Access-Token for envd; "" if none was issued */
-  char domain[256];             /* response "domain", else the configured domain */
-  char envd_version[32];        /* e.g. "0.4.3" */
-  char template_id[128];        /* resolved templateID from the response ("" if absent) */
+  char id[64];                 /* sandboxID */
+  char envd_access_token[256]; /* X-Access-Token for envd; "" if none was issued */
+  char domain[256];            /* response "domain", else the configured domain */
+  char envd_version[32];       /* e.g. "0.4.3" */
+  char template_id[128];       /* resolved templateID from the response ("" if absent) */
 } cc_e2b_sandbox;
 
 typedef struct cc_e2b_kv {
@@ -142,11 +142,11 @@ typedef struct cc_e2b_kv {
 } cc_e2b_kv;
 
 typedef struct cc_e2b_create_opts {
-  const char *template_id;      /* NULL = the config's template */
-  int timeout_s;                /* 0 = the config's sandbox_timeout_s */
-  const cc_e2b_kv *metadata;    /* sent as "metadata" if count > 0 */
+  const char *template_id;   /* NULL = the config's template */
+  int timeout_s;             /* 0 = the config's sandbox_timeout_s */
+  const cc_e2b_kv *metadata; /* sent as "metadata" if count > 0 */
   size_t metadata_count;
-  const cc_e2b_kv *env_vars;    /* sent as "envVars" if count > 0 */
+  const cc_e2b_kv *env_vars; /* sent as "envVars" if count > 0 */
   size_t env_vars_count;
 } cc_e2b_create_opts;
 
@@ -175,9 +175,9 @@ typedef struct cc_e2b_info {
   char id[64];
   char template_id[128];
   char alias[128];
-  char state[16];               /* "running" | "paused" */
-  char started_at[40];          /* RFC 3339 */
-  char end_at[40];              /* RFC 3339 */
+  char state[16];      /* "running" | "paused" */
+  char started_at[40]; /* RFC 3339 */
+  char end_at[40];     /* RFC 3339 */
   char envd_version[32];
   int cpu_count;
   int memory_mb;
@@ -197,64 +197,64 @@ cc_status cc_e2b_health(cc_e2b_client *c, const cc_e2b_sandbox *sb, cc_e2b_error
 /* ---------------------------------------------------------------- processes */
 
 typedef enum {
-  CC_E2B_EVENT_START,     /* pid is set; always the first event */
-  CC_E2B_EVENT_STDOUT,    /* data/len: decoded bytes (any split, even inside UTF-8) */
+  CC_E2B_EVENT_START,  /* pid is set; always the first event */
+  CC_E2B_EVENT_STDOUT, /* data/len: decoded bytes (any split, even inside UTF-8) */
   CC_E2B_EVENT_STDERR,
   CC_E2B_EVENT_PTY,
-  CC_E2B_EVENT_END,       /* exit_code, exited, status, error are set */
+  CC_E2B_EVENT_END, /* exit_code, exited, status, error are set */
   CC_E2B_EVENT_KEEPALIVE
 } cc_e2b_event_type;
 
 typedef struct cc_e2b_event {
   cc_e2b_event_type type;
-  uint32_t pid;             /* START */
-  const char *data;         /* STDOUT/STDERR/PTY; valid only during the callback */
+  uint32_t pid;     /* START */
+  const char *data; /* STDOUT/STDERR/PTY; valid only during the callback */
   size_t len;
-  int exit_code;            /* END: -1 when killed by a signal */
-  bool exited;              /* END: true if the process exited (not signalled) */
-  const char *status;       /* END: "exit status 3", "signal: killed"; never NULL */
-  const char *error;        /* END: error text or "" */
+  int exit_code;      /* END: -1 when killed by a signal */
+  bool exited;        /* END: true if the process exited (not signalled) */
+  const char *status; /* END: "exit status 3", "signal: killed"; never NULL */
+  const char *error;  /* END: error text or "" */
 } cc_e2b_event;
 
 /* What an event callback asks for next. */
 typedef enum {
-  CC_E2B_CONTINUE = 0,  /* keep streaming */
-  CC_E2B_CANCEL = 1,    /* stop, and SIGKILL the process in the sandbox */
-  CC_E2B_DETACH = 2     /* stop reading but leave the process running (background start) */
+  CC_E2B_CONTINUE = 0, /* keep streaming */
+  CC_E2B_CANCEL = 1,   /* stop, and SIGKILL the process in the sandbox */
+  CC_E2B_DETACH = 2    /* stop reading but leave the process running (background start) */
 } cc_e2b_action;
 
 typedef cc_e2b_action (*cc_e2b_event_fn)(void *ctx, const cc_e2b_event *ev);
 
 typedef struct cc_e2b_exec_opts {
-  const char *cmd;              /* required.  With args == NULL it runs as the SDK does:
-                                   /bin/bash -l -c <cmd>.  Otherwise cmd is the program. */
-  const char *const *args;      /* argv after the program, or NULL */
+  const char *cmd;         /* required.  With args == NULL it runs as the SDK does:
+                              /bin/bash -l -c <cmd>.  Otherwise cmd is the program. */
+  const char *const *args; /* argv after the program, or NULL */
   size_t args_count;
-  const cc_e2b_kv *envs;        /* per-process environment, or NULL */
+  const cc_e2b_kv *envs; /* per-process environment, or NULL */
   size_t envs_count;
-  const char *cwd;              /* NULL = envd's default (the user's home) */
-  const char *tag;              /* optional process tag, NULL = none */
-  bool stdin_enabled;           /* true: stdin is a pipe you feed with cc_e2b_send_input */
-  long timeout_ms;              /* Connect-Timeout-Ms: envd SIGKILLs the process at this
-                                   deadline; the call returns CC_TIMEOUT.  0 = no deadline */
-  atomic_int *cancel;           /* optional; set non-zero from any thread to cancel (the
-                                   process is SIGKILLed); polled every 100 ms */
-  cc_e2b_event_fn on_event;     /* optional; called on the calling thread, in order, as each
-                                   event arrives */
+  const char *cwd;          /* NULL = envd's default (the user's home) */
+  const char *tag;          /* optional process tag, NULL = none */
+  bool stdin_enabled;       /* true: stdin is a pipe you feed with cc_e2b_send_input */
+  long timeout_ms;          /* Connect-Timeout-Ms: envd SIGKILLs the process at this
+                               deadline; the call returns CC_TIMEOUT.  0 = no deadline */
+  atomic_int *cancel;       /* optional; set non-zero from any thread to cancel (the
+                               process is SIGKILLed); polled every 100 ms */
+  cc_e2b_event_fn on_event; /* optional; called on the calling thread, in order, as each
+                               event arrives */
   void *ctx;
 } cc_e2b_exec_opts;
 
 typedef struct cc_e2b_exec_result {
-  uint32_t pid;                 /* 0 if the process never started */
+  uint32_t pid; /* 0 if the process never started */
   bool started;
-  bool ended;                   /* an end event arrived */
+  bool ended; /* an end event arrived */
   int exit_code;
   bool exited;
-  bool canceled;                /* stopped by CC_E2B_CANCEL or *cancel; the process was
-                                   SIGKILLed and its end confirmed before returning */
-  bool detached;                /* stopped by CC_E2B_DETACH (process still running) */
-  bool kill_failed;             /* canceled, but the SIGKILL failed or its end was not seen */
-  bool timed_out;               /* the timeout_ms deadline passed (the call returns CC_TIMEOUT) */
+  bool canceled;    /* stopped by CC_E2B_CANCEL or *cancel; the process was
+                       SIGKILLed and its end confirmed before returning */
+  bool detached;    /* stopped by CC_E2B_DETACH (process still running) */
+  bool kill_failed; /* canceled, but the SIGKILL failed or its end was not seen */
+  bool timed_out;   /* the timeout_ms deadline passed (the call returns CC_TIMEOUT) */
   char status[64];
   char error[256];
 } cc_e2b_exec_result;
@@ -291,11 +291,11 @@ cc_status cc_e2b_send_signal(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_
 
 typedef struct cc_e2b_process {
   uint32_t pid;
-  char *tag;                    /* NULL if none */
+  char *tag; /* NULL if none */
   char *cmd;
   char **args;
   size_t args_count;
-  char *cwd;                    /* NULL if none */
+  char *cwd; /* NULL if none */
 } cc_e2b_process;
 
 typedef struct cc_e2b_process_list {
@@ -322,12 +322,12 @@ typedef struct cc_e2b_entry {
   char *path;
   cc_e2b_file_type type;
   int64_t size;
-  uint32_t mode;                /* permission bits */
-  char *permissions;            /* "-rw-r--r--"; "" if absent */
-  char *owner;                  /* "" if absent */
-  char *group;                  /* "" if absent */
-  char *modified_time;          /* RFC 3339; "" if absent */
-  char *symlink_target;         /* NULL unless a symlink */
+  uint32_t mode;        /* permission bits */
+  char *permissions;    /* "-rw-r--r--"; "" if absent */
+  char *owner;          /* "" if absent */
+  char *group;          /* "" if absent */
+  char *modified_time;  /* RFC 3339; "" if absent */
+  char *symlink_target; /* NULL unless a symlink */
 } cc_e2b_entry;
 
 typedef struct cc_e2b_entry_list {
@@ -352,8 +352,8 @@ cc_status cc_e2b_move(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *so
 
 /* ListDir up to depth levels (depth < 1 is treated as 1).  Missing -> CC_NOT_FOUND,
  * not a directory -> CC_BAD_REQUEST.  Free *out with cc_e2b_entry_list_cleanup. */
-cc_status cc_e2b_list_dir(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *path,
-                          int depth, cc_e2b_entry_list *out, cc_e2b_error *err);
+cc_status cc_e2b_list_dir(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *path, int depth,
+                          cc_e2b_entry_list *out, cc_e2b_error *err);
 
 /* Remove recursively.  A missing path is not an error (envd semantics). */
 cc_status cc_e2b_remove(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *path,

@@ -74,8 +74,12 @@ static bool json_bool(const cJSON *obj, const char *name) {
   return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, name));
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
+static char *dup_or_empty(const char *s) {
+  return strdup(s ? s : "");
+}
 
 /* ---------------------------------------------------------------- envelopes */
 
@@ -136,8 +140,8 @@ cc_status cc_e2b_envelope_feed(cc_e2b_envelope_parser *p, const void *data, size
       len -= take;
       if (p->hdr_len < 5) break;
       p->flags = p->hdr[0];
-      p->need = ((size_t)p->hdr[1] << 24) | ((size_t)p->hdr[2] << 16) |
-                ((size_t)p->hdr[3] << 8) | (size_t)p->hdr[4];
+      p->need = ((size_t)p->hdr[1] << 24) | ((size_t)p->hdr[2] << 16) | ((size_t)p->hdr[3] << 8) |
+                (size_t)p->hdr[4];
       if (p->flags & ~(unsigned)CC_E2B_FLAG_END_STREAM) {
         p->failed = true; /* compressed (0x01) or unknown flag bits */
         return CC_UPSTREAM_ERROR;
@@ -192,7 +196,9 @@ static int b64_value(unsigned char c) {
   return -1;
 }
 
-size_t cc_e2b_base64_decoded_max(size_t n) { return n / 4 * 3 + 3; }
+size_t cc_e2b_base64_decoded_max(size_t n) {
+  return n / 4 * 3 + 3;
+}
 
 bool cc_e2b_base64_decode(const char *in, size_t n, unsigned char *out, size_t *out_len) {
   while (n > 0 && in[n - 1] == '=') n--; /* padding is optional */
@@ -382,9 +388,8 @@ static bool contains_ci(const char *hay, const char *needle) {
   return false;
 }
 
-cc_status cc_e2b_error_from_response(int http_status, const char *body, size_t len,
-                                     bool sandbox_op, bool envd, const char *what,
-                                     cc_e2b_error *err) {
+cc_status cc_e2b_error_from_response(int http_status, const char *body, size_t len, bool sandbox_op,
+                                     bool envd, const char *what, cc_e2b_error *err) {
   char code[32] = "";
   char msg[384] = "";
   bool proxy_gone = false;
@@ -414,20 +419,38 @@ cc_status cc_e2b_error_from_response(int http_status, const char *body, size_t l
     st = cc_e2b_status_from_connect_code(code);
   } else {
     switch (http_status) {
-    case 400: st = CC_BAD_REQUEST; break;
-    case 401:
-    case 403: st = CC_UPSTREAM_ERROR; break; /* our credentials, not the user's */
-    case 404:
-      st = CC_NOT_FOUND;
-      gone = sandbox_op;
-      break;
-    case 409: st = CC_CONFLICT; break;
-    case 413: st = CC_TOO_LARGE; break;
-    case 429: st = CC_RATE_LIMITED; break;
-    case 503: st = CC_SANDBOX_UNAVAILABLE; break;
-    case 504: st = CC_TIMEOUT; break;
-    case 507: st = CC_TOO_LARGE; break; /* no space left in the sandbox */
-    default: st = CC_UPSTREAM_ERROR; break;
+      case 400:
+        st = CC_BAD_REQUEST;
+        break;
+      case 401:
+      case 403:
+        st = CC_UPSTREAM_ERROR;
+        break; /* our credentials, not the user's */
+      case 404:
+        st = CC_NOT_FOUND;
+        gone = sandbox_op;
+        break;
+      case 409:
+        st = CC_CONFLICT;
+        break;
+      case 413:
+        st = CC_TOO_LARGE;
+        break;
+      case 429:
+        st = CC_RATE_LIMITED;
+        break;
+      case 503:
+        st = CC_SANDBOX_UNAVAILABLE;
+        break;
+      case 504:
+        st = CC_TIMEOUT;
+        break;
+      case 507:
+        st = CC_TOO_LARGE;
+        break; /* no space left in the sandbox */
+      default:
+        st = CC_UPSTREAM_ERROR;
+        break;
     }
   }
   if (err) {

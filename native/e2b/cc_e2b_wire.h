@@ -32,10 +32,10 @@ typedef int (*cc_e2b_envelope_fn)(void *ctx, unsigned flags, const char *payload
 
 typedef struct cc_e2b_envelope_parser {
   unsigned char hdr[5];
-  size_t hdr_len;     /* bytes of the current header seen (0..5) */
+  size_t hdr_len; /* bytes of the current header seen (0..5) */
   unsigned flags;
-  size_t need;        /* payload length of the current envelope */
-  char *buf;          /* partial payload (allocated to `need` once the header is known) */
+  size_t need; /* payload length of the current envelope */
+  char *buf;   /* partial payload (allocated to `need` once the header is known) */
   size_t buf_len;
   size_t max_payload; /* larger envelopes are CC_TOO_LARGE */
   bool end_seen;      /* the end-of-stream envelope was delivered */
@@ -64,8 +64,8 @@ void cc_e2b_envelope_header(unsigned char out[5], unsigned flags, uint32_t len);
 /* A decoded process event plus the storage its pointers refer to. */
 typedef struct cc_e2b_parsed_event {
   cc_e2b_event ev;
-  bool known;         /* false: a message we do not understand (ignored by the client) */
-  char *data;         /* decoded bytes of a data event (heap) */
+  bool known; /* false: a message we do not understand (ignored by the client) */
+  char *data; /* decoded bytes of a data event (heap) */
   char status[64];
   char error[256];
 } cc_e2b_parsed_event;
@@ -92,9 +92,8 @@ cc_status cc_e2b_status_from_connect_code(const char *code);
  * err->code/message/http_status/sandbox_gone from the body ({code,message} with a string or
  * numeric code, the proxy's 502 JSON, or any text) and returns the mapped status.  `what` is
  * a short description of the call put in front of the message.  No scrubbing here. */
-cc_status cc_e2b_error_from_response(int http_status, const char *body, size_t len,
-                                     bool sandbox_op, bool envd, const char *what,
-                                     cc_e2b_error *err);
+cc_status cc_e2b_error_from_response(int http_status, const char *body, size_t len, bool sandbox_op,
+                                     bool envd, const char *what, cc_e2b_error *err);
 
 /* Removes every occurrence of `secret` (if non-empty) from msg in place, replacing it with
  * "[redacted]" when that fits, and turns control characters into '?'.  msg is NUL-terminated

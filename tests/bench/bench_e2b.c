@@ -7,12 +7,12 @@
  *
  * Prints one JSON object: for each operation the p50/p95/mean in milliseconds.
  */
-#include "cc_e2b.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "cc_e2b.h"
 
 static double now_ms(void) {
   struct timespec t;

@@ -11,13 +11,13 @@
  * before the command ends) the command itself waits for something the test does only after
  * it saw the output, so a client that buffered until the end would hang and fail instead.
  */
-#include "cc_e2b.h"
-#include "cc_test.h"
-
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cc_e2b.h"
+#include "cc_test.h"
 
 static const char *g_key;
 static const char *g_url;
@@ -50,11 +50,11 @@ typedef struct {
   /* optional behaviours */
   const char *write_on_stdout; /* write this file in the sandbox when stdout first arrives */
   bool wrote;
-  const char *stdin_on_start;  /* send this to stdin on the start event */
-  cc_e2b_action on_start;      /* returned on the start event */
-  atomic_int *flag_on_start;   /* set on the start event */
-  const char *write_on_start;  /* write this file in the sandbox on the start event */
-  bool cancel_on_stdout;       /* return CC_E2B_CANCEL after the first stdout */
+  const char *stdin_on_start; /* send this to stdin on the start event */
+  cc_e2b_action on_start;     /* returned on the start event */
+  atomic_int *flag_on_start;  /* set on the start event */
+  const char *write_on_start; /* write this file in the sandbox on the start event */
+  bool cancel_on_stdout;      /* return CC_E2B_CANCEL after the first stdout */
 } rec;
 
 static void append(char *buf, size_t *len, size_t cap, const char *d, size_t n) {
@@ -70,42 +70,48 @@ static cc_e2b_action on_event(void *ctx, const cc_e2b_event *ev) {
   if (r->norder + 1 < sizeof r->order) r->order[r->norder++] = letters[ev->type];
   cc_e2b_error e;
   switch (ev->type) {
-  case CC_E2B_EVENT_START:
-    if (r->stdin_on_start) {
-      if (cc_e2b_send_input(g_c, &g_sb, ev->pid, r->stdin_on_start, strlen(r->stdin_on_start),
-                            &e) != CC_OK) {
-        note(&e);
-        fprintf(stderr, "send_input: %s\n", e.message);
+    case CC_E2B_EVENT_START:
+      if (r->stdin_on_start) {
+        if (cc_e2b_send_input(g_c, &g_sb, ev->pid, r->stdin_on_start, strlen(r->stdin_on_start),
+                              &e) != CC_OK) {
+          note(&e);
+          fprintf(stderr, "send_input: %s\n", e.message);
+        }
       }
-    }
-    if (r->flag_on_start) atomic_store(r->flag_on_start, 1);
-    if (r->write_on_start &&
-        cc_e2b_write_file(g_c, &g_sb, r->write_on_start, "go", 2, NULL, 0, &e) != CC_OK) {
-      note(&e);
-      fprintf(stderr, "write_file on start: %s\n", e.message);
-    }
-    return r->on_start;
-  case CC_E2B_EVENT_STDOUT:
-    append(r->out, &r->out_len, sizeof r->out, ev->data, ev->len);
-    if (r->write_on_stdout && !r->wrote) {
-      r->wrote = true;
-      if (cc_e2b_write_file(g_c, &g_sb, r->write_on_stdout, "go", 2, NULL, 0, &e) != CC_OK) {
+      if (r->flag_on_start) atomic_store(r->flag_on_start, 1);
+      if (r->write_on_start &&
+          cc_e2b_write_file(g_c, &g_sb, r->write_on_start, "go", 2, NULL, 0, &e) != CC_OK) {
         note(&e);
-        fprintf(stderr, "write_file in callback: %s\n", e.message);
+        fprintf(stderr, "write_file on start: %s\n", e.message);
       }
-    }
-    if (r->cancel_on_stdout) return CC_E2B_CANCEL;
-    break;
-  case CC_E2B_EVENT_STDERR: append(r->err, &r->err_len, sizeof r->err, ev->data, ev->len); break;
-  default: break;
+      return r->on_start;
+    case CC_E2B_EVENT_STDOUT:
+      append(r->out, &r->out_len, sizeof r->out, ev->data, ev->len);
+      if (r->write_on_stdout && !r->wrote) {
+        r->wrote = true;
+        if (cc_e2b_write_file(g_c, &g_sb, r->write_on_stdout, "go", 2, NULL, 0, &e) != CC_OK) {
+          note(&e);
+          fprintf(stderr, "write_file in callback: %s\n", e.message);
+        }
+      }
+      if (r->cancel_on_stdout) return CC_E2B_CANCEL;
+      break;
+    case CC_E2B_EVENT_STDERR:
+      append(r->err, &r->err_len, sizeof r->err, ev->data, ev->len);
+      break;
+    default:
+      break;
   }
   return CC_E2B_CONTINUE;
 }
 
 static cc_status run(const char *cmd, rec *r, long timeout_ms, bool stdin_on,
                      cc_e2b_exec_result *res, cc_e2b_error *e) {
-  cc_e2b_exec_opts o = {.cmd = cmd, .timeout_ms = timeout_ms, .stdin_enabled = stdin_on,
-                        .on_event = on_event, .ctx = r};
+  cc_e2b_exec_opts o = {.cmd = cmd,
+                        .timeout_ms = timeout_ms,
+                        .stdin_enabled = stdin_on,
+                        .on_event = on_event,
+                        .ctx = r};
   cc_status st = cc_e2b_exec(g_c, &g_sb, &o, res, e);
   if (st != CC_OK) note(e);
   return st;
@@ -130,8 +136,11 @@ static bool process_running(uint32_t pid) {
 static void test_create(void) {
   cc_e2b_kv meta[] = {{"suite", "e2b_client_test"}};
   cc_e2b_kv envs[] = {{"CC_FROM_CREATE", "created-env"}};
-  cc_e2b_create_opts co = {.metadata = meta, .metadata_count = 1, .env_vars = envs,
-                           .env_vars_count = 1, .timeout_s = 120};
+  cc_e2b_create_opts co = {.metadata = meta,
+                           .metadata_count = 1,
+                           .env_vars = envs,
+                           .env_vars_count = 1,
+                           .timeout_s = 120};
   cc_e2b_error e;
   cc_status st = cc_e2b_create(g_c, &co, &g_sb, &e);
   if (st != CC_OK) {
@@ -160,7 +169,8 @@ static void test_exec_output(void) {
   rec r = {0};
   cc_e2b_exec_result res;
   cc_e2b_error e;
-  CHECK_INT(run("echo hello; echo oops >&2; echo $CC_FROM_CREATE", &r, 30000, false, &res, &e), CC_OK);
+  CHECK_INT(run("echo hello; echo oops >&2; echo $CC_FROM_CREATE", &r, 30000, false, &res, &e),
+            CC_OK);
   CHECK(res.started && res.ended && res.exited);
   CHECK(res.pid > 0);
   CHECK_INT(res.exit_code, 0);
@@ -172,8 +182,13 @@ static void test_exec_output(void) {
   /* Per-command environment and working directory. */
   rec r2 = {0};
   cc_e2b_kv env[] = {{"CC_X", "per-exec"}};
-  cc_e2b_exec_opts o = {.cmd = "echo $CC_X; pwd", .envs = env, .envs_count = 1, .cwd = "/tmp",
-                        .timeout_ms = 30000, .on_event = on_event, .ctx = &r2};
+  cc_e2b_exec_opts o = {.cmd = "echo $CC_X; pwd",
+                        .envs = env,
+                        .envs_count = 1,
+                        .cwd = "/tmp",
+                        .timeout_ms = 30000,
+                        .on_event = on_event,
+                        .ctx = &r2};
   CHECK_INT(cc_e2b_exec(g_c, &g_sb, &o, &res, &e), CC_OK);
   CHECK_STR(r2.out, "per-exec\n/tmp\n");
 
@@ -189,9 +204,10 @@ static void test_streaming_before_end(void) {
   rec r = {.write_on_stdout = "/tmp/cc-go"};
   cc_e2b_exec_result res;
   cc_e2b_error e;
-  cc_status st = run("rm -f /tmp/cc-go; echo ready; while [ ! -f /tmp/cc-go ]; do sleep 0.05; done;"
-                     " echo done",
-                     &r, 20000, false, &res, &e);
+  cc_status st =
+      run("rm -f /tmp/cc-go; echo ready; while [ ! -f /tmp/cc-go ]; do sleep 0.05; done;"
+          " echo done",
+          &r, 20000, false, &res, &e);
   CHECK_INT(st, CC_OK);
   CHECK(r.wrote);
   CHECK_STR(r.out, "ready\ndone\n");
@@ -247,7 +263,8 @@ static void test_cancel(void) {
   /* Cancel through the flag (what the worker sets from another thread on disconnect). */
   atomic_int flag = 0;
   rec r2 = {.flag_on_start = &flag};
-  cc_e2b_exec_opts o = {.cmd = "echo x; sleep 60", .cancel = &flag, .on_event = on_event, .ctx = &r2};
+  cc_e2b_exec_opts o = {
+      .cmd = "echo x; sleep 60", .cancel = &flag, .on_event = on_event, .ctx = &r2};
   CHECK_INT(cc_e2b_exec(g_c, &g_sb, &o, &res, &e), CC_OK);
   CHECK(res.canceled && !res.kill_failed);
   CHECK(res.pid > 0 && !process_running(res.pid));
@@ -274,7 +291,8 @@ static void test_cancel(void) {
   /* A fresh sandbox's /tmp is empty, so no "rm -f" first: it could run after our write. */
   rec r4 = {.on_start = CC_E2B_DETACH};
   CHECK_INT(run("while [ ! -f /tmp/cc-go2 ]; do sleep 0.05; done; echo late; sleep 60", &r4, 0,
-                false, &res, &e), CC_OK);
+                false, &res, &e),
+            CC_OK);
   CHECK(res.detached);
   uint32_t bg = res.pid;
   rec r5 = {.write_on_start = "/tmp/cc-go2", .cancel_on_stdout = true};
@@ -296,7 +314,8 @@ static void test_files(void) {
   for (size_t i = 0; i < sizeof bin; i++) bin[i] = (char)(i * 7);
   char abs[256];
   CHECK_INT(cc_e2b_write_file(g_c, &g_sb, "/home/user/d1/sub/a.bin", bin, sizeof bin, abs,
-                              sizeof abs, &e), CC_OK);
+                              sizeof abs, &e),
+            CC_OK);
   CHECK_STR(abs, "/home/user/d1/sub/a.bin");
   char *data = NULL;
   size_t len = 0;

@@ -5,11 +5,11 @@
  * Properties checked besides memory safety: a parsed sandbox never carries bytes that would
  * break a header or URL, and an error message is always NUL-terminated and scrubbed.
  */
-#include "cc_e2b_wire.h"
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cc_e2b_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *j = (const char *)data;

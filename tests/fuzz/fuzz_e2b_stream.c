@@ -6,11 +6,11 @@
  * itself.  Both runs must deliver the same envelopes (same flags, same payload bytes) and
  * end in the same status: chunking must never change what the parser sees.
  */
-#include "cc_e2b_wire.h"
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cc_e2b_wire.h"
 
 typedef struct {
   uint64_t hash; /* FNV-1a over every delivered envelope */
@@ -20,7 +20,8 @@ typedef struct {
 static int on_env(void *ctx, unsigned flags, const char *payload, size_t len) {
   digest *d = ctx;
   d->hash = (d->hash ^ flags) * 1099511628211ull;
-  for (size_t i = 0; i < len; i++) d->hash = (d->hash ^ (unsigned char)payload[i]) * 1099511628211ull;
+  for (size_t i = 0; i < len; i++)
+    d->hash = (d->hash ^ (unsigned char)payload[i]) * 1099511628211ull;
   d->hash = (d->hash ^ len) * 1099511628211ull;
   d->count++;
   if (flags & CC_E2B_FLAG_END_STREAM) {

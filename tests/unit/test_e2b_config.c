@@ -3,12 +3,12 @@
  * and the SDK's environment variables, the API key file, validation in cc_e2b_client_new
  * (which must never echo the key), the derived API URL and getHost.
  */
-#include "cc_e2b.h"
-#include "cc_test.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include "cc_e2b.h"
+#include "cc_test.h"
 
 static void test_defaults_and_env(void) {
   cc_e2b_config cfg;

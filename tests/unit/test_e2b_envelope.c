@@ -4,10 +4,10 @@
  * chunking (each fixed chunk size, every two-way split, and pseudo-random splits), and the
  * decoded events must be identical each time: envd and proxies split envelopes anywhere.
  */
+#include <stdlib.h>
+
 #include "cc_e2b_wire.h"
 #include "cc_test.h"
-
-#include <stdlib.h>
 
 /* ------------------------------------------------------------------ stream builder */
 
@@ -32,8 +32,9 @@ static void canonical(stream *s) {
   put(s, 0, "{\"event\":{\"data\":{\"stdout\":\"aGVsbG8K\"}}}");
   put(s, 0, "{\"event\":{\"keepalive\":{}}}");
   put(s, 0, "{\"event\":{\"data\":{\"stderr\":\"b29wcw\"}}}");
-  put(s, 0, "{\"event\":{\"end\":{\"exitCode\":3,\"exited\":true,\"status\":\"exit status 3\","
-            "\"error\":\"exit status 3\"}}}");
+  put(s, 0,
+      "{\"event\":{\"end\":{\"exitCode\":3,\"exited\":true,\"status\":\"exit status 3\","
+      "\"error\":\"exit status 3\"}}}");
   put(s, CC_E2B_FLAG_END_STREAM, "{}");
 }
 
@@ -74,15 +75,25 @@ static int on_env(void *ctx, unsigned flags, const char *payload, size_t len) {
       logf_(c, "unknown");
     } else {
       switch (pe.ev.type) {
-      case CC_E2B_EVENT_START: snprintf(line, sizeof line, "start %u", pe.ev.pid); break;
-      case CC_E2B_EVENT_STDOUT: snprintf(line, sizeof line, "stdout [%.*s]", (int)pe.ev.len, pe.ev.data); break;
-      case CC_E2B_EVENT_STDERR: snprintf(line, sizeof line, "stderr [%.*s]", (int)pe.ev.len, pe.ev.data); break;
-      case CC_E2B_EVENT_PTY: snprintf(line, sizeof line, "pty %zu", pe.ev.len); break;
-      case CC_E2B_EVENT_END:
-        snprintf(line, sizeof line, "end %d %d [%s] [%s]", pe.ev.exit_code, pe.ev.exited,
-                 pe.ev.status, pe.ev.error);
-        break;
-      case CC_E2B_EVENT_KEEPALIVE: snprintf(line, sizeof line, "keepalive"); break;
+        case CC_E2B_EVENT_START:
+          snprintf(line, sizeof line, "start %u", pe.ev.pid);
+          break;
+        case CC_E2B_EVENT_STDOUT:
+          snprintf(line, sizeof line, "stdout [%.*s]", (int)pe.ev.len, pe.ev.data);
+          break;
+        case CC_E2B_EVENT_STDERR:
+          snprintf(line, sizeof line, "stderr [%.*s]", (int)pe.ev.len, pe.ev.data);
+          break;
+        case CC_E2B_EVENT_PTY:
+          snprintf(line, sizeof line, "pty %zu", pe.ev.len);
+          break;
+        case CC_E2B_EVENT_END:
+          snprintf(line, sizeof line, "end %d %d [%s] [%s]", pe.ev.exit_code, pe.ev.exited,
+                   pe.ev.status, pe.ev.error);
+          break;
+        case CC_E2B_EVENT_KEEPALIVE:
+          snprintf(line, sizeof line, "keepalive");
+          break;
       }
       logf_(c, line);
     }
@@ -264,7 +275,8 @@ static void test_events(void) {
   const char *j;
 
   /* Signal kill: exitCode -1, exited omitted (false), envd's field spelling. */
-  j = "{\"event\":{\"end\":{\"exitCode\":-1,\"status\":\"signal: killed\",\"error\":\"signal: killed\"}}}";
+  j = "{\"event\":{\"end\":{\"exitCode\":-1,\"status\":\"signal: killed\",\"error\":\"signal: "
+      "killed\"}}}";
   CHECK_INT(cc_e2b_event_parse(j, strlen(j), &pe), CC_OK);
   CHECK(pe.known && pe.ev.type == CC_E2B_EVENT_END);
   CHECK_INT(pe.ev.exit_code, -1);
@@ -306,9 +318,11 @@ static void test_events(void) {
   cc_e2b_parsed_event_cleanup(&pe);
 
   /* Malformed: not JSON, bad base64, pid out of range. */
-  const char *bad[] = {"{\"event\":", "{\"event\":{\"data\":{\"stdout\":\"a$b\"}}}",
+  const char *bad[] = {"{\"event\":",
+                       "{\"event\":{\"data\":{\"stdout\":\"a$b\"}}}",
                        "{\"event\":{\"data\":{\"stdout\":\"abcde\"}}}",
-                       "{\"event\":{\"start\":{\"pid\":-1}}}", "[1]",
+                       "{\"event\":{\"start\":{\"pid\":-1}}}",
+                       "[1]",
                        "{\"event\":{\"start\":{\"pid\":\"12x\"}}}"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     CHECK_INT(cc_e2b_event_parse(bad[i], strlen(bad[i]), &pe), CC_UPSTREAM_ERROR);

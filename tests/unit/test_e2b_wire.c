@@ -4,10 +4,10 @@
  * credentials vs the user's), response JSON in the shapes envd/E2B really send (int64 as
  * strings, enums as names, omitted defaults), and scrubbing of the API key from messages.
  */
+#include <stdlib.h>
+
 #include "cc_e2b_wire.h"
 #include "cc_test.h"
-
-#include <stdlib.h>
 
 static cc_status map(int http, const char *body, bool sandbox_op, bool envd, cc_e2b_error *e) {
   return cc_e2b_error_from_response(http, body, strlen(body), sandbox_op, envd, "op", e);
@@ -16,20 +16,24 @@ static cc_status map(int http, const char *body, bool sandbox_op, bool envd, cc_
 static void test_error_mapping(void) {
   cc_e2b_error e;
   /* Control plane: a 404 on a sandbox op means the sandbox is gone -> recreate. */
-  CHECK_INT(map(404, "{\"code\":404,\"message\":\"Sandbox \\\"x\\\" doesn't exist\"}", true, false, &e),
-            CC_NOT_FOUND);
+  CHECK_INT(
+      map(404, "{\"code\":404,\"message\":\"Sandbox \\\"x\\\" doesn't exist\"}", true, false, &e),
+      CC_NOT_FOUND);
   CHECK(e.sandbox_gone);
   CHECK_INT(e.http_status, 404);
   CHECK(strstr(e.message, "doesn't exist") != NULL);
   /* Our credentials are wrong: never the user's "unauthorized". */
   CHECK_INT(map(401, "{\"code\":401,\"message\":\"Invalid API key\"}", false, false, &e),
             CC_UPSTREAM_ERROR);
-  CHECK_INT(map(403, "{\"code\":403,\"message\":\"forbidden\"}", true, false, &e), CC_UPSTREAM_ERROR);
+  CHECK_INT(map(403, "{\"code\":403,\"message\":\"forbidden\"}", true, false, &e),
+            CC_UPSTREAM_ERROR);
   CHECK(!e.sandbox_gone);
-  CHECK_INT(map(429, "{\"code\":429,\"message\":\"slow down\"}", false, false, &e), CC_RATE_LIMITED);
+  CHECK_INT(map(429, "{\"code\":429,\"message\":\"slow down\"}", false, false, &e),
+            CC_RATE_LIMITED);
   CHECK_INT(map(500, "{\"code\":500,\"message\":\"boom\"}", false, false, &e), CC_UPSTREAM_ERROR);
-  CHECK_INT(map(400, "{\"code\":400,\"message\":\"Timeout must be greater than 0\"}", false, false, &e),
-            CC_BAD_REQUEST);
+  CHECK_INT(
+      map(400, "{\"code\":400,\"message\":\"Timeout must be greater than 0\"}", false, false, &e),
+      CC_BAD_REQUEST);
   CHECK_INT(map(409, "{\"code\":409,\"message\":\"x\"}", true, false, &e), CC_CONFLICT);
   /* An empty or non-JSON error body still maps by status. */
   CHECK_INT(map(503, "", false, false, &e), CC_SANDBOX_UNAVAILABLE);
@@ -37,24 +41,27 @@ static void test_error_mapping(void) {
   CHECK(strstr(e.message, "teapot") != NULL);
 
   /* The edge proxy: the sandbox is gone (reference §2.1). */
-  CHECK_INT(map(502, "{\"sandboxId\":\"i1\",\"message\":\"The sandbox was not found\",\"code\":502}",
-                false, true, &e),
-            CC_NOT_FOUND);
+  CHECK_INT(
+      map(502, "{\"sandboxId\":\"i1\",\"message\":\"The sandbox was not found\",\"code\":502}",
+          false, true, &e),
+      CC_NOT_FOUND);
   CHECK(e.sandbox_gone);
   /* ... vs a closed port, which is not "gone". */
-  CHECK_INT(map(502, "{\"sandboxId\":\"i1\",\"message\":\"The sandbox is running but port is not open\","
-                     "\"port\":49983,\"code\":502}",
+  CHECK_INT(map(502,
+                "{\"sandboxId\":\"i1\",\"message\":\"The sandbox is running but port is not open\","
+                "\"port\":49983,\"code\":502}",
                 false, true, &e),
             CC_UPSTREAM_ERROR);
   CHECK(!e.sandbox_gone);
 
   /* envd Connect errors: the string code wins over the HTTP status; not the sandbox. */
-  CHECK_INT(map(404, "{\"code\":\"not_found\",\"message\":\"file not found: /x\"}", false, true, &e),
-            CC_NOT_FOUND);
+  CHECK_INT(
+      map(404, "{\"code\":\"not_found\",\"message\":\"file not found: /x\"}", false, true, &e),
+      CC_NOT_FOUND);
   CHECK(!e.sandbox_gone);
   CHECK_STR(e.code, "not_found");
-  CHECK_INT(map(409, "{\"code\":\"already_exists\",\"message\":\"directory already exists\"}", false,
-                true, &e),
+  CHECK_INT(map(409, "{\"code\":\"already_exists\",\"message\":\"directory already exists\"}",
+                false, true, &e),
             CC_CONFLICT);
   CHECK_INT(map(400, "{\"code\":\"invalid_argument\",\"message\":\"x\"}", false, true, &e),
             CC_BAD_REQUEST);
@@ -64,8 +71,9 @@ static void test_error_mapping(void) {
   CHECK_INT(map(404, "{\"code\":404,\"message\":\"path '/a' does not exist\"}", false, true, &e),
             CC_NOT_FOUND);
   CHECK(!e.sandbox_gone);
-  CHECK_INT(map(507, "{\"code\":507,\"message\":\"not enough disk space available\"}", false, true, &e),
-            CC_TOO_LARGE);
+  CHECK_INT(
+      map(507, "{\"code\":507,\"message\":\"not enough disk space available\"}", false, true, &e),
+      CC_TOO_LARGE);
 
   CHECK_INT(cc_e2b_status_from_connect_code("unauthenticated"), CC_UPSTREAM_ERROR);
   CHECK_INT(cc_e2b_status_from_connect_code("permission_denied"), CC_FORBIDDEN);
@@ -134,10 +142,11 @@ static void test_sandbox(void) {
 
 static void test_info(void) {
   cc_e2b_info in;
-  const char *j = "{\"templateID\":\"t\",\"sandboxID\":\"i1\",\"clientID\":\"6532622b\","
-                  "\"startedAt\":\"2025-01-01T00:00:00Z\",\"endAt\":\"2025-01-01T00:05:00Z\","
-                  "\"cpuCount\":2,\"memoryMB\":512,\"diskSizeMB\":1024,\"state\":\"running\","
-                  "\"envdVersion\":\"0.4.3\"}";
+  const char *j =
+      "{\"templateID\":\"t\",\"sandboxID\":\"i1\",\"clientID\":\"6532622b\","
+      "\"startedAt\":\"2025-01-01T00:00:00Z\",\"endAt\":\"2025-01-01T00:05:00Z\","
+      "\"cpuCount\":2,\"memoryMB\":512,\"diskSizeMB\":1024,\"state\":\"running\","
+      "\"envdVersion\":\"0.4.3\"}";
   CHECK_INT(cc_e2b_info_parse(j, strlen(j), &in), CC_OK);
   CHECK_STR(in.state, "running");
   CHECK_INT(in.cpu_count, 2);
@@ -189,9 +198,10 @@ static void test_entries(void) {
 
 static void test_processes(void) {
   cc_e2b_process_list l;
-  const char *j = "{\"processes\":[{\"config\":{\"cmd\":\"/bin/bash\",\"args\":[\"-l\",\"-c\","
-                  "\"sleep 10\"],\"envs\":{\"A\":\"1\"},\"cwd\":\"/tmp\"},\"pid\":42,\"tag\":\"dev\"},"
-                  "{\"config\":{\"cmd\":\"/bin/true\"},\"pid\":\"43\"}]}";
+  const char *j =
+      "{\"processes\":[{\"config\":{\"cmd\":\"/bin/bash\",\"args\":[\"-l\",\"-c\","
+      "\"sleep 10\"],\"envs\":{\"A\":\"1\"},\"cwd\":\"/tmp\"},\"pid\":42,\"tag\":\"dev\"},"
+      "{\"config\":{\"cmd\":\"/bin/true\"},\"pid\":\"43\"}]}";
   CHECK_INT(cc_e2b_processes_parse(j, strlen(j), &l), CC_OK);
   CHECK_INT(l.count, 2);
   if (l.count == 2) {
