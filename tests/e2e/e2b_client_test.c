@@ -426,6 +426,26 @@ static void test_threads(void) {
   CHECK_INT(bad, 0);
 }
 
+/* A wrong envd access token is OUR credential problem: upstream_error, never unauthorized. */
+static void test_wrong_envd_token(void) {
+  cc_e2b_sandbox bad = g_sb;
+  snprintf(bad.envd_access_token, sizeof bad.envd_access_token, "not-the-token");
+  cc_e2b_error e;
+  cc_e2b_exec_opts o = {.cmd = "true", .timeout_ms = 10000};
+  cc_e2b_exec_result res;
+  cc_status st = cc_e2b_exec(g_c, &bad, &o, &res, &e);
+  note(&e);
+  CHECK_INT(st, CC_UPSTREAM_ERROR);
+  CHECK_INT(e.http_status, 401);
+  CHECK(!res.started);
+  CHECK_INT(cc_e2b_stat(g_c, &bad, "/home/user", NULL, &e), CC_UPSTREAM_ERROR);
+  char *data;
+  size_t len;
+  CHECK_INT(cc_e2b_read_file(g_c, &bad, "/home/user/rel.txt", 0, &data, &len, &e),
+            CC_UPSTREAM_ERROR);
+  CHECK(strstr(e.message, g_sb.envd_access_token) == NULL);
+}
+
 static void test_kill_and_gone(void) {
   cc_e2b_error e;
   CHECK_INT(cc_e2b_kill(g_c, g_sb.id, &e), CC_OK);
@@ -512,6 +532,7 @@ int main(int argc, char **argv) {
     RUN(test_files);
     RUN(test_connection_reuse);
     RUN(test_threads);
+    RUN(test_wrong_envd_token);
     RUN(test_kill_and_gone);
   }
   RUN(test_bad_credentials_and_unreachable);
