@@ -68,6 +68,17 @@ function hostPidsWith(marker) {
   return found;
 }
 
+/** Polls cond() (bounded) until it is true; returns its last value. */
+async function eventually(cond, ms = 10_000) {
+  const end = Date.now() + ms;
+  let v = await cond();
+  while (!v && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 50));
+    v = await cond();
+  }
+  return v;
+}
+
 function rssKiB(pid) {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m[1]);
@@ -249,14 +260,15 @@ for host in ["127.0.0.1", "10.0.2.2", "10.0.2.3"]:
     const k = await Sandbox.create({ timeoutMs: 120_000 });
     await k.commands.run(`sleep ${marker}1 & sleep ${marker}2 & (sleep ${marker}3 &) ; true`);
     await k.commands.run(`sleep ${marker}4`, { background: true });
-    assert.ok(hostPidsWith(`sleep\0${marker}`).length >= 4, 'the sleepers are visible on the host before');
+    assert.ok(await eventually(() => hostPidsWith(`sleep\0${marker}`).length === 4), 'the sleepers are visible on the host before');
     await k.kill();
     assert.deepEqual(hostPidsWith(`sleep\0${marker}`), []);
 
-    const t = await Sandbox.create({ timeoutMs: 1_000 });
+    const t = await Sandbox.create({ timeoutMs: 5_000 });
     const marker2 = `8${randomBytes(4).readUInt32BE(0)}`;
-    await t.commands.run(`nohup sleep ${marker2} >/dev/null 2>&1 &`).catch(() => {});
-    const deadline = Date.now() + 20_000;
+    await t.commands.run(`sleep ${marker2}`, { background: true, timeoutMs: 0 });
+    assert.ok(await eventually(() => hostPidsWith(`sleep\0${marker2}`).length === 1), 'the sleeper is visible on the host before');
+    const deadline = Date.now() + 30_000;
     while (Date.now() < deadline && (await t.isRunning())) await new Promise((r) => setTimeout(r, 100));
     assert.equal(await t.isRunning(), false);
     assert.deepEqual(hostPidsWith(`sleep\0${marker2}`), []);
