@@ -66,3 +66,19 @@ test('an aborted signal ends the call with code canceled', async () => {
   await assert.rejects(c.executeCommand('sleep 5', 'p1', { signal: ac.signal }), { code: 'canceled' });
   await c.close();
 });
+
+test('a worker that accepts but never answers: calls end with code timeout', async () => {
+  const held = [];
+  const srv = net.createServer((s) => held.push(s)); // accepts, reads nothing, answers nothing
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const c = await CodeCanvas.connect({ workerUrl: `http://127.0.0.1:${srv.address().port}`, token: 't',
+      persist: false, requestTimeoutMs: 300 });
+    assert.equal(c.online, false); // hello timed out: the client starts offline
+    await assert.rejects(c.getProjectInfo('p1'), (e) => e instanceof CodeCanvasError && e.code === 'timeout' && e.retryable);
+    await c.close();
+  } finally {
+    for (const s of held) s.destroy();
+    await new Promise((r) => srv.close(r));
+  }
+});
