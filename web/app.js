@@ -34,7 +34,8 @@ const el = {
 
 const TOKEN_KEY = 'codecanvas.token';
 const HISTORY_LIMIT = 50;            // records shown
-const HISTORY_FETCH = 200;           // records asked for (reads are filtered out before showing)
+const HISTORY_FETCH = 200;
+const MAX_CACHE_HITS = 20;           // cache-served runs remembered per project (page-side)           // records asked for (reads are filtered out before showing)
 // Every operation is a record; the ones that only read (the file tree, opening a file) would
 // bury the commands, so the history list leaves them out.
 const QUIET_OPS = new Set(['listDir', 'readFile', 'listProcesses', 'getHistory', 'getResult', 'getProject', 'listProjects']);
@@ -64,6 +65,7 @@ const state = {
   lastFile: null,        // the file in the editor, reopened when the project is shown again
   connGen: 0,            // increases on every disconnect; a stale connect() stops
   projectsLoaded: false, // a project list has been received (from the worker or the cache)
+  cacheHits: [],         // this project's runs answered from a cache: no worker record exists
 };
 
 const term = new AnsiRenderer(el.terminal);
@@ -124,6 +126,7 @@ async function saveSnapshot() {
     s.perProject[state.projectId] = {
       info: state.info ?? prev.info ?? null,
       history: state.history.slice(0, HISTORY_LIMIT),
+      cacheHits: state.cacheHits.slice(0, MAX_CACHE_HITS),
       lastFile: state.lastFile ?? prev.lastFile ?? null,
       output: state.output ? trimOutput(state.output) : prev.output ?? null,
     };
@@ -349,7 +352,7 @@ async function disconnect({ keepBanner = false } = {}) {
   state.client = null;
   if (c) { try { await c.close(); } catch { /* closing is best effort */ } }
   Object.assign(state, { token: null, tokenKey: null, online: null, projects: [], projectId: null,
-    info: null, history: [], output: null, lastFile: null, fileDirty: false, projectsLoaded: false });
+    info: null, history: [], cacheHits: [], output: null, lastFile: null, fileDirty: false, projectsLoaded: false });
   snapshotData = null;
   el.editor.value = '';
   el.filePath.value = 'main.py';
@@ -500,6 +503,7 @@ function paintSnapshot(s) {
   const p = state.projectId ? s.perProject?.[state.projectId] : null;
   state.info = p?.info ?? null;
   state.history = p?.history ?? [];
+  state.cacheHits = p?.cacheHits ?? [];
   el.history.dataset.source = 'saved'; // the page's snapshot, until the client answers
   state.lastFile = p?.lastFile ?? null;
   if (state.lastFile) el.filePath.value = state.lastFile;
@@ -568,7 +572,7 @@ function askDelete(li, id) {
     text.textContent = `Deleting ${id}…`;
     try {
       await call((c) => c.deleteProject(id));
-      if (state.projectId === id) { state.projectId = null; state.info = null; state.history = []; state.output = null; }
+      if (state.projectId === id) { state.projectId = null; state.info = null; state.history = []; state.cacheHits = []; state.output = null; }
       await refreshAll();
       renderOutput();
     } catch (e) {
@@ -643,9 +647,24 @@ function badge(text, cls) {
   return b;
 }
 
+// Milliseconds since the epoch of a record time (number of ms or s, or an ISO string).
+function toMs(t) {
+  if (typeof t === 'number') return t < 1e12 ? t * 1000 : t;
+  const v = Date.parse(t ?? '');
+  return Number.isNaN(v) ? 0 : v;
+}
+
+// The worker's records plus this page's cache hits (a cache hit makes no record), newest first.
+function historyRows() {
+  const rows = state.history.concat(state.cacheHits);
+  rows.sort((a, b) => toMs(b.createdAt ?? b.finishedAt) - toMs(a.createdAt ?? a.finishedAt));
+  return rows.slice(0, HISTORY_LIMIT);
+}
+
 function renderHistory() {
   el.history.textContent = '';
-  for (const r of state.history) {
+  const rows = historyRows();
+  for (const r of rows) {
     const li = document.createElement('li');
     const btn = document.createElement('button');
     btn.type = 'button';
@@ -653,6 +672,7 @@ function renderHistory() {
     btn.dataset.id = r.id;
     const status = recordStatus(r);
     btn.dataset.status = status;
+    if (r.cached) btn.dataset.cached = 'true';
     const top = document.createElement('span');
     top.className = 'hist-top';
     const cmd = document.createElement('code');
@@ -675,7 +695,7 @@ function renderHistory() {
     li.append(btn);
     el.history.append(li);
   }
-  el.historyEmpty.hidden = state.history.length > 0 || !state.projectId;
+  el.historyEmpty.hidden = rows.length > 0 || !state.projectId;
   el.historyEmpty.textContent = 'Nothing run yet.';
 }
 
@@ -787,6 +807,7 @@ async function selectProject(id) {
   const saved = snapshotData?.perProject?.[id];
   state.info = saved?.info ?? null;
   state.history = saved?.history ?? [];
+  state.cacheHits = saved?.cacheHits ?? [];
   state.output = saved?.output ? { ...saved.output, source: 'saved' } : null;
   state.lastFile = saved?.lastFile ?? null;
   state.fileDirty = false;
@@ -911,6 +932,12 @@ async function runCommand() {
     const { stdout, stderr, ...meta } = res;
     out.result = meta;
     showResult(meta, 'live');
+    if (meta.cached) {
+      state.cacheHits.unshift({ ...meta, op: 'exec', input: { cmd }, status: recordStatus(meta),
+        createdAt: Date.now() });
+      state.cacheHits.length = Math.min(state.cacheHits.length, MAX_CACHE_HITS);
+      renderHistory();
+    }
   } catch (e) {
     if (state.output !== out) return;
     const aborted = ac.signal.aborted || e?.name === 'AbortError' || e?.code === 'canceled';

@@ -170,6 +170,12 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await page.locator('#run-status .cached').waitFor(WAIT);
     assert.equal(await page.locator('#run-status').getAttribute('data-status'), 'success');
     assert.match(await page.locator('#terminal').innerText(), /done: released/);
+    // the history shows the rerun on top, marked cached, beside the original run
+    const top = page.locator('#history .hist-item').first();
+    await page.locator('#history .hist-item[data-cached="true"]').first().waitFor(WAIT);
+    assert.equal(await top.getAttribute('data-cached'), 'true');
+    assert.match(await top.innerText(), /python3 main\.py[\s\S]*cached/);
+    assert.equal(await page.locator('#history .hist-item:not([data-cached])', { hasText: 'python3 main.py' }).count(), 1);
     await shot(page, '04-cached');
   });
 
