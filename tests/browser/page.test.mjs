@@ -133,6 +133,14 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await shot(page, '02-connected');
   });
 
+  await step('every control has a label', async () => {
+    const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, textarea, select, button')]
+      .filter((c) => !(c.labels?.length || c.getAttribute('aria-label') || c.getAttribute('aria-labelledby')
+        || (c.tagName === 'BUTTON' && c.textContent.trim())))
+      .map((c) => c.outerHTML.slice(0, 80)));
+    assert.deepEqual(unlabelled, []);
+  });
+
   await step('write a file in the editor', async () => {
     await page.getByLabel('File', { exact: true }).fill('main.py');
     await page.getByLabel('File content').fill(PROGRAM);
