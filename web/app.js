@@ -410,6 +410,7 @@ async function loadProjects() {
     const res = await call((c) => c.listProjects());
     state.projects = asList(res, 'projects');
     state.projectsLoaded = true;
+    if (!el.banner.hidden && el.banner.dataset.kind === 'error' && !res?.stale) hideBanner(); // earlier failure is over
     renderProjects();
     saveSnapshotSoon();
   } catch (e) {
