@@ -79,7 +79,13 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
   const rpcCalls = [];
-  page.on('request', (r) => { if (r.url().endsWith('/v1/rpc')) rpcCalls.push(r); });
+  const foreign = []; // requests to anywhere but the worker and sandbox previews (*.localhost)
+  ctx.on('request', (r) => {
+    const u = new URL(r.url());
+    if (r.url().endsWith('/v1/rpc')) rpcCalls.push(r);
+    if (u.protocol !== 'data:' && u.protocol !== 'about:' && u.hostname !== '127.0.0.1' && !u.hostname.endsWith('.localhost'))
+      foreign.push(r.url());
+  });
 
   // The steps build on each other: once one fails, the rest are skipped instead of each
   // waiting out its timeouts.
@@ -331,5 +337,6 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
   });
 
   assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+  assert.deepEqual(foreign, [], 'no external network resources');
   assert.ok(rpcCalls.length > 0);
 });
