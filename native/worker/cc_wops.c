@@ -1151,7 +1151,7 @@ static cc_status dispatch(op *o, char **response) {
       cJSON_AddItemToObject(r, "items", j);
       if (next) cJSON_AddStringToObject(r, "next", next);
       free(next);
-      st = respond_ok(o, r, response);
+      st = cc_wjson_encode_ok(o->req->id, r, g, response); /* g: read just before the page */
       cJSON_Delete(r);
       return st;
     }
