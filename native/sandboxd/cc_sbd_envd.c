@@ -28,6 +28,7 @@
 #define HOME "/home/user"
 #define MAX_LIST_ENTRIES 100000
 #define STDIN_TIMEOUT_MS 10000
+#define WATCH_TAG "cc-sandboxd-watch" /* the tag of WatchDir's helper process */
 
 /* ---------- small helpers ---------- */
 
@@ -241,6 +242,14 @@ typedef struct {
   uint8_t *out;
   size_t out_len, out_off, out_cap;
   bool done;
+  /* WatchDir: the stream relays the lines of an inotify helper process (watch_pid) */
+  bool watch;
+  bool watch_started;
+  uint32_t watch_pid;
+  char line[8192];
+  size_t line_len;
+  char err[512];
+  size_t err_len;
 } stream;
 
 static bool push_envelope(stream *s, uint8_t flags, const char *payload) {
@@ -317,6 +326,64 @@ static void push_event(stream *s, const cc_sbx_event *ev) {
   }
 }
 
+/* One line of the WatchDir helper: "READY" or "<TYPE> <JSON string name>". */
+static void watch_line(stream *s, const char *line) {
+  if (strcmp(line, "READY") == 0) {
+    if (!s->watch_started) {
+      s->watch_started = true;
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddObjectToObject(o, "start");
+      push_json(s, 0, o);
+    }
+    return;
+  }
+  const char *sp = strchr(line, ' ');
+  if (!sp || !s->watch_started) return;
+  cJSON *name = cJSON_Parse(sp + 1);
+  if (cJSON_IsString(name)) {
+    char type[48];
+    snprintf(type, sizeof type, "EVENT_TYPE_%.*s", (int)(sp - line), line);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *ev = cJSON_AddObjectToObject(o, "filesystem");
+    cJSON_AddStringToObject(ev, "name", name->valuestring);
+    cJSON_AddStringToObject(ev, "type", type);
+    push_json(s, 0, o);
+  }
+  cJSON_Delete(name);
+}
+
+/* Turns a runtime event of the WatchDir helper into envelopes. */
+static void push_watch_event(stream *s, const cc_sbx_event *ev) {
+  switch (ev->type) {
+  case CC_SBX_EV_STDOUT:
+    for (size_t i = 0; i < ev->len; i++) {
+      char ch = (char)ev->data[i];
+      if (ch == '\n') {
+        s->line[s->line_len] = 0;
+        watch_line(s, s->line);
+        s->line_len = 0;
+      } else if (s->line_len + 1 < sizeof s->line) {
+        s->line[s->line_len++] = ch;
+      }
+    }
+    break;
+  case CC_SBX_EV_STDERR: {
+    size_t n = ev->len < sizeof s->err - 1 - s->err_len ? ev->len : sizeof s->err - 1 - s->err_len;
+    memcpy(s->err + s->err_len, ev->data, n);
+    s->err_len += n;
+    s->err[s->err_len] = 0;
+    break;
+  }
+  case CC_SBX_EV_END:
+    s->watch_pid = 0;
+    if (s->watch_started) push_eos(s, CC_CONNECT_OK, NULL);
+    else push_eos(s, CC_CONNECT_INTERNAL, s->err_len ? s->err : "the directory watcher ended");
+    break;
+  default:
+    break;
+  }
+}
+
 static bool client_gone(int fd) {
   if (fd < 0) return false;
   struct pollfd p = {.fd = fd, .events = POLLRDHUP};
@@ -358,17 +425,26 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
       continue;
     }
     if (ev.type != CC_SBX_EV_NONE) {
-      push_event(s, &ev);
+      if (s->watch) push_watch_event(s, &ev);
+      else push_event(s, &ev);
       continue;
     }
     if (client_gone(s->conn_fd)) return MHD_CONTENT_READER_END_WITH_ERROR;
-    if (cc_sbd_now_ms() - s->last_sent_ms >= s->keepalive_ms)
-      push_json(s, 0, event_wrap("keepalive", cJSON_CreateObject()));
+    if (cc_sbd_now_ms() - s->last_sent_ms >= s->keepalive_ms && (!s->watch || s->watch_started)) {
+      if (s->watch) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddObjectToObject(o, "keepalive");
+        push_json(s, 0, o);
+      } else {
+        push_json(s, 0, event_wrap("keepalive", cJSON_CreateObject()));
+      }
+    }
   }
 }
 
 static void stream_free(void *cls) {
   stream *s = cls;
+  if (s->watch && s->watch_pid) cc_sbx_proc_signal(s->sb->sbx, s->watch_pid, 9, NULL);
   cc_sbx_sub_free(s->sub);
   cc_sbd_unref(s->sb);
   free(s->out);
@@ -566,6 +642,7 @@ static enum MHD_Result process_list(cc_sbd_req *r) {
   cJSON *o = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(o, "processes");
   for (size_t i = 0; i < n; i++) {
+    if (list[i].tag && strcmp(list[i].tag, WATCH_TAG) == 0) continue; /* WatchDir's helper */
     cJSON *p = cJSON_CreateObject();
     cJSON *cfg = cJSON_AddObjectToObject(p, "config");
     cJSON_AddStringToObject(cfg, "cmd", list[i].cmd ? list[i].cmd : "");
@@ -717,6 +794,92 @@ static enum MHD_Result fs_rpc(cc_sbd_req *r, const char *method, cJSON *msg) {
   return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_UNIMPLEMENTED,
                                       "filesystem.Filesystem/%s is not implemented by "
                                       "codecanvas-sandboxd", method);
+}
+
+/* ---------- WatchDir ---------- */
+
+/* The directory watcher: the runtime offers no inotify, so WatchDir runs this small python3
+ * program inside the sandbox (as the sandbox user, in the sandbox's view of the files) and
+ * relays its lines: "READY" once the watches are set, then "<TYPE> <JSON name>" per event,
+ * named like fsnotify's (a moved-in file is CREATE, a moved-out one RENAME), relative to the
+ * watched directory.  Without python3 in the sandbox WatchDir is unimplemented. */
+static const char watch_program[] =
+    "import ctypes, json, os, struct, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "root, rec = sys.argv[1], sys.argv[2] == \"1\"\n"
+    "fd = libc.inotify_init1(os.O_CLOEXEC)\n"
+    "MASK = 0x100 | 0x2 | 0x200 | 0x40 | 0x80 | 0x4\n"
+    "wds = {}\n"
+    "def add(d):\n"
+    "    wd = libc.inotify_add_watch(fd, d.encode(), MASK)\n"
+    "    if wd >= 0:\n"
+    "        wds[wd] = d\n"
+    "add(root)\n"
+    "if rec:\n"
+    "    for dp, dns, _ in os.walk(root):\n"
+    "        for dn in dns:\n"
+    "            add(os.path.join(dp, dn))\n"
+    "print(\"READY\", flush=True)\n"
+    "KINDS = ((0x100, \"CREATE\"), (0x80, \"CREATE\"), (0x2, \"WRITE\"), (0x200, \"REMOVE\"), (0x40, \"RENAME\"), (0x4, \"CHMOD\"))\n"
+    "while True:\n"
+    "    buf = os.read(fd, 65536)\n"
+    "    i = 0\n"
+    "    while i + 16 <= len(buf):\n"
+    "        wd, mask, cookie, ln = struct.unpack_from(\"iIII\", buf, i)\n"
+    "        name = buf[i + 16:i + 16 + ln].rstrip(b\"\\0\").decode(errors=\"replace\")\n"
+    "        i += 16 + ln\n"
+    "        d = wds.get(wd)\n"
+    "        if d is None:\n"
+    "            continue\n"
+    "        full = os.path.join(d, name) if name else d\n"
+    "        rel = os.path.relpath(full, root)\n"
+    "        out = [k + \" \" + json.dumps(rel) for bit, k in KINDS if mask & bit]\n"
+    "        if out:\n"
+    "            print(\"\\n\".join(out), flush=True)\n"
+    "        if rec and mask & 0x40000000 and mask & (0x100 | 0x80):\n"
+    "            add(full)\n";
+
+
+static enum MHD_Result fs_watch(cc_sbd_req *r, cJSON *msg) {
+  const char *path = json_str(msg, "path");
+  bool recursive = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "recursive"));
+  char abs[4096];
+  if (!resolve_path(path ? path : "", abs, sizeof abs))
+    return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "invalid path %s", path ? path : "");
+  cc_sbx_err err = {0};
+  cc_sbx_entry e = {0};
+  cc_status st = cc_sbx_fs_stat(r->sb->sbx, abs, &e, &err);
+  cc_sbx_filetype type = e.type;
+  cc_sbx_entry_cleanup(&e);
+  if (st == CC_NOT_FOUND || err.kind == CC_SBX_ERR_NOT_FOUND)
+    return stream_error(r, CC_CONNECT_NOT_FOUND, "path %s not found: %s", abs, err_msg(&err, st));
+  if (st != CC_OK) return stream_error(r, connect_code_of(err.kind), "%s", err_msg(&err, st));
+  if (type != CC_SBX_FT_DIR)
+    return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "path %s not a directory", abs);
+  const char *args[] = {"-c", watch_program, abs, recursive ? "1" : "0"};
+  long t = header_timeout_ms(r);
+  cc_sbx_proc_spec spec = {
+    .cmd = "python3",
+    .args = args,
+    .n_args = 4,
+    .tag = WATCH_TAG,
+    .stdin_pipe = false,
+    .timeout_ms = t > 0 ? (uint64_t)t + 1000 : 0,
+  };
+  stream *s = stream_new(r);
+  if (!s) return stream_error(r, CC_CONNECT_INTERNAL, "out of memory");
+  s->watch = true;
+  st = cc_sbx_proc_start(r->sb->sbx, &spec, &s->watch_pid, &s->sub, &err);
+  if (st != CC_OK) {
+    s->watch_pid = 0;
+    stream_free(s);
+    if (err.kind == CC_SBX_ERR_NOT_FOUND)
+      return stream_error(r, CC_CONNECT_UNIMPLEMENTED,
+                          "WatchDir needs python3 inside the sandbox: %s", err_msg(&err, st));
+    return stream_error(r, connect_code_of(err.kind), "%s", err_msg(&err, st));
+  }
+  if (t > 0) s->deadline_ms = cc_sbd_now_ms() + t;
+  return stream_respond(r, s);
 }
 
 /* ---------- /files ---------- */
@@ -1093,9 +1256,14 @@ enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r) {
   if (pass) MHD_free(pass);
 
   bool streaming = is_proc && (strcmp(method, "Start") == 0 || strcmp(method, "Connect") == 0);
-  if (is_fs && strcmp(method, "WatchDir") == 0)
-    return stream_error(r, CC_CONNECT_UNIMPLEMENTED,
-                        "filesystem.Filesystem/WatchDir is not implemented by codecanvas-sandboxd");
+  if (is_fs && strcmp(method, "WatchDir") == 0) {
+    if (!uok) return stream_error(r, CC_CONNECT_UNAUTHENTICATED, "invalid username: '%s'", ubuf);
+    cJSON *msg = stream_request(r);
+    if (!msg) return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "request must be one JSON envelope");
+    enum MHD_Result res = fs_watch(r, msg);
+    cJSON_Delete(msg);
+    return res;
+  }
   if (streaming) {
     if (!uok) return stream_error(r, CC_CONNECT_UNAUTHENTICATED, "invalid username: '%s'", ubuf);
     cJSON *msg = stream_request(r);

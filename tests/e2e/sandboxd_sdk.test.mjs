@@ -300,6 +300,31 @@ describe('sandbox', () => {
     await assert.rejects(sbx.files.getInfo('/home/user/nope'), NotFoundError);
   });
 
+  test('files.watchDir reports creates, writes, renames and removes, recursively', async () => {
+    await sbx.files.makeDir('/home/user/watched/sub');
+    const events = [];
+    const until = async (pred) => {
+      for (let i = 0; i < 200 && !pred(); i++) await new Promise((r) => setTimeout(r, 25));
+      return pred();
+    };
+    const has = (name, type) => () => events.some((e) => e.name === name && e.type === type);
+    const h = await sbx.files.watchDir('/home/user/watched', (e) => events.push(e), { recursive: true });
+    await sbx.files.write('/home/user/watched/a.txt', 'a');
+    assert.ok(await until(has('a.txt', 'create')), JSON.stringify(events));
+    await sbx.commands.run('echo more >> /home/user/watched/a.txt; mv /home/user/watched/a.txt /home/user/watched/b.txt; touch /home/user/watched/sub/deep.txt; rm /home/user/watched/b.txt');
+    assert.ok(await until(has('a.txt', 'write')), JSON.stringify(events));
+    assert.ok(await until(has('a.txt', 'rename')), JSON.stringify(events));
+    assert.ok(await until(has('b.txt', 'remove')), JSON.stringify(events));
+    assert.ok(await until(has('sub/deep.txt', 'create')), JSON.stringify(events));
+    // the watcher is not one of the user's processes, and it ends with the watch
+    assert.ok(!(await sbx.commands.list()).some((p) => p.cmd === 'python3'));
+    await h.stop();
+    let left = '1';
+    for (let i = 0; i < 100 && left !== '0'; i++) left = (await sbx.commands.run("pgrep -c -f 'inotify_[i]nit1' || true")).stdout.trim();
+    assert.equal(left, '0');
+    await assert.rejects(sbx.files.watchDir('/home/user/not-there', () => {}), NotFoundError);
+  });
+
   test('signed upload and download URLs', async () => {
     const up = await sbx.uploadUrl('/home/user/signed.txt', { useSignatureExpiration: 60 });
     const form = new FormData();
@@ -317,6 +342,40 @@ describe('sandbox', () => {
     assert.equal((await f.json()).code, 401);
     const expired = await sbx.downloadUrl('/home/user/signed.txt', { useSignatureExpiration: -10 });
     assert.equal((await fetch(expired)).status, 401);
+  });
+
+  test('envd is also reachable by the Host form 49983-<id>.localhost:<port>', async () => {
+    const token = sbx.envdAccessToken;
+    const viaHost = (path, init = {}) =>
+      new Promise((resolve, reject) => {
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port: sd.port,
+            path,
+            method: init.method ?? 'GET',
+            headers: { Host: sbx.getHost(49983), 'X-Access-Token': token, ...(init.headers ?? {}) },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (d) => (body += d));
+            res.on('end', () => resolve({ status: res.statusCode, body }));
+          },
+        );
+        req.on('error', reject);
+        req.end(init.body);
+      });
+    assert.equal((await viaHost('/health')).status, 204);
+    await sbx.files.write('/home/user/host-routed.txt', 'by host');
+    const r = await viaHost('/files?path=/home/user/host-routed.txt');
+    assert.deepEqual(r, { status: 200, body: 'by host' });
+    const stat = await viaHost('/filesystem.Filesystem/Stat', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ path: '/home/user/host-routed.txt' }),
+    });
+    assert.equal(stat.status, 200);
+    assert.equal(JSON.parse(stat.body).entry.size, '7');
   });
 
   test('envd rejects a wrong access token with 401', async () => {
