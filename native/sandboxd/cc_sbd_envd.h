@@ -3,8 +3,9 @@
  * for each sandbox: GET /health, GET/POST /files (with signed URLs), GET /envs, the
  * process.Process Connect service (Start/Connect streams, List, SendInput, CloseStdin,
  * SendSignal, Update) and the filesystem.Filesystem service (Stat, MakeDir, Move, ListDir,
- * Remove, and the WatchDir stream).  Everything that touches the sandbox goes through the runtime (cc_sbx), which runs
- * it inside the sandbox; this module only speaks the protocol (e2b-protocol.md §2-§6).
+ * Remove, and the WatchDir stream).  Everything that touches the sandbox goes through the
+ * runtime (cc_sbx), which runs it inside the sandbox; this module only speaks the protocol
+ * (e2b-protocol.md §2-§6).
  *
  * Ownership: functions here borrow the request; streams hold their own sandbox reference.
  */
