@@ -236,7 +236,7 @@ static void test_timeout(void) {
   rec r = {0};
   cc_e2b_exec_result res;
   cc_e2b_error e;
-  cc_status st = run("echo started; sleep 30", &r, 1000, false, &res, &e);
+  cc_status st = run("echo started; sleep 30", &r, 3000, false, &res, &e);
   CHECK_INT(st, CC_TIMEOUT);
   CHECK(res.timed_out);
   CHECK_STR(r.out, "started\n");
