@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cc_e2b.h"
 #include "cc_test.h"
@@ -426,6 +427,66 @@ static void test_threads(void) {
   CHECK_INT(bad, 0);
 }
 
+/* Cancel from ANOTHER thread (the worker's client-disconnect path), several at once. */
+static pthread_mutex_t xc_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t xc_cv = PTHREAD_COND_INITIALIZER;
+
+typedef struct {
+  atomic_int cancel;
+  bool started; /* under xc_mu */
+  cc_e2b_exec_result res;
+  cc_status st;
+} xcancel;
+
+static cc_e2b_action xcancel_event(void *ctx, const cc_e2b_event *ev) {
+  xcancel *x = ctx;
+  if (ev->type == CC_E2B_EVENT_START) {
+    pthread_mutex_lock(&xc_mu);
+    x->started = true;
+    pthread_cond_broadcast(&xc_cv);
+    pthread_mutex_unlock(&xc_mu);
+  }
+  return CC_E2B_CONTINUE;
+}
+
+static void *xcancel_main(void *arg) {
+  xcancel *x = arg;
+  cc_e2b_exec_opts o = {
+      .cmd = "sleep 60", .cancel = &x->cancel, .on_event = xcancel_event, .ctx = x};
+  cc_e2b_error e;
+  x->st = cc_e2b_exec(g_c, &g_sb, &o, &x->res, &e);
+  return NULL;
+}
+
+static void test_cancel_from_other_threads(void) {
+  enum { N = 4 };
+  xcancel x[N];
+  pthread_t t[N];
+  for (int i = 0; i < N; i++) {
+    memset(&x[i], 0, sizeof x[i]);
+    pthread_create(&t[i], NULL, xcancel_main, &x[i]);
+  }
+  /* Wait for each start event (bounded: 60 s), then cancel it from this thread. */
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 60;
+  for (int i = 0; i < N; i++) {
+    pthread_mutex_lock(&xc_mu);
+    while (!x[i].started && pthread_cond_timedwait(&xc_cv, &xc_mu, &until) == 0) {
+    }
+    bool started = x[i].started;
+    pthread_mutex_unlock(&xc_mu);
+    CHECK(started);
+    atomic_store(&x[i].cancel, 1);
+  }
+  for (int i = 0; i < N; i++) {
+    pthread_join(t[i], NULL);
+    CHECK_INT(x[i].st, CC_OK);
+    CHECK(x[i].res.canceled && !x[i].res.kill_failed);
+    CHECK(x[i].res.pid > 0 && !process_running(x[i].res.pid));
+  }
+}
+
 /* A wrong envd access token is OUR credential problem: upstream_error, never unauthorized. */
 static void test_wrong_envd_token(void) {
   cc_e2b_sandbox bad = g_sb;
@@ -532,6 +593,7 @@ int main(int argc, char **argv) {
     RUN(test_files);
     RUN(test_connection_reuse);
     RUN(test_threads);
+    RUN(test_cancel_from_other_threads);
     RUN(test_wrong_envd_token);
     RUN(test_kill_and_gone);
   }
