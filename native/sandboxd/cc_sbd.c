@@ -181,43 +181,46 @@ cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_
     return CC_INTERNAL;
   }
 
+  /* the slot is taken before the runtime starts, so concurrent creates never exceed the
+   * limit, not even for a moment */
   pthread_mutex_lock(&srv->mu);
-  if (srv->stopping || (long)srv->n_boxes >= srv->cfg.max_sandboxes) {
+  if (srv->stopping || (long)(srv->n_boxes + srv->n_starting) >= srv->cfg.max_sandboxes) {
     pthread_mutex_unlock(&srv->mu);
     sandbox_free(sb);
     snprintf(msg, msg_size, "maximum number of sandboxes (%ld) reached",
              srv->cfg.max_sandboxes);
     return CC_RATE_LIMITED;
   }
-  /* reserve the slot while the runtime starts (outside the lock) */
+  srv->n_starting++;
+  sb->seq = ++srv->next_seq;
+  pthread_mutex_unlock(&srv->mu);
+
+  cc_status st = runtime_start(sb, msg, msg_size);
+
+  pthread_mutex_lock(&srv->mu);
+  srv->n_starting--;
+  if (st == CC_OK && srv->stopping) {
+    st = CC_SANDBOX_UNAVAILABLE;
+    snprintf(msg, msg_size, "sandboxd is shutting down");
+  }
+  if (st != CC_OK) {
+    pthread_mutex_unlock(&srv->mu);
+    runtime_stop(sb);
+    sandbox_free(sb);
+    return st == CC_SANDBOX_UNAVAILABLE || st == CC_RATE_LIMITED ? st : CC_INTERNAL;
+  }
   if (srv->n_boxes == srv->cap_boxes) {
     size_t nc = srv->cap_boxes ? srv->cap_boxes * 2 : 16;
     cc_sbd_sandbox **nb = realloc(srv->boxes, nc * sizeof *nb);
     if (!nb) {
       pthread_mutex_unlock(&srv->mu);
+      runtime_stop(sb);
       sandbox_free(sb);
+      snprintf(msg, msg_size, "out of memory");
       return CC_INTERNAL;
     }
     srv->boxes = nb;
     srv->cap_boxes = nc;
-  }
-  sb->seq = ++srv->next_seq;
-  pthread_mutex_unlock(&srv->mu);
-
-  cc_status st = runtime_start(sb, msg, msg_size);
-  if (st != CC_OK) {
-    sandbox_free(sb);
-    return st;
-  }
-
-  pthread_mutex_lock(&srv->mu);
-  if (srv->stopping || (long)srv->n_boxes >= srv->cfg.max_sandboxes) {
-    pthread_mutex_unlock(&srv->mu);
-    runtime_stop(sb);
-    sandbox_free(sb);
-    snprintf(msg, msg_size, "maximum number of sandboxes (%ld) reached",
-             srv->cfg.max_sandboxes);
-    return CC_RATE_LIMITED;
   }
   sb->started_ms = cc_sbd_now_ms();
   sb->end_ms = sb->started_ms + (int64_t)o->timeout_s * 1000;

@@ -88,6 +88,7 @@ struct cc_sbd_server {
   uint64_t next_seq;
   cc_sbd_sandbox **boxes;
   size_t n_boxes, cap_boxes;
+  size_t n_starting;          /* creates between the limit check and insertion */
   /* recently killed sandboxes: token -> id, so late envd calls get 502, not 401 */
   struct { char token[CC_SBD_TOKEN_LEN + 1]; char id[CC_SBD_ID_LEN + 1]; } gone[256];
   size_t gone_next;
@@ -119,8 +120,9 @@ typedef struct {
 
 /*
  * Creates and starts a sandbox.  On success *out holds a reference.  Returns
- * CC_RATE_LIMITED when max_sandboxes are alive, CC_INTERNAL if the runtime fails (msg gets a
- * reason).
+ * CC_RATE_LIMITED when max_sandboxes are alive or starting (the slot is taken before the
+ * runtime starts), CC_SANDBOX_UNAVAILABLE when the runtime could not start it or sandboxd is
+ * shutting down, CC_INTERNAL otherwise; msg gets a reason in every failure case.
  */
 cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_sandbox **out,
                         char *msg, size_t msg_size);

@@ -266,6 +266,8 @@ static enum MHD_Result handle_create(cc_sbd_req *r) {
       cc_sbd_unref(sb);
     } else if (st == CC_RATE_LIMITED) {
       res = cc_sbd_respond_error(r->conn, 429, "%s", msg);
+    } else if (st == CC_SANDBOX_UNAVAILABLE) {
+      res = cc_sbd_respond_error(r->conn, 503, "could not start sandbox: %s", msg);
     } else {
       res = cc_sbd_respond_error(r->conn, 500, "could not start sandbox: %s", msg);
     }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 
-import { AuthenticationError, CommandExitError, NotFoundError, Sandbox, TimeoutError } from 'e2b';
+import { AuthenticationError, CommandExitError, NotFoundError, RateLimitError, Sandbox, TimeoutError } from 'e2b';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
 
@@ -114,6 +114,25 @@ describe('control plane', () => {
     await assert.rejects(Sandbox.connect(sbx.sandboxId), NotFoundError);
     const listed = await listAll({ query: { metadata: { suite: 'cp' } } });
     assert.deepEqual(listed, []);
+  });
+
+  test('--max-sandboxes: concurrent creates beyond the limit get 429 (RateLimitError)', async () => {
+    const small = await startSandboxd({ args: ['--max-sandboxes', '2'] });
+    const opts = { apiUrl: small.url, sandboxUrl: small.url, apiKey: small.apiKey, domain: `localhost:${small.port}` };
+    try {
+      const results = await Promise.allSettled([1, 2, 3, 4].map(() => Sandbox.create(opts)));
+      const ok = results.filter((r) => r.status === 'fulfilled');
+      const refused = results.filter((r) => r.status === 'rejected');
+      assert.equal(ok.length, 2);
+      assert.equal(refused.length, 2);
+      for (const r of refused) assert.ok(r.reason instanceof RateLimitError, String(r.reason));
+      await ok[0].value.kill();
+      const again = await Sandbox.create(opts); // a slot is free again
+      assert.equal((await again.commands.run('echo ok')).stdout, 'ok\n');
+    } finally {
+      const r = await small.stop();
+      assert.deepEqual(r, { code: 0, signal: null }, small.stderr);
+    }
   });
 
   test('a wrong API key is refused with AuthenticationError', async () => {
