@@ -25,6 +25,7 @@ const el = {
   editor: $('editor'), fileStatus: $('file-status'),
   runForm: $('run-form'), command: $('command'), useCache: $('use-cache'), runBtn: $('run-btn'), stopBtn: $('stop-btn'),
   runStatus: $('run-status'), terminal: $('terminal'),
+  clearCacheBtn: $('clear-cache-btn'), historyStatus: $('history-status'),
   history: $('history'), historyEmpty: $('history-empty'), historySource: $('history-source'), historyRefresh: $('history-refresh'),
   devForm: $('dev-form'), devPort: $('dev-port'), devCmd: $('dev-cmd'), devBtn: $('dev-btn'),
   devStatus: $('dev-status'), previewLink: $('preview-link'), previewWrap: $('preview-wrap'),
@@ -820,6 +821,7 @@ async function selectProject(id) {
   el.previewWrap.hidden = true;
   el.devStatus.textContent = '';
   el.fileStatus.textContent = '';
+  el.historyStatus.textContent = '';
   el.settingsStatus.textContent = '';
   renderProjects();
   renderProject();
@@ -980,6 +982,24 @@ async function showRecord(execId) {
   }
 }
 
+// Drops the project's cached command results (worker and client), so the next run executes.
+async function clearCache() {
+  const id = state.projectId;
+  if (!id) return;
+  el.clearCacheBtn.disabled = true;
+  el.historyStatus.textContent = 'Clearing the cache…';
+  try {
+    const r = await call((c) => c.clearCache(null, id));
+    if (id !== state.projectId) return;
+    const n = typeof r?.cleared === 'number' ? r.cleared : null;
+    el.historyStatus.textContent = n === null ? 'Cache cleared.' : `Cache cleared (${n} result${n === 1 ? '' : 's'}).`;
+  } catch (e) {
+    el.historyStatus.textContent = `Could not clear the cache: ${errText(e)}`;
+  } finally {
+    el.clearCacheBtn.disabled = false;
+  }
+}
+
 // JSON merge patch (RFC 7386) turning `from` into `to`.
 function mergeDiff(from, to) {
   const isObj = (v) => v && typeof v === 'object' && !Array.isArray(v);
@@ -1089,6 +1109,7 @@ el.retryBtn.addEventListener('click', () => { clearTimeout(state.retryTimer); st
 el.projectsRefresh.addEventListener('click', () => refreshAll());
 el.filesRefresh.addEventListener('click', () => loadFiles());
 el.historyRefresh.addEventListener('click', () => loadHistory());
+el.clearCacheBtn.addEventListener('click', () => clearCache());
 el.newProjectForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const id = el.newProject.value.trim();

@@ -193,6 +193,15 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await shot(page, '04-cached');
   });
 
+  await step('clear the cache: the next run executes again', async () => {
+    await page.getByRole('button', { name: 'Clear cache' }).click();
+    await page.locator('#history-status', { hasText: 'Cache cleared' }).waitFor(WAIT);
+    await page.getByLabel('Command', { exact: true }).press('Enter');
+    await page.locator('#run-status[data-status="success"]').waitFor(WAIT);
+    assert.equal(await page.locator('#run-status .cached').count(), 0, 'not served from a cache');
+    await page.locator('#history .hist-item:not([data-cached])', { hasText: 'python3 main.py' }).nth(1).waitFor(WAIT);
+  });
+
   await step('reload: history and last output come from IndexedDB before any network answer', async () => {
     let release;
     const gate = new Promise((r) => { release = r; });
