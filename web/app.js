@@ -29,7 +29,7 @@ const el = {
   history: $('history'), historyEmpty: $('history-empty'), historySource: $('history-source'), historyRefresh: $('history-refresh'),
   devForm: $('dev-form'), devPort: $('dev-port'), devCmd: $('dev-cmd'), devBtn: $('dev-btn'),
   devStatus: $('dev-status'), previewLink: $('preview-link'), previewWrap: $('preview-wrap'),
-  settingsForm: $('settings-form'), setName: $('set-name'), setPort: $('set-port'), setJson: $('set-json'),
+  settingsForm: $('settings-form'), settingsBtn: $('settings-btn'), setName: $('set-name'), setPort: $('set-port'), setJson: $('set-json'),
   settingsStatus: $('settings-status'), projectMeta: $('project-meta'),
 };
 
@@ -1041,7 +1041,6 @@ async function saveSettings() {
   const patch = { name: el.setName.value.trim() || null, port };
   const sp = mergeDiff(state.info?.settings ?? {}, settings);
   if (Object.keys(sp).length) patch.settings = sp;
-  el.settingsBtn ??= $('settings-btn');
   el.settingsBtn.disabled = true;
   el.settingsStatus.textContent = 'Saving…';
   try {
