@@ -414,6 +414,14 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     if (wait > 1000) wait = 1000;
     if (wait < 0) wait = 0;
     if (s->deadline_ms && s->deadline_ms - now < wait) wait = s->deadline_ms - now;
+    /* wait for an event or for the client to hang up, whichever comes first */
+    int sub_fd = cc_sbx_sub_fd(s->sub);
+    if (sub_fd >= 0 && s->conn_fd >= 0) {
+      struct pollfd p[2] = {{.fd = sub_fd, .events = POLLIN}, {.fd = s->conn_fd, .events = POLLRDHUP}};
+      if (poll(p, 2, (int)wait) > 0 && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+      wait = 0;
+    }
     cc_sbx_event ev;
     cc_status st = cc_sbx_sub_next(s->sub, (int)wait, &ev);
     if (st == CC_NOT_FOUND) {

@@ -339,7 +339,11 @@ describe('sandbox', () => {
     assert.ok(!(await sbx.commands.list()).some((p) => p.cmd === 'python3'));
     await h.stop();
     let left = '1';
-    for (let i = 0; i < 100 && left !== '0'; i++) left = (await sbx.commands.run("pgrep -c -f 'inotify_[i]nit1' || true")).stdout.trim();
+    const end = Date.now() + 10_000;
+    while (left !== '0' && Date.now() < end) {
+      left = (await sbx.commands.run("pgrep -c -f 'inotify_[i]nit1' || true")).stdout.trim();
+      if (left !== '0') await new Promise((r) => setTimeout(r, 50));
+    }
     assert.equal(left, '0');
     await assert.rejects(sbx.files.watchDir('/home/user/not-there', () => {}), NotFoundError);
   });
