@@ -487,6 +487,29 @@ static void test_cancel_from_other_threads(void) {
   }
 }
 
+/* A long silent command survives the client's dead-peer detection: with a 1 s keepalive the
+ * client drops a stream silent for 12 s, and envd's keepalives must keep this 13 s one alive. */
+static void test_silent_command_keepalive(void) {
+  cc_e2b_config cfg;
+  cc_e2b_config_init(&cfg);
+  cfg.api_key = g_key;
+  cfg.api_url = g_url;
+  cfg.sandbox_url = g_url;
+  cfg.keepalive_interval_s = 1;
+  cc_e2b_client *c;
+  cc_e2b_error e;
+  CHECK_INT(cc_e2b_client_new(&cfg, &c, &e), CC_OK);
+  rec r = {0};
+  cc_e2b_exec_opts o = {.cmd = "sleep 13; echo done", .on_event = on_event, .ctx = &r};
+  cc_e2b_exec_result res;
+  cc_status st = cc_e2b_exec(c, &g_sb, &o, &res, &e);
+  if (st != CC_OK) note(&e);
+  CHECK_INT(st, CC_OK);
+  CHECK_STR(r.out, "done\n");
+  CHECK(strchr(r.order, 'k') != NULL); /* keepalives did arrive */
+  cc_e2b_client_free(c);
+}
+
 /* A wrong envd access token is OUR credential problem: upstream_error, never unauthorized. */
 static void test_wrong_envd_token(void) {
   cc_e2b_sandbox bad = g_sb;
@@ -594,6 +617,7 @@ int main(int argc, char **argv) {
     RUN(test_connection_reuse);
     RUN(test_threads);
     RUN(test_cancel_from_other_threads);
+    RUN(test_silent_command_keepalive);
     RUN(test_wrong_envd_token);
     RUN(test_kill_and_gone);
   }
