@@ -65,6 +65,13 @@ bool cc_proto_op_from_name(const char *name, cc_proto_op *out) {
   return false;
 }
 
+/* Index of `name` in names[0..count), or -1 (also for a NULL name). */
+static int name_index(const char *const *names, int count, const char *name) {
+  for (int i = 0; name && i < count; i++)
+    if (strcmp(names[i], name) == 0) return i;
+  return -1;
+}
+
 static const char *const reason_names[CC_REASON_COUNT] = {
 #define REASON_ROW(name, wire) wire,
     CC_PROTO_REASON_MAP(REASON_ROW)
@@ -74,13 +81,9 @@ const char *cc_proto_reason_name(cc_proto_reason r) {
   return (unsigned)r < CC_REASON_COUNT ? reason_names[r] : "none";
 }
 bool cc_proto_reason_from_name(const char *name, cc_proto_reason *out) {
-  if (!name) return false;
-  for (int i = 0; i < CC_REASON_COUNT; i++)
-    if (strcmp(reason_names[i], name) == 0) {
-      *out = (cc_proto_reason)i;
-      return true;
-    }
-  return false;
+  int i = name_index(reason_names, CC_REASON_COUNT, name);
+  if (i >= 0) *out = (cc_proto_reason)i;
+  return i >= 0;
 }
 
 static const char *const event_names[CC_EVENT_COUNT] = {
@@ -92,13 +95,9 @@ const char *cc_proto_event_name(cc_proto_event_type t) {
   return (unsigned)t < CC_EVENT_COUNT ? event_names[t] : "";
 }
 bool cc_proto_event_from_name(const char *name, cc_proto_event_type *out) {
-  if (!name) return false;
-  for (int i = 0; i < CC_EVENT_COUNT; i++)
-    if (strcmp(event_names[i], name) == 0) {
-      *out = (cc_proto_event_type)i;
-      return true;
-    }
-  return false;
+  int i = name_index(event_names, CC_EVENT_COUNT, name);
+  if (i >= 0) *out = (cc_proto_event_type)i;
+  return i >= 0;
 }
 
 static const char *const record_status_names[CC_RECORD_STATUS_COUNT] = {
@@ -110,13 +109,12 @@ const char *cc_proto_record_status_name(cc_proto_record_status s) {
   return (unsigned)s < CC_RECORD_STATUS_COUNT ? record_status_names[s] : "";
 }
 bool cc_proto_record_status_from_name(const char *name, cc_proto_record_status *out) {
-  if (!name) return false;
-  for (int i = 0; i < CC_RECORD_STATUS_COUNT; i++)
-    if (strcmp(record_status_names[i], name) == 0) {
-      *out = (cc_proto_record_status)i;
-      return true;
-    }
-  return false;
+  int i = name_index(record_status_names, CC_RECORD_STATUS_COUNT, name);
+  if (i >= 0) *out = (cc_proto_record_status)i;
+  return i >= 0;
+}
+bool cc_proto_record_status_is_final(cc_proto_record_status s) {
+  return (unsigned)s < CC_RECORD_STATUS_COUNT && s != CC_RECORD_PENDING && s != CC_RECORD_RUNNING;
 }
 
 const char *cc_proto_encoding_name(cc_proto_encoding e) {

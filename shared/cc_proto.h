@@ -386,6 +386,8 @@ typedef enum {
 
 const char *cc_proto_record_status_name(cc_proto_record_status s);
 bool cc_proto_record_status_from_name(const char *name, cc_proto_record_status *out);
+/* True for the final statuses: success, failed, error, timeout, canceled. */
+bool cc_proto_record_status_is_final(cc_proto_record_status s);
 
 /* ExecutionResult {id, stdout, stderr, exitCode, duration, cached, status, truncated?,
  * sandboxRecreated?}.  Strings are borrowed (builder) or point into the parsed tree (parser). */

@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cc_proto.h" /* cc_proto_record_status: the record statuses (DESIGN §4) */
 #include "cc_status.h"
 
 /* Defaults of cc_store_options (0 in a field means "use the default"). */
@@ -69,30 +70,6 @@ typedef struct cc_store_options {
 
 /* Sets every field to its default (path NULL, clock NULL = wall clock). */
 void cc_store_options_init(cc_store_options *opts);
-
-/* The lifecycle of an execution record (DESIGN §4). */
-#define CC_RECORD_STATUS_MAP(X) \
-  X(PENDING, "pending")         \
-  X(RUNNING, "running")         \
-  X(SUCCESS, "success")         \
-  X(FAILED, "failed")           \
-  X(ERROR, "error")             \
-  X(TIMEOUT, "timeout")         \
-  X(CANCELED, "canceled")
-
-typedef enum {
-#define CC_RECORD_STATUS_ENUM(name, str) CC_RECORD_##name,
-  CC_RECORD_STATUS_MAP(CC_RECORD_STATUS_ENUM)
-#undef CC_RECORD_STATUS_ENUM
-      CC_RECORD_STATUS_COUNT
-} cc_record_status;
-
-/* "pending", "running", ...; "error" for out-of-range values.  Static string. */
-const char *cc_record_status_name(cc_record_status s);
-/* Parses a status name; returns false when unknown. */
-bool cc_record_status_from_name(const char *name, cc_record_status *out);
-/* True for success, failed, error, timeout, canceled. */
-bool cc_record_status_is_final(cc_record_status s);
 
 /* Fills out[0..32] with a fresh random record id (32 hex digits + NUL) from the platform
  * random source.  CC_INTERNAL only when the platform source fails. */
@@ -199,7 +176,7 @@ typedef struct cc_store_ops {
    * (code/message, both may be NULL), finishedAt = now.  CC_BAD_REQUEST when status is not
    * final; CC_CONFLICT when the record is already final; CC_NOT_FOUND when not the
    * owner's; CC_TOO_LARGE when result exceeds json_max_bytes. */
-  cc_status (*record_finish)(void *ctx, const char *owner, const char *id, cc_record_status status,
+  cc_status (*record_finish)(void *ctx, const char *owner, const char *id, cc_proto_record_status status,
                              const cJSON *result, const char *error_code,
                              const char *error_message);
   /* ExecutionRecord {...result fields, id, projectId, op, input?, status, error?{code,
@@ -327,7 +304,7 @@ static inline cc_status cc_store_record_set_running(cc_store *s, const char *own
   return s->ops->record_set_running(s->ctx, owner, id);
 }
 static inline cc_status cc_store_record_finish(cc_store *s, const char *owner, const char *id,
-                                               cc_record_status status, const cJSON *result,
+                                               cc_proto_record_status status, const cJSON *result,
                                                const char *error_code, const char *error_message) {
   return s->ops->record_finish(s->ctx, owner, id, status, result, error_code, error_message);
 }

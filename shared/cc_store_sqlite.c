@@ -1269,13 +1269,13 @@ static cc_status op_record_set_running(void *ctx, const char *owner, const char 
   return rc;
 }
 
-static cc_status do_record_finish(sq *s, const char *owner, const char *id, cc_record_status status,
+static cc_status do_record_finish(sq *s, const char *owner, const char *id, cc_proto_record_status status,
                                   const cJSON *result, const char *error_code,
                                   const char *error_message) {
   cc_status rc = check_name(s, "owner", owner);
   if (!rc) rc = check_id(s, id);
-  if (!rc && !cc_record_status_is_final(status))
-    rc = fail(s, CC_BAD_REQUEST, "store: %s is not a final status", cc_record_status_name(status));
+  if (!rc && !cc_proto_record_status_is_final(status))
+    rc = fail(s, CC_BAD_REQUEST, "store: %s is not a final status", cc_proto_record_status_name(status));
   if (!rc && error_code && strlen(error_code) > CC_STORE_NAME_MAX)
     rc = fail(s, CC_BAD_REQUEST, "store: error code too long");
   if (!rc && error_message && strlen(error_message) > s->o.json_max_bytes)
@@ -1292,7 +1292,7 @@ static cc_status do_record_finish(sq *s, const char *owner, const char *id, cc_r
     goto out;
   bind_text(st, 1, id);
   bind_text(st, 2, owner);
-  bind_text(st, 3, cc_record_status_name(status));
+  bind_text(st, 3, cc_proto_record_status_name(status));
   bind_text(st, 4, text);
   bind_text(st, 5, error_code ? error_code : (error_message ? "internal" : NULL));
   bind_text(st, 6, error_message ? error_message : (error_code ? "" : NULL));
@@ -1300,7 +1300,7 @@ static cc_status do_record_finish(sq *s, const char *owner, const char *id, cc_r
   if (sqlite3_step(st) != SQLITE_DONE)
     rc = dberr(s, "finish record");
   else if (sqlite3_changes(s->db) == 0)
-    rc = explain_no_change(s, owner, id, cc_record_status_name(status));
+    rc = explain_no_change(s, owner, id, cc_proto_record_status_name(status));
 out:
   done(s, st);
   cJSON_free(text);
@@ -1308,7 +1308,7 @@ out:
 }
 
 static cc_status op_record_finish(void *ctx, const char *owner, const char *id,
-                                  cc_record_status status, const cJSON *result,
+                                  cc_proto_record_status status, const cJSON *result,
                                   const char *error_code, const char *error_message) {
   sq *s = ctx;
   LOCK(s);
@@ -1523,31 +1523,6 @@ void cc_store_options_init(cc_store_options *o) {
   o->json_max_bytes = CC_STORE_DEFAULT_JSON_MAX;
   o->metadata_max_bytes = CC_STORE_DEFAULT_METADATA_MAX;
   o->busy_timeout_ms = CC_STORE_DEFAULT_BUSY_TIMEOUT_MS;
-}
-
-static const char *const STATUS_NAMES[CC_RECORD_STATUS_COUNT] = {
-#define CC_RECORD_STATUS_NAME(name, str) str,
-    CC_RECORD_STATUS_MAP(CC_RECORD_STATUS_NAME)
-#undef CC_RECORD_STATUS_NAME
-};
-
-const char *cc_record_status_name(cc_record_status st) {
-  return (unsigned)st < CC_RECORD_STATUS_COUNT ? STATUS_NAMES[st] : "error";
-}
-
-bool cc_record_status_from_name(const char *name, cc_record_status *out) {
-  for (int i = 0; name && i < CC_RECORD_STATUS_COUNT; i++) {
-    if (strcmp(STATUS_NAMES[i], name) == 0) {
-      *out = (cc_record_status)i;
-      return true;
-    }
-  }
-  return false;
-}
-
-bool cc_record_status_is_final(cc_record_status st) {
-  return (unsigned)st < CC_RECORD_STATUS_COUNT && st != CC_RECORD_PENDING &&
-         st != CC_RECORD_RUNNING;
 }
 
 cc_status cc_store_new_id(char out[CC_STORE_ID_LEN + 1]) {

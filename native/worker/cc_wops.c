@@ -297,7 +297,7 @@ static void mark_running(op *o) {
 static void record_end(op *o, cc_proto_record_status status, const cJSON *result, cc_status err) {
   if (!o->call->record_id[0]) return;
   cc_status st = cc_store_record_finish(
-      o->w->store, o->user, o->call->record_id, (cc_record_status)status, result,
+      o->w->store, o->user, o->call->record_id, status, result,
       err == CC_OK ? NULL : cc_status_code(err), err == CC_OK ? NULL : o->message);
   if (st != CC_OK) {
     char buf[256];

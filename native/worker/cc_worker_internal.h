@@ -15,11 +15,12 @@
 
 #include "cc_e2b.h"
 #include "cc_metrics.h"
+#include "cc_proto.h"
+#include "cc_store.h"
 #include "cc_wconf.h"
 #include "cc_wlimit.h"
 #include "cc_worker.h"
 #include "cc_wqueue.h"
-#include "cc_wstore.h" /* cc_proto.h + cc_store.h */
 
 #define CC_WORKER_NAME "codecanvas-worker"
 #define CC_WORKER_VERSION "0.1.0"

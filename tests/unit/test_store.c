@@ -417,8 +417,9 @@ static void record_lifecycle(void) {
 
   /* Status names round trip. */
   for (int i = 0; i < CC_RECORD_STATUS_COUNT; i++) {
-    cc_record_status back;
-    CHECK(cc_record_status_from_name(cc_record_status_name((cc_record_status)i), &back));
+    cc_proto_record_status back;
+    CHECK(cc_proto_record_status_from_name(cc_proto_record_status_name((cc_proto_record_status)i),
+                                           &back));
     CHECK_INT(back, i);
   }
   cc_store_close(s);
