@@ -1,6 +1,7 @@
 // scripts/bench sandboxd: codecanvas-sandboxd against bare bubblewrap, measured in one run.
 //
-//   1. create -> first command result: POST /sandboxes, then process.Process/Start of
+//   1. create -> first command result: POST /sandboxes (allow_internet_access: false, so no
+//      slirp4netns; `scripts/bench sandbox` measures egress), then process.Process/Start of
 //      `/bin/bash -l -c true` (what the SDK's commands.run sends) until the end-of-stream,
 //      over N sandboxes (default 50), one at a time;
 //   2. exec latency of `true` in a live sandbox (Start of /bin/true until end-of-stream) and of
