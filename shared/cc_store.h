@@ -176,9 +176,9 @@ typedef struct cc_store_ops {
    * (code/message, both may be NULL), finishedAt = now.  CC_BAD_REQUEST when status is not
    * final; CC_CONFLICT when the record is already final; CC_NOT_FOUND when not the
    * owner's; CC_TOO_LARGE when result exceeds json_max_bytes. */
-  cc_status (*record_finish)(void *ctx, const char *owner, const char *id, cc_proto_record_status status,
-                             const cJSON *result, const char *error_code,
-                             const char *error_message);
+  cc_status (*record_finish)(void *ctx, const char *owner, const char *id,
+                             cc_proto_record_status status, const cJSON *result,
+                             const char *error_code, const char *error_message);
   /* ExecutionRecord {...result fields, id, projectId, op, input?, status, error?{code,
    * message}, createdAt, finishedAt?}: the stored result's fields first, then the record's
    * own fields replacing any of the same name.  CC_NOT_FOUND when the id is not one of
@@ -192,6 +192,12 @@ typedef struct cc_store_ops {
    * page.  A missing project gives an empty page. */
   cc_status (*history)(void *ctx, const char *owner, const char *project, int limit,
                        const char *before, cJSON **items, char **next);
+  /* Exactly the page of `history`, as JSON text: *items is the array "[...]" (a malloc'd
+   * NUL-terminated string).  For callers that only forward the page (the worker splices
+   * it into its response): a finished record's JSON is made once when it finishes, so a
+   * page costs a copy per record and no JSON tree. */
+  cc_status (*history_json)(void *ctx, const char *owner, const char *project, int limit,
+                            const char *before, char **items, char **next);
 
   /* ---- maintenance ---- */
 
@@ -316,6 +322,11 @@ static inline cc_status cc_store_history(cc_store *s, const char *owner, const c
                                          int limit, const char *before, cJSON **items,
                                          char **next) {
   return s->ops->history(s->ctx, owner, project, limit, before, items, next);
+}
+static inline cc_status cc_store_history_json(cc_store *s, const char *owner, const char *project,
+                                              int limit, const char *before, char **items,
+                                              char **next) {
+  return s->ops->history_json(s->ctx, owner, project, limit, before, items, next);
 }
 static inline cc_status cc_store_recover(cc_store *s, int64_t *count) {
   return s->ops->recover(s->ctx, count);

@@ -19,7 +19,7 @@
 #include "cc_platform.h"
 #include "cc_store.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS users("
@@ -64,15 +64,32 @@ static const char SCHEMA[] =
     "  error_code TEXT,"
     "  error_message TEXT,"
     "  created_at INTEGER NOT NULL,"
-    "  finished_at INTEGER);"
+    "  finished_at INTEGER,"
+    "  body TEXT);"
     "CREATE INDEX IF NOT EXISTS records_by_project ON records(project_rowid, seq);"
     "CREATE INDEX IF NOT EXISTS records_open ON records(status)"
     "  WHERE status IN ('pending','running');";
 
-/* Columns of an ExecutionRecord row, in the order row_to_record() reads them. */
+/* Schema 1 -> 2: records.body, the finished record's JSON (rows of schema 1 have none). */
+static const char MIGRATE_1_TO_2[] = "ALTER TABLE records ADD COLUMN body TEXT";
+
+/* Columns of an ExecutionRecord row, in the order row_body() reads them (COL_*). */
 #define RECORD_COLUMNS                                                                  \
   "r.id, p.project, r.op, r.input, r.status, r.result, r.error_code, r.error_message, " \
-  "r.created_at, r.finished_at, r.seq"
+  "r.created_at, r.finished_at, r.body"
+enum {
+  COL_ID,
+  COL_PROJECT,
+  COL_OP,
+  COL_INPUT,
+  COL_STATUS,
+  COL_RESULT,
+  COL_ERROR_CODE,
+  COL_ERROR_MESSAGE,
+  COL_CREATED_AT,
+  COL_FINISHED_AT,
+  COL_BODY
+};
 
 static const char RECOVER_MESSAGE[] =
     "the worker stopped while this operation ran; it did not finish";
@@ -318,51 +335,107 @@ static cc_status check_owner_project(sq *s, const char *owner, const char *proje
 
 /* ---- records ---- */
 
-/* Builds an ExecutionRecord from a row selected with RECORD_COLUMNS. */
-static cc_status row_to_record(sq *s, sqlite3_stmt *st, cJSON **out) {
+/* The store's own fields of an ExecutionRecord (strings borrowed). */
+typedef struct {
+  const char *id, *project, *op, *status;
+  const char *input;                      /* JSON text, or NULL */
+  const char *error_code, *error_message; /* an error object only when error_code != NULL */
+  int64_t created_at;
+  int64_t finished_at; /* < 0: not finished */
+} record_fields;
+
+/* Builds the text of an ExecutionRecord: the fields of `result` (an object; anything else
+ * counts as {}) that the record does not set itself, in their order, then id, projectId,
+ * op, status, input?, error?{code, message}, createdAt, finishedAt?.  This is the one place
+ * a record's JSON is made: record_finish stores it as records.body, and row_body() calls it
+ * for rows without a body (pending, running, recovered, or finished under schema 1).
+ * *out is malloc'd, NUL-terminated, owned by the caller. */
+static cc_status record_text(sq *s, const cJSON *result, const record_fields *f, char **out) {
   *out = NULL;
-  cJSON *rec = NULL, *input = NULL;
-  cc_status rc = column_json(s, st, 5, &rec);
+  cJSON *own = cJSON_CreateObject(), *rest = cJSON_CreateObject();
+  char *a = NULL, *b = NULL;
+  bool ok = own && rest && cJSON_AddStringToObject(own, "id", f->id) &&
+            cJSON_AddStringToObject(own, "projectId", f->project) &&
+            cJSON_AddStringToObject(own, "op", f->op) &&
+            cJSON_AddStringToObject(own, "status", f->status);
+  if (ok && f->input) ok = cJSON_AddRawToObject(own, "input", f->input) != NULL;
+  if (ok && f->error_code) {
+    cJSON *e = cJSON_AddObjectToObject(own, "error");
+    ok = e && cJSON_AddStringToObject(e, "code", f->error_code) &&
+         cJSON_AddStringToObject(e, "message", f->error_message ? f->error_message : "");
+  }
+  if (ok) ok = cJSON_AddNumberToObject(own, "createdAt", (double)f->created_at) != NULL;
+  if (ok && f->finished_at >= 0)
+    ok = cJSON_AddNumberToObject(own, "finishedAt", (double)f->finished_at) != NULL;
+  /* The result's other fields, by reference (nothing is copied). */
+  if (cJSON_IsObject(result))
+    for (const cJSON *c = result->child; ok && c; c = c->next)
+      if (c->string && !cJSON_GetObjectItemCaseSensitive(own, c->string))
+        ok = cJSON_AddItemReferenceToObject(rest, c->string, (cJSON *)c);
+  if (ok) ok = (a = cJSON_PrintUnformatted(rest)) && (b = cJSON_PrintUnformatted(own));
+  if (ok) { /* "{A}" + "{B}" -> "{A,B}" ("{B}" when A is empty) */
+    size_t la = strlen(a), lb = strlen(b);
+    size_t keep = la > 2 ? la - 1 : 1; /* "{A" or "{" */
+    char *t = malloc(keep + (la > 2) + lb);
+    if ((ok = t != NULL)) {
+      memcpy(t, a, keep);
+      if (la > 2) t[keep] = ',';
+      memcpy(t + keep + (la > 2), b + 1, lb); /* B's fields, "}" and the NUL */
+      *out = t;
+    }
+  }
+  cJSON_free(a);
+  cJSON_free(b);
+  cJSON_Delete(own);
+  cJSON_Delete(rest);
+  return ok ? CC_OK : fail(s, CC_INTERNAL, "store: out of memory");
+}
+
+/* The ExecutionRecord text of a row selected with RECORD_COLUMNS: the stored body, or one
+ * built from the columns.  *text points into the row (valid until the statement steps) or
+ * into *owned, which the caller frees (NULL when nothing was built). */
+static cc_status row_body(sq *s, sqlite3_stmt *st, const char **text, size_t *len, char **owned) {
+  *owned = NULL;
+  if (sqlite3_column_type(st, COL_BODY) != SQLITE_NULL) {
+    *text = (const char *)sqlite3_column_text(st, COL_BODY);
+    *len = (size_t)sqlite3_column_bytes(st, COL_BODY);
+    return *text ? CC_OK : fail(s, CC_INTERNAL, "store: out of memory");
+  }
+  cJSON *result = NULL;
+  const char *rt = (const char *)sqlite3_column_text(st, COL_RESULT);
+  if (rt && !(result = cJSON_Parse(rt)))
+    return fail(s, CC_INTERNAL, "store: corrupt JSON in database");
+  record_fields f = {
+      .id = (const char *)sqlite3_column_text(st, COL_ID),
+      .project = (const char *)sqlite3_column_text(st, COL_PROJECT),
+      .op = (const char *)sqlite3_column_text(st, COL_OP),
+      .status = (const char *)sqlite3_column_text(st, COL_STATUS),
+      .input = (const char *)sqlite3_column_text(st, COL_INPUT),
+      .error_code = (const char *)sqlite3_column_text(st, COL_ERROR_CODE),
+      .error_message = (const char *)sqlite3_column_text(st, COL_ERROR_MESSAGE),
+      .created_at = sqlite3_column_int64(st, COL_CREATED_AT),
+      .finished_at = sqlite3_column_type(st, COL_FINISHED_AT) == SQLITE_NULL
+                         ? -1
+                         : sqlite3_column_int64(st, COL_FINISHED_AT),
+  };
+  cc_status rc = record_text(s, result, &f, owned);
+  cJSON_Delete(result);
   if (rc) return rc;
-  if (!cJSON_IsObject(rec)) {
-    cJSON_Delete(rec);
-    rec = cJSON_CreateObject();
-  }
-  if (!rec) return fail(s, CC_INTERNAL, "store: out of memory");
-  rc = column_json(s, st, 3, &input);
-  if (rc) goto out;
-  bool ok = put(rec, "id", cJSON_CreateString((const char *)sqlite3_column_text(st, 0))) &&
-            put(rec, "projectId", cJSON_CreateString((const char *)sqlite3_column_text(st, 1))) &&
-            put(rec, "op", cJSON_CreateString((const char *)sqlite3_column_text(st, 2))) &&
-            put(rec, "status", cJSON_CreateString((const char *)sqlite3_column_text(st, 4)));
-  if (ok && input) {
-    ok = put(rec, "input", input);
-    input = NULL;
-  }
-  if (ok && sqlite3_column_type(st, 6) != SQLITE_NULL) {
-    cJSON *e = cJSON_CreateObject();
-    ok = e && cJSON_AddStringToObject(e, "code", (const char *)sqlite3_column_text(st, 6)) &&
-         cJSON_AddStringToObject(e, "message",
-                                 sqlite3_column_type(st, 7) == SQLITE_NULL
-                                     ? ""
-                                     : (const char *)sqlite3_column_text(st, 7));
-    if (ok)
-      ok = put(rec, "error", e);
-    else
-      cJSON_Delete(e);
-  }
-  if (ok) ok = put(rec, "createdAt", cJSON_CreateNumber((double)sqlite3_column_int64(st, 8)));
-  if (ok && sqlite3_column_type(st, 9) != SQLITE_NULL)
-    ok = put(rec, "finishedAt", cJSON_CreateNumber((double)sqlite3_column_int64(st, 9)));
-  if (!ok) rc = fail(s, CC_INTERNAL, "store: out of memory");
-out:
-  cJSON_Delete(input);
-  if (rc) {
-    cJSON_Delete(rec);
-    return rc;
-  }
-  *out = rec;
+  *text = *owned;
+  *len = strlen(*owned);
   return CC_OK;
+}
+
+/* Parses the ExecutionRecord of a row selected with RECORD_COLUMNS into a new tree. */
+static cc_status row_to_record(sq *s, sqlite3_stmt *st, cJSON **out) {
+  const char *text;
+  size_t len;
+  char *owned;
+  cc_status rc = row_body(s, st, &text, &len, &owned);
+  if (rc) return rc;
+  *out = cJSON_ParseWithLength(text, len);
+  free(owned);
+  return *out ? CC_OK : fail(s, CC_INTERNAL, "store: corrupt JSON in database");
 }
 
 /* ---- projects ---- */
@@ -1269,34 +1342,67 @@ static cc_status op_record_set_running(void *ctx, const char *owner, const char 
   return rc;
 }
 
-static cc_status do_record_finish(sq *s, const char *owner, const char *id, cc_proto_record_status status,
-                                  const cJSON *result, const char *error_code,
-                                  const char *error_message) {
+static cc_status do_record_finish(sq *s, const char *owner, const char *id,
+                                  cc_proto_record_status status, const cJSON *result,
+                                  const char *error_code, const char *error_message) {
   cc_status rc = check_name(s, "owner", owner);
   if (!rc) rc = check_id(s, id);
   if (!rc && !cc_proto_record_status_is_final(status))
-    rc = fail(s, CC_BAD_REQUEST, "store: %s is not a final status", cc_proto_record_status_name(status));
+    rc = fail(s, CC_BAD_REQUEST, "store: %s is not a final status",
+              cc_proto_record_status_name(status));
   if (!rc && error_code && strlen(error_code) > CC_STORE_NAME_MAX)
     rc = fail(s, CC_BAD_REQUEST, "store: error code too long");
   if (!rc && error_message && strlen(error_message) > s->o.json_max_bytes)
     rc = fail(s, CC_TOO_LARGE, "store: error message too long");
   if (rc) return rc;
-  char *text = NULL;
+  char *text = NULL, *body = NULL;
   sqlite3_stmt *st = NULL;
+  const char *code = error_code ? error_code : (error_message ? "internal" : NULL);
+  const char *message = error_message ? error_message : (error_code ? "" : NULL);
+  int64_t finished_at = now(s);
   if ((rc = to_text(s, "record result", result, s->o.json_max_bytes, &text))) return rc;
+  /* The finished record's JSON, made once here so that reads only copy it.  A record that
+   * is not the owner's (or not there) gets no body; the UPDATE below then says why. */
+  if ((rc = prep(s,
+                 "SELECT p.project, r.op, r.input, r.created_at "
+                 "FROM records r JOIN projects p ON r.project_rowid = p.id "
+                 "WHERE r.id=?1 AND p.owner=?2 AND r.status IN ('pending','running')",
+                 &st)))
+    goto out;
+  bind_text(st, 1, id);
+  bind_text(st, 2, owner);
+  int r = sqlite3_step(st);
+  if (r == SQLITE_ROW) {
+    record_fields f = {.id = id,
+                       .project = (const char *)sqlite3_column_text(st, 0),
+                       .op = (const char *)sqlite3_column_text(st, 1),
+                       .status = cc_proto_record_status_name(status),
+                       .input = (const char *)sqlite3_column_text(st, 2),
+                       .error_code = code,
+                       .error_message = message,
+                       .created_at = sqlite3_column_int64(st, 3),
+                       .finished_at = finished_at};
+    if ((rc = record_text(s, result, &f, &body))) goto out;
+  } else if (r != SQLITE_DONE) {
+    rc = dberr(s, "read record");
+    goto out;
+  }
+  done(s, st);
+  /* With a body the result column stays NULL (the body holds the result's fields). */
   if ((rc = prep(s,
                  "UPDATE records SET status=?3, result=?4, error_code=?5, error_message=?6, "
-                 "finished_at=?7 WHERE id=?1 AND status IN ('pending','running') AND "
+                 "finished_at=?7, body=?8 WHERE id=?1 AND status IN ('pending','running') AND "
                  "project_rowid IN (SELECT id FROM projects WHERE owner=?2)",
                  &st)))
     goto out;
   bind_text(st, 1, id);
   bind_text(st, 2, owner);
   bind_text(st, 3, cc_proto_record_status_name(status));
-  bind_text(st, 4, text);
-  bind_text(st, 5, error_code ? error_code : (error_message ? "internal" : NULL));
-  bind_text(st, 6, error_message ? error_message : (error_code ? "" : NULL));
-  sqlite3_bind_int64(st, 7, now(s));
+  bind_text(st, 4, body ? NULL : text);
+  bind_text(st, 5, code);
+  bind_text(st, 6, message);
+  sqlite3_bind_int64(st, 7, finished_at);
+  bind_text(st, 8, body);
   if (sqlite3_step(st) != SQLITE_DONE)
     rc = dberr(s, "finish record");
   else if (sqlite3_changes(s->db) == 0)
@@ -1304,6 +1410,7 @@ static cc_status do_record_finish(sq *s, const char *owner, const char *id, cc_p
 out:
   done(s, st);
   cJSON_free(text);
+  free(body);
   return rc;
 }
 
@@ -1350,17 +1457,41 @@ static cc_status op_record_get(void *ctx, const char *owner, const char *id, cJS
   return rc;
 }
 
+/* A growable text buffer for a history page. */
+typedef struct {
+  char *p;
+  size_t len, cap;
+} textbuf;
+
+static bool textbuf_put(textbuf *b, const char *t, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) return false;
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, t, n);
+  b->len += n;
+  b->p[b->len] = 0;
+  return true;
+}
+
+/* The history page as JSON text "[record,...]" (see history_json in cc_store.h): each
+ * finished record's stored body is copied as it is, so no JSON is parsed or printed for
+ * it.  The page is at most `limit` records, each at most about json_max_bytes. */
 static cc_status do_history(sq *s, const char *owner, const char *project, int limit,
-                            const char *before, cJSON **items, char **next) {
+                            const char *before, char **items, char **next) {
   cc_status rc = check_owner_project(s, owner, project);
   if (rc) return rc;
   if (limit <= 0) limit = CC_STORE_DEFAULT_HISTORY_PAGE;
   if (limit > s->o.history_keep) limit = s->o.history_keep;
-  cJSON *arr = cJSON_CreateArray();
+  textbuf page = {0};
   sqlite3_stmt *st = NULL;
   char *cursor = NULL;
   int64_t rowid, bound = INT64_MAX;
-  if (!arr) return fail(s, CC_INTERNAL, "store: out of memory");
+  if (!textbuf_put(&page, "[", 1)) return fail(s, CC_INTERNAL, "store: out of memory");
   rc = find_project(s, owner, project, &rowid);
   if (rc == CC_NOT_FOUND) {
     rc = CC_OK;
@@ -1391,27 +1522,35 @@ static cc_status do_history(sq *s, const char *owner, const char *project, int l
   sqlite3_bind_int64(st, 2, bound);
   sqlite3_bind_int64(st, 3, (int64_t)limit + 1);
   int n = 0, r;
+  char last_id[CC_STORE_ID_LEN + 1] = "";
   while ((r = sqlite3_step(st)) == SQLITE_ROW) {
     if (n == limit) { /* one more exists: the last item on this page is the cursor */
-      cJSON *lastitem = cJSON_GetArrayItem(arr, limit - 1);
-      if (!(cursor = dup_str(cJSON_GetObjectItemCaseSensitive(lastitem, "id")->valuestring)))
-        rc = fail(s, CC_INTERNAL, "store: out of memory");
+      if (!(cursor = dup_str(last_id))) rc = fail(s, CC_INTERNAL, "store: out of memory");
       break;
     }
-    cJSON *rec;
-    if ((rc = row_to_record(s, st, &rec))) break;
-    cJSON_AddItemToArray(arr, rec);
+    const char *text;
+    size_t len;
+    char *owned;
+    if ((rc = row_body(s, st, &text, &len, &owned))) break;
+    bool ok = (n == 0 || textbuf_put(&page, ",", 1)) && textbuf_put(&page, text, len);
+    free(owned);
+    if (!ok) {
+      rc = fail(s, CC_INTERNAL, "store: out of memory");
+      break;
+    }
+    snprintf(last_id, sizeof last_id, "%s", (const char *)sqlite3_column_text(st, COL_ID));
     n++;
   }
   if (!rc && r != SQLITE_ROW && r != SQLITE_DONE) rc = dberr(s, "read history");
 done:
   done(s, st);
+  if (!rc && !textbuf_put(&page, "]", 1)) rc = fail(s, CC_INTERNAL, "store: out of memory");
   if (rc) {
-    cJSON_Delete(arr);
+    free(page.p);
     free(cursor);
     return rc;
   }
-  *items = arr;
+  *items = page.p;
   if (next)
     *next = cursor;
   else
@@ -1419,13 +1558,34 @@ done:
   return CC_OK;
 }
 
-static cc_status op_history(void *ctx, const char *owner, const char *project, int limit,
-                            const char *before, cJSON **items, char **next) {
+static cc_status op_history_json(void *ctx, const char *owner, const char *project, int limit,
+                                 const char *before, char **items, char **next) {
   sq *s = ctx;
   *items = NULL;
   if (next) *next = NULL;
   LOCK(s);
   cc_status rc = do_history(s, owner, project, limit, before, items, next);
+  UNLOCK(s);
+  return rc;
+}
+
+/* The same page as a tree: the text of history_json, parsed. */
+static cc_status op_history(void *ctx, const char *owner, const char *project, int limit,
+                            const char *before, cJSON **items, char **next) {
+  char *text = NULL;
+  *items = NULL;
+  cc_status rc = op_history_json(ctx, owner, project, limit, before, &text, next);
+  if (rc) return rc;
+  *items = cJSON_Parse(text);
+  free(text);
+  if (*items) return CC_OK;
+  if (next) {
+    free(*next);
+    *next = NULL;
+  }
+  sq *s = ctx;
+  LOCK(s);
+  rc = fail(s, CC_INTERNAL, "store: corrupt JSON in database");
   UNLOCK(s);
   return rc;
 }
@@ -1508,6 +1668,7 @@ static const cc_store_ops SQLITE_OPS = {
     .record_finish = op_record_finish,
     .record_get = op_record_get,
     .history = op_history,
+    .history_json = op_history_json,
     .recover = op_recover,
     .integrity_check = op_integrity_check,
 };
@@ -1581,9 +1742,10 @@ static cc_status setup(sq *s) {
       rc = fail(s, CC_INTERNAL, "store: database schema %d is newer than this program's (%d)",
                 version, SCHEMA_VERSION);
   }
+  if (!rc && version == 1) rc = exec_sql(s, MIGRATE_1_TO_2);
   if (!rc && version < SCHEMA_VERSION) {
     rc = exec_sql(s, SCHEMA);
-    if (!rc) rc = exec_sql(s, "PRAGMA user_version=1");
+    if (!rc) rc = exec_sql(s, "PRAGMA user_version=2");
   }
   if (!rc) rc = commit(s);
   rollback(s);

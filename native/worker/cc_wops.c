@@ -1144,14 +1144,18 @@ static cc_status dispatch(op *o, char **response) {
       if ((st = cc_store_project_generation(w->store, o->user, o->project, &g)) != CC_OK)
         return store_fail(o, st, "project");
       const cc_proto_get_history_args *a = &o->req->get_history;
-      if ((st = cc_store_history(w->store, o->user, o->project, a->limit, a->before, &j, &next)) !=
-          CC_OK)
+      char *items = NULL;
+      if ((st = cc_store_history_json(w->store, o->user, o->project, a->limit, a->before, &items,
+                                      &next)) != CC_OK)
         return store_fail(o, st, "history");
+      /* The page is spliced in as text (the store keeps each finished record's JSON). */
       cJSON *r = cJSON_CreateObject();
-      cJSON_AddItemToObject(r, "items", j);
-      if (next) cJSON_AddStringToObject(r, "next", next);
+      bool ok = r && cJSON_AddRawToObject(r, "items", items) &&
+                (!next || cJSON_AddStringToObject(r, "next", next));
+      free(items);
       free(next);
-      st = cc_wjson_encode_ok(o->req->id, r, g, response); /* g: read just before the page */
+      st = ok ? cc_wjson_encode_ok(o->req->id, r, g, response) /* g: read just before the page */
+              : fail(o, CC_INTERNAL, "out of memory");
       cJSON_Delete(r);
       return st;
     }

@@ -80,6 +80,14 @@ static void store_history_page(void *arg) {
   cJSON_Delete(items);
 }
 
+static void store_history_json_page(void *arg) {
+  (void)arg;
+  char *items;
+  if (cc_store_history_json(store, "alice", "demo", 50, NULL, &items, NULL) != CC_OK)
+    die("store history_json");
+  free(items);
+}
+
 /* ---- the baseline: raw SQLite, statements prepared once, text instead of JSON ---- */
 
 static sqlite3 *db;
@@ -212,6 +220,8 @@ int main(void) {
       measure(raw_token_lookup, NULL));
   row("history page of 50 (records->JSON)", measure(store_history_page, NULL), "raw SELECT 50 rows",
       measure(raw_history_page, NULL));
+  row("history_json page of 50 (text)", measure(store_history_json_page, NULL),
+      "raw SELECT 50 rows", measure(raw_history_page, NULL));
 
   sqlite3_finalize(ins);
   sqlite3_finalize(prune);

@@ -937,6 +937,114 @@ static int raw_count(const char *path, const char *sql) {
   return n;
 }
 
+/* ---- record JSON made at finish, history as text, schema 1 rows ---- */
+
+/* history_json is history as text; a finished record's text is made once (its result's
+ * fields first, the record's own fields winning) and read back unchanged by record_get and
+ * history; a pending record and a row written by schema 1 (no stored body) read the same. */
+static void history_json_matches_history_and_reads_schema_1_rows(void) {
+  fake_clock clk = {7000};
+  char path[300];
+  new_path(path, sizeof path);
+  cc_store *s = open_at(path, &clk, NULL);
+  CHECK_INT(cc_store_project_ensure(s, "alice", "p1", NULL), CC_OK);
+  char done_id[CC_STORE_ID_LEN + 1], open_id[CC_STORE_ID_LEN + 1];
+  cJSON *in = cJSON_Parse("{\"cmd\":\"echo hi\"}");
+  CHECK_INT(cc_store_record_insert(s, "alice", "p1", NULL, "exec", in, done_id), CC_OK);
+  cJSON *res = cJSON_Parse(
+      "{\"id\":\"not-this\",\"stdout\":\"h\\u00e9llo \\\"q\\\"\\n\",\"status\":\"nope\","
+      "\"exitCode\":0,\"duration\":1.5}");
+  clk.t++;
+  CHECK_INT(cc_store_record_finish(s, "alice", done_id, CC_RECORD_SUCCESS, res, NULL, NULL), CC_OK);
+  clk.t++;
+  CHECK_INT(cc_store_record_insert(s, "alice", "p1", NULL, "writeFile", NULL, open_id), CC_OK);
+
+  char *text = NULL, *next = NULL;
+  cJSON *items = NULL;
+  CHECK_INT(cc_store_history_json(s, "alice", "p1", 10, NULL, &text, &next), CC_OK);
+  CHECK(next == NULL);
+  CHECK_INT(cc_store_history(s, "alice", "p1", 10, NULL, &items, NULL), CC_OK);
+  cJSON *parsed = cJSON_Parse(text);
+  CHECK(parsed != NULL && cJSON_Compare(parsed, items, true));
+  CHECK_INT(cJSON_GetArraySize(items), 2);
+  const cJSON *open = cJSON_GetArrayItem(items, 0), *fin = cJSON_GetArrayItem(items, 1);
+  CHECK_STR(str_of(open, "id"), open_id);
+  CHECK_STR(str_of(open, "status"), "pending");
+  CHECK_STR(str_of(open, "op"), "writeFile");
+  CHECK(!cJSON_HasObjectItem(open, "finishedAt") && !cJSON_HasObjectItem(open, "input"));
+  CHECK_STR(fin->child->string, "stdout"); /* the result's fields come first */
+  CHECK_STR(str_of(fin, "stdout"), "h\xc3\xa9llo \"q\"\n");
+  CHECK_STR(str_of(fin, "id"), done_id);
+  CHECK_STR(str_of(fin, "status"), "success");
+  CHECK_STR(str_of(fin, "projectId"), "p1");
+  CHECK_STR(str_of(cJSON_GetObjectItem(fin, "input"), "cmd"), "echo hi");
+  CHECK(num_of(fin, "duration") == 1.5);
+  CHECK_INT(num_of(fin, "createdAt"), 7000);
+  CHECK_INT(num_of(fin, "finishedAt"), 7001);
+  int ids = 0;
+  for (const cJSON *c = fin->child; c; c = c->next) ids += strcmp(c->string, "id") == 0;
+  CHECK_INT(ids, 1);
+  cJSON *rec = NULL;
+  CHECK_INT(cc_store_record_get(s, "alice", done_id, &rec), CC_OK);
+  CHECK(cJSON_Compare(rec, fin, true));
+  cJSON_Delete(rec);
+  cJSON_Delete(parsed);
+  cJSON_Delete(items);
+  free(text);
+  /* Another owner's page is empty text too. */
+  CHECK_INT(cc_store_history_json(s, "bob", "p1", 10, NULL, &text, NULL), CC_OK);
+  CHECK_STR(text, "[]");
+  free(text);
+  cc_store_close(s);
+
+  /* Turn the file into a schema 1 database holding one finished row, as schema 1 wrote it. */
+  sqlite3 *db = NULL;
+  CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db,
+                     "DELETE FROM records; ALTER TABLE records DROP COLUMN body;"
+                     "PRAGMA user_version=1;"
+                     "INSERT INTO records(id, project_rowid, op, input, status, result, "
+                     "error_code, error_message, created_at, finished_at) SELECT 'old-1', id, "
+                     "'exec', '{\"cmd\":\"ls\"}', 'failed', "
+                     "'{\"status\":\"x\",\"stdout\":\"old\",\"exitCode\":2}', 'upstream_error', "
+                     "'boom', 10, 20 FROM projects WHERE owner='alice' AND project='p1';",
+                     NULL, NULL, NULL) == SQLITE_OK);
+  sqlite3_close(db);
+  s = open_at(path, &clk, NULL);
+  CHECK_INT(raw_count(path, "PRAGMA user_version"), 2);
+  CHECK_INT(cc_store_history(s, "alice", "p1", 10, NULL, &items, NULL), CC_OK);
+  CHECK_INT(cJSON_GetArraySize(items), 1);
+  fin = cJSON_GetArrayItem(items, 0);
+  CHECK_STR(fin->child->string, "stdout");
+  CHECK_STR(str_of(fin, "stdout"), "old");
+  CHECK_STR(str_of(fin, "id"), "old-1");
+  CHECK_STR(str_of(fin, "status"), "failed");
+  CHECK_STR(str_of(cJSON_GetObjectItem(fin, "input"), "cmd"), "ls");
+  CHECK_STR(str_of(cJSON_GetObjectItem(fin, "error"), "code"), "upstream_error");
+  CHECK_STR(str_of(cJSON_GetObjectItem(fin, "error"), "message"), "boom");
+  CHECK_INT(num_of(fin, "finishedAt"), 20);
+  CHECK_INT(cc_store_history_json(s, "alice", "p1", 10, NULL, &text, NULL), CC_OK);
+  parsed = cJSON_Parse(text);
+  CHECK(parsed != NULL && cJSON_Compare(parsed, items, true));
+  cJSON_Delete(parsed);
+  free(text);
+  cJSON_Delete(items);
+  /* A record finished after the upgrade gets its body. */
+  CHECK_INT(cc_store_record_insert(s, "alice", "p1", NULL, "exec", in, done_id), CC_OK);
+  CHECK_INT(cc_store_record_finish(s, "alice", done_id, CC_RECORD_FAILED, res, "timeout", NULL),
+            CC_OK);
+  CHECK_INT(raw_count(path, "SELECT count(*) FROM records WHERE body IS NOT NULL"), 1);
+  CHECK_INT(cc_store_record_get(s, "alice", done_id, &rec), CC_OK);
+  CHECK_STR(str_of(cJSON_GetObjectItem(rec, "error"), "code"), "timeout");
+  CHECK_STR(str_of(cJSON_GetObjectItem(rec, "error"), "message"), "");
+  CHECK_STR(str_of(rec, "status"), "failed");
+  cJSON_Delete(rec);
+  CHECK_INT(cc_store_integrity_check(s), CC_OK);
+  cc_store_close(s);
+  cJSON_Delete(in);
+  cJSON_Delete(res);
+}
+
 /* The child: commits one marker record, then opens a big transaction that spills pages
  * into the WAL, tells the parent, and waits to be killed.  Never returns. */
 static void crash_child(const char *path, int ready_fd) {
@@ -1124,6 +1232,7 @@ int main(void) {
   RUN(error_messages_are_per_thread);
   RUN(two_handles_on_one_file);
   RUN(killed_mid_transaction_reopens_consistent);
+  RUN(history_json_matches_history_and_reads_schema_1_rows);
   RUN(integrity_check_detects_corruption);
   RUN(bad_options);
   int rc = CC_TEST_DONE();
