@@ -56,8 +56,9 @@ static int serve(int argc, char **argv) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   /* No fastbins: with them, every allocation above 1 KiB first consolidated the thousands
-   * of small cJSON nodes a history page frees (malloc_consolidate was 13% of its profile).
-   * Small blocks still come from the per-thread tcache. */
+   * of small cJSON nodes a history page used to free (malloc_consolidate was 13% of its
+   * profile; pages are now spliced from stored text, but requests and other responses
+   * still free many small nodes).  Small blocks still come from the per-thread tcache. */
   mallopt(M_MXFAST, 0);
   sigset_t set;
   sigemptyset(&set);
