@@ -881,7 +881,7 @@ typedef struct {
   const cc_e2b_exec_opts *o;
   cc_e2b_exec_result *res;
   CURL *h;
-  cc_e2b_envelope_parser ep;
+  cc_envelope_reader ep;
   struct timespec t0;
   bool http_checked;
   bool http_bad; /* non-200: the body is an error document */
@@ -897,8 +897,9 @@ typedef struct {
   char eos_msg[384];
 } stream_ctx;
 
-static int on_envelope(void *ud, unsigned flags, const char *payload, size_t len) {
+static int on_envelope(void *ud, unsigned flags, const uint8_t *bytes, size_t len) {
   stream_ctx *s = ud;
+  const char *payload = (const char *)bytes;
   if (flags & CC_E2B_FLAG_END_STREAM) {
     s->eos = true;
     s->eos_status = cc_e2b_end_stream_parse(payload, len, s->eos_code, sizeof s->eos_code,
@@ -954,7 +955,7 @@ static size_t on_stream(char *data, size_t size, size_t nmemb, void *ud) {
     buf_append(&s->errbody, data, n); /* truncating buffer: keeps the first 64 KiB */
     return n;
   }
-  cc_status st = cc_e2b_envelope_feed(&s->ep, data, n, on_envelope, s);
+  cc_status st = cc_envelope_reader_feed(&s->ep, data, n, on_envelope, s);
   if (st != CC_OK) {
     s->parse_status = st;
     snprintf(s->parse_msg, sizeof s->parse_msg, "%s",
@@ -1158,7 +1159,7 @@ static cc_status stream_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const s
     send_signal(c, sb, res->pid, 9, &kerr);
   }
 done:
-  cc_e2b_envelope_cleanup(&s.ep);
+  cc_envelope_reader_cleanup(&s.ep);
   buf_free(&s.errbody);
   curl_slist_free_all(hd);
   free(url);

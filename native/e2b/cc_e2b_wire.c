@@ -83,15 +83,14 @@ static char *dup_or_empty(const char *s) {
 
 /* ---------------------------------------------------------------- envelopes */
 
-void cc_e2b_envelope_init(cc_e2b_envelope_parser *p, size_t max_payload) {
-  memset(p, 0, sizeof *p);
-  p->max_payload = max_payload;
-}
-
-void cc_e2b_envelope_cleanup(cc_e2b_envelope_parser *p) {
-  free(p->buf);
-  p->buf = NULL;
-  p->buf_len = 0;
+void cc_e2b_envelope_init(cc_envelope_reader *r, size_t max_payload) {
+  cc_envelope_opts o = {
+      .max_payload = max_payload,
+      .allowed_flags = CC_E2B_FLAG_END_STREAM, /* 0x01 compressed is never negotiated */
+      .end_is_last = true,
+      .violation = CC_UPSTREAM_ERROR,
+  };
+  cc_envelope_reader_init(r, &o);
 }
 
 void cc_e2b_envelope_header(unsigned char out[5], unsigned flags, uint32_t len) {
@@ -100,89 +99,6 @@ void cc_e2b_envelope_header(unsigned char out[5], unsigned flags, uint32_t len) 
   out[2] = (unsigned char)(len >> 16);
   out[3] = (unsigned char)(len >> 8);
   out[4] = (unsigned char)len;
-}
-
-bool cc_e2b_envelope_idle(const cc_e2b_envelope_parser *p) {
-  return !p->failed && p->hdr_len == 0;
-}
-
-/* Delivers one complete envelope and resets for the next header. */
-static int deliver(cc_e2b_envelope_parser *p, const char *payload, cc_e2b_envelope_fn fn,
-                   void *ctx) {
-  unsigned flags = p->flags;
-  size_t len = p->need;
-  if (flags & CC_E2B_FLAG_END_STREAM) p->end_seen = true;
-  int stop = fn ? fn(ctx, flags, payload, len) : 0;
-  p->hdr_len = 0;
-  p->need = 0;
-  p->buf_len = 0;
-  free(p->buf);
-  p->buf = NULL;
-  return stop;
-}
-
-cc_status cc_e2b_envelope_feed(cc_e2b_envelope_parser *p, const void *data, size_t len,
-                               cc_e2b_envelope_fn fn, void *ctx) {
-  const unsigned char *in = data;
-  if (p->failed) return CC_UPSTREAM_ERROR;
-  if (p->stopped) return CC_OK;
-  while (len > 0) {
-    if (p->end_seen) {
-      p->failed = true;
-      return CC_UPSTREAM_ERROR; /* nothing may follow the end-of-stream envelope */
-    }
-    if (p->hdr_len < 5) {
-      size_t take = 5 - p->hdr_len;
-      if (take > len) take = len;
-      memcpy(p->hdr + p->hdr_len, in, take);
-      p->hdr_len += take;
-      in += take;
-      len -= take;
-      if (p->hdr_len < 5) break;
-      p->flags = p->hdr[0];
-      p->need = ((size_t)p->hdr[1] << 24) | ((size_t)p->hdr[2] << 16) | ((size_t)p->hdr[3] << 8) |
-                (size_t)p->hdr[4];
-      if (p->flags & ~(unsigned)CC_E2B_FLAG_END_STREAM) {
-        p->failed = true; /* compressed (0x01) or unknown flag bits */
-        return CC_UPSTREAM_ERROR;
-      }
-      if (p->need > p->max_payload) {
-        p->failed = true;
-        return CC_TOO_LARGE;
-      }
-      p->buf_len = 0;
-      if (p->need == 0 || len >= p->need) {
-        /* Fast path: the whole payload is in this chunk; deliver it without copying. */
-        const char *payload = (const char *)in;
-        size_t n = p->need;
-        in += n;
-        len -= n;
-        if (deliver(p, n ? payload : "", fn, ctx)) {
-          p->stopped = true;
-          return CC_OK;
-        }
-        continue;
-      }
-      p->buf = malloc(p->need);
-      if (!p->buf) {
-        p->failed = true;
-        return CC_INTERNAL;
-      }
-    }
-    size_t take = p->need - p->buf_len;
-    if (take > len) take = len;
-    memcpy(p->buf + p->buf_len, in, take);
-    p->buf_len += take;
-    in += take;
-    len -= take;
-    if (p->buf_len == p->need) {
-      if (deliver(p, p->buf, fn, ctx)) {
-        p->stopped = true;
-        return CC_OK;
-      }
-    }
-  }
-  return CC_OK;
 }
 
 /* ---------------------------------------------------------------- base64 */

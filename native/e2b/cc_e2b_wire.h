@@ -2,8 +2,8 @@
  * cc_e2b_wire: the transport-free half of the E2B client.
  *
  * Everything here turns bytes received from E2B (or sandboxd) into C values, with no I/O:
- * the Connect streaming envelope parser (fed arbitrary chunks, buffers partial headers and
- * payloads), process-event and end-of-stream JSON, control-plane and envd response JSON,
+ * the client's rules for the Connect envelope stream (the reader itself is shared/cc_envelope),
+ * process-event and end-of-stream JSON, control-plane and envd response JSON,
  * error bodies and their mapping onto cc_status, base64 (tolerant of missing padding and of
  * the URL-safe alphabet), and message scrubbing.  It is internal to native/e2b/ (the client,
  * the unit tests and the fuzz targets include it); the worker uses cc_e2b.h only.
@@ -19,42 +19,18 @@
 #include <stdint.h>
 
 #include "cc_e2b.h"
+#include "cc_envelope.h"
 
 /* ---------------------------------------------------------------- envelopes */
 
-#define CC_E2B_FLAG_COMPRESSED 0x01u
-#define CC_E2B_FLAG_END_STREAM 0x02u
+#define CC_E2B_FLAG_COMPRESSED CC_ENVELOPE_COMPRESSED
+#define CC_E2B_FLAG_END_STREAM CC_ENVELOPE_END_STREAM
 
-/* Called once per complete envelope with its flags and payload (valid only during the call).
- * Return 0 to go on, non-zero to stop feeding (cc_e2b_envelope_feed then returns CC_OK with
- * p->stopped set and ignores the rest of the input). */
-typedef int (*cc_e2b_envelope_fn)(void *ctx, unsigned flags, const char *payload, size_t len);
-
-typedef struct cc_e2b_envelope_parser {
-  unsigned char hdr[5];
-  size_t hdr_len; /* bytes of the current header seen (0..5) */
-  unsigned flags;
-  size_t need; /* payload length of the current envelope */
-  char *buf;   /* partial payload (allocated to `need` once the header is known) */
-  size_t buf_len;
-  size_t max_payload; /* larger envelopes are CC_TOO_LARGE */
-  bool end_seen;      /* the end-of-stream envelope was delivered */
-  bool stopped;       /* the callback asked to stop */
-  bool failed;        /* a framing error happened; further input is refused */
-} cc_e2b_envelope_parser;
-
-void cc_e2b_envelope_init(cc_e2b_envelope_parser *p, size_t max_payload);
-void cc_e2b_envelope_cleanup(cc_e2b_envelope_parser *p);
-
-/* Consumes len bytes.  Returns CC_OK (all consumed, or stopped by the callback),
- * CC_TOO_LARGE (an envelope above max_payload), CC_UPSTREAM_ERROR (compressed or unknown
- * flag bits, bytes after the end-of-stream envelope) or CC_INTERNAL (out of memory).  After
- * an error the parser stays failed. */
-cc_status cc_e2b_envelope_feed(cc_e2b_envelope_parser *p, const void *data, size_t len,
-                               cc_e2b_envelope_fn fn, void *ctx);
-
-/* True when the input so far ended exactly at an envelope boundary. */
-bool cc_e2b_envelope_idle(const cc_e2b_envelope_parser *p);
+/* Prepares r (shared/cc_envelope.h) to read an envd response stream with the client's
+ * rules: envelopes above max_payload are CC_TOO_LARGE; compressed (never negotiated) or
+ * unknown flag bits, and any byte after the end-of-stream envelope, are CC_UPSTREAM_ERROR.
+ * Feed, test and free it with cc_envelope_reader_feed/_idle/_cleanup. */
+void cc_e2b_envelope_init(cc_envelope_reader *r, size_t max_payload);
 
 /* Writes the 5-byte header of an envelope with these flags and length. */
 void cc_e2b_envelope_header(unsigned char out[5], unsigned flags, uint32_t len);

@@ -3,12 +3,11 @@
  *
  * Streaming Connect messages are framed as envelopes: 1 flag byte (0x00 message,
  * 0x01 compressed, 0x02 end-of-stream), a 4-byte big-endian payload length, the payload
- * (reference e2b-protocol.md §3.3).  This module encodes envelope headers, decodes an
- * envelope stream incrementally (bytes may be split or coalesced anywhere), and maps the
- * Connect error codes ("not_found", ...) to their HTTP statuses (§3.2).
+ * (reference e2b-protocol.md §3.3).  This module encodes envelope headers, sets sandboxd's
+ * rules on the shared incremental reader (shared/cc_envelope.h), and maps the Connect error
+ * codes ("not_found", ...) to their HTTP statuses (§3.2).
  *
- * Ownership: a cc_connect_reader owns its payload buffer; the payload pointer handed to the
- * callback is valid only during the call.  All strings returned are static.
+ * Ownership: see cc_envelope.h for the reader.  All strings returned are static.
  */
 #ifndef CC_CONNECT_H
 #define CC_CONNECT_H
@@ -16,11 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cc_envelope.h"
 #include "cc_status.h"
 
 enum {
-  CC_CONNECT_FLAG_COMPRESSED = 0x01,
-  CC_CONNECT_FLAG_END_STREAM = 0x02,
+  CC_CONNECT_FLAG_COMPRESSED = CC_ENVELOPE_COMPRESSED,
+  CC_CONNECT_FLAG_END_STREAM = CC_ENVELOPE_END_STREAM,
 };
 
 /* Connect error codes, numbered as in the protocol (1 = canceled ... 16 = unauthenticated). */
@@ -59,35 +59,9 @@ int cc_connect_code_http(cc_connect_code code);
 /* Writes the 5-byte envelope header for a payload of `len` bytes into hdr. */
 void cc_connect_envelope_header(uint8_t hdr[5], uint8_t flags, uint32_t len);
 
-/* Called once per complete envelope; return CC_OK to go on, anything else stops feeding. */
-typedef cc_status (*cc_connect_envelope_fn)(void *ctx, uint8_t flags, const uint8_t *payload,
-                                            size_t len);
-
-typedef struct {
-  uint8_t hdr[5];
-  size_t hdr_have;
-  uint32_t len;        /* payload length of the current envelope */
-  uint8_t *buf;        /* payload bytes so far (capacity max_payload) */
-  size_t have;
-  size_t max_payload;  /* an envelope longer than this is CC_TOO_LARGE */
-} cc_connect_reader;
-
-/* Prepares a reader that accepts envelopes of at most max_payload bytes. */
-void cc_connect_reader_init(cc_connect_reader *r, size_t max_payload);
-
-/*
- * Feeds n bytes of an envelope stream.  Calls fn for every envelope completed by these
- * bytes.  Returns CC_OK, CC_TOO_LARGE when an envelope announces more than max_payload
- * bytes, CC_INTERNAL on allocation failure, or the first non-OK status fn returned.  After
- * an error the reader must not be fed again.
- */
-cc_status cc_connect_reader_feed(cc_connect_reader *r, const uint8_t *data, size_t n,
-                                 cc_connect_envelope_fn fn, void *ctx);
-
-/* True when the reader sits exactly between envelopes (no partial envelope buffered). */
-int cc_connect_reader_idle(const cc_connect_reader *r);
-
-/* Frees the reader's buffer; the reader may be initialised again afterwards. */
-void cc_connect_reader_cleanup(cc_connect_reader *r);
+/* Prepares r (shared/cc_envelope.h) to read request envelopes with sandboxd's rules: an
+ * envelope above max_payload is CC_TOO_LARGE; flags are handed to the callback unchecked
+ * (the handler decides).  Feed, test and free it with cc_envelope_reader_feed/_idle/_cleanup. */
+void cc_connect_reader_init(cc_envelope_reader *r, size_t max_payload);
 
 #endif

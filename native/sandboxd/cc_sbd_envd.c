@@ -513,25 +513,30 @@ static enum MHD_Result stream_error(cc_sbd_req *r, cc_connect_code code, const c
 typedef struct {
   cJSON *msg;
   int count;
+  bool bad; /* a compressed, second or non-JSON envelope */
 } envelope_ctx;
 
-static cc_status take_envelope(void *ctx, uint8_t flags, const uint8_t *p, size_t n) {
+/* Takes the one request envelope; anything else marks the request bad and stops reading. */
+static int take_envelope(void *ctx, unsigned flags, const uint8_t *p, size_t n) {
   envelope_ctx *e = ctx;
-  if (flags & CC_CONNECT_FLAG_COMPRESSED) return CC_BAD_REQUEST;
-  if (e->count++ > 0) return CC_BAD_REQUEST;
+  if ((flags & CC_CONNECT_FLAG_COMPRESSED) || e->count++ > 0) {
+    e->bad = true;
+    return 1;
+  }
   e->msg = cJSON_ParseWithLength((const char *)p, n);
-  return e->msg ? CC_OK : CC_BAD_REQUEST;
+  e->bad = !e->msg;
+  return e->bad;
 }
 
 /* Parses the single request envelope of a server-streaming call. */
 static cJSON *stream_request(cc_sbd_req *r) {
-  cc_connect_reader rd;
+  cc_envelope_reader rd;
   envelope_ctx e = {0};
   cc_connect_reader_init(&rd, r->srv->cfg.max_body);
-  cc_status st = cc_connect_reader_feed(&rd, (const uint8_t *)r->body, r->len, take_envelope, &e);
-  bool complete = cc_connect_reader_idle(&rd);
-  cc_connect_reader_cleanup(&rd);
-  if (st != CC_OK || !complete || e.count != 1) {
+  cc_status st = cc_envelope_reader_feed(&rd, r->body, r->len, take_envelope, &e);
+  bool complete = cc_envelope_reader_idle(&rd);
+  cc_envelope_reader_cleanup(&rd);
+  if (st != CC_OK || e.bad || !complete || e.count != 1) {
     cJSON_Delete(e.msg);
     return NULL;
   }

@@ -17,7 +17,8 @@ typedef struct {
   size_t count;
 } digest;
 
-static int on_env(void *ctx, unsigned flags, const char *payload, size_t len) {
+static int on_env(void *ctx, unsigned flags, const uint8_t *bytes, size_t len) {
+  const char *payload = (const char *)bytes;
   digest *d = ctx;
   d->hash = (d->hash ^ flags) * 1099511628211ull;
   for (size_t i = 0; i < len; i++)
@@ -43,20 +44,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   data++;
   size--;
 
-  cc_e2b_envelope_parser a, b;
+  cc_envelope_reader a, b;
   digest da = {14695981039346656037ull, 0}, db = {14695981039346656037ull, 0};
   cc_e2b_envelope_init(&a, 1 << 16);
   cc_e2b_envelope_init(&b, 1 << 16);
-  cc_status sa = cc_e2b_envelope_feed(&a, data, size, on_env, &da);
+  cc_status sa = cc_envelope_reader_feed(&a, data, size, on_env, &da);
   cc_status sb = CC_OK;
   for (size_t at = 0; at < size && sb == CC_OK; at += step) {
     size_t n = size - at < step ? size - at : step;
-    sb = cc_e2b_envelope_feed(&b, data + at, n, on_env, &db);
+    sb = cc_envelope_reader_feed(&b, data + at, n, on_env, &db);
   }
   if (sa != sb || da.hash != db.hash || da.count != db.count ||
-      cc_e2b_envelope_idle(&a) != cc_e2b_envelope_idle(&b))
+      cc_envelope_reader_idle(&a) != cc_envelope_reader_idle(&b))
     abort();
-  cc_e2b_envelope_cleanup(&a);
-  cc_e2b_envelope_cleanup(&b);
+  cc_envelope_reader_cleanup(&a);
+  cc_envelope_reader_cleanup(&b);
   return 0;
 }

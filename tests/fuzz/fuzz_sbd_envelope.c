@@ -1,4 +1,5 @@
-/* libFuzzer target: codecanvas-sandboxd's Connect envelope reader (cc_connect_reader), fed
+/* libFuzzer target: codecanvas-sandboxd's Connect envelope reader (shared/cc_envelope with
+ * sandboxd's rules from cc_connect_reader_init), fed
  * the input in pieces whose sizes come from the input itself, must never read or write out
  * of bounds and must deliver exactly the envelopes a one-shot feed delivers. */
 #include <stdint.h>
@@ -12,13 +13,13 @@ typedef struct {
   uint32_t sum;
 } tally;
 
-static cc_status count(void *ctx, uint8_t flags, const uint8_t *p, size_t n) {
+static int count(void *ctx, unsigned flags, const uint8_t *p, size_t n) {
   tally *t = ctx;
   t->count++;
   t->bytes += n;
   for (size_t i = 0; i < n; i++) t->sum = t->sum * 31 + p[i];
   t->sum += flags;
-  return CC_OK;
+  return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -27,17 +28,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   data++;
   size--;
   tally whole = {0}, parts = {0};
-  cc_connect_reader r;
+  cc_envelope_reader r;
   cc_connect_reader_init(&r, 4096);
-  cc_status a = cc_connect_reader_feed(&r, data, size, count, &whole);
-  cc_connect_reader_cleanup(&r);
+  cc_status a = cc_envelope_reader_feed(&r, data, size, count, &whole);
+  cc_envelope_reader_cleanup(&r);
   cc_connect_reader_init(&r, 4096);
   cc_status b = CC_OK;
   for (size_t off = 0; off < size && b == CC_OK; off += step) {
     size_t k = size - off < step ? size - off : step;
-    b = cc_connect_reader_feed(&r, data + off, k, count, &parts);
+    b = cc_envelope_reader_feed(&r, data + off, k, count, &parts);
   }
-  cc_connect_reader_cleanup(&r);
+  cc_envelope_reader_cleanup(&r);
   if (a != b || whole.count != parts.count || whole.bytes != parts.bytes || whole.sum != parts.sum)
     abort();
   return 0;

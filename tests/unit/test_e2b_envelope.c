@@ -1,6 +1,6 @@
 /*
- * Unit tests of the Connect envelope stream parser and the process-event decoding of the E2B
- * client (native/e2b/cc_e2b_wire.c).  The same process stream is fed in every possible
+ * Unit tests of the Connect envelope stream reader with the E2B client's rules (shared/cc_envelope.c
+ * set up by cc_e2b_envelope_init) and the process-event decoding of native/e2b/cc_e2b_wire.c.  The same process stream is fed in every possible
  * chunking (each fixed chunk size, every two-way split, and pseudo-random splits), and the
  * decoded events must be identical each time: envd and proxies split envelopes anywhere.
  */
@@ -58,7 +58,8 @@ static void logf_(collector *c, const char *line) {
   }
 }
 
-static int on_env(void *ctx, unsigned flags, const char *payload, size_t len) {
+static int on_env(void *ctx, unsigned flags, const uint8_t *bytes, size_t len) {
+  const char *payload = (const char *)bytes;
   collector *c = ctx;
   char line[512];
   c->envelopes++;
@@ -112,17 +113,17 @@ static const char *expected =
 
 /* Feeds s split at the given cut points; returns the collector. */
 static cc_status feed_cuts(const stream *s, const size_t *cuts, size_t ncuts, collector *c) {
-  cc_e2b_envelope_parser p;
+  cc_envelope_reader p;
   cc_e2b_envelope_init(&p, 1 << 16);
   size_t at = 0;
   cc_status st = CC_OK;
   for (size_t i = 0; i <= ncuts && st == CC_OK; i++) {
     size_t end = i < ncuts ? cuts[i] : s->n;
-    st = cc_e2b_envelope_feed(&p, s->b + at, end - at, on_env, c);
+    st = cc_envelope_reader_feed(&p, s->b + at, end - at, on_env, c);
     at = end;
   }
-  if (st == CC_OK && !cc_e2b_envelope_idle(&p)) st = CC_UPSTREAM_ERROR;
-  cc_e2b_envelope_cleanup(&p);
+  if (st == CC_OK && !cc_envelope_reader_idle(&p)) st = CC_UPSTREAM_ERROR;
+  cc_envelope_reader_cleanup(&p);
   return st;
 }
 
@@ -198,13 +199,13 @@ static void test_empty_payload_and_truncation(void) {
   stream s = {.n = 0};
   put(&s, 0, "");
   put(&s, CC_E2B_FLAG_END_STREAM, "");
-  cc_e2b_envelope_parser p;
+  cc_envelope_reader p;
   collector c = {0};
   cc_e2b_envelope_init(&p, 100);
-  CHECK_INT(cc_e2b_envelope_feed(&p, s.b, s.n, on_env, &c), CC_OK);
+  CHECK_INT(cc_envelope_reader_feed(&p, s.b, s.n, on_env, &c), CC_OK);
   CHECK_INT(c.envelopes, 2);
   CHECK(p.end_seen);
-  cc_e2b_envelope_cleanup(&p);
+  cc_envelope_reader_cleanup(&p);
 
   /* A stream cut inside a header or a payload is not idle (the client reports it). */
   canonical(&s);
@@ -213,36 +214,36 @@ static void test_empty_payload_and_truncation(void) {
     if (cut == first) continue; /* an envelope boundary is idle */
     collector c2 = {0};
     cc_e2b_envelope_init(&p, 1 << 16);
-    CHECK_INT(cc_e2b_envelope_feed(&p, s.b, cut, on_env, &c2), CC_OK);
-    CHECK(!cc_e2b_envelope_idle(&p));
-    cc_e2b_envelope_cleanup(&p);
+    CHECK_INT(cc_envelope_reader_feed(&p, s.b, cut, on_env, &c2), CC_OK);
+    CHECK(!cc_envelope_reader_idle(&p));
+    cc_envelope_reader_cleanup(&p);
   }
 }
 
 static void test_bad_frames(void) {
-  cc_e2b_envelope_parser p;
+  cc_envelope_reader p;
   collector c = {0};
   stream s = {.n = 0};
 
   put(&s, CC_E2B_FLAG_COMPRESSED, "{}"); /* compression is never negotiated */
   cc_e2b_envelope_init(&p, 100);
-  CHECK_INT(cc_e2b_envelope_feed(&p, s.b, s.n, on_env, &c), CC_UPSTREAM_ERROR);
+  CHECK_INT(cc_envelope_reader_feed(&p, s.b, s.n, on_env, &c), CC_UPSTREAM_ERROR);
   CHECK_INT(c.envelopes, 0);
-  CHECK_INT(cc_e2b_envelope_feed(&p, s.b, s.n, on_env, &c), CC_UPSTREAM_ERROR); /* stays failed */
-  cc_e2b_envelope_cleanup(&p);
+  CHECK_INT(cc_envelope_reader_feed(&p, s.b, s.n, on_env, &c), CC_UPSTREAM_ERROR); /* stays failed */
+  cc_envelope_reader_cleanup(&p);
 
   s.n = 0;
   put(&s, 0x80, "{}");
   cc_e2b_envelope_init(&p, 100);
-  CHECK_INT(cc_e2b_envelope_feed(&p, s.b, s.n, on_env, &c), CC_UPSTREAM_ERROR);
-  cc_e2b_envelope_cleanup(&p);
+  CHECK_INT(cc_envelope_reader_feed(&p, s.b, s.n, on_env, &c), CC_UPSTREAM_ERROR);
+  cc_envelope_reader_cleanup(&p);
 
   /* A length above the limit is refused from the header alone, before any allocation. */
   unsigned char big[5];
   cc_e2b_envelope_header(big, 0, 0xFFFFFFFFu);
   cc_e2b_envelope_init(&p, 1 << 20);
-  CHECK_INT(cc_e2b_envelope_feed(&p, big, 5, on_env, &c), CC_TOO_LARGE);
-  cc_e2b_envelope_cleanup(&p);
+  CHECK_INT(cc_envelope_reader_feed(&p, big, 5, on_env, &c), CC_TOO_LARGE);
+  cc_envelope_reader_cleanup(&p);
 
   /* Nothing may follow end-of-stream. */
   s.n = 0;
@@ -250,24 +251,24 @@ static void test_bad_frames(void) {
   put(&s, 0, "{}");
   c = (collector){0};
   cc_e2b_envelope_init(&p, 100);
-  CHECK_INT(cc_e2b_envelope_feed(&p, s.b, s.n, on_env, &c), CC_UPSTREAM_ERROR);
+  CHECK_INT(cc_envelope_reader_feed(&p, s.b, s.n, on_env, &c), CC_UPSTREAM_ERROR);
   CHECK_INT(c.envelopes, 1);
-  cc_e2b_envelope_cleanup(&p);
+  cc_envelope_reader_cleanup(&p);
 }
 
 static void test_stop_from_callback(void) {
   stream s;
   canonical(&s);
   collector c = {.stop_after = 2};
-  cc_e2b_envelope_parser p;
+  cc_envelope_reader p;
   cc_e2b_envelope_init(&p, 1 << 16);
   /* Feed byte by byte: after the second envelope nothing more is delivered. */
   for (size_t i = 0; i < s.n; i++)
-    CHECK_INT(cc_e2b_envelope_feed(&p, s.b + i, 1, on_env, &c), CC_OK);
+    CHECK_INT(cc_envelope_reader_feed(&p, s.b + i, 1, on_env, &c), CC_OK);
   CHECK(p.stopped);
   CHECK_INT(c.envelopes, 2);
   CHECK_STR(c.log, "start 1234\nstdout [hello\n]\n");
-  cc_e2b_envelope_cleanup(&p);
+  cc_envelope_reader_cleanup(&p);
 }
 
 static void test_events(void) {

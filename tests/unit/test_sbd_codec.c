@@ -14,7 +14,7 @@ typedef struct {
   char payload[8][64];
 } envs;
 
-static cc_status collect(void *ctx, uint8_t flags, const uint8_t *p, size_t len) {
+static int collect(void *ctx, unsigned flags, const uint8_t *p, size_t len) {
   envs *e = ctx;
   if (e->n < 8 && len < 64) {
     e->flags[e->n] = flags;
@@ -22,7 +22,7 @@ static cc_status collect(void *ctx, uint8_t flags, const uint8_t *p, size_t len)
     e->payload[e->n][len] = 0;
   }
   e->n++;
-  return CC_OK;
+  return 0;
 }
 
 static size_t build(uint8_t *out) {
@@ -44,35 +44,35 @@ static void envelopes_any_split(void) {
   CHECK_INT(buf[0], 0);
   CHECK_INT(buf[4], 29); /* big-endian length */
   for (size_t step = 1; step <= n; step++) {
-    cc_connect_reader r;
+    cc_envelope_reader r;
     envs e = {0};
     cc_connect_reader_init(&r, 1024);
     for (size_t off = 0; off < n; off += step) {
       size_t k = n - off < step ? n - off : step;
-      CHECK_INT(cc_connect_reader_feed(&r, buf + off, k, collect, &e), CC_OK);
+      CHECK_INT(cc_envelope_reader_feed(&r, buf + off, k, collect, &e), CC_OK);
     }
     CHECK_INT(e.n, 3);
     CHECK_STR(e.payload[0], "{\"event\":{\"start\":{\"pid\":7}}}");
     CHECK_STR(e.payload[1], "");
     CHECK_INT(e.flags[2], CC_CONNECT_FLAG_END_STREAM);
-    CHECK(cc_connect_reader_idle(&r));
-    cc_connect_reader_cleanup(&r);
+    CHECK(cc_envelope_reader_idle(&r));
+    cc_envelope_reader_cleanup(&r);
   }
 }
 
 static void envelope_too_large(void) {
   uint8_t hdr[5];
-  cc_connect_reader r;
+  cc_envelope_reader r;
   envs e = {0};
   cc_connect_envelope_header(hdr, 0, 0x01000000);
   cc_connect_reader_init(&r, 1024);
-  CHECK_INT(cc_connect_reader_feed(&r, hdr, 5, collect, &e), CC_TOO_LARGE);
+  CHECK_INT(cc_envelope_reader_feed(&r, hdr, 5, collect, &e), CC_TOO_LARGE);
   CHECK_INT(e.n, 0);
-  cc_connect_reader_cleanup(&r);
+  cc_envelope_reader_cleanup(&r);
   cc_connect_reader_init(&r, 1024);
-  CHECK_INT(cc_connect_reader_feed(&r, hdr, 3, collect, &e), CC_OK);
-  CHECK(!cc_connect_reader_idle(&r)); /* a truncated envelope is visible */
-  cc_connect_reader_cleanup(&r);
+  CHECK_INT(cc_envelope_reader_feed(&r, hdr, 3, collect, &e), CC_OK);
+  CHECK(!cc_envelope_reader_idle(&r)); /* a truncated envelope is visible */
+  cc_envelope_reader_cleanup(&r);
 }
 
 static void connect_codes(void) {
