@@ -42,34 +42,10 @@ static unsigned char inbuf[CC_SBX_WIRE_MAX];
 static unsigned char outbuf[CC_SBX_WIRE_MAX];
 static pid_t tracked[MAX_TRACKED]; /* pids spawned on request (0 = free slot) */
 
-static int send_msg(const cc_sbx_wire_hdr *h, const void *payload, size_t len, const int *fds,
-                    int nfds) {
-  struct iovec iov[2] = {{(void *)h, sizeof *h}, {(void *)payload, len}};
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * 4)];
-    struct cmsghdr align;
-  } u;
-  struct msghdr m = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
-  if (nfds > 0) {
-    memset(&u, 0, sizeof u);
-    m.msg_control = u.buf;
-    m.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-  }
-  ssize_t n;
-  do n = sendmsg(SOCK, &m, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  return n < 0 ? -1 : 0;
-}
-
 static void reply(uint32_t id, int err, int a, int b, const void *p, size_t len, int fd) {
   if (id == 0) return;
   cc_sbx_wire_hdr h = {.op = CC_SBX_OP_REPLY, .id = id, .err = err, .a = a, .b = b};
-  if (send_msg(&h, p, len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0) < 0) _exit(0);
+  if (cc_sbx_wire_send(SOCK, &h, p, len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, 0)) _exit(0);
 }
 
 /* ---- processes ------------------------------------------------------------------------ */
@@ -109,7 +85,7 @@ static void reap(void) {
   while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
     if (untrack(p)) {
       cc_sbx_wire_hdr h = {.op = CC_SBX_OP_EXIT, .a = p, .b = st};
-      if (send_msg(&h, NULL, 0, NULL, 0) < 0) _exit(0);
+      if (cc_sbx_wire_send(SOCK, &h, NULL, 0, NULL, 0, 0)) _exit(0);
     }
   }
 }
@@ -681,7 +657,7 @@ int main(void) {
   if ((v = getenv("E2B_TEMPLATE_ID"))) write_run_file(".E2B_TEMPLATE_ID", v);
 
   cc_sbx_wire_hdr hello = {.op = CC_SBX_OP_HELLO, .a = getpid()};
-  if (send_msg(&hello, NULL, 0, NULL, 0) < 0) return 1;
+  if (cc_sbx_wire_send(SOCK, &hello, NULL, 0, NULL, 0, 0)) return 1;
   struct pollfd pf[2] = {{.fd = SOCK, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
   for (;;) {
     if (poll(pf, 2, -1) < 0) {

@@ -265,30 +265,6 @@ struct cc_sbx_runtime {
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static int send_packet(int sock, const cc_sbx_wire_hdr *h, const void *p, size_t len,
-                       const int *fds, int nfds, int flags) {
-  struct iovec iov[2] = {{(void *)h, sizeof *h}, {(void *)p, len}};
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * 4)];
-    struct cmsghdr align;
-  } u;
-  struct msghdr m = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
-  if (nfds > 0) {
-    memset(&u, 0, sizeof u);
-    m.msg_control = u.buf;
-    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
-  }
-  ssize_t n;
-  do n = sendmsg(sock, &m, MSG_NOSIGNAL | flags);
-  while (n < 0 && errno == EINTR);
-  return n < 0 ? errno : 0;
-}
-
 static void wake(cc_sbx_runtime *rt) {
   uint64_t one = 1;
   (void)!write(rt->wakefd, &one, sizeof one);
@@ -793,7 +769,7 @@ static int io_timers(cc_sbx_runtime *rt) {
       if (!p->exited && p->deadline && !p->kill_sent && s->state == ST_READY) {
         if (p->deadline <= now) {
           cc_sbx_wire_hdr h = {.op = CC_SBX_OP_SIGNAL, .a = (int32_t)p->pid, .b = SIGKILL};
-          if (send_packet(s->sock, &h, NULL, 0, NULL, 0, MSG_DONTWAIT) == 0)
+          if (cc_sbx_wire_send(s->sock, &h, NULL, 0, NULL, 0, MSG_DONTWAIT) == 0)
             p->kill_sent = true;
           else
             next = now + 10;
@@ -1549,7 +1525,7 @@ static int agent_call(cc_sbx *sbx, cc_sbx_wire_hdr *h, const void *payload, size
   int sock = sbx->sock;
   pthread_mutex_unlock(&sbx->lock);
   /* The socket is only shut down (never closed) while the sandbox object lives. */
-  int e = send_packet(sock, h, payload, len, fds, nfds, 0);
+  int e = cc_sbx_wire_send(sock, h, payload, len, fds, nfds, 0);
   pthread_mutex_lock(&sbx->lock);
   if (e == 0) {
     struct timespec ts;
@@ -2147,12 +2123,6 @@ cc_status cc_sbx_connect_port(cc_sbx *sbx, uint16_t port, int *fd, cc_sbx_err *e
 }
 
 /* ---- files ------------------------------------------------------------------------------- */
-
-void cc_sbx_entry_cleanup(cc_sbx_entry *e) {
-  if (!e) return;
-  free(e->name), free(e->path), free(e->symlink_target);
-  e->name = e->path = e->symlink_target = NULL;
-}
 
 void cc_sbx_entries_free(cc_sbx_entry *list, size_t n) {
   if (!list) return;

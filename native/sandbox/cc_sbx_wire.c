@@ -1,5 +1,7 @@
 /*
- * cc_sbx_wire: host-side decoding of what the agent sends (see cc_sbx_wire.h for the format).
+ * cc_sbx_wire: sending wire messages (both sides) and host-side decoding of what the agent
+ * sends (see cc_sbx_wire.h for the format).  Compiled into cc_sandbox and, without
+ * sanitizers, into codecanvas-sandbox-agent, so it depends on libc only.
  *
  * The agent runs inside the sandbox, so every byte it sends is treated as untrusted: lengths
  * are checked against the buffer, strings must be NUL-terminated where they say they end.
@@ -10,12 +12,39 @@
 #define _GNU_SOURCE
 #include "cc_sbx_wire.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "cc_sbx_int.h"
+
+int cc_sbx_wire_send(int sock, const cc_sbx_wire_hdr *h, const void *payload, size_t len,
+                     const int *fds, int nfds, int flags) {
+  if (nfds < 0 || nfds > CC_SBX_WIRE_MAX_FDS) return EINVAL;
+  struct iovec iov[2] = {{(void *)h, sizeof *h}, {(void *)payload, len}};
+  union {
+    char buf[CMSG_SPACE(sizeof(int) * CC_SBX_WIRE_MAX_FDS)];
+    struct cmsghdr align;
+  } u;
+  struct msghdr m = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+  if (nfds > 0) {
+    memset(&u, 0, sizeof u);
+    m.msg_control = u.buf;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+  }
+  ssize_t n;
+  do n = sendmsg(sock, &m, MSG_NOSIGNAL | flags);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? errno : 0;
+}
 
 /* Go's FileMode.String() for a st_mode: type letters in Go's order "dalTLDpSugct", then
  * rwxrwxrwx ("-" when no type letter applies). */
@@ -78,4 +107,10 @@ bool cc_sbx_wire_decode_entry(const unsigned char *buf, size_t len, size_t *off,
     return false;
   }
   return true;
+}
+
+void cc_sbx_entry_cleanup(cc_sbx_entry *e) {
+  if (!e) return;
+  free(e->name), free(e->path), free(e->symlink_target);
+  e->name = e->path = e->symlink_target = NULL;
 }

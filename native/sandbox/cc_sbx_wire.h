@@ -15,11 +15,14 @@
  * OPEN_READ: size in the payload as int64), payload = encoded entries for STAT/MKDIR/MOVE;
  * LIST replies with a memfd holding the encoded entries (a = count).
  *
- * Ownership: header-only, no state.
+ * Both sides send with cc_sbx_wire_send (cc_sbx_wire.c is compiled into the agent too).
+ *
+ * Ownership: no state; cc_sbx_wire_send never takes ownership of the fds it sends.
  */
 #ifndef CC_SBX_WIRE_H
 #define CC_SBX_WIRE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define CC_SBX_WIRE_MAX 65536
@@ -67,6 +70,18 @@ typedef struct {
   uint16_t pad;
   uint32_t pad2; /* explicit: the struct is 48 bytes on every ABI we build for */
 } cc_sbx_wire_entry;
+
+#define CC_SBX_WIRE_MAX_FDS 4 /* most fds one message carries */
+
+/*
+ * Sends one message on the SOCK_SEQPACKET socket sock: header h, then len payload bytes
+ * (payload may be NULL when len is 0), with nfds (0..CC_SBX_WIRE_MAX_FDS) descriptors as
+ * SCM_RIGHTS.  flags are added to MSG_NOSIGNAL (e.g. MSG_DONTWAIT).  Retries on EINTR.
+ * Returns 0, or the errno of the failure (EINVAL for too many fds).  The fds stay open and
+ * owned by the caller.
+ */
+int cc_sbx_wire_send(int sock, const cc_sbx_wire_hdr *h, const void *payload, size_t len,
+                     const int *fds, int nfds, int flags);
 
 #define CC_SBX_STAGE_CWD 1  /* SPAWN failed: cwd missing */
 #define CC_SBX_STAGE_EXEC 2 /* SPAWN failed: exec failed */
