@@ -230,20 +230,25 @@ describe('sandbox', () => {
   });
 
   test('background command: list, sendStdin, kill', async () => {
-    const h = await sbx.commands.run('cat > /home/user/stdin.txt', { background: true, stdin: true });
+    // The command says on stdout when it has written what it read from stdin, so the test
+    // waits on that event instead of polling for the file.
+    const cmd = 'read line && printf "%s\\n" "$line" > /home/user/stdin.txt && echo written && exec cat';
+    let written;
+    const wroteIt = new Promise((resolve) => (written = resolve));
+    const h = await sbx.commands.run(cmd, {
+      background: true,
+      stdin: true,
+      onStdout: (d) => d.includes('written') && written(),
+    });
     assert.ok(h.pid > 0);
     const procs = await sbx.commands.list();
     const p = procs.find((x) => x.pid === h.pid);
     assert.ok(p, 'listed');
     assert.equal(p.cmd, '/bin/bash');
-    assert.deepEqual(p.args, ['-l', '-c', 'cat > /home/user/stdin.txt']);
+    assert.deepEqual(p.args, ['-l', '-c', cmd]);
     await sbx.commands.sendStdin(h.pid, 'from stdin\n');
-    // wait (bounded) until cat wrote it
-    let content = '';
-    for (let i = 0; i < 100 && content !== 'from stdin\n'; i++) {
-      content = (await sbx.commands.run('cat /home/user/stdin.txt')).stdout;
-    }
-    assert.equal(content, 'from stdin\n');
+    await wroteIt;
+    assert.equal((await sbx.commands.run('cat /home/user/stdin.txt')).stdout, 'from stdin\n');
     assert.equal(await sbx.commands.kill(h.pid), true);
     await assert.rejects(h.wait(), (e) => {
       assert.ok(e instanceof CommandExitError);
