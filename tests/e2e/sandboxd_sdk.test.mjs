@@ -222,7 +222,7 @@ describe('sandbox', () => {
     // the server kills it at the same deadline (Connect-Timeout-Ms), even though the client
     // already gave up; poll (bounded) for that
     let procs = await sbx.commands.list();
-    for (let i = 0; i < 100 && procs.some((p) => p.args.includes('sleep 30')); i++) {
+    for (let i = 0; i < 300 && procs.some((p) => p.args.includes('sleep 30')); i++) {
       await new Promise((r) => setTimeout(r, 50));
       procs = await sbx.commands.list();
     }
@@ -328,7 +328,7 @@ describe('sandbox', () => {
     await sbx.files.makeDir('/home/user/watched/sub');
     const events = [];
     const until = async (pred) => {
-      for (let i = 0; i < 200 && !pred(); i++) await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 600 && !pred(); i++) await new Promise((r) => setTimeout(r, 25));
       return pred();
     };
     const has = (name, type) => () => events.some((e) => e.name === name && e.type === type);
