@@ -134,6 +134,9 @@ typedef struct cc_e2b_sandbox {
   char domain[256];            /* response "domain", else the configured domain */
   char envd_version[32];       /* e.g. "0.4.3" */
   char template_id[128];       /* resolved templateID from the response ("" if absent) */
+  int internet;                /* outbound network as the server reports it: 1, 0, or -1 when
+                                  it does not say (the E2B cloud; sandboxd says "internet") */
+  char internet_reason[200];   /* internet == 0: sandboxd's "internetReason" */
 } cc_e2b_sandbox;
 
 typedef struct cc_e2b_kv {
@@ -181,6 +184,8 @@ typedef struct cc_e2b_info {
   char envd_version[32];
   int cpu_count;
   int memory_mb;
+  int internet;              /* as in cc_e2b_sandbox: 1, 0, -1 = not said */
+  char internet_reason[200];
 } cc_e2b_info;
 
 /* GET /sandboxes/{id}.  404 -> CC_NOT_FOUND with err->sandbox_gone. */

@@ -407,6 +407,18 @@ void cc_e2b_scrub(char *msg, size_t n, const char *secret) {
 
 /* ---------------------------------------------------------------- responses */
 
+/* sandboxd's network facts ("internet", "internetReason"); the E2B cloud sends neither. */
+static void parse_internet(const cJSON *root, int *internet, char *why, size_t cap) {
+  const cJSON *inet = cJSON_GetObjectItemCaseSensitive(root, "internet");
+  *internet = cJSON_IsBool(inet) ? cJSON_IsTrue(inet) : -1;
+  const char *r = *internet == 0 ? json_str(root, "internetReason", NULL) : NULL;
+  why[0] = 0;
+  if (!r) return;
+  snprintf(why, cap, "%s", r);
+  for (char *p = why; *p; p++)
+    if ((unsigned char)*p < 0x20) *p = '?';
+}
+
 cc_status cc_e2b_sandbox_parse(const char *json, size_t len, const char *default_domain,
                                cc_e2b_sandbox *out) {
   memset(out, 0, sizeof *out);
@@ -428,6 +440,7 @@ cc_status cc_e2b_sandbox_parse(const char *json, size_t len, const char *default
       !copy_str(out->domain, sizeof out->domain, dom))
     goto done;
   copy_str(out->template_id, sizeof out->template_id, tpl);
+  parse_internet(root, &out->internet, out->internet_reason, sizeof out->internet_reason);
   /* Values we put in headers must not carry CR/LF. */
   for (const char *p = out->envd_access_token; *p; p++)
     if ((unsigned char)*p < 0x20) goto done;
@@ -455,6 +468,7 @@ cc_status cc_e2b_info_parse(const char *json, size_t len, cc_e2b_info *out) {
   copy_str(out->started_at, sizeof out->started_at, json_str(root, "startedAt", NULL));
   copy_str(out->end_at, sizeof out->end_at, json_str(root, "endAt", NULL));
   copy_str(out->envd_version, sizeof out->envd_version, json_str(root, "envdVersion", NULL));
+  parse_internet(root, &out->internet, out->internet_reason, sizeof out->internet_reason);
   if (!json_int(root, "cpuCount", NULL, 0, INT_MAX, &n)) goto done;
   out->cpu_count = (int)n;
   if (!json_int(root, "memoryMB", NULL, 0, INT_MAX, &n)) goto done;

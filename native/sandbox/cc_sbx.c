@@ -223,6 +223,7 @@ struct cc_sbx {
   size_t n_base;
   cc_sbx_limits limits;
   bool allow_internet, egress;
+  char net_why[200]; /* no egress: why ("" while it has it) */
   pthread_mutex_t lock;
   pthread_cond_t cond;
   sbx_state state;
@@ -246,7 +247,7 @@ struct cc_sbx_runtime {
   cc_sbx_config cfg;
   char *state_dir, *prefix;
   cc_sbx_runtime_info info;
-  char slirp[256];
+  cc_sbx_net net;
   cc_sbx_cg_root cg;
   pthread_mutex_t lock;
   cc_sbx *sandboxes;
@@ -575,8 +576,9 @@ static void close_launch_fds(cc_sbx *sbx) {
 }
 
 /* Between fork and exec: only async-signal-safe calls, raw syscalls for credentials. */
-static void child_exec(const char *path, char **argv, char **envp, const cc_sbx_cg *cg,
-                       uint32_t uid, bool drop, const int *src, const int *dst, int n) {
+void cc_sbx_child_exec(const char *path, char **argv, char **envp, const cc_sbx_cg *cg,
+                       uint32_t uid, bool drop, const int *src, const int *dst, int n,
+                       void (*prep)(const void *), const void *prep_arg) {
   char pidbuf[16];
   long pid = syscall(SYS_getpid);
   int k = 0;
@@ -586,6 +588,7 @@ static void child_exec(const char *path, char **argv, char **envp, const cc_sbx_
   for (int i = 0; i < k; i++) pidbuf[i] = tmp[k - 1 - i];
   for (int i = 0; cg && i < CC_SBX_CG_NCTRL; i++)
     if (cg->procs_fd[i] >= 0 && write(cg->procs_fd[i], pidbuf, (size_t)k) != k) _exit(121);
+  if (prep) prep(prep_arg);
   if (drop) {
     if (syscall(SYS_setgroups, 0, NULL) != 0) _exit(122);
     if (syscall(SYS_setresgid, uid, uid, uid) != 0) _exit(122);
@@ -630,8 +633,8 @@ static void launch(cc_sbx_runtime *rt, cc_sbx *sbx) {
   }
   pid_t pid = fork();
   if (pid == 0)
-    child_exec(rt->info.bwrap, sbx->argv, envp, &sbx->cg, rt->host_uid, drop, src, dst,
-               sbx->resolv_fd >= 0 ? 9 : 8);
+    cc_sbx_child_exec(rt->info.bwrap, sbx->argv, envp, &sbx->cg, rt->host_uid, drop, src, dst,
+                      sbx->resolv_fd >= 0 ? 9 : 8, NULL, NULL);
   if (pid < 0) {
     pthread_mutex_unlock(&sbx->lock);
     snprintf(sbx->why, sizeof sbx->why, "fork: %s", strerror(errno));
@@ -666,53 +669,6 @@ failed:
   teardown(sbx);
   sbx->next_dead = rt->dead;
   rt->dead = sbx;
-}
-
-/* Starts slirp4netns for a ready sandbox (I/O thread).  Returns false with why on failure. */
-static bool start_slirp(cc_sbx_runtime *rt, cc_sbx *sbx) {
-  char pidarg[16], readyarg[32];
-  int rp[2];
-  /* bwrap nests a second user namespace to switch to uid 1000; the network namespace belongs
-   * to the outer one, which slirp4netns must join: the parent of the agent's user ns. */
-  char nspath[64];
-  snprintf(nspath, sizeof nspath, "/proc/%d/ns/user", (int)sbx->agent_pid);
-  int inner = open(nspath, O_RDONLY | O_CLOEXEC);
-  int outer = inner >= 0 ? ioctl(inner, NS_GET_PARENT) : -1;
-  if (inner >= 0) close(inner);
-  if (outer < 0) return false;
-  if (pipe2(rp, O_CLOEXEC) != 0) return close(outer), false;
-  snprintf(pidarg, sizeof pidarg, "%d", (int)sbx->agent_pid);
-  snprintf(readyarg, sizeof readyarg, "--ready-fd=3");
-  char *argv[] = {"slirp4netns",
-                  "--configure",
-                  "--mtu=65520",
-                  "--disable-host-loopback",
-                  "--userns-path=/proc/self/fd/4",
-                  readyarg,
-                  pidarg,
-                  "tap0",
-                  NULL};
-  char *envp[] = {"PATH=/usr/bin:/bin", NULL};
-  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  int src[] = {devnull, devnull, devnull, rp[1], outer};
-  int dst[] = {0, 1, 2, 3, 4};
-  pid_t pid = fork();
-  if (pid == 0)
-    child_exec(rt->slirp, argv, envp, &sbx->cg, rt->host_uid, rt->info.root, src, dst, 5);
-  close(rp[1]);
-  close(outer);
-  if (devnull >= 0) close(devnull);
-  if (pid < 0) {
-    close(rp[0]);
-    return false;
-  }
-  sbx->slirp_pid = pid;
-  /* Wait (bounded) until the tap device is configured, so the first command has network. */
-  struct pollfd pf = {.fd = rp[0], .events = POLLIN};
-  char c;
-  bool ok = poll(&pf, 1, 5000) == 1 && read(rp[0], &c, 1) == 1;
-  close(rp[0]);
-  return ok;
 }
 
 static void sbx_unref(cc_sbx *sbx);
@@ -901,7 +857,7 @@ void cc_sbx_config_init(cc_sbx_config *cfg) {
   cfg->max_procs = 1024;
 }
 
-static bool find_in_path(const char *name, char *out, size_t cap) {
+bool cc_sbx_find_in_path(const char *name, char *out, size_t cap) {
   const char *path = getenv("PATH");
   if (!path) path = "/usr/local/bin:/usr/bin:/bin";
   while (*path) {
@@ -1040,7 +996,8 @@ static bool probe_bwrap(cc_sbx_runtime *rt, char *why, size_t cap) {
     int dst[] = {0, 1, 2, 3, 4, 5, 6, 7};
     pid_t pid = fork();
     if (pid == 0)
-      child_exec(rt->info.bwrap, argv, envp, NULL, rt->host_uid, rt->info.root, src, dst, 8);
+      cc_sbx_child_exec(rt->info.bwrap, argv, envp, NULL, rt->host_uid, rt->info.root, src, dst,
+                        8, NULL, NULL);
     close(errp[1]);
     char msg[300] = "";
     size_t off = 0;
@@ -1070,6 +1027,38 @@ static bool probe_bwrap(cc_sbx_runtime *rt, char *why, size_t cap) {
   for (char **a = argv; *a; a++) free(*a);
   free(argv);
   return ok;
+}
+
+/* Proves egress the way every sandbox gets it: a sandbox with internet access (bwrap, then
+ * slirp4netns attached and its tap configured), killed at once.  Where that fails, egress is
+ * off for this runtime, so that no later create waits for a helper that cannot work. */
+static void probe_egress(cc_sbx_runtime *rt) {
+  cc_sbx_net *n = &rt->net;
+  if (n->tun != CC_SBX_TUN_NONE) {
+    char id[48];
+    snprintf(id, sizeof id, "cc-egress-probe-%d", (int)getpid());
+    cc_sbx_create_opts o = {.id = id, .allow_internet = true};
+    cc_sbx *s = NULL;
+    cc_sbx_err e = {0};
+    cc_sbx_info in = {0};
+    if (cc_sbx_create(rt, &o, &s, &e) == CC_OK) {
+      cc_sbx_get_info(s, &in);
+      cc_sbx_release(s);
+      cc_sbx_kill(rt, id);
+      if (!in.egress) snprintf(n->why, sizeof n->why, "%s", in.egress_why);
+    } else {
+      snprintf(n->why, sizeof n->why, "the probe sandbox did not start: %.150s", e.msg);
+    }
+    if (!in.egress) n->tun = CC_SBX_TUN_NONE;
+  }
+  rt->info.egress_available = n->tun != CC_SBX_TUN_NONE;
+  if (rt->info.egress_available)
+    snprintf(rt->info.egress, sizeof rt->info.egress,
+             "%.60s (%.120s; its own seccomp filter; host loopback disabled)", n->slirp,
+             n->how);
+  else
+    snprintf(rt->info.egress, sizeof rt->info.egress, "%.200s; sandboxes get loopback only",
+             n->why);
 }
 
 cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_sbx_err *err) {
@@ -1103,7 +1092,7 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
     snprintf(rt->info.bwrap, sizeof rt->info.bwrap, "%s", cfg->bwrap_path);
   else if (access("/usr/bin/bwrap", X_OK) == 0)
     snprintf(rt->info.bwrap, sizeof rt->info.bwrap, "/usr/bin/bwrap");
-  else if (!find_in_path("bwrap", rt->info.bwrap, sizeof rt->info.bwrap))
+  else if (!cc_sbx_find_in_path("bwrap", rt->info.bwrap, sizeof rt->info.bwrap))
     rt->info.bwrap[0] = 0;
   if (!rt->info.bwrap[0] || access(rt->info.bwrap, X_OK) != 0) {
     st = fail(err, CC_SBX_ERR_SYSTEM, ENOENT,
@@ -1135,14 +1124,8 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
     rt->agent_len += (size_t)k;
   }
   close(afd);
-  /* egress helper */
-  if (cfg->slirp_path && !cfg->slirp_path[0])
-    rt->slirp[0] = 0;
-  else if (cfg->slirp_path)
-    snprintf(rt->slirp, sizeof rt->slirp, "%s", cfg->slirp_path);
-  else if (!find_in_path("slirp4netns", rt->slirp, sizeof rt->slirp))
-    rt->slirp[0] = 0;
-  rt->info.egress_available = rt->slirp[0] && access(rt->slirp, X_OK) == 0;
+  /* egress: what /dev/net/tun allows (proven by a probe sandbox below) */
+  cc_sbx_net_init(&rt->net, cfg->slirp_path, rt->info.root, rt->host_uid);
   /* cgroups */
   char prefix[64];
   if (cfg->cgroup_prefix)
@@ -1151,7 +1134,7 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
     snprintf(prefix, sizeof prefix, "codecanvas-%d", (int)getpid());
   rt->prefix = strdup(prefix);
   char cgwhy[600] = "";
-  if (!cc_sbx_cg_probe(&rt->cg, prefix, cgwhy, sizeof cgwhy) && !cfg->allow_no_cgroups) {
+  if (!cc_sbx_cg_probe(&rt->cg, cfg->cgroup, prefix, cgwhy, sizeof cgwhy) && !cfg->allow_no_cgroups) {
     st = fail(err, CC_SBX_ERR_SYSTEM, EPERM,
               "%s; run as root, delegate a cgroup v2 subtree, or allow running without limits",
               cgwhy);
@@ -1173,6 +1156,7 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
     rt->io = 0;
     goto fail;
   }
+  probe_egress(rt);
   /* A report longer than the buffer is cut, which is fine for a human-readable line. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
@@ -1181,16 +1165,13 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
   int rn = snprintf(
       rt->info.report, sizeof rt->info.report,
       "sandbox runtime: %s (sandbox user 1000 = host uid %u), bubblewrap %s, agent %s; "
-      "limits: %s%.300s; egress: %s%s; seccomp: %s",
+      "limits: %s%.300s; egress: %s%.250s; seccomp: %s",
       rt->info.root ? "root" : "unprivileged", rt->host_uid, rt->info.bwrap, rt->info.agent,
       rt->cg.mode == CC_SBX_CGROUP_V1   ? "cgroup v1 (memory, pids, cpu, freezer)"
       : rt->cg.mode == CC_SBX_CGROUP_V2 ? "cgroup v2 (memory, pids, cpu)"
                                         : "NONE — memory/pids/CPU are NOT limited: ",
       rt->cg.mode == CC_SBX_CGROUP_NONE ? cgwhy : "",
-      rt->info.egress_available ? "slirp4netns "
-                                : "NONE (slirp4netns not installed): "
-                                  "sandboxes have loopback only",
-      rt->info.egress_available ? rt->slirp : "",
+      rt->info.egress_available ? "slirp4netns " : "unavailable: ", rt->info.egress,
       rt->seccomp_len ? "deny list (keyrings, bpf, perf, io_uring, mounts, namespaces...)"
                       : "NONE (no filter for this architecture)");
 #if defined(__GNUC__) && !defined(__clang__)
@@ -1301,7 +1282,11 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
   sbx->template_id = strdup(opts->template_id ? opts->template_id : "base");
   merge_limits(&sbx->limits, &rt->cfg.limits, &opts->limits);
   sbx->allow_internet = opts->allow_internet;
-  sbx->egress = opts->allow_internet && rt->info.egress_available;
+  sbx->egress = opts->allow_internet && rt->net.tun != CC_SBX_TUN_NONE;
+  if (!opts->allow_internet)
+    snprintf(sbx->net_why, sizeof sbx->net_why, "internet access was not requested");
+  else if (!sbx->egress)
+    snprintf(sbx->net_why, sizeof sbx->net_why, "egress unavailable: %.170s", rt->net.why);
   pthread_mutex_init(&sbx->lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -1383,12 +1368,14 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
   snprintf(why, sizeof why, "%s", sbx->why);
   pthread_mutex_unlock(&sbx->lock);
   if (ready && sbx->egress) {
-    /* slirp4netns runs as the sandbox's host uid; it exits with its netns, and when we
-     * kill it at teardown. */
-    if (!start_slirp(rt, sbx)) {
-      snprintf(why, sizeof why, "slirp4netns failed to attach to the sandbox");
-      ready = false;
-    }
+    /* No egress is not a reason to fail: the sandbox keeps loopback only and says why.
+     * slirp4netns exits with its netns, and when we kill it at teardown. */
+    char nwhy[200];
+    pid_t sp = cc_sbx_net_attach(&rt->net, sbx->agent_pid, &sbx->cg, nwhy, sizeof nwhy);
+    pthread_mutex_lock(&sbx->lock);
+    sbx->slirp_pid = sp;
+    if (!sp) snprintf(sbx->net_why, sizeof sbx->net_why, "slirp4netns: %.180s", nwhy);
+    pthread_mutex_unlock(&sbx->lock);
   }
   if (!ready) {
     cc_sbx_kill(rt, sbx->id);
@@ -1477,6 +1464,7 @@ cc_status cc_sbx_get_info(cc_sbx *sbx, cc_sbx_info *out) {
   out->host_pid = sbx->agent_pid;
   out->alive = sbx->state == ST_READY && !sbx->kill_requested;
   out->egress = sbx->egress && sbx->slirp_pid > 0;
+  snprintf(out->egress_why, sizeof out->egress_why, "%s", out->egress ? "" : sbx->net_why);
   out->limits = sbx->limits;
   snprintf(out->cgroup, sizeof out->cgroup, "%.255s", sbx->cg.dir[0]);
   pthread_mutex_unlock(&sbx->lock);

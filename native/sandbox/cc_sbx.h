@@ -14,7 +14,8 @@
  * the host; `/home/user` (HOME, the default cwd) and `/tmp` are private size-capped tmpfs
  * mounts that live exactly as long as the sandbox; minimal `/proc` and `/dev`; `/run/e2b`
  * holds .E2B_SANDBOX, .E2B_SANDBOX_ID, .E2B_TEMPLATE_ID.  Only loopback networking unless
- * egress was asked for AND slirp4netns is installed (started with --disable-host-loopback).
+ * egress was asked for AND the runtime proved it at start (slirp4netns, started with
+ * --disable-host-loopback, its own sandbox and seccomp; see cc_sbx_net.c for /dev/net/tun).
  * Memory, process count and CPU are capped by a cgroup per sandbox (v1 memory/pids/cpu/
  * freezer controllers when mounted, else cgroup v2); a seccomp deny list narrows the syscalls.
  * Details: docs/sandboxd.md "Isolation".
@@ -137,6 +138,8 @@ typedef struct {
   size_t sub_queue_bytes; /* per-subscription output buffer cap (default 1 MiB); a full
                              subscriber stops reading of that process's pipes (back-pressure) */
   uint32_t max_procs;     /* max tracked processes per sandbox (default 1024) */
+  cc_sbx_cgroup_mode cgroup; /* NONE (default): v1 when its memory and pids controllers are
+                                mounted, else v2; V1 or V2: that hierarchy only */
 } cc_sbx_config;
 
 /* Fills defaults (limits, host uid, queue size); state_dir stays NULL. */
@@ -146,7 +149,11 @@ void cc_sbx_config_init(cc_sbx_config *cfg);
 typedef struct {
   bool root;                 /* running as uid 0 */
   cc_sbx_cgroup_mode cgroup; /* how limits are applied */
-  bool egress_available;     /* slirp4netns found: allow_internet sandboxes get egress */
+  bool egress_available;     /* proven at start by a probe sandbox: allow_internet sandboxes
+                                get egress through slirp4netns */
+  char egress[256];          /* how they get it ("/usr/bin/slirp4netns (tap via ...)"), or why
+                                not ("/dev/net/tun is not accessible to uid 1000 (mode 0600);
+                                sandboxes get loopback only") */
   char bwrap[256];           /* bwrap path used */
   char agent[256];           /* agent path used */
   char report[1024];         /* one paragraph, e.g. "sandbox runtime: root, cgroup v1
@@ -155,7 +162,8 @@ typedef struct {
 } cc_sbx_runtime_info;
 
 /* Probes the machine (bwrap runs with --unshare-all, user namespaces allowed, cgroups writable,
- * slirp4netns present), creates the state dir and the cgroup parent, and starts the I/O thread.
+ * egress: a probe sandbox with slirp4netns attached; its failure only turns egress off, with
+ * the reason in info.egress), creates the state dir and the cgroup parent, and starts the I/O thread.
  * On failure returns CC_INTERNAL and writes a one-line reason naming the missing capability
  * into err (never silently degrades: no cgroups is an error unless allow_no_cgroups).
  * Call once from the main thread.  *out is freed with cc_sbx_runtime_free. */
@@ -214,6 +222,9 @@ typedef struct {
   int host_pid; /* host pid of the agent (PID 1 inside); for tests and diagnostics */
   bool alive;
   bool egress;          /* slirp4netns is attached */
+  char egress_why[200]; /* !egress: why ("internet access was not requested", "egress
+                           unavailable: ...", "slirp4netns: ..."); the sandbox has loopback
+                           only, and creation did not fail for it */
   cc_sbx_limits limits; /* effective limits */
   char cgroup[256];     /* cgroup path (v1: below the memory controller), "" if none */
 } cc_sbx_info;

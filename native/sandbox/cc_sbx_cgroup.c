@@ -161,12 +161,14 @@ static bool make_dir(const char *p, char *why, size_t whycap) {
   return false;
 }
 
-bool cc_sbx_cg_probe(cc_sbx_cg_root *root, const char *prefix, char *why, size_t whycap) {
+bool cc_sbx_cg_probe(cc_sbx_cg_root *root, cc_sbx_cgroup_mode want, const char *prefix,
+                     char *why, size_t whycap) {
   memset(root, 0, sizeof *root);
   char mnt[CC_SBX_CG_PATH], own[CC_SBX_CG_PATH], base[CC_SBX_CG_PATH];
   char why1[512] = "", why2[512] = "";
   /* v1: memory and pids are required; cpu and freezer are used when present. */
-  bool v1 = true;
+  bool v1 = want != CC_SBX_CGROUP_V2;
+  if (!v1) snprintf(why1, sizeof why1, "cgroup v1 not asked for");
   for (int i = 0; i < CC_SBX_CG_NCTRL && v1; i++) {
     if (!find_mount(v1_ctrl[i], mnt, sizeof mnt)) {
       if (i < 2) {
@@ -191,7 +193,9 @@ bool cc_sbx_cg_probe(cc_sbx_cg_root *root, const char *prefix, char *why, size_t
   }
   memset(root, 0, sizeof *root);
   /* v2: needs memory and pids in the controllers available to our cgroup. */
-  if (find_mount(NULL, mnt, sizeof mnt)) {
+  if (want == CC_SBX_CGROUP_V1) {
+    snprintf(why2, sizeof why2, "cgroup v2 not asked for");
+  } else if (find_mount(NULL, mnt, sizeof mnt)) {
     own_path(NULL, own, sizeof own);
     base_dir(mnt, own, base, sizeof base);
     remove_stale(base);

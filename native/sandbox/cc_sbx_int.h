@@ -2,6 +2,7 @@
  * cc_sbx_int: internal interfaces between the files of the sandbox runtime (not for C2).
  *
  * cc_sbx_cgroup.c: per-runtime parent cgroup and per-sandbox child cgroups (v1 or v2).
+ * cc_sbx_net.c: egress (how slirp4netns reaches the tap device; attaching it to a sandbox).
  * Ownership: all paths live in the caller-owned structs below; no heap.
  */
 #ifndef CC_SBX_INT_H
@@ -10,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cc_sbx.h"
 
@@ -27,9 +29,10 @@ typedef struct {
   int procs_fd[CC_SBX_CG_NCTRL]; /* cgroup.procs, opened for the pre-exec join; -1 = none */
 } cc_sbx_cg;
 
-/* Finds a writable hierarchy (v1 memory+pids preferred, else v2) and creates
- * <our cgroup>/<prefix> in it.  false + why when none is usable. */
-bool cc_sbx_cg_probe(cc_sbx_cg_root *root, const char *prefix, char *why, size_t whycap);
+/* Finds a writable hierarchy (want NONE: v1 memory+pids preferred, else v2; V1/V2: only that
+ * one) and creates <our cgroup>/<prefix> in it.  false + why when none is usable. */
+bool cc_sbx_cg_probe(cc_sbx_cg_root *root, cc_sbx_cgroup_mode want, const char *prefix,
+                     char *why, size_t whycap);
 void cc_sbx_cg_root_cleanup(cc_sbx_cg_root *root);
 
 /* Creates the sandbox's cgroup(s) with the limits and opens their cgroup.procs. */
@@ -56,5 +59,43 @@ void cc_sbx_wire_mode_string(uint32_t mode, char out[16]);
 /* cc_sbx_seccomp.c: the sandbox's seccomp program (struct sock_filter[], *len bytes), for
  * bwrap --seccomp.  NULL with *len = 0 on an architecture without a filter; free() it. */
 void *cc_sbx_seccomp_program(size_t *len);
+
+/* cc_sbx.c: in a freshly forked child, joins the cgroup, runs prep (may be NULL; raw syscalls
+ * only, _exit on failure), drops to uid/gid `uid` when `drop`, moves src[i] to dst[i] (dst
+ * ascending; everything above dst[n-1] is closed) and execs path.  Never returns. */
+void cc_sbx_child_exec(const char *path, char **argv, char **envp, const cc_sbx_cg *cg,
+                       uint32_t uid, bool drop, const int *src, const int *dst, int n,
+                       void (*prep)(const void *), const void *prep_arg)
+    __attribute__((noreturn));
+
+/* cc_sbx.c: the first executable `name` on $PATH, into out. */
+bool cc_sbx_find_in_path(const char *name, char *out, size_t cap);
+
+/* cc_sbx_net.c: how sandboxes get egress, decided once at runtime start. */
+typedef enum {
+  CC_SBX_TUN_NONE,    /* no egress: why says why */
+  CC_SBX_TUN_HOST,    /* the host's /dev/net/tun is open to the sandbox's host uid */
+  CC_SBX_TUN_PRIVATE, /* root-only on the host: a private node in slirp4netns's mount ns */
+} cc_sbx_tun_mode;
+
+typedef struct {
+  char slirp[256]; /* slirp4netns path ("" = none) */
+  cc_sbx_tun_mode tun;
+  dev_t tun_rdev;
+  uint32_t host_uid;
+  bool drop;      /* we are root: slirp4netns drops to host_uid */
+  char how[200];  /* tun != NONE: "tap via ..." for the start line */
+  char why[200];  /* tun == NONE: why there is no egress */
+} cc_sbx_net;
+
+/* slirp_cfg: NULL = slirp4netns from PATH, "" = disabled.  Looks at /dev/net/tun only; the
+ * runtime then proves it with a probe sandbox (and sets tun = NONE, why, if that fails). */
+void cc_sbx_net_init(cc_sbx_net *n, const char *slirp_cfg, bool root, uint32_t host_uid);
+
+/* Starts slirp4netns for the sandbox whose agent (PID 1 inside) is agent_pid, in cgroup cg,
+ * and waits (bounded) until its tap device is configured.  Returns its pid, or 0 with why
+ * (slirp4netns's own message where it gave one). */
+pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, const cc_sbx_cg *cg, char *why,
+                        size_t whycap);
 
 #endif

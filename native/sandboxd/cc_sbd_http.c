@@ -17,6 +17,7 @@
 
 #include "cc_connect.h"
 #include "cc_sbd_envd.h"
+#include "cc_sbx.h"
 #include "cc_sbd_proxy.h"
 
 /* ---------- response helpers ---------- */
@@ -138,6 +139,20 @@ static bool string_map(const cJSON *o) {
   return true;
 }
 
+/* Network facts (sandboxd's own fields beside E2B's allowInternetAccess): whether the sandbox
+ * really has egress, and why not when it has loopback only. */
+static void add_network(cJSON *o, const cc_sbd_sandbox *sb) {
+  cc_sbx_info in = {0};
+  if (sb->sbx) cc_sbx_get_info(sb->sbx, &in);
+  cJSON_AddBoolToObject(o, "allowInternetAccess", sb->internet);
+  cJSON_AddBoolToObject(o, "internet", in.egress);
+  if (!in.egress)
+    cJSON_AddStringToObject(o, "internetReason",
+                            !sb->srv->cfg.internet ? "sandboxd runs with --no-internet"
+                            : in.egress_why[0]     ? in.egress_why
+                                                   : "sandbox is not running");
+}
+
 /* The Sandbox JSON of create/connect. */
 static cJSON *sandbox_json(cc_sbd_server *srv, const cc_sbd_sandbox *sb) {
   cJSON *o = cJSON_CreateObject();
@@ -149,6 +164,7 @@ static cJSON *sandbox_json(cc_sbd_server *srv, const cc_sbd_sandbox *sb) {
   if (sb->token[0]) cJSON_AddStringToObject(o, "envdAccessToken", sb->token);
   cJSON_AddNullToObject(o, "trafficAccessToken");
   cJSON_AddStringToObject(o, "domain", srv->domain);
+  add_network(o, sb);
   return o;
 }
 
@@ -173,6 +189,7 @@ static cJSON *detail_json(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool detail) {
   cJSON_AddStringToObject(o, "state", "running");
   cJSON_AddStringToObject(o, "envdVersion", CC_SBD_ENVD_VERSION);
   cJSON_AddItemToObject(o, "metadata", cJSON_Duplicate(sb->metadata, 1));
+  add_network(o, sb);
   if (detail) {
     if (sb->token[0]) cJSON_AddStringToObject(o, "envdAccessToken", sb->token);
     cJSON_AddStringToObject(o, "domain", srv->domain);

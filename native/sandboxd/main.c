@@ -61,11 +61,16 @@ static void usage(FILE *f) {
 "  --no-internet           never give sandboxes internet access\n"
 "  --allow-no-cgroups      start even if no cgroup is writable: sandboxes then run WITHOUT\n"
 "                          memory, process and CPU limits (refused by default)\n"
+"  --cgroup auto|v1|v2     which cgroup hierarchy applies the limits (default auto: v1 when\n"
+"                          its memory and pids controllers are mounted, else v2); the start\n"
+"                          line says which one is in use\n"
 "\n"
 "Internet access: a sandbox created with allow_internet_access=true (the SDK default)\n"
-"gets outbound network through slirp4netns, with the host's loopback disabled, when\n"
-"slirp4netns is installed; otherwise (or with --no-internet, or allow_internet_access=false)\n"
-"it has only its own loopback interface.  Whether egress is available is printed at start.\n"
+"gets outbound network through slirp4netns, with the host's loopback disabled.  sandboxd\n"
+"proves it at start with a probe sandbox and prints 'egress: ...' saying how, or why not\n"
+"(slirp4netns missing, no /dev/net/tun, a root-only /dev/net/tun while not root,\n"
+"--no-internet).  Without egress, sandboxes still start, with loopback only, and\n"
+"GET /sandboxes/{id} says \"internet\": false with an \"internetReason\".\n"
 "A sandbox can never reach this server's port or any other host loopback port.\n"
 "\n"
 "Request limits:\n"
@@ -134,9 +139,10 @@ int main(int argc, char **argv) {
   cc_sbd_config *c = &srv.cfg;
   cc_sbd_config_defaults(c);
   bool allow_no_cgroups = false;
+  cc_sbx_cgroup_mode cgroup = CC_SBX_CGROUP_NONE; /* auto */
   enum {
     O_LISTEN = 256, O_STATE, O_KEYFILE, O_NOKEY, O_TEMPLATE, O_MEM, O_PIDS, O_CPU, O_DISK,
-    O_DEFTO, O_MAXTO, O_MAXSB, O_NOINET, O_NOCG, O_MAXBODY, O_MAXUP, O_MAXCONN
+    O_DEFTO, O_MAXTO, O_MAXSB, O_NOINET, O_NOCG, O_CGROUP, O_MAXBODY, O_MAXUP, O_MAXCONN
   };
   static const struct option opts[] = {
     {"listen", required_argument, 0, O_LISTEN},
@@ -153,6 +159,7 @@ int main(int argc, char **argv) {
     {"max-sandboxes", required_argument, 0, O_MAXSB},
     {"no-internet", no_argument, 0, O_NOINET},
     {"allow-no-cgroups", no_argument, 0, O_NOCG},
+    {"cgroup", required_argument, 0, O_CGROUP},
     {"max-body", required_argument, 0, O_MAXBODY},
     {"max-upload", required_argument, 0, O_MAXUP},
     {"max-connections", required_argument, 0, O_MAXCONN},
@@ -197,6 +204,15 @@ int main(int argc, char **argv) {
     case O_MAXSB: NUM(c->max_sandboxes, 1, 100000, "max-sandboxes"); break;
     case O_NOINET: c->internet = false; break;
     case O_NOCG: allow_no_cgroups = true; break;
+    case O_CGROUP:
+      if (strcmp(optarg, "auto") == 0) cgroup = CC_SBX_CGROUP_NONE;
+      else if (strcmp(optarg, "v1") == 0) cgroup = CC_SBX_CGROUP_V1;
+      else if (strcmp(optarg, "v2") == 0) cgroup = CC_SBX_CGROUP_V2;
+      else {
+        fprintf(stderr, PROG ": --cgroup needs auto, v1 or v2, got '%s'\n", optarg);
+        return 2;
+      }
+      break;
     case O_MAXBODY: NUM(c->max_body, 1024, 1L << 32, "max-body"); break;
     case O_MAXUP: NUM(c->max_upload, 1, 1L << 40, "max-upload"); break;
     case O_MAXCONN: NUM(c->max_connections, 4, 100000, "max-connections"); break;
@@ -245,6 +261,7 @@ int main(int argc, char **argv) {
   cc_sbx_config_init(&sc);
   sc.state_dir = c->state_dir;
   sc.allow_no_cgroups = allow_no_cgroups;
+  sc.cgroup = cgroup;
   if (!c->internet) sc.slirp_path = "";
   sc.limits.memory_bytes = (uint64_t)c->memory_mb << 20;
   sc.limits.pids_max = (uint32_t)c->pids;

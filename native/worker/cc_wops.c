@@ -104,6 +104,17 @@ static void sbx_remember(cc_worker *w, const cc_e2b_sandbox *sb, int64_t now) {
   pthread_mutex_unlock(&w->sbx_mu);
 }
 
+/* The descriptor of sandbox id whatever its age (for facts that never change, like its
+ * network). */
+static bool sbx_peek(cc_worker *w, const char *id, cc_e2b_sandbox *out) {
+  bool found = false;
+  pthread_mutex_lock(&w->sbx_mu);
+  for (size_t i = 0; i < w->sbx->count && !found; i++)
+    if (strcmp(w->sbx->items[i].sb.id, id) == 0) *out = w->sbx->items[i].sb, found = true;
+  pthread_mutex_unlock(&w->sbx_mu);
+  return found;
+}
+
 /* ------------------------------------------------------------------ per-call state */
 
 typedef struct op {
@@ -209,6 +220,31 @@ static cc_status renew_sandbox(op *o) {
 }
 
 /* ------------------------------------------------------------------ responses */
+
+/* getProject's "sandbox": {id, internet?, internetReason?}: whether the project's sandbox has
+ * outbound network, from the descriptor of its create/connect, else from GET /sandboxes/{id}
+ * (a gone sandbox adds nothing; the next operation makes a new one). */
+static void add_sandbox_facts(op *o, cJSON *project) {
+  const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(project, "sandboxId"));
+  if (!id) return;
+  int internet = -1;
+  char why[200] = "";
+  cc_e2b_sandbox sb;
+  if (sbx_peek(o->w, id, &sb)) {
+    internet = sb.internet;
+    snprintf(why, sizeof why, "%s", sb.internet_reason);
+  } else {
+    cc_e2b_info info;
+    cc_e2b_error err = {0};
+    if (cc_e2b_get_info(o->w->e2b, id, &info, &err) != CC_OK) return;
+    internet = info.internet;
+    snprintf(why, sizeof why, "%s", info.internet_reason);
+  }
+  cJSON *s = cJSON_AddObjectToObject(project, "sandbox");
+  if (!s || !cJSON_AddStringToObject(s, "id", id)) return;
+  if (internet >= 0) cJSON_AddBoolToObject(s, "internet", internet);
+  if (internet == 0 && why[0]) cJSON_AddStringToObject(s, "internetReason", why);
+}
 
 static cc_status generation_of(op *o, int64_t *gen) {
   *gen = -1;
@@ -1136,6 +1172,7 @@ static cc_status dispatch(op *o, char **response) {
     case CC_OP_GET_PROJECT:
       if ((st = cc_store_project_get(w->store, o->user, o->project, &j)) != CC_OK)
         return store_fail(o, st, "project");
+      add_sandbox_facts(o, j);
       st = respond_ok(o, j, response);
       cJSON_Delete(j);
       return st;

@@ -8,6 +8,8 @@
 // ephemeral port, a fresh temporary state dir and a freshly generated API key (passed in
 // CODECANVAS_SANDBOXD_API_KEYS).  We wait for its ready line on stdout, never sleep.
 // sd.env() gives the environment the official E2B SDK needs to talk to it.
+// opts.wrap = [cmd, ...args] runs `cmd ...args <sandboxd> <its args>` instead (e.g. unshare,
+// to stage another host's /dev in a private mount namespace).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,7 +24,9 @@ export async function startSandboxd(opts = {}) {
   const stateDir = mkdtempSync(join(opts.tmpDir ?? tmpdir(), 'cc-sandboxd-'));
   const apiKey = opts.apiKey ?? `e2b_${randomBytes(20).toString('hex')}`;
   const args = ['--listen', '127.0.0.1:0', '--state-dir', stateDir, ...(opts.args ?? [])];
-  const child = spawn(join(binDir, 'codecanvas-sandboxd'), args, {
+  const bin = join(binDir, 'codecanvas-sandboxd');
+  const [cmd, ...argv] = opts.wrap ? [...opts.wrap, bin, ...args] : [bin, ...args];
+  const child = spawn(cmd, argv, {
     env: { ...process.env, CODECANVAS_SANDBOXD_API_KEYS: apiKey, ...(opts.env ?? {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
