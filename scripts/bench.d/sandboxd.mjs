@@ -1,9 +1,11 @@
 // scripts/bench sandboxd: codecanvas-sandboxd against bare bubblewrap, measured in one run.
 //
 //   1. create -> first command result: POST /sandboxes (allow_internet_access: false, so no
-//      slirp4netns; `scripts/bench sandbox` measures egress), then process.Process/Start of
-//      `/bin/bash -l -c true` (what the SDK's commands.run sends) until the end-of-stream,
-//      over N sandboxes (default 50), one at a time;
+//      slirp4netns), then process.Process/Start of `/bin/bash -l -c true` (what the SDK's
+//      commands.run sends) until the end-of-stream, over N sandboxes (default 50), one at a
+//      time; and the same with allow_internet_access: true (the SDK's default: slirp4netns
+//      attached, through whatever tap path the host allows, before create answers), whose
+//      baseline is the no-egress figure (target <= 2x);
 //   2. exec latency of `true` in a live sandbox (Start of /bin/true until end-of-stream) and of
 //      the SDK form `/bin/bash -l -c true`;
 //   3. 50 sandboxes alive at once: create them all (8 in flight), run `true` in each
@@ -99,6 +101,7 @@ async function run(sbx, cmd, args) {
 }
 
 const create = () => api('POST', '/sandboxes', { templateID: 'base', timeout: 300, secure: true, allow_internet_access: false });
+const createNet = () => api('POST', '/sandboxes', { templateID: 'base', timeout: 300, secure: true, allow_internet_access: true });
 const kill = (s) => api('DELETE', `/sandboxes/${s.sandboxID}`);
 
 function line(label, value, base) {
@@ -121,7 +124,17 @@ async function main() {
     // 1. create -> first command result
     const c2r = [];
     const createOnly = [];
+    const c2rNet = [];
+    let netSaid = null;
     for (let i = 0; i < N; i++) {
+      {
+        const t0 = performance.now();
+        const s = await createNet();
+        if ((await run(s, '/bin/bash', ['-l', '-c', 'true'])) !== 0) throw new Error('exit');
+        c2rNet.push(performance.now() - t0);
+        netSaid ??= s.internet ? 'egress attached' : `no egress: ${s.internetReason}`;
+        await kill(s);
+      }
       bareTrue.push(await bare(['/bin/true']));
       const t0 = performance.now();
       const s = await create();
@@ -171,6 +184,10 @@ async function main() {
     line(`create -> first result p50 (n=${N})`, ms(pct(c2r, 0.5)), ms(pct(bareTrue, 0.5)));
     line(`create -> first result p95`, ms(pct(c2r, 0.95)), ms(pct(bareTrue, 0.95)));
     line(`  of which POST /sandboxes p50`, ms(pct(createOnly, 0.5)), ms(pct(bareTrue, 0.5)));
+    line(`create+egress -> first result p50`, ms(pct(c2rNet, 0.5)), ms(pct(c2r, 0.5)));
+    line(`create+egress -> first result p95`, ms(pct(c2rNet, 0.95)), ms(pct(c2r, 0.95)));
+    line(`create+egress vs bare bwrap p50`, ms(pct(c2rNet, 0.5)), ms(pct(bareTrue, 0.5)));
+    console.log(`create+egress: ${netSaid}; sandboxd said "egress: ${(sd.stderr.match(/egress: (.*?); seccomp:/) ?? [])[1]}"`);
     line(`exec /bin/true p50 (n=${EXEC_N})`, ms(pct(execTrue, 0.5)), ms(pct(bareTrue, 0.5)));
     line(`exec /bin/true p95`, ms(pct(execTrue, 0.95)), ms(pct(bareTrue, 0.95)));
     line(`exec bash -l -c true p50 (SDK form)`, ms(pct(execBash, 0.5)), ms(pct(bareBash, 0.5)));
@@ -179,7 +196,7 @@ async function main() {
     line(`${ALIVE} alive: true in each, concurrently`, ms(tRan - tCreated), ms(bareAlive));
     console.log(`${ALIVE} alive: per-command p50 ${ms(pct(perCmd, 0.5))}, p95 ${ms(pct(perCmd, 0.95))}; listed ${listed.length}; kill all ${ms(tKilled - tRan)}`);
     console.log(`baseline = bare bwrap ${BWRAP_ARGS.length} args + /bin/true (or bash -l -c true), spawned from Node; for "alive", ${ALIVE} bare bwraps at once`);
-    console.log(`targets: create -> first result p50 <= 50 ms; exec <= 1.5x baseline`);
+    console.log(`targets: create -> first result p50 <= 50 ms; exec <= 1.5x baseline; create+egress <= 2x create (its baseline)`);
   } finally {
     await sd.stop();
   }
