@@ -3,10 +3,11 @@
  *
  * Started by bubblewrap (--as-pid-1) as uid 1000 with the host socket on fd 3 (see
  * cc_sbx_wire.h).  It serves the host's requests one at a time: spawn a process on the pipe
- * fds it was sent, signal a process group it spawned, open/stat/list/move/remove files, and
- * connect to a port on the sandbox's loopback.  It reaps every child (it is init) and reports
- * the exits of the processes it spawned.  When the host socket closes it exits, and with it
- * (PID-namespace init) every process of the sandbox.
+ * fds it was sent or on a pseudo-terminal it opens (in the sandbox's own devpts, so the
+ * process sees /dev/pts/N; the master goes to the host), signal a process group it spawned,
+ * open/stat/list/move/remove files, and connect to a port on the sandbox's loopback.  It
+ * reaps every child (it is init) and reports the exits of the processes it spawned.  When the
+ * host socket closes it exits, and with it (PID-namespace init) every process of the sandbox.
  *
  * Everything runs in the sandbox's view and with the sandbox user's rights, so the host never
  * resolves a sandbox path itself.  The agent itself is not dumpable (sandbox processes of the
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -31,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "cc_sbx_wire.h"
@@ -104,11 +107,58 @@ static int split(char *p, size_t len, char **out, int max) {
   return n;
 }
 
+/* Parses "COLSxROWS" (decimal, each 0..65535) into ws. */
+static int parse_size(const char *s, struct winsize *ws) {
+  unsigned long v[2];
+  for (int i = 0; i < 2; i++) {
+    char *end;
+    if (*s < '0' || *s > '9') return -1;
+    errno = 0;
+    v[i] = strtoul(s, &end, 10);
+    if (errno || v[i] > 65535 || *end != (i == 0 ? 'x' : 0)) return -1;
+    s = end + 1;
+  }
+  memset(ws, 0, sizeof *ws);
+  ws->ws_col = (unsigned short)v[0];
+  ws->ws_row = (unsigned short)v[1];
+  return 0;
+}
+
+/* Opens a pseudo-terminal pair in the sandbox's devpts instance, both ends CLOEXEC and
+ * neither our controlling terminal (O_NOCTTY), with window size ws.  Returns 0 with *master
+ * and *slave open, or an errno with both closed. */
+static int open_pty(const struct winsize *ws, int *master, int *slave) {
+  *master = *slave = -1;
+  int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) return errno;
+  int s = -1;
+  if (grantpt(m) != 0 || unlockpt(m) != 0) goto fail;
+  /* Open the peer through the master (no path lookup); ptsname for kernels before 4.13. */
+  s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (s < 0) {
+    char name[64];
+    if (ptsname_r(m, name, sizeof name) != 0) goto fail;
+    s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) goto fail;
+  }
+  if (ioctl(m, TIOCSWINSZ, ws) != 0) goto fail;
+  *master = m;
+  *slave = s;
+  return 0;
+fail:;
+  int e = errno ? errno : EIO;
+  if (s >= 0) close(s);
+  close(m);
+  return e;
+}
+
 static void do_spawn(const cc_sbx_wire_hdr *h, char *p, size_t len, int *fds, int nfds) {
-  int want_stdin = h->flags & 1;
+  int want_pty = (h->flags & CC_SBX_SPAWN_PTY) != 0;
+  int want_stdin = !want_pty && (h->flags & 1);
   int argc = h->a, envc = h->b;
-  int in = -1, out, err_fd;
-  if (nfds != (want_stdin ? 3 : 2) || argc < 1 || envc < 0 || argc > 4096 || envc > 4096) {
+  int in = -1, out = -1, err_fd = -1, master = -1, slave = -1;
+  int nfds_want = want_pty ? 0 : want_stdin ? 3 : 2;
+  if (nfds != nfds_want || argc < 1 || envc < 0 || argc > 4096 || envc > 4096) {
     reply(h->id, EINVAL, 0, CC_SBX_STAGE_EXEC, NULL, 0, -1);
     return;
   }
@@ -116,16 +166,19 @@ static void do_spawn(const cc_sbx_wire_hdr *h, char *p, size_t len, int *fds, in
     reply(h->id, EAGAIN, 0, CC_SBX_STAGE_FORK, NULL, 0, -1);
     return;
   }
-  if (want_stdin) in = fds[0];
-  out = fds[want_stdin ? 1 : 0];
-  err_fd = fds[want_stdin ? 2 : 1];
+  if (!want_pty) {
+    if (want_stdin) in = fds[0];
+    out = fds[want_stdin ? 1 : 0];
+    err_fd = fds[want_stdin ? 2 : 1];
+  }
   char **strs = calloc((size_t)argc + (size_t)envc + 3, sizeof(char *));
   if (!strs) {
     reply(h->id, ENOMEM, 0, CC_SBX_STAGE_FORK, NULL, 0, -1);
     return;
   }
-  int n = split(p, len, strs, argc + envc + 1);
-  if (n != argc + envc + 1) {
+  int n = split(p, len, strs, argc + envc + 1 + want_pty);
+  struct winsize ws;
+  if (n != argc + envc + 1 + want_pty || (want_pty && parse_size(strs[n - 1], &ws) != 0)) {
     free(strs);
     reply(h->id, EINVAL, 0, CC_SBX_STAGE_EXEC, NULL, 0, -1);
     return;
@@ -149,10 +202,21 @@ static void do_spawn(const cc_sbx_wire_hdr *h, char *p, size_t len, int *fds, in
     reply(h->id, e, 0, CC_SBX_STAGE_CWD, NULL, 0, -1);
     return;
   }
+  if (want_pty) {
+    int e = open_pty(&ws, &master, &slave);
+    if (e) {
+      free(strs), free(envp), free(av);
+      reply(h->id, e, 0, CC_SBX_STAGE_PTY, NULL, 0, -1);
+      return;
+    }
+    in = out = err_fd = slave;
+  }
   int ep[2];
   if (pipe2(ep, O_CLOEXEC) != 0) {
+    int e = errno;
     free(strs), free(envp), free(av);
-    reply(h->id, errno, 0, CC_SBX_STAGE_FORK, NULL, 0, -1);
+    if (master >= 0) close(master), close(slave);
+    reply(h->id, e, 0, CC_SBX_STAGE_FORK, NULL, 0, -1);
     return;
   }
   pid_t pid = fork();
@@ -162,6 +226,8 @@ static void do_spawn(const cc_sbx_wire_hdr *h, char *p, size_t len, int *fds, in
     for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setsid(); /* its own session and process group: kill -STOP 0 stops only this command */
+    /* A pty becomes the controlling terminal of that session (Ctrl-C, job control). */
+    if (slave >= 0 && ioctl(slave, TIOCSCTTY, 0) != 0) goto fail;
     if (in < 0) in = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err_fd, 2) < 0) goto fail;
     /* Close everything else (the host socket, other commands' fds) but the error pipe. */
@@ -176,6 +242,7 @@ static void do_spawn(const cc_sbx_wire_hdr *h, char *p, size_t len, int *fds, in
   }
   int fork_errno = errno;
   close(ep[1]);
+  if (slave >= 0) close(slave); /* the child holds it now: the master sees EIO once it is gone */
   int exec_errno = 0;
   if (pid > 0) {
     ssize_t k;
@@ -185,16 +252,16 @@ static void do_spawn(const cc_sbx_wire_hdr *h, char *p, size_t len, int *fds, in
   }
   close(ep[0]);
   free(strs), free(envp), free(av);
-  if (pid < 0) {
-    reply(h->id, fork_errno, 0, CC_SBX_STAGE_FORK, NULL, 0, -1);
-    return;
-  }
-  if (exec_errno) { /* the child exits 127 and is reaped, untracked, by reap() */
-    reply(h->id, exec_errno, 0, CC_SBX_STAGE_EXEC, NULL, 0, -1);
+  if (pid < 0 || exec_errno) {
+    if (master >= 0) close(master);
+    /* after an exec failure the child exits 127 and is reaped, untracked, by reap() */
+    reply(h->id, pid < 0 ? fork_errno : exec_errno, 0,
+          pid < 0 ? CC_SBX_STAGE_FORK : CC_SBX_STAGE_EXEC, NULL, 0, -1);
     return;
   }
   track(pid);
-  reply(h->id, 0, pid, 0, NULL, 0, -1);
+  reply(h->id, 0, pid, 0, NULL, 0, master); /* a pty: its master goes to the host */
+  if (master >= 0) close(master);
 }
 
 static void do_signal(const cc_sbx_wire_hdr *h) {

@@ -29,6 +29,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -199,6 +200,7 @@ struct proc {
   cc_sbx_env *envs;
   size_t n_envs;
   bool stdin_pipe;
+  bool pty; /* out is the pty master, in_fd a second descriptor of it; err is unused */
 };
 
 typedef struct pending {
@@ -227,7 +229,7 @@ struct cc_sbx {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   sbx_state state;
-  bool torn_down, in_registry, kill_requested;
+  bool torn_down, in_registry, kill_requested, frozen;
   char why[256];
   int sock, bwrap_pidfd, bwrap_errfd;
   pid_t bwrap_pid, agent_pid, slirp_pid;
@@ -378,7 +380,11 @@ static void pump(cc_sbx *sbx, stream *st, bool draining) {
     pthread_mutex_lock(&sbx->lock);
     if (n > 0) {
       if (p->subs)
-        push_all(p, st == &p->out ? CC_SBX_EV_STDOUT : CC_SBX_EV_STDERR, buf, (size_t)n, 0);
+        push_all(p,
+                 st != &p->out ? CC_SBX_EV_STDERR
+                 : p->pty      ? CC_SBX_EV_PTY
+                               : CC_SBX_EV_STDOUT,
+                 buf, (size_t)n, 0);
     } else if (n == 0 || e != EAGAIN || draining) {
       stream_close(rt, st); /* EOF, an error, or an empty pipe after the exit */
     }
@@ -429,7 +435,15 @@ static void on_reply(cc_sbx *sbx, const cc_sbx_wire_hdr *h, const unsigned char 
   pd->fd = fd;
   pd->payload = len ? malloc(len) : NULL;
   if (pd->payload) memcpy(pd->payload, p, len), pd->len = len;
-  if (pd->spawn && h->err == 0 && h->a > 1) {
+  if (pd->spawn && pd->spawn->pty && h->err == 0 && h->a > 1) {
+    /* The pty master becomes the process's output stream and input. */
+    int e = fd < 0 ? EPROTO : cc_sbx_pty_adopt(fd, &pd->spawn->in_fd);
+    if (e)
+      pd->hdr.err = e, pd->hdr.b = CC_SBX_STAGE_PTY;
+    else
+      pd->spawn->out.fd = fd, pd->fd = -1;
+  }
+  if (pd->spawn && pd->hdr.err == 0 && h->a > 1) {
     proc *pr = pd->spawn;
     pr->pid = (uint32_t)h->a;
     pr->registered = true;
@@ -1422,6 +1436,8 @@ cc_status cc_sbx_kill(cc_sbx_runtime *rt, const char *id) {
   pthread_mutex_unlock(&rt->lock);
   if (!sbx) return CC_NOT_FOUND;
   pthread_mutex_lock(&sbx->lock);
+  /* A frozen task takes a SIGKILL only once thawed: thaw first, so the kill lands now. */
+  if (sbx->frozen && cc_sbx_cg_freeze(&sbx->cg, false)) sbx->frozen = false;
   sbx->kill_requested = true;
   bool launched = sbx->bwrap_pid > 0 && !sbx->torn_down;
   pid_t agent = sbx->agent_pid, bw = sbx->bwrap_pid;
@@ -1468,6 +1484,55 @@ cc_status cc_sbx_get_info(cc_sbx *sbx, cc_sbx_info *out) {
   out->limits = sbx->limits;
   snprintf(out->cgroup, sizeof out->cgroup, "%.255s", sbx->cg.dir[0]);
   pthread_mutex_unlock(&sbx->lock);
+  return CC_OK;
+}
+
+cc_status cc_sbx_add_envs(cc_sbx *sbx, const cc_sbx_env *envs, size_t n) {
+  bool ok = true;
+  for (size_t i = 0; ok && i < n; i++)
+    if (envs[i].name && envs[i].value)
+      ok = env_set(&sbx->base_env, &sbx->n_base, envs[i].name, envs[i].value);
+  return ok ? CC_OK : CC_INTERNAL;
+}
+
+cc_status cc_sbx_freeze(cc_sbx *sbx, bool frozen, cc_sbx_err *err) {
+  pthread_mutex_lock(&sbx->lock);
+  cc_status st = CC_OK;
+  if (sbx->state != ST_READY || sbx->kill_requested) {
+    st = fail(err, CC_SBX_ERR_GONE, 0, "sandbox %s is not running", sbx->id);
+  } else if (sbx->frozen != frozen) {
+    if (cc_sbx_cg_freeze(&sbx->cg, frozen))
+      sbx->frozen = frozen;
+    else
+      st = fail(err, CC_SBX_ERR_GONE, errno, "cannot %s sandbox %s: %s", frozen ? "freeze" : "thaw",
+                sbx->id,
+                sbx->cg.mode == CC_SBX_CGROUP_NONE ? "no cgroups (no freezer)"
+                                                   : "the cgroup freezer did not take");
+  }
+  pthread_mutex_unlock(&sbx->lock);
+  if (st == CC_OK && err) memset(err, 0, sizeof *err);
+  return st;
+}
+
+cc_status cc_sbx_get_usage(cc_sbx *sbx, cc_sbx_usage *out) {
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&sbx->lock);
+  bool up = sbx->state == ST_READY && !sbx->kill_requested;
+  pid_t agent = sbx->agent_pid;
+  out->mem_limit = sbx->limits.memory_bytes;
+  out->disk_total = sbx->limits.home_bytes;
+  if (up) cc_sbx_cg_usage(&sbx->cg, &out->cpu_ns, &out->mem_bytes);
+  pthread_mutex_unlock(&sbx->lock);
+  if (!up) return CC_SANDBOX_UNAVAILABLE;
+  /* The home is a tmpfs mount point on the sandbox's read-only root: statvfs through the
+   * agent's root resolves no path the sandbox can change. */
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/root/home/user", (int)agent);
+  struct statvfs vfs;
+  if (agent > 0 && statvfs(p, &vfs) == 0) {
+    out->disk_total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+    out->disk_bytes = (uint64_t)(vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize;
+  }
   return CC_OK;
 }
 
@@ -1631,6 +1696,7 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
     snprintf(name, sizeof name, "%.*s", (int)(eq - sbx->base_env[i]), sbx->base_env[i]);
     ok = env_set(&env, &n_env, name, eq + 1);
   }
+  if (ok && spec->pty) ok = env_set(&env, &n_env, "TERM", "xterm-256color");
   for (size_t i = 0; ok && i < spec->n_envs; i++)
     if (spec->envs[i].name && spec->envs[i].value)
       ok = env_set(&env, &n_env, spec->envs[i].name, spec->envs[i].value);
@@ -1643,6 +1709,11 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
          put(payload, CC_SBX_WIRE_MAX - sizeof(cc_sbx_wire_hdr), &off, spec->args[i]);
   for (size_t i = 0; ok && i < n_env; i++)
     ok = put(payload, CC_SBX_WIRE_MAX - sizeof(cc_sbx_wire_hdr), &off, env[i]);
+  if (ok && spec->pty) { /* the window size, as the last string */
+    char size[16];
+    snprintf(size, sizeof size, "%ux%u", (unsigned)spec->pty_cols, (unsigned)spec->pty_rows);
+    ok = put(payload, CC_SBX_WIRE_MAX - sizeof(cc_sbx_wire_hdr), &off, size);
+  }
   for (size_t i = 0; i < n_env; i++) free(env[i]);
   free(env);
   if (!ok) {
@@ -1652,11 +1723,13 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
                 CC_SBX_WIRE_MAX - (int)sizeof(cc_sbx_wire_hdr));
   }
 
-  /* The process record, its pipes and (optionally) the first subscription. */
+  /* The process record, its pipes (a pty process gets its master from the agent instead) and
+   * (optionally) the first subscription. */
+  bool stdin_pipe = spec->stdin_pipe && !spec->pty;
   proc *p = calloc(1, sizeof *p);
   int po[2] = {-1, -1}, pe[2] = {-1, -1}, pi[2] = {-1, -1};
-  if (!p || pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0 ||
-      (spec->stdin_pipe && pipe2(pi, O_CLOEXEC) != 0)) {
+  if (!p || (!spec->pty && (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0)) ||
+      (stdin_pipe && pipe2(pi, O_CLOEXEC) != 0)) {
     int e = errno;
     free(payload), free(p);
     int all[] = {po[0], po[1], pe[0], pe[1], pi[0], pi[1]};
@@ -1664,8 +1737,8 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
       if (all[i] >= 0) close(all[i]);
     return fail(err, CC_SBX_ERR_SYSTEM, e, "cannot create pipes: %s", strerror(e));
   }
-  fcntl(po[0], F_SETFL, O_NONBLOCK);
-  fcntl(pe[0], F_SETFL, O_NONBLOCK);
+  if (po[0] >= 0) fcntl(po[0], F_SETFL, O_NONBLOCK);
+  if (pe[0] >= 0) fcntl(pe[0], F_SETFL, O_NONBLOCK);
   if (pi[1] >= 0) fcntl(pi[1], F_SETFL, O_NONBLOCK);
   p->sbx = sbx;
   p->refs = 1; /* ours, until the end of this call */
@@ -1675,7 +1748,8 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
   p->err.t.obj = &p->err;
   p->in_fd = pi[1];
   pthread_mutex_init(&p->stdin_lock, NULL);
-  p->stdin_pipe = spec->stdin_pipe;
+  p->stdin_pipe = stdin_pipe;
+  p->pty = spec->pty;
   p->cmd = strdup(spec->cmd);
   p->cwd = xstrdup(spec->cwd);
   p->tag = xstrdup(spec->tag);
@@ -1699,11 +1773,11 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
   cc_sbx_wire_hdr h = {.op = CC_SBX_OP_SPAWN,
                        .a = (int32_t)(1 + spec->n_args),
                        .b = (int32_t)n_env,
-                       .flags = spec->stdin_pipe ? 1u : 0u};
+                       .flags = stdin_pipe ? 1u : 0u};
+  if (spec->pty) h.flags = CC_SBX_SPAWN_PTY;
   int fds[3], nfds = 0;
-  if (spec->stdin_pipe) fds[nfds++] = pi[0];
-  fds[nfds++] = po[1];
-  fds[nfds++] = pe[1];
+  if (stdin_pipe) fds[nfds++] = pi[0];
+  if (!spec->pty) fds[nfds++] = po[1], fds[nfds++] = pe[1];
   pending pd = {0};
   pd.spawn = p;
   int e = agent_call(sbx, &h, payload, off, fds, nfds, &pd, AGENT_TIMEOUT_MS);
@@ -1716,11 +1790,17 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
     int ae = pd.hdr.err;
     if (pd.hdr.b == CC_SBX_STAGE_CWD)
       st = fail(err, CC_SBX_ERR_INVALID_ARG, ae, "cwd '%s' does not exist", cwd);
+    else if (pd.hdr.b == CC_SBX_STAGE_PTY)
+      st = fail(err, CC_SBX_ERR_SYSTEM, ae, "error starting pty: %s", strerror(ae));
     else if (pd.hdr.b == CC_SBX_STAGE_FORK)
       st = fail(err, CC_SBX_ERR_LIMIT, ae, "cannot start process: %s", strerror(ae));
     else
       st = fail(err, ae == ENOENT ? CC_SBX_ERR_NOT_FOUND : kind_of_errno(ae), ae, "exec %s: %s",
                 spec->cmd, strerror(ae));
+    if (pd.hdr.b == CC_SBX_STAGE_PTY && pd.hdr.a > 1) { /* it runs, but we hold no master */
+      cc_sbx_wire_hdr k = {.op = CC_SBX_OP_SIGNAL, .a = pd.hdr.a, .b = SIGKILL};
+      (void)cc_sbx_wire_send(sbx->sock, &k, NULL, 0, NULL, 0, MSG_DONTWAIT);
+    }
   }
   pending_cleanup(&pd);
   if (st != CC_OK) {
@@ -2012,12 +2092,29 @@ cc_status cc_sbx_proc_close_stdin(cc_sbx *sbx, uint32_t pid, cc_sbx_err *err) {
   cc_status st = grab(sbx, pid, &p, err);
   if (st != CC_OK) return st;
   pthread_mutex_lock(&p->stdin_lock);
-  bool had = p->stdin_pipe;
-  if (p->in_fd >= 0) close(p->in_fd), p->in_fd = -1;
+  bool had = p->stdin_pipe, pty = p->pty;
+  if (p->in_fd >= 0 && !pty) close(p->in_fd), p->in_fd = -1;
   pthread_mutex_unlock(&p->stdin_lock);
   drop(sbx, p);
+  if (pty)
+    return fail(err, CC_SBX_ERR_INVALID_ARG, ENOTTY,
+                "cannot close stdin for PTY process — send Ctrl+D (0x04) instead");
   if (!had) return fail(err, CC_SBX_ERR_STDIN_CLOSED, EPIPE, "stdin not enabled or closed");
   return CC_OK;
+}
+
+cc_status cc_sbx_proc_with_tty(cc_sbx *sbx, uint32_t pid, cc_sbx_tty_fn fn, void *ctx,
+                               cc_sbx_err *err) {
+  proc *p;
+  cc_status st = grab(sbx, pid, &p, err);
+  if (st != CC_OK) return st;
+  /* A pty's in_fd is closed only by proc_free, which our reference holds off. */
+  if (p->pty && p->in_fd >= 0)
+    st = fn(p->in_fd, ctx, err);
+  else
+    st = fail(err, CC_SBX_ERR_INVALID_ARG, ENOTTY, "tty not assigned to process");
+  drop(sbx, p);
+  return st;
 }
 
 cc_status cc_sbx_proc_signal(cc_sbx *sbx, uint32_t pid, int sig, cc_sbx_err *err) {

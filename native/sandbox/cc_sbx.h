@@ -231,6 +231,30 @@ typedef struct {
 
 cc_status cc_sbx_get_info(cc_sbx *sbx, cc_sbx_info *out);
 
+/* Adds create-time environment variables to a sandbox that nobody else uses yet (a sandbox
+ * started ahead of its create, from a warm pool): every process started afterwards gets
+ * them, as if they had been in cc_sbx_create_opts.envs. */
+cc_status cc_sbx_add_envs(cc_sbx *sbx, const cc_sbx_env *envs, size_t n);
+
+/* Pause with memory: stops (frozen) or restarts every process of the sandbox with the cgroup
+ * freezer.  Memory, files, open streams and the network helper are kept; nothing runs.  While
+ * frozen, calls that need the agent would wait, so the caller makes none until it thaws
+ * (sandboxd routes nothing to a paused sandbox).  cc_sbx_kill thaws first.
+ * CC_SANDBOX_UNAVAILABLE with the reason where there is no freezer (no cgroups, v1 without
+ * the freezer controller) or the sandbox is not running. */
+cc_status cc_sbx_freeze(cc_sbx *sbx, bool frozen, cc_sbx_err *err);
+
+/* What a sandbox uses now: CPU time since it started (ns), memory in its cgroup and its
+ * limit, bytes used in /home/user and its size. */
+typedef struct {
+  uint64_t cpu_ns;
+  uint64_t mem_bytes, mem_limit;
+  uint64_t disk_bytes, disk_total;
+} cc_sbx_usage;
+
+/* CC_SANDBOX_UNAVAILABLE when the sandbox is not running. */
+cc_status cc_sbx_get_usage(cc_sbx *sbx, cc_sbx_usage *out);
+
 /* Ids of live sandboxes.  *ids is an array of *n strings; free with cc_sbx_ids_free. */
 cc_status cc_sbx_list_ids(cc_sbx_runtime *rt, char ***ids, size_t *n);
 void cc_sbx_ids_free(char **ids, size_t n);
@@ -250,6 +274,13 @@ typedef struct {
   bool stdin_pipe;     /* true: a pipe fed by cc_sbx_proc_write_stdin; false: /dev/null */
   uint64_t timeout_ms; /* 0 = no deadline; else SIGKILL at start+timeout, even when no
                           one is subscribed (envd Connect-Timeout-Ms) */
+  bool pty;            /* true: a new pseudo-terminal (opened inside the sandbox, so the
+                          process sees /dev/pts/N) is its stdin, stdout, stderr and controlling
+                          terminal; output comes as CC_SBX_EV_PTY, input goes through
+                          cc_sbx_proc_write_pty; stdin_pipe is ignored.  TERM defaults to
+                          xterm-256color (what E2B's SDK sends; envs override it) */
+  uint16_t pty_cols;   /* pty only: its initial window size */
+  uint16_t pty_rows;
 } cc_sbx_proc_spec;
 
 /* Environment of a process, in envd's order (later wins): PATH, HOME=/home/user, USER=user,
@@ -265,12 +296,13 @@ typedef enum {
   CC_SBX_EV_STDOUT,   /* data/len: up to 32 KiB, split anywhere (even inside UTF-8) */
   CC_SBX_EV_STDERR,
   CC_SBX_EV_END, /* the process ended; last event for this subscription */
+  CC_SBX_EV_PTY, /* data/len: terminal output of a pty process (it has no STDOUT/STDERR) */
 } cc_sbx_event_type;
 
 typedef struct {
   cc_sbx_event_type type;
   uint32_t pid;        /* pid inside the sandbox (what envd reports) */
-  const uint8_t *data; /* STDOUT/STDERR: borrowed until the next next()/sub_free() */
+  const uint8_t *data; /* STDOUT/STDERR/PTY: borrowed until the next next()/sub_free() */
   size_t len;
   /* END only: */
   bool exited;     /* true: exit_code is the exit status; false: killed by a signal */
@@ -316,12 +348,27 @@ void cc_sbx_sub_free(cc_sbx_sub *sub);
 
 /* Writes all of data to the process's stdin, waiting up to timeout_ms (-1 forever) for pipe
  * space.  STDIN_CLOSED (CC_INTERNAL) if stdin was disabled or closed, NOT_FOUND if the pid is
- * not running, TIMEOUT if the process does not read (part may have been written). */
+ * not running, TIMEOUT if the process does not read (part may have been written).  For a pty
+ * process the bytes go to its terminal, as with cc_sbx_proc_write_pty. */
 cc_status cc_sbx_proc_write_stdin(cc_sbx *sbx, uint32_t pid, const void *data, size_t len,
                                   int timeout_ms, cc_sbx_err *err);
 
-/* Closes the stdin pipe (the process sees EOF).  Idempotent for a running process. */
+/* Closes the stdin pipe (the process sees EOF).  Idempotent for a running process.
+ * INVALID_ARG for a pty process (its terminal stays; send Ctrl-D, "\x04", instead). */
 cc_status cc_sbx_proc_close_stdin(cc_sbx *sbx, uint32_t pid, cc_sbx_err *err);
+
+/* Pseudo-terminals (cc_sbx_pty.c).  A pty process's terminal is in its default mode (echo,
+ * line editing, signals), so written bytes are typed keys: "\x03" is Ctrl-C (SIGINT to the
+ * terminal's foreground process group), "\x04" Ctrl-D.  Both calls fail with INVALID_ARG,
+ * sys_errno ENOTTY, "tty not assigned to process" for a process started without a pty, and
+ * NOT_FOUND when pid is not a running process.  Like stdin, a process that does not read its
+ * terminal makes cc_sbx_proc_write_pty wait up to timeout_ms, then TIMEOUT. */
+cc_status cc_sbx_proc_write_pty(cc_sbx *sbx, uint32_t pid, const void *data, size_t len,
+                                int timeout_ms, cc_sbx_err *err);
+
+/* Sets the terminal's window size (the process gets SIGWINCH). */
+cc_status cc_sbx_proc_resize_pty(cc_sbx *sbx, uint32_t pid, uint16_t cols, uint16_t rows,
+                                 cc_sbx_err *err);
 
 /* Sends a signal (any 1..64; envd allows SIGKILL and SIGTERM, C2 checks) to the process's
  * group — each command runs in its own session, so this also reaches what it started (a dev

@@ -128,6 +128,12 @@ static void base_dir(const char *mnt, const char *own, char *out, size_t cap) {
 
 /* Removes what a runtime that died without cleaning up (sandboxd SIGKILLed) left in base:
  * "codecanvas-<pid>" dirs whose pid is gone, and their (by then empty) sandbox dirs. */
+static int kill_listed(const char *dir);
+static void nap_ms(long ms);
+
+/* Removes the cgroups a dead sandboxd left.  Its sandboxes were told to die with it
+ * (PDEATHSIG), but a frozen (paused) one takes no signal until thawed: thaw, kill what is
+ * left, and wait briefly for the tasks to go. */
 static void remove_stale(const char *base) {
   DIR *d = opendir(base);
   if (!d) return;
@@ -146,7 +152,11 @@ static void remove_stale(const char *base) {
         if (se->d_type == DT_DIR && strcmp(se->d_name, ".") && strcmp(se->d_name, "..")) {
           char sub[CC_SBX_CG_PATH];
           snprintf(sub, sizeof sub, "%s/%s", dir, se->d_name);
-          rmdir(sub); /* fails (EBUSY) if a task still lives there: then it stays */
+          write_file(sub, "freezer.state", "THAWED"); /* v1 freezer hierarchy only */
+          write_file(sub, "cgroup.freeze", "0");      /* v2 only */
+          kill_listed(sub);
+          /* fails (EBUSY) while a task still lives there: then it stays */
+          for (int t = 0; t < 200 && rmdir(sub) != 0 && errno == EBUSY; t++) nap_ms(2);
         }
       closedir(sd);
     }
@@ -352,6 +362,79 @@ void cc_sbx_cg_kill(cc_sbx_cg *cg) {
       write_file(cg->dir[0], "cgroup.freeze", "0");
     }
   }
+}
+
+bool cc_sbx_cg_freeze(const cc_sbx_cg *cg, bool frozen) {
+  const char *dir = cg->mode == CC_SBX_CGROUP_V1 ? cg->dir[3] : cg->dir[0];
+  if (cg->mode == CC_SBX_CGROUP_NONE || !dir[0]) return false;
+  bool v1 = cg->mode == CC_SBX_CGROUP_V1;
+  if (write_file(dir, v1 ? "freezer.state" : "cgroup.freeze",
+                 v1 ? (frozen ? "FROZEN" : "THAWED") : (frozen ? "1" : "0")) != 0)
+    return false;
+  /* The kernel stops tasks asynchronously; wait (bounded, 2 s) until it says they are. */
+  char st[256];
+  for (int i = 0; i < 2000; i++) {
+    if (v1) {
+      if (read_file(dir, "freezer.state", st, sizeof st) < 0) return false;
+      if (strncmp(st, frozen ? "FROZEN" : "THAWED", 6) == 0) return true;
+    } else {
+      if (read_file(dir, "cgroup.events", st, sizeof st) < 0) return false;
+      const char *f = strstr(st, "frozen ");
+      if (f && (f[7] == '1') == frozen) return true;
+    }
+    nap_ms(1);
+  }
+  return false;
+}
+
+/* Sums CPU time (ticks) of the processes listed in dir/cgroup.procs: their own time and that
+ * of the children they reaped, so that every finished descendant counts once. */
+static uint64_t cpu_ticks_of(const char *dir) {
+  char path[CC_SBX_CG_PATH + 32];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  FILE *f = fopen(path, "re");
+  if (!f) return 0;
+  uint64_t total = 0;
+  long pid;
+  while (fscanf(f, "%ld", &pid) == 1) {
+    char sp[64], buf[1024];
+    snprintf(sp, sizeof sp, "/proc/%ld/stat", pid);
+    int fd = open(sp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* comm may hold spaces and parentheses */
+    unsigned long long ut, st, cut, cst;
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
+                    &ut, &st, &cut, &cst) == 4)
+      total += ut + st + cut + cst;
+  }
+  fclose(f);
+  return total;
+}
+
+bool cc_sbx_cg_usage(const cc_sbx_cg *cg, uint64_t *cpu_ns, uint64_t *mem_bytes) {
+  char buf[64];
+  *cpu_ns = *mem_bytes = 0;
+  if (cg->mode == CC_SBX_CGROUP_V1) {
+    if (read_file(cg->dir[0], "memory.usage_in_bytes", buf, sizeof buf) > 0)
+      *mem_bytes = strtoull(buf, NULL, 10);
+    long hz = sysconf(_SC_CLK_TCK);
+    *cpu_ns = cpu_ticks_of(cg->dir[0]) * (uint64_t)(1000000000L / (hz > 0 ? hz : 100));
+    return true;
+  }
+  if (cg->mode == CC_SBX_CGROUP_V2) {
+    if (read_file(cg->dir[0], "memory.current", buf, sizeof buf) > 0)
+      *mem_bytes = strtoull(buf, NULL, 10);
+    char st[512];
+    const char *u;
+    if (read_file(cg->dir[0], "cpu.stat", st, sizeof st) > 0 && (u = strstr(st, "usage_usec ")))
+      *cpu_ns = strtoull(u + 11, NULL, 10) * 1000u;
+    return true;
+  }
+  return false;
 }
 
 bool cc_sbx_cg_empty(const cc_sbx_cg *cg) {

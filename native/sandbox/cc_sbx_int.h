@@ -3,6 +3,7 @@
  *
  * cc_sbx_cgroup.c: per-runtime parent cgroup and per-sandbox child cgroups (v1 or v2).
  * cc_sbx_net.c: egress (how slirp4netns reaches the tap device; attaching it to a sandbox).
+ * cc_sbx_pty.c: the host side of pseudo-terminals (input, resize, taking over the master).
  * Ownership: all paths live in the caller-owned structs below; no heap.
  */
 #ifndef CC_SBX_INT_H
@@ -43,6 +44,15 @@ void cc_sbx_cg_close_fds(cc_sbx_cg *cg);
 /* SIGKILLs every task in the sandbox's cgroup (freezer/cgroup.kill so none can fork away). */
 void cc_sbx_cg_kill(cc_sbx_cg *cg);
 
+/* Freezes (or thaws) every task of the sandbox with the cgroup freezer and waits, bounded,
+ * until the kernel reports it.  false where there is no freezer (no cgroups, v1 without the
+ * freezer controller) or it did not take. */
+bool cc_sbx_cg_freeze(const cc_sbx_cg *cg, bool frozen);
+
+/* CPU time used by the sandbox's tasks (v2: cpu.stat; v1: its processes' and their reaped
+ * children's times) and its memory in use.  false without cgroups. */
+bool cc_sbx_cg_usage(const cc_sbx_cg *cg, uint64_t *cpu_ns, uint64_t *mem_bytes);
+
 /* true when no task is left in the sandbox's cgroups. */
 bool cc_sbx_cg_empty(const cc_sbx_cg *cg);
 
@@ -70,6 +80,19 @@ void cc_sbx_child_exec(const char *path, char **argv, char **envp, const cc_sbx_
 
 /* cc_sbx.c: the first executable `name` on $PATH, into out. */
 bool cc_sbx_find_in_path(const char *name, char *out, size_t cap);
+
+/* cc_sbx.c, for cc_sbx_pty.c: calls fn(master, ctx, err) with the pty master of running
+ * process pid (open for the whole call) and returns fn's status.  INVALID_ARG (sys_errno
+ * ENOTTY) "tty not assigned to process" when pid has no pty; NOT_FOUND / GONE as grab(). */
+typedef cc_status (*cc_sbx_tty_fn)(int master, void *ctx, cc_sbx_err *err);
+cc_status cc_sbx_proc_with_tty(cc_sbx *sbx, uint32_t pid, cc_sbx_tty_fn fn, void *ctx,
+                               cc_sbx_err *err);
+
+/* cc_sbx_pty.c: takes over the pty master the agent sent for a new process: makes it
+ * non-blocking and puts a second descriptor of it (CLOEXEC) in *write_fd for input and
+ * resizes, so the I/O thread may close the reading one at EOF.  Returns 0, or an errno (then
+ * master is unchanged and still the caller's). */
+int cc_sbx_pty_adopt(int master, int *write_fd);
 
 /* cc_sbx_net.c: how sandboxes get egress, decided once at runtime start. */
 typedef enum {

@@ -9,7 +9,10 @@
  * checked against the packet size, strings must be NUL-terminated inside the payload.
  *
  * Payload of SPAWN: "cwd\0" then argc strings then envc strings (a = argc, b = envc,
- * flags bit 0 = a stdin pipe fd is attached).  Fds: [stdin?] stdout stderr.
+ * flags bit 0 = a stdin pipe fd is attached).  Fds: [stdin?] stdout stderr.  With
+ * CC_SBX_SPAWN_PTY in flags instead, no fds are attached, one more string "COLSxROWS"
+ * (decimal, each 0..65535) follows the environment, the agent opens a pseudo-terminal inside
+ * the sandbox for the process, and the REPLY carries its master.
  * Payload of the file ops: one path, or "src\0dst\0" for MOVE.  LIST: a = depth, b = max.
  * REPLY: err = errno (0 = ok), a/b op-specific (SPAWN: a = pid, b = failing stage;
  * OPEN_READ: size in the payload as int64), payload = encoded entries for STAT/MKDIR/MOVE;
@@ -83,8 +86,11 @@ typedef struct {
 int cc_sbx_wire_send(int sock, const cc_sbx_wire_hdr *h, const void *payload, size_t len,
                      const int *fds, int nfds, int flags);
 
+#define CC_SBX_SPAWN_PTY 2u /* SPAWN flags: run on a new pty (see above) */
+
 #define CC_SBX_STAGE_CWD 1  /* SPAWN failed: cwd missing */
 #define CC_SBX_STAGE_EXEC 2 /* SPAWN failed: exec failed */
 #define CC_SBX_STAGE_FORK 3 /* SPAWN failed: fork failed (pids limit) */
+#define CC_SBX_STAGE_PTY 4  /* SPAWN failed: no pseudo-terminal could be opened */
 
 #endif

@@ -890,6 +890,82 @@ static void works_unprivileged_and_says_what_is_missing(void) {
   }
 }
 
+/* Terminal output of a pty process, read until `want` appears (or END); false if it never
+ * does.  *buf collects everything read so far (NUL-terminated). */
+static bool pty_until(cc_sbx_sub *sub, const char *want, char *buf, size_t cap, size_t *len) {
+  cc_sbx_event ev;
+  while (!strstr(buf, want) && next_ev(sub, &ev)) {
+    CHECK(ev.type != CC_SBX_EV_STDOUT && ev.type != CC_SBX_EV_STDERR);
+    if (ev.type == CC_SBX_EV_PTY && *len + ev.len < cap)
+      memcpy(buf + *len, ev.data, ev.len), *len += ev.len, buf[*len] = 0;
+    if (ev.type == CC_SBX_EV_END) break;
+  }
+  return strstr(buf, want) != NULL;
+}
+
+static void pty_is_a_terminal_with_size_input_and_resize(void) {
+  cc_sbx *s = make("pty");
+  if (!s) return;
+  const char *args[] = {"-c",
+                        "tty; stty size; echo T=$TERM; read -r line; echo got:$line; "
+                        "stty size; exit 4"};
+  cc_sbx_proc_spec spec = {
+      .cmd = "/bin/bash", .args = args, .n_args = 2, .pty = true, .pty_cols = 100, .pty_rows = 30};
+  uint32_t pid;
+  cc_sbx_sub *sub;
+  cc_sbx_err err;
+  CHECK_INT(cc_sbx_proc_start(s, &spec, &pid, &sub, &err), CC_OK);
+  static char out[1 << 14];
+  size_t len = 0;
+  out[0] = 0;
+  cc_sbx_event ev;
+  CHECK(next_ev(sub, &ev) && ev.type == CC_SBX_EV_START);
+  /* Its own terminal inside the sandbox, with the asked size; ONLCR makes "\r\n". */
+  CHECK(pty_until(sub, "T=xterm-256color\r\n", out, sizeof out, &len));
+  CHECK(strstr(out, "/dev/pts/") != NULL);
+  CHECK(strstr(out, "30 100\r\n") != NULL);
+  /* Resize before the input releases `read`, so the second `stty size` sees it; the typed
+   * line is echoed by the terminal and read by the shell. */
+  CHECK_INT(cc_sbx_proc_resize_pty(s, pid, 120, 40, &err), CC_OK);
+  CHECK_INT(cc_sbx_proc_write_pty(s, pid, "hello\n", 6, 10000, &err), CC_OK);
+  CHECK(pty_until(sub, "40 120\r\n", out, sizeof out, &len));
+  CHECK(strstr(out, "hello\r\ngot:hello\r\n") != NULL);
+  result r;
+  collect(sub, &r);
+  CHECK(r.ended && r.exited);
+  CHECK_INT(r.exit_code, 4);
+  cc_sbx_sub_free(sub);
+  /* A flood through the terminal arrives complete under the 64 KiB subscription cap. */
+  const char *flood[] = {"-c", "head -c 1000000 /dev/zero | tr '\\0' x"};
+  spec.args = flood;
+  CHECK_INT(cc_sbx_proc_start(s, &spec, &pid, &sub, &err), CC_OK);
+  size_t xs = 0, other = 0;
+  while (next_ev(sub, &ev)) {
+    for (size_t i = 0; ev.type == CC_SBX_EV_PTY && i < ev.len; i++) {
+      if (ev.data[i] == 'x')
+        xs++;
+      else
+        other++;
+    }
+    if (ev.type == CC_SBX_EV_END) CHECK_INT(ev.exit_code, 0);
+  }
+  CHECK_INT(xs, 1000000);
+  CHECK_INT(other, 0);
+  cc_sbx_sub_free(sub);
+  /* A process without a pty has no terminal to write to or resize. */
+  CHECK_INT(start(s, "echo ready; exec sleep 100", true, 0, &pid, &sub), CC_OK);
+  wait_stdout(sub);
+  CHECK_INT(cc_sbx_proc_write_pty(s, pid, "x", 1, 1000, &err), CC_BAD_REQUEST);
+  CHECK(err.kind == CC_SBX_ERR_INVALID_ARG && err.sys_errno == ENOTTY);
+  CHECK_INT(cc_sbx_proc_resize_pty(s, pid, 80, 24, &err), CC_BAD_REQUEST);
+  CHECK_STR(err.msg, "tty not assigned to process");
+  CHECK_INT(cc_sbx_proc_signal(s, pid, SIGKILL, NULL), CC_OK);
+  collect(sub, &r);
+  cc_sbx_sub_free(sub);
+  cc_sbx_release(s);
+  CHECK_INT(cc_sbx_kill(rt, "pty"), CC_OK);
+}
+
 int main(int argc, char **argv) {
   snprintf(state_dir, sizeof state_dir, "/tmp/cc-sbx-test-XXXXXX");
   if (!mkdtemp(state_dir)) return 1;
@@ -918,6 +994,7 @@ int main(int argc, char **argv) {
   RUN(runs_a_command_with_output_and_exit_code);
   RUN(env_and_cwd_follow_envd);
   RUN(stdin_signal_deadline_and_list);
+  RUN(pty_is_a_terminal_with_size_input_and_resize);
   RUN(output_is_complete_under_back_pressure);
   RUN(file_api_stays_inside_the_sandbox);
   RUN(sandboxes_are_isolated_and_kill_leaves_nothing);
