@@ -80,11 +80,12 @@ void cc_sbd_ref(cc_sbd_sandbox *sb) {
   pthread_mutex_unlock(&sb->srv->mu);
 }
 
-/* Starts the sandbox's runtime instance (bubblewrap + agent). */
-static cc_status runtime_start(cc_sbd_sandbox *sb, char *msg, size_t msg_size) {
+/* The sandbox's envVars as runtime pairs (borrowed from sb->env_vars); NULL when out of
+ * memory. */
+static cc_sbx_env *env_pairs(const cc_sbd_sandbox *sb, size_t *n_out) {
   size_t n = (size_t)cJSON_GetArraySize(sb->env_vars);
   cc_sbx_env *envs = calloc(n ? n : 1, sizeof *envs);
-  if (!envs) return CC_INTERNAL;
+  if (!envs) return NULL;
   size_t i = 0;
   const cJSON *it;
   cJSON_ArrayForEach(it, sb->env_vars) {
@@ -92,6 +93,15 @@ static cc_status runtime_start(cc_sbd_sandbox *sb, char *msg, size_t msg_size) {
     envs[i].value = it->valuestring;
     i++;
   }
+  *n_out = n;
+  return envs;
+}
+
+/* Starts the sandbox's runtime instance (bubblewrap + agent). */
+cc_status cc_sbd_runtime_start(cc_sbd_sandbox *sb, char *msg, size_t msg_size) {
+  size_t n = 0;
+  cc_sbx_env *envs = env_pairs(sb, &n);
+  if (!envs) return CC_INTERNAL;
   const cc_sbd_config *c = &sb->srv->cfg;
   cc_sbx_create_opts o = {
     .id = sb->id,
@@ -113,15 +123,20 @@ static cc_status runtime_start(cc_sbd_sandbox *sb, char *msg, size_t msg_size) {
   return st;
 }
 
-/* Ends every process of the sandbox; the handle stays valid until sandbox_free. */
-static void runtime_stop(cc_sbd_sandbox *sb) {
-  if (sb->sbx) cc_sbx_kill(sb->srv->rt, sb->id);
+/* Ends every process of the sandbox and drops its runtime (under life_mu, or before the
+ * sandbox is shared). */
+void cc_sbd_runtime_stop(cc_sbd_sandbox *sb) {
+  if (!sb->sbx) return;
+  cc_sbx_kill(sb->srv->rt, sb->id);
+  cc_sbx_release(sb->sbx);
+  sb->sbx = NULL;
 }
 
-static void sandbox_free(cc_sbd_sandbox *sb) {
+void cc_sbd_sandbox_free(cc_sbd_sandbox *sb) {
   if (sb->sbx) cc_sbx_release(sb->sbx);
   cJSON_Delete(sb->metadata);
   cJSON_Delete(sb->env_vars);
+  pthread_mutex_destroy(&sb->life_mu);
   free(sb);
 }
 
@@ -130,7 +145,7 @@ void cc_sbd_unref(cc_sbd_sandbox *sb) {
   pthread_mutex_lock(&sb->srv->mu);
   int left = --sb->refs;
   pthread_mutex_unlock(&sb->srv->mu);
-  if (left == 0) sandbox_free(sb);
+  if (left == 0) cc_sbd_sandbox_free(sb);
 }
 
 /* Removes sb from the registry; caller holds srv->mu.  Returns whether it was there. */
@@ -152,31 +167,78 @@ static bool unlink_locked(cc_sbd_server *srv, cc_sbd_sandbox *sb) {
 }
 
 cc_status cc_sbd_kill(cc_sbd_server *srv, cc_sbd_sandbox *sb) {
+  pthread_mutex_lock(&sb->life_mu);
   pthread_mutex_lock(&srv->mu);
   bool was = unlink_locked(srv, sb);
+  if (was && !sb->sbx && srv->n_cold) srv->n_cold--;
   pthread_mutex_unlock(&srv->mu);
+  if (was) {
+    /* end every process and stream now; memory goes with the last reference */
+    cc_sbd_runtime_stop(sb);
+    cc_sbd_forget_paused(srv, sb->id);
+  }
+  pthread_mutex_unlock(&sb->life_mu);
   if (!was) return CC_NOT_FOUND;
-  /* end every process and stream now; memory goes with the last reference */
-  runtime_stop(sb);
   cc_sbd_unref(sb); /* the registry's reference */
   return CC_OK;
+}
+
+static cc_sbd_sandbox *sandbox_new(cc_sbd_server *srv) {
+  cc_sbd_sandbox *sb = calloc(1, sizeof *sb);
+  if (!sb) return NULL;
+  sb->srv = srv;
+  pthread_mutex_init(&sb->life_mu, NULL);
+  return sb;
+}
+
+/* Adds sb to the registry (caller holds srv->mu).  false when out of memory. */
+static bool insert_locked(cc_sbd_server *srv, cc_sbd_sandbox *sb) {
+  if (srv->n_boxes == srv->cap_boxes) {
+    size_t nc = srv->cap_boxes ? srv->cap_boxes * 2 : 16;
+    cc_sbd_sandbox **nb = realloc(srv->boxes, nc * sizeof *nb);
+    if (!nb) return false;
+    srv->boxes = nb;
+    srv->cap_boxes = nc;
+  }
+  sb->alive = true;
+  srv->boxes[srv->n_boxes++] = sb;
+  return true;
+}
+
+cc_status cc_sbd_register_cold(cc_sbd_server *srv, cc_sbd_sandbox *sb) {
+  pthread_mutex_lock(&srv->mu);
+  sb->seq = ++srv->next_seq;
+  bool ok = insert_locked(srv, sb);
+  if (ok) {
+    srv->n_cold++;
+    sb->refs = 1; /* the registry's */
+  }
+  pthread_mutex_unlock(&srv->mu);
+  return ok ? CC_OK : CC_INTERNAL;
+}
+
+cc_sbd_sandbox *cc_sbd_sandbox_alloc(cc_sbd_server *srv) {
+  return sandbox_new(srv);
 }
 
 cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_sandbox **out,
                         char *msg, size_t msg_size) {
   *out = NULL;
-  cc_sbd_sandbox *sb = calloc(1, sizeof *sb);
+  cc_sbd_sandbox *sb = sandbox_new(srv);
   if (!sb) return CC_INTERNAL;
-  sb->srv = srv;
   sb->metadata = o->metadata ? cJSON_Duplicate(o->metadata, 1) : cJSON_CreateObject();
   sb->env_vars = o->env_vars ? cJSON_Duplicate(o->env_vars, 1) : cJSON_CreateObject();
   snprintf(sb->template_id, sizeof sb->template_id, "%s", o->template_id);
   sb->internet = o->internet;
+  sb->auto_pause = o->auto_pause;
+  sb->auto_pause_memory = o->auto_pause_memory;
+  sb->auto_resume = o->auto_resume;
+  sb->timeout_s = o->timeout_s;
   sb->id[0] = 'i';
   if (!sb->metadata || !sb->env_vars ||
       cc_sbd_random(sb->id + 1, CC_SBD_ID_LEN, "abcdefghijklmnopqrstuvwxyz0123456789") != CC_OK ||
       (o->secure && cc_sbd_random(sb->token, sizeof sb->token, "0123456789abcdef") != CC_OK)) {
-    sandbox_free(sb);
+    cc_sbd_sandbox_free(sb);
     snprintf(msg, msg_size, "out of memory or randomness");
     return CC_INTERNAL;
   }
@@ -184,9 +246,10 @@ cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_
   /* the slot is taken before the runtime starts, so concurrent creates never exceed the
    * limit, not even for a moment */
   pthread_mutex_lock(&srv->mu);
-  if (srv->stopping || (long)(srv->n_boxes + srv->n_starting) >= srv->cfg.max_sandboxes) {
+  if (srv->stopping ||
+      (long)(srv->n_boxes - srv->n_cold + srv->n_starting) >= srv->cfg.max_sandboxes) {
     pthread_mutex_unlock(&srv->mu);
-    sandbox_free(sb);
+    cc_sbd_sandbox_free(sb);
     snprintf(msg, msg_size, "maximum number of sandboxes (%ld) reached",
              srv->cfg.max_sandboxes);
     return CC_RATE_LIMITED;
@@ -195,7 +258,23 @@ cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_
   sb->seq = ++srv->next_seq;
   pthread_mutex_unlock(&srv->mu);
 
-  cc_status st = runtime_start(sb, msg, msg_size);
+  /* a sandbox started ahead by the warm pool takes the place of a bwrap start */
+  cc_sbd_sandbox *pooled = cc_sbd_pool_take(srv, o);
+  cc_status st;
+  if (pooled) {
+    memcpy(sb->id, pooled->id, sizeof sb->id);
+    if (o->secure) memcpy(sb->token, pooled->token, sizeof sb->token);
+    sb->sbx = pooled->sbx;
+    pooled->sbx = NULL;
+    cc_sbd_sandbox_free(pooled);
+    size_t n = 0;
+    cc_sbx_env *envs = env_pairs(sb, &n);
+    st = envs ? cc_sbx_add_envs(sb->sbx, envs, n) : CC_INTERNAL;
+    free(envs);
+    if (st != CC_OK) snprintf(msg, msg_size, "out of memory");
+  } else {
+    st = cc_sbd_runtime_start(sb, msg, msg_size);
+  }
 
   pthread_mutex_lock(&srv->mu);
   srv->n_starting--;
@@ -205,28 +284,20 @@ cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_
   }
   if (st != CC_OK) {
     pthread_mutex_unlock(&srv->mu);
-    runtime_stop(sb);
-    sandbox_free(sb);
+    cc_sbd_runtime_stop(sb);
+    cc_sbd_sandbox_free(sb);
     return st == CC_SANDBOX_UNAVAILABLE || st == CC_RATE_LIMITED ? st : CC_INTERNAL;
-  }
-  if (srv->n_boxes == srv->cap_boxes) {
-    size_t nc = srv->cap_boxes ? srv->cap_boxes * 2 : 16;
-    cc_sbd_sandbox **nb = realloc(srv->boxes, nc * sizeof *nb);
-    if (!nb) {
-      pthread_mutex_unlock(&srv->mu);
-      runtime_stop(sb);
-      sandbox_free(sb);
-      snprintf(msg, msg_size, "out of memory");
-      return CC_INTERNAL;
-    }
-    srv->boxes = nb;
-    srv->cap_boxes = nc;
   }
   sb->started_ms = cc_sbd_now_ms();
   sb->end_ms = sb->started_ms + (int64_t)o->timeout_s * 1000;
-  sb->alive = true;
+  if (!insert_locked(srv, sb)) {
+    pthread_mutex_unlock(&srv->mu);
+    cc_sbd_runtime_stop(sb);
+    cc_sbd_sandbox_free(sb);
+    snprintf(msg, msg_size, "out of memory");
+    return CC_INTERNAL;
+  }
   sb->refs = 2; /* registry + caller */
-  srv->boxes[srv->n_boxes++] = sb;
   pthread_cond_signal(&srv->reaper_cv);
   pthread_mutex_unlock(&srv->mu);
   *out = sb;
@@ -339,6 +410,7 @@ static void *reaper_main(void *arg) {
     cc_sbd_sandbox *expired = NULL;
     for (size_t i = 0; i < srv->n_boxes; i++) {
       cc_sbd_sandbox *sb = srv->boxes[i];
+      if (sb->state == CC_SBD_PAUSED) continue; /* a paused sandbox's clock is stopped */
       if (sb->end_ms <= now) {
         expired = sb;
         sb->refs++;
@@ -347,8 +419,17 @@ static void *reaper_main(void *arg) {
       if (sb->end_ms < next) next = sb->end_ms;
     }
     if (expired) {
+      bool pause = expired->auto_pause;
       pthread_mutex_unlock(&srv->mu);
-      cc_sbd_kill(srv, expired);
+      /* lifecycle.onTimeout = pause: pause instead of killing (kill if that fails) */
+      char msg[256];
+      cc_status ps = pause ? cc_sbd_pause(srv, expired, expired->auto_pause_memory, true, msg,
+                                          sizeof msg)
+                           : CC_INTERNAL;
+      if (pause && ps != CC_OK)
+        fprintf(stderr, "codecanvas-sandboxd: sandbox %s: pause at timeout failed (%s); "
+                        "killing it\n", expired->id, msg);
+      if (ps != CC_OK) cc_sbd_kill(srv, expired);
       cc_sbd_unref(expired);
       pthread_mutex_lock(&srv->mu);
       continue;

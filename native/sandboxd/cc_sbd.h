@@ -51,6 +51,7 @@ typedef struct {
   size_t max_upload;      /* one /files upload */
   size_t max_connections;
   bool internet;          /* whether allow_internet_access may be honoured */
+  long warm_pool;         /* sandboxes kept started ahead of create (--warm-pool) */
 } cc_sbd_config;
 
 void cc_sbd_config_defaults(cc_sbd_config *c);
@@ -60,10 +61,24 @@ typedef struct cc_sbd_server cc_sbd_server;
 struct cc_sbx; /* a sandbox of the runtime (native/sandbox/cc_sbx.h) */
 struct cc_sbx_runtime;
 
+typedef enum { CC_SBD_RUNNING, CC_SBD_PAUSED } cc_sbd_state;
+
 typedef struct cc_sbd_sandbox {
   cc_sbd_server *srv;
   int refs;                  /* guarded by srv->mu */
   bool alive;                /* guarded by srv->mu */
+  /* lifecycle (cc_sbd_life.c): state changes under life_mu, read under srv->mu */
+  pthread_mutex_t life_mu;   /* serialises pause / resume / kill of this sandbox */
+  cc_sbd_state state;
+  bool memory_kept;          /* paused with its processes frozen; else files only, no runtime */
+  bool cold_resumed;         /* the last resume started it afresh from its files */
+  bool auto_pause;           /* lifecycle.onTimeout = pause (create's autoPause) */
+  bool auto_pause_memory;    /* ...keeping memory (autoPauseMemory, default true) */
+  bool auto_resume;          /* traffic to a paused sandbox resumes it */
+  long timeout_s;            /* create's timeout: the lifetime an auto-resume gives */
+  int64_t paused_ms;
+  uint64_t sample_cpu_ns;    /* metrics: the previous sample (guarded by srv->mu) */
+  int64_t sample_ms;
   uint64_t seq;              /* creation order, for listing and paging */
   char id[CC_SBD_ID_LEN + 1];
   char token[CC_SBD_TOKEN_LEN + 1]; /* envdAccessToken; empty when secure=false */
@@ -89,6 +104,13 @@ struct cc_sbd_server {
   cc_sbd_sandbox **boxes;
   size_t n_boxes, cap_boxes;
   size_t n_starting;          /* creates between the limit check and insertion */
+  size_t n_cold;              /* registered sandboxes without a runtime (paused, files only) */
+  /* the warm pool (cc_sbd_pool.c): started sandboxes waiting for a create */
+  cc_sbd_sandbox **pool;
+  size_t n_pool;
+  pthread_t pool_thread;
+  pthread_cond_t pool_cv;
+  bool pool_running;
   /* recently killed sandboxes: token -> id, so late envd calls get 502, not 401 */
   struct { char token[CC_SBD_TOKEN_LEN + 1]; char id[CC_SBD_ID_LEN + 1]; } gone[256];
   size_t gone_next;
@@ -116,6 +138,7 @@ typedef struct {
   const cJSON *env_vars; /* may be NULL */
   bool secure;
   bool internet;
+  bool auto_pause, auto_pause_memory, auto_resume; /* lifecycle */
 } cc_sbd_create_opts;
 
 /*
@@ -149,6 +172,64 @@ cc_status cc_sbd_kill(cc_sbd_server *srv, cc_sbd_sandbox *sb);
 
 /* Sets the expiry to now + timeout_s (setTimeout) or extends it to at least that (connect). */
 void cc_sbd_set_timeout(cc_sbd_server *srv, cc_sbd_sandbox *sb, long timeout_s, bool extend_only);
+
+/* Starts / stops the sandbox's runtime instance (cc_sbd.c; used by cc_sbd_life.c). */
+cc_status cc_sbd_runtime_start(cc_sbd_sandbox *sb, char *msg, size_t msg_size);
+void cc_sbd_runtime_stop(cc_sbd_sandbox *sb);
+
+/* A zeroed sandbox of srv (for cc_sbd_load_paused and the pool), or NULL; and its free
+ * (its runtime must have been stopped). */
+cc_sbd_sandbox *cc_sbd_sandbox_alloc(cc_sbd_server *srv);
+void cc_sbd_sandbox_free(cc_sbd_sandbox *sb);
+
+/* ---- cc_sbd_pool.c: the warm pool ---- */
+
+/* Starts the thread that keeps cfg.warm_pool sandboxes started (of the first template, with
+ * internet access when sandboxd gives it), so that a create only hands one out. */
+cc_status cc_sbd_pool_start(cc_sbd_server *srv);
+
+/* Stops that thread and kills the sandboxes still waiting (before cc_sbd_server_stop). */
+void cc_sbd_pool_stop(cc_sbd_server *srv);
+
+/* A started sandbox for this create, or NULL when the pool has none that fits (another
+ * template, no internet access asked for, or empty).  It has an id and a token; the caller
+ * fills in the rest and registers it. */
+cc_sbd_sandbox *cc_sbd_pool_take(cc_sbd_server *srv, const cc_sbd_create_opts *o);
+
+/* Registers a sandbox that has no runtime (a paused sandbox found on disk at start). */
+cc_status cc_sbd_register_cold(cc_sbd_server *srv, cc_sbd_sandbox *sb);
+
+/* ---- cc_sbd_life.c: pause, resume, what survives a restart, metrics ---- */
+
+/* Pauses a running sandbox.  keep_memory: its processes are frozen (cgroup freezer) and
+ * resume continues them; else (or without a freezer) they end and resume starts it afresh
+ * with its files.  Either way /home/user is first archived under the state dir, so a paused
+ * sandbox survives a sandboxd restart (files only).  The timeout clock stops.  only_if_expired:
+ * the reaper's call (does nothing if a connect extended it meanwhile).  CC_CONFLICT if it is
+ * already paused; msg says why on failure. */
+cc_status cc_sbd_pause(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool keep_memory,
+                       bool only_if_expired, char *msg, size_t msg_size);
+
+/* Resumes a paused sandbox (or only extends a running one's expiry when extend_only).  reboot:
+ * start it afresh from its files even if its memory was kept.  *resumed says whether it was
+ * paused.  The expiry becomes now + timeout_s (connect: at least that). */
+cc_status cc_sbd_resume(cc_sbd_server *srv, cc_sbd_sandbox *sb, long timeout_s, bool reboot,
+                        bool *resumed, char *msg, size_t msg_size);
+
+/* Before traffic reaches a sandbox: CC_OK if it runs (auto-resuming a paused one whose
+ * lifecycle says autoResume), CC_CONFLICT if it stays paused. */
+cc_status cc_sbd_ensure_running(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
+                                size_t msg_size);
+
+/* Forgets what a killed sandbox left on disk. */
+void cc_sbd_forget_paused(cc_sbd_server *srv, const char *id);
+
+/* At start: registers every paused sandbox kept under the state dir; returns how many. */
+size_t cc_sbd_load_paused(cc_sbd_server *srv);
+
+/* GET /sandboxes/{id}/metrics: [{timestamp, cpuCount, cpuUsedPct, memUsed, memTotal,
+ * diskUsed, diskTotal}] (CPU use since the previous sample); [] while paused. */
+cJSON *cc_sbd_metrics_json(cc_sbd_server *srv, cc_sbd_sandbox *sb);
 
 /* Snapshot of live sandboxes in creation order (newest first), each with a reference; the
  * caller unrefs each and frees the array. */

@@ -305,9 +305,14 @@ static void push_event(stream *s, const cc_sbx_event *ev) {
     push_json(s, 0, event_wrap("start", body));
     break;
   case CC_SBX_EV_STDOUT:
-  case CC_SBX_EV_STDERR: {
+  case CC_SBX_EV_STDERR:
+  case CC_SBX_EV_PTY: {
     char *b = b64_encode(ev->data, ev->len, true);
-    cJSON_AddStringToObject(body, ev->type == CC_SBX_EV_STDOUT ? "stdout" : "stderr", b ? b : "");
+    cJSON_AddStringToObject(body,
+                            ev->type == CC_SBX_EV_STDOUT   ? "stdout"
+                            : ev->type == CC_SBX_EV_STDERR ? "stderr"
+                                                           : "pty",
+                            b ? b : "");
     free(b);
     push_json(s, 0, event_wrap("data", body));
     break;
@@ -567,13 +572,49 @@ static long header_timeout_ms(cc_sbd_req *r) {
   return (*end || v < 0) ? 0 : v;
 }
 
+/* A uint32 of a JSON message: a number or a decimal string (protojson); absent = 0. */
+static bool json_u32(const cJSON *o, const char *k, uint32_t *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  *out = 0;
+  if (!v || cJSON_IsNull(v)) return true;
+  double d;
+  if (cJSON_IsNumber(v)) {
+    d = v->valuedouble;
+  } else if (cJSON_IsString(v) && v->valuestring[0]) {
+    char *end;
+    d = strtod(v->valuestring, &end);
+    if (*end) return false;
+  } else {
+    return false;
+  }
+  if (!(d >= 0 && d <= 4294967295.0) || d != (double)(uint32_t)d) return false;
+  *out = (uint32_t)d;
+  return true;
+}
+
+/* The PTY message {size:{cols,rows}} of Start and Update.  false: not given (absent or null).
+ * A size that does not fit a terminal (each at most 65535) sets *bad. */
+static bool pty_size(const cJSON *msg, uint16_t *cols, uint16_t *rows, bool *bad) {
+  const cJSON *pty = cJSON_GetObjectItemCaseSensitive(msg, "pty");
+  *bad = false;
+  if (!pty || cJSON_IsNull(pty)) return false;
+  const cJSON *size = cJSON_GetObjectItemCaseSensitive(pty, "size");
+  uint32_t c = 0, w = 0;
+  if (!json_u32(size, "cols", &c) || !json_u32(size, "rows", &w) || c > 65535 || w > 65535)
+    *bad = true;
+  *cols = (uint16_t)c;
+  *rows = (uint16_t)w;
+  return true;
+}
+
 static enum MHD_Result process_start(cc_sbd_req *r, cJSON *msg) {
   const cJSON *proc = cJSON_GetObjectItemCaseSensitive(msg, "process");
   const char *cmd = json_str(proc, "cmd");
   if (!cmd || !cmd[0]) return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "process.cmd is required");
-  if (cJSON_GetObjectItemCaseSensitive(msg, "pty"))
-    return stream_error(r, CC_CONNECT_UNIMPLEMENTED,
-                        "pty is not supported by codecanvas-sandboxd");
+  uint16_t cols = 0, rows = 0;
+  bool bad_size;
+  bool pty = pty_size(msg, &cols, &rows, &bad_size);
+  if (bad_size) return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "invalid pty size");
   const cJSON *args = cJSON_GetObjectItemCaseSensitive(proc, "args");
   size_t n_args = (size_t)(cJSON_IsArray(args) ? cJSON_GetArraySize(args) : 0);
   const char **argv = calloc(n_args ? n_args : 1, sizeof *argv);
@@ -596,8 +637,11 @@ static enum MHD_Result process_start(cc_sbd_req *r, cJSON *msg) {
     .n_envs = n_envs,
     .cwd = json_str(proc, "cwd"),
     .tag = json_str(msg, "tag"),
-    .stdin_pipe = in ? cJSON_IsTrue(in) : true,
+    .stdin_pipe = in ? cJSON_IsTrue(in) : true, /* a pty's input is its terminal */
     .timeout_ms = (uint64_t)header_timeout_ms(r),
+    .pty = pty,
+    .pty_cols = cols,
+    .pty_rows = rows,
   };
   stream *s = stream_new(r);
   uint32_t pid = 0;
@@ -680,18 +724,24 @@ static enum MHD_Result process_send_input(cc_sbd_req *r, cJSON *msg) {
   if (!selector_pid(r, msg, &pid, &res)) return res;
   const cJSON *input = cJSON_GetObjectItemCaseSensitive(msg, "input");
   const char *b = json_str(input, "stdin");
-  if (!b) b = json_str(input, "pty");
+  const char *tty = b ? NULL : json_str(input, "pty");
+  if (tty) b = tty;
   if (!b) return rpc_ok(r, cJSON_CreateObject());
   uint8_t *data;
   size_t len;
   if (!b64_decode(b, &data, &len))
     return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INVALID_ARGUMENT, "invalid base64 input");
   cc_sbx_err err = {0};
-  cc_status st = cc_sbx_proc_write_stdin(r->sb->sbx, pid, data, len, STDIN_TIMEOUT_MS, &err);
+  cc_status st = tty ? cc_sbx_proc_write_pty(r->sb->sbx, pid, data, len, STDIN_TIMEOUT_MS, &err)
+                     : cc_sbx_proc_write_stdin(r->sb->sbx, pid, data, len, STDIN_TIMEOUT_MS, &err);
   free(data);
   if (st == CC_NOT_FOUND)
     return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_NOT_FOUND,
                                         "process with pid %u not found", pid);
+  if (tty && err.kind == CC_SBX_ERR_INVALID_ARG && err.sys_errno == ENOTTY)
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INTERNAL,
+                                        "error writing to tty: tty not assigned to process — "
+                                        "input should be written to the stdin, not the tty");
   if (err.kind == CC_SBX_ERR_STDIN_CLOSED)
     return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INTERNAL,
                                         "error writing to stdin: stdin not enabled or closed");
@@ -708,6 +758,9 @@ static enum MHD_Result process_close_stdin(cc_sbd_req *r, cJSON *msg) {
   if (st == CC_NOT_FOUND)
     return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_NOT_FOUND,
                                         "process with pid %u not found", pid);
+  if (err.kind == CC_SBX_ERR_INVALID_ARG && err.sys_errno == ENOTTY) /* a pty process */
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_UNKNOWN, "error closing stdin: %s",
+                                        err.msg);
   if (st != CC_OK) return rpc_error(r, &err, st);
   return rpc_ok(r, cJSON_CreateObject());
 }
@@ -749,12 +802,25 @@ static enum MHD_Result process_update(cc_sbd_req *r, cJSON *msg) {
   uint32_t pid;
   enum MHD_Result res;
   if (!selector_pid(r, msg, &pid, &res)) return res;
-  if (!proc_running(r, pid))
+  uint16_t cols, rows;
+  bool bad_size;
+  if (!pty_size(msg, &cols, &rows, &bad_size)) { /* nothing to update */
+    if (!proc_running(r, pid))
+      return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_NOT_FOUND,
+                                          "process with pid %u not found", pid);
+    return rpc_ok(r, cJSON_CreateObject());
+  }
+  if (bad_size)
+    return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INVALID_ARGUMENT, "invalid pty size");
+  cc_sbx_err err = {0};
+  cc_status st = cc_sbx_proc_resize_pty(r->sb->sbx, pid, cols, rows, &err);
+  if (st == CC_NOT_FOUND)
     return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_NOT_FOUND,
                                         "process with pid %u not found", pid);
-  if (cJSON_GetObjectItemCaseSensitive(msg, "pty"))
+  if (err.kind == CC_SBX_ERR_INVALID_ARG && err.sys_errno == ENOTTY)
     return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INTERNAL,
                                         "error resizing tty: tty not assigned to process");
+  if (st != CC_OK) return rpc_error(r, &err, st);
   return rpc_ok(r, cJSON_CreateObject());
 }
 

@@ -186,9 +186,17 @@ static cJSON *detail_json(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool detail) {
   cJSON_AddNumberToObject(o, "cpuCount", (double)srv->cfg.cpu_count);
   cJSON_AddNumberToObject(o, "memoryMB", (double)srv->cfg.memory_mb);
   cJSON_AddNumberToObject(o, "diskSizeMB", (double)srv->cfg.disk_mb);
-  cJSON_AddStringToObject(o, "state", "running");
+  pthread_mutex_lock(&srv->mu);
+  bool paused = sb->state == CC_SBD_PAUSED, cold = sb->cold_resumed;
+  pthread_mutex_unlock(&srv->mu);
+  cJSON_AddStringToObject(o, "state", paused ? "paused" : "running");
   cJSON_AddStringToObject(o, "envdVersion", CC_SBD_ENVD_VERSION);
   cJSON_AddItemToObject(o, "metadata", cJSON_Duplicate(sb->metadata, 1));
+  cJSON *life = cJSON_AddObjectToObject(o, "lifecycle");
+  cJSON_AddStringToObject(life, "onTimeout", sb->auto_pause ? "pause" : "kill");
+  cJSON_AddBoolToObject(life, "autoResume", sb->auto_resume);
+  /* sandboxd's own: the last resume started it afresh (its processes did not survive) */
+  if (cold) cJSON_AddTrueToObject(o, "coldResumed");
   add_network(o, sb);
   if (detail) {
     if (sb->token[0]) cJSON_AddStringToObject(o, "envdAccessToken", sb->token);
@@ -243,7 +251,29 @@ static bool template_allowed(cc_sbd_server *srv, const char *t) {
   return false;
 }
 
-static enum MHD_Result handle_create(cc_sbd_req *r) {
+/* A create field asking for something a local server does not do, as the 501 message; NULL
+ * when there is none.  (network.allowPublicTraffic is accepted: the port proxy serves only
+ * this host's loopback clients anyway.) */
+static const char *unsupported_create_field(const cJSON *body) {
+  const cJSON *net = cJSON_GetObjectItemCaseSensitive(body, "network");
+  const cJSON *mcp = cJSON_GetObjectItemCaseSensitive(body, "mcp");
+  const cJSON *vol = cJSON_GetObjectItemCaseSensitive(body, "volumeMounts");
+  const cJSON *it, *netobj = cJSON_IsObject(net) ? net : NULL;
+  cJSON_ArrayForEach(it, netobj) {
+    if (cJSON_IsNull(it) || strcmp(it->string, "allowPublicTraffic") == 0) continue;
+    if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 0) continue;
+    return "network egress rules (network.allowOut/denyOut/rules/egressProxy/...) are not "
+           "supported by codecanvas-sandboxd";
+  }
+  if (mcp && !cJSON_IsNull(mcp)) return "the MCP gateway (mcp) is not supported by codecanvas-sandboxd";
+  if (cJSON_IsArray(vol) && cJSON_GetArraySize(vol) > 0)
+    return "volumes (volumeMounts) are not supported by codecanvas-sandboxd";
+  return NULL;
+}
+
+/* POST /sandboxes (legacy: secure only when asked) and POST /v2/sandboxes (secure unless
+ * "secure": false; today's SDK no longer sends the field and expects an access token). */
+static enum MHD_Result handle_create(cc_sbd_req *r, bool v2) {
   enum MHD_Result res;
   cJSON *body = parse_body(r);
   if (!cJSON_IsObject(body)) {
@@ -256,6 +286,9 @@ static enum MHD_Result handle_create(cc_sbd_req *r) {
   const cJSON *secure = cJSON_GetObjectItemCaseSensitive(body, "secure");
   const cJSON *inet = cJSON_GetObjectItemCaseSensitive(body, "allow_internet_access");
   const cJSON *autop = cJSON_GetObjectItemCaseSensitive(body, "autoPause");
+  const cJSON *autopm = cJSON_GetObjectItemCaseSensitive(body, "autoPauseMemory");
+  const cJSON *autor = cJSON_GetObjectItemCaseSensitive(body, "autoResume");
+  const char *unsupported = unsupported_create_field(body);
   long timeout;
   if (!cJSON_IsString(tpl) || !tpl->valuestring[0]) {
     res = cc_sbd_respond_error(r->conn, 400, "templateID is required");
@@ -264,16 +297,22 @@ static enum MHD_Result handle_create(cc_sbd_req *r) {
   } else if ((meta && !cJSON_IsNull(meta) && !string_map(meta)) ||
              (envs && !cJSON_IsNull(envs) && !string_map(envs))) {
     res = cc_sbd_respond_error(r->conn, 400, "metadata and envVars must map strings to strings");
-  } else if (cJSON_IsTrue(autop)) {
-    res = cc_sbd_respond_error(r->conn, 400, "autoPause is not supported by codecanvas-sandboxd");
+  } else if (unsupported) {
+    res = cc_sbd_respond_error(r->conn, 501, "%s", unsupported);
+  } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(autor, "enabled")) &&
+             !cJSON_IsTrue(autop)) {
+    res = cc_sbd_respond_error(r->conn, 400, "autoResume needs autoPause (onTimeout: pause)");
   } else if (body_timeout(r, body, false, &timeout, &res)) {
     cc_sbd_create_opts o = {
       .template_id = tpl->valuestring,
       .timeout_s = timeout,
       .metadata = cJSON_IsObject(meta) ? meta : NULL,
       .env_vars = cJSON_IsObject(envs) ? envs : NULL,
-      .secure = cJSON_IsTrue(secure),
+      .secure = v2 ? !cJSON_IsFalse(secure) : cJSON_IsTrue(secure),
       .internet = inet ? cJSON_IsTrue(inet) : true,
+      .auto_pause = cJSON_IsTrue(autop),
+      .auto_pause_memory = !cJSON_IsFalse(autopm),
+      .auto_resume = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(autor, "enabled")),
     };
     cc_sbd_sandbox *sb = NULL;
     char msg[512] = "";
@@ -368,16 +407,17 @@ static enum MHD_Result handle_list(cc_sbd_req *r, bool paged) {
     after = strtoull(next_s, &end, 10);
     if (*end || after == 0) return cc_sbd_respond_error(r->conn, 400, "invalid nextToken");
   }
-  bool want_running = true;
+  /* unset: both on /v2 (E2B's default), running only on the legacy list */
+  bool want_running = true, want_paused = paged;
   if (state && state[0]) {
-    want_running = false;
+    want_running = want_paused = false;
     char buf[128];
     snprintf(buf, sizeof buf, "%s", state);
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
       if (strcmp(tok, "running") == 0) want_running = true;
-      else if (strcmp(tok, "paused") != 0)
-        return cc_sbd_respond_error(r->conn, 400, "invalid state '%s'", tok);
+      else if (strcmp(tok, "paused") == 0) want_paused = true;
+      else return cc_sbd_respond_error(r->conn, 400, "invalid state '%s'", tok);
     }
   }
   /* the SDK encodes keys and values, then the whole parameter once more (e2b-protocol §1.4) */
@@ -395,7 +435,11 @@ static enum MHD_Result handle_list(cc_sbd_req *r, bool paged) {
   uint64_t last_sent = 0, next_token = 0;
   for (size_t i = 0; i < n && !next_token; i++) {
     cc_sbd_sandbox *sb = arr[i];
-    if (!want_running || (after && sb->seq >= after) || (filter && !metadata_matches(sb, filter)))
+    pthread_mutex_lock(&r->srv->mu);
+    bool paused = sb->state == CC_SBD_PAUSED;
+    pthread_mutex_unlock(&r->srv->mu);
+    if (!(paused ? want_paused : want_running) || (after && sb->seq >= after) ||
+        (filter && !metadata_matches(sb, filter)))
       continue;
     if (paged && count == limit) {
       next_token = last_sent; /* more remain: the next page lists those older than this */
@@ -427,13 +471,62 @@ static enum MHD_Result handle_list(cc_sbd_req *r, bool paged) {
   return res;
 }
 
-static enum MHD_Result handle_sandbox(cc_sbd_req *r, const char *id, const char *action) {
+/* The status of a lifecycle failure. */
+static unsigned life_status(cc_status st) {
+  switch (st) {
+    case CC_NOT_FOUND: return 404;
+    case CC_CONFLICT: return 409;
+    case CC_RATE_LIMITED: return 429;
+    default: return 500;
+  }
+}
+
+/* connect (v2: timeout optional, default 300 s; legacy: required), resume (deprecated). */
+static enum MHD_Result handle_connect(cc_sbd_req *r, cc_sbd_sandbox *sb, bool v2, bool resume) {
+  enum MHD_Result res;
+  cJSON *body = parse_body(r);
+  long t = 300;
+  if (!body && v2) body = cJSON_CreateObject();
+  if (!cJSON_IsObject(body)) {
+    res = cc_sbd_respond_error(r->conn, 400, "request body must be a JSON object");
+  } else if (body_timeout(r, body, !v2 && !resume, &t, &res)) {
+    if (t == 0) t = 300;
+    const cJSON *mem = cJSON_GetObjectItemCaseSensitive(body, "memory");
+    bool resumed = false;
+    char msg[512] = "";
+    pthread_mutex_lock(&r->srv->mu);
+    bool paused = sb->state == CC_SBD_PAUSED;
+    pthread_mutex_unlock(&r->srv->mu);
+    cc_status st;
+    if (resume && !paused) {
+      st = CC_CONFLICT;
+      snprintf(msg, sizeof msg, "sandbox %s is already running", sb->id);
+    } else {
+      st = cc_sbd_resume(r->srv, sb, t, cJSON_IsFalse(mem), &resumed, msg, sizeof msg);
+    }
+    res = st == CC_OK ? cc_sbd_respond_json(r->conn, resumed ? 201 : 200, sandbox_json(r->srv, sb))
+                      : cc_sbd_respond_error(r->conn, life_status(st), "%s", msg);
+  }
+  cJSON_Delete(body);
+  return res;
+}
+
+static enum MHD_Result handle_sandbox(cc_sbd_req *r, const char *id, const char *action,
+                                      bool v2) {
   const char *m = r->method;
   if (!valid_id(id, 63)) return cc_sbd_respond_error(r->conn, 400, "Invalid sandbox ID");
+  if (action && (strcmp(action, "snapshots") == 0 || strcmp(action, "fork") == 0 ||
+                 strcmp(action, "network") == 0))
+    return cc_sbd_respond_error(r->conn, 501, "%s are not supported by codecanvas-sandboxd",
+                                action[0] == 's'   ? "snapshots"
+                                : action[0] == 'f' ? "sandbox forks"
+                                                   : "network updates (egress rules)");
   cc_sbd_sandbox *sb = cc_sbd_find(r->srv, id);
   enum MHD_Result res;
   if (!sb) return not_found_sandbox(r->conn, id);
-  if (!action) {
+  if (v2 && (!action || strcmp(action, "connect") != 0)) {
+    res = cc_sbd_respond_error(r->conn, 404, "no such endpoint");
+  } else if (!action) {
     if (strcmp(m, "GET") == 0) {
       res = cc_sbd_respond_json(r->conn, 200, detail_json(r->srv, sb, true));
     } else if (strcmp(m, "DELETE") == 0) {
@@ -442,33 +535,57 @@ static enum MHD_Result handle_sandbox(cc_sbd_req *r, const char *id, const char 
     } else {
       res = cc_sbd_respond_error(r->conn, 405, "method %s not allowed", m);
     }
-  } else if (strcmp(m, "POST") != 0 && strcmp(action, "metrics") != 0) {
+  } else if (strcmp(action, "metrics") == 0) {
+    res = strcmp(m, "GET") == 0 ? cc_sbd_respond_json(r->conn, 200, cc_sbd_metrics_json(r->srv, sb))
+                                : cc_sbd_respond_error(r->conn, 405, "method %s not allowed", m);
+  } else if (strcmp(m, "POST") != 0) {
     res = cc_sbd_respond_error(r->conn, 405, "method %s not allowed", m);
-  } else if (strcmp(action, "timeout") == 0 || strcmp(action, "connect") == 0) {
+  } else if (strcmp(action, "timeout") == 0) {
     cJSON *body = parse_body(r);
     long t;
-    bool is_connect = action[0] == 'c';
     if (!cJSON_IsObject(body)) {
       res = cc_sbd_respond_error(r->conn, 400, "request body must be a JSON object");
     } else if (body_timeout(r, body, true, &t, &res)) {
-      cc_sbd_set_timeout(r->srv, sb, t, is_connect);
-      res = is_connect ? cc_sbd_respond_json(r->conn, 200, sandbox_json(r->srv, sb))
-                       : cc_sbd_respond_empty(r->conn, 204);
+      cc_sbd_set_timeout(r->srv, sb, t, false);
+      res = cc_sbd_respond_empty(r->conn, 204);
     }
     cJSON_Delete(body);
+  } else if (strcmp(action, "connect") == 0 || strcmp(action, "resume") == 0) {
+    res = handle_connect(r, sb, v2, action[0] == 'r');
   } else if (strcmp(action, "pause") == 0) {
-    res = cc_sbd_respond_error(r->conn, 409,
-                               "pausing is not supported by codecanvas-sandboxd; the sandbox "
-                               "keeps running");
-  } else if (strcmp(action, "resume") == 0) {
-    res = cc_sbd_respond_error(r->conn, 409, "sandbox %s is already running", id);
-  } else if (strcmp(action, "metrics") == 0 && strcmp(m, "GET") == 0) {
-    res = cc_sbd_respond_json(r->conn, 200, cJSON_CreateArray());
+    cJSON *body = parse_body(r);
+    const cJSON *mem = cJSON_GetObjectItemCaseSensitive(body, "memory");
+    char msg[512] = "";
+    cc_status st = cc_sbd_pause(r->srv, sb, !cJSON_IsFalse(mem), false, msg, sizeof msg);
+    res = st == CC_OK ? cc_sbd_respond_empty(r->conn, 204)
+                      : cc_sbd_respond_error(r->conn, life_status(st), "%s", msg);
+    cJSON_Delete(body);
   } else {
     res = cc_sbd_respond_error(r->conn, 404, "no such endpoint");
   }
   cc_sbd_unref(sb);
   return res;
+}
+
+/* E2B API areas a local server does not offer: a clear 501 naming the feature. */
+static const char *unsupported_area(const char *url) {
+  static const struct {
+    const char *prefix, *feature;
+  } areas[] = {
+      {"/templates", "templates (build, tags, aliases)"},
+      {"/v2/templates", "templates (build, tags, aliases)"},
+      {"/v3/templates", "templates (build, tags, aliases)"},
+      {"/snapshots", "snapshots"},
+      {"/volumes", "volumes"},
+      {"/volumecontent", "volumes"},
+      {"/secrets", "secrets"},
+  };
+  for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++) {
+    size_t n = strlen(areas[i].prefix);
+    if (strncmp(url, areas[i].prefix, n) == 0 && (url[n] == 0 || url[n] == '/'))
+      return areas[i].feature;
+  }
+  return NULL;
 }
 
 /* Constant-time check of the X-API-KEY header against the configured keys. */
@@ -494,17 +611,22 @@ static enum MHD_Result handle_control(cc_sbd_req *r) {
     return cc_sbd_respond_error(r->conn, 401, "Invalid API key");
   if (r->too_large) return cc_sbd_respond_error(r->conn, 413, "request body too large");
   if (strcmp(url, "/sandboxes") == 0) {
-    if (strcmp(r->method, "POST") == 0) return handle_create(r);
+    if (strcmp(r->method, "POST") == 0) return handle_create(r, false);
     if (strcmp(r->method, "GET") == 0) return handle_list(r, false);
     return cc_sbd_respond_error(r->conn, 405, "method %s not allowed", r->method);
   }
   if (strcmp(url, "/v2/sandboxes") == 0) {
     if (strcmp(r->method, "GET") == 0) return handle_list(r, true);
+    if (strcmp(r->method, "POST") == 0) return handle_create(r, true);
     return cc_sbd_respond_error(r->conn, 405, "method %s not allowed", r->method);
   }
-  if (strncmp(url, "/sandboxes/", 11) == 0) {
+  const char *feature = unsupported_area(url);
+  if (feature)
+    return cc_sbd_respond_error(r->conn, 501, "%s: not supported by codecanvas-sandboxd", feature);
+  bool v2 = strncmp(url, "/v2/sandboxes/", 14) == 0;
+  if (strncmp(url, "/sandboxes/", 11) == 0 || v2) {
     char id[128];
-    const char *rest = url + 11;
+    const char *rest = url + (v2 ? 14 : 11);
     const char *slash = strchr(rest, '/');
     size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
     if (n == 0 || n >= sizeof id) return cc_sbd_respond_error(r->conn, 400, "Invalid sandbox ID");
@@ -513,7 +635,7 @@ static enum MHD_Result handle_control(cc_sbd_req *r) {
     const char *action = slash ? slash + 1 : NULL;
     if (action && (!*action || strchr(action, '/')))
       return cc_sbd_respond_error(r->conn, 404, "no such endpoint");
-    return handle_sandbox(r, id, action);
+    return handle_sandbox(r, id, action, v2);
   }
   return cc_sbd_respond_error(r->conn, 404, "no such endpoint: %s %s", r->method, url);
 }
@@ -544,6 +666,15 @@ static bool host_route(const char *host, int *port, char *id, size_t id_size) {
   return true;
 }
 
+/* Traffic to a paused sandbox resumes it (lifecycle autoResume) or is refused (502). */
+static void ensure_running(cc_sbd_req *r) {
+  char msg[300];
+  if (!r->sb || cc_sbd_ensure_running(r->srv, r->sb, msg, sizeof msg) == CC_OK) return;
+  cc_sbd_unref(r->sb);
+  r->sb = NULL;
+  cc_sbd_req_fail(r, 502, "%s", msg);
+}
+
 static void route(cc_sbd_req *r) {
   int port = CC_SBD_ENVD_PORT;
   if (host_route(cc_sbd_header(r->conn, "Host"), &port, r->sandbox_id, sizeof r->sandbox_id)) {
@@ -563,6 +694,7 @@ static void route(cc_sbd_req *r) {
     r->route = CC_SBD_ROUTE_ENVD;
     r->port = CC_SBD_ENVD_PORT;
     cc_sbd_envd_route_by_credentials(r);
+    ensure_running(r);
     return;
   } else {
     r->route = CC_SBD_ROUTE_CONTROL;
@@ -570,6 +702,7 @@ static void route(cc_sbd_req *r) {
   }
   r->port = port;
   if (r->sandbox_id[0]) r->sb = cc_sbd_find(r->srv, r->sandbox_id);
+  ensure_running(r);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

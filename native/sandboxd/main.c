@@ -58,6 +58,8 @@ static void usage(FILE *f) {
 "  --default-timeout SEC   lifetime when create sends no timeout (default 15, as E2B)\n"
 "  --max-timeout SEC       largest timeout create/setTimeout/connect accept (default 86400)\n"
 "  --max-sandboxes N       sandboxes alive at once; create answers 429 beyond (default 64)\n"
+"  --warm-pool N           keep N sandboxes started ahead of create (default 0), so that a\n"
+"                          create of the first template only hands one out\n"
 "  --no-internet           never give sandboxes internet access\n"
 "  --allow-no-cgroups      start even if no cgroup is writable: sandboxes then run WITHOUT\n"
 "                          memory, process and CPU limits (refused by default)\n"
@@ -142,7 +144,7 @@ int main(int argc, char **argv) {
   cc_sbx_cgroup_mode cgroup = CC_SBX_CGROUP_NONE; /* auto */
   enum {
     O_LISTEN = 256, O_STATE, O_KEYFILE, O_NOKEY, O_TEMPLATE, O_MEM, O_PIDS, O_CPU, O_DISK,
-    O_DEFTO, O_MAXTO, O_MAXSB, O_NOINET, O_NOCG, O_CGROUP, O_MAXBODY, O_MAXUP, O_MAXCONN
+    O_DEFTO, O_MAXTO, O_MAXSB, O_NOINET, O_NOCG, O_CGROUP, O_POOL, O_MAXBODY, O_MAXUP, O_MAXCONN
   };
   static const struct option opts[] = {
     {"listen", required_argument, 0, O_LISTEN},
@@ -160,6 +162,7 @@ int main(int argc, char **argv) {
     {"no-internet", no_argument, 0, O_NOINET},
     {"allow-no-cgroups", no_argument, 0, O_NOCG},
     {"cgroup", required_argument, 0, O_CGROUP},
+    {"warm-pool", required_argument, 0, O_POOL},
     {"max-body", required_argument, 0, O_MAXBODY},
     {"max-upload", required_argument, 0, O_MAXUP},
     {"max-connections", required_argument, 0, O_MAXCONN},
@@ -204,6 +207,7 @@ int main(int argc, char **argv) {
     case O_MAXSB: NUM(c->max_sandboxes, 1, 100000, "max-sandboxes"); break;
     case O_NOINET: c->internet = false; break;
     case O_NOCG: allow_no_cgroups = true; break;
+    case O_POOL: NUM(c->warm_pool, 0, 64, "warm-pool"); break;
     case O_CGROUP:
       if (strcmp(optarg, "auto") == 0) cgroup = CC_SBX_CGROUP_NONE;
       else if (strcmp(optarg, "v1") == 0) cgroup = CC_SBX_CGROUP_V1;
@@ -290,6 +294,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, PROG ": cannot start the reaper thread\n");
     return 1;
   }
+  if (cc_sbd_pool_start(&srv) != CC_OK) {
+    fprintf(stderr, PROG ": cannot start the warm pool\n");
+    return 1;
+  }
+  size_t kept = cc_sbd_load_paused(&srv);
+  if (kept)
+    fprintf(stderr, PROG ": %zu paused sandbox%s kept in %s/paused (files only: their processes "
+                    "did not survive the restart)\n",
+            kept, kept == 1 ? "" : "es", c->state_dir);
   struct MHD_Daemon *d = cc_sbd_http_start(&srv, fd);
   if (!d) {
     fprintf(stderr, PROG ": cannot start the HTTP server\n");
@@ -301,6 +314,7 @@ int main(int argc, char **argv) {
   int sig = 0;
   sigwait(&set, &sig);
   fprintf(stderr, PROG ": %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  cc_sbd_pool_stop(&srv);
   cc_sbd_server_stop(&srv); /* kills every sandbox, which ends open streams */
   MHD_stop_daemon(d);
   close(fd);

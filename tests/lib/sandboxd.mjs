@@ -21,7 +21,8 @@ const READY = /^codecanvas-sandboxd: listening on (http:\/\/127\.0\.0\.1:(\d+))$
 export async function startSandboxd(opts = {}) {
   const binDir = opts.binDir ?? process.env.CC_BIN_DIR;
   if (!binDir) throw new Error('startSandboxd: CC_BIN_DIR is not set');
-  const stateDir = mkdtempSync(join(opts.tmpDir ?? tmpdir(), 'cc-sandboxd-'));
+  // opts.stateDir: reuse a state dir (a restart); it is then left in place by stop()
+  const stateDir = opts.stateDir ?? mkdtempSync(join(opts.tmpDir ?? tmpdir(), 'cc-sandboxd-'));
   const apiKey = opts.apiKey ?? `e2b_${randomBytes(20).toString('hex')}`;
   const args = ['--listen', '127.0.0.1:0', '--state-dir', stateDir, ...(opts.args ?? [])];
   const bin = join(binDir, 'codecanvas-sandboxd');
@@ -84,7 +85,7 @@ export async function startSandboxd(opts = {}) {
       const t = setTimeout(() => child.kill('SIGKILL'), 15000);
       const r = await exited;
       clearTimeout(t);
-      rmSync(stateDir, { recursive: true, force: true });
+      if (!opts.stateDir) rmSync(stateDir, { recursive: true, force: true });
       return r;
     },
   };

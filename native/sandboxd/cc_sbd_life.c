@@ -1,0 +1,452 @@
+/*
+ * cc_sbd_life: a sandbox's life after create (see cc_sbd.h): pause and resume, what a paused
+ * sandbox leaves on disk so that it survives a sandboxd restart, and its metrics.
+ *
+ * On disk, per paused sandbox: <state dir>/paused/<id>/sandbox.json (what create was given,
+ * its token and lifecycle) and home.tar (its /home/user, archived by tar inside the sandbox:
+ * the host never resolves a path the sandbox controls).  Written at pause (the archive
+ * first, then the descriptor, each through a temporary file and rename, so a crash leaves
+ * either the previous state or the new one), removed at resume and at kill.
+ *
+ * Locking: life_mu of the sandbox serialises pause/resume/kill; srv->mu guards the fields the
+ * registry and the reaper read (state, end_ms, n_cold).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cc_sbd.h"
+#include "cc_sbd_http.h"
+#include "cc_sbx.h"
+
+#define ARCHIVE_TIMEOUT_MS 120000
+
+static void paused_dir(const cc_sbd_server *srv, const char *id, char *out, size_t cap) {
+  snprintf(out, cap, "%s/paused/%s", srv->cfg.state_dir, id);
+}
+
+void cc_sbd_forget_paused(cc_sbd_server *srv, const char *id) {
+  char dir[600], f[700];
+  paused_dir(srv, id, dir, sizeof dir);
+  static const char *const names[] = {"sandbox.json", "home.tar", "sandbox.json.tmp",
+                                      "home.tar.tmp"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf(f, sizeof f, "%s/%s", dir, names[i]);
+    unlink(f);
+  }
+  rmdir(dir);
+}
+
+/* ---- /home/user in and out, through tar inside the sandbox ---- */
+
+/* Runs tar in the sandbox: archive (stdout -> fd) or extract (fd -> stdin).  tar exit 1
+ * ("file changed as we read it") still made an archive. */
+static cc_status run_tar(cc_sbx *sbx, bool archive, int fd, char *msg, size_t msg_size) {
+  static const char *const out_args[] = {"-C", "/home/user", "-cf", "-", "."};
+  static const char *const in_args[] = {"-C", "/home/user", "--preserve-permissions", "-xf", "-"};
+  cc_sbx_proc_spec spec = {.cmd = "tar",
+                           .args = archive ? out_args : in_args,
+                           .n_args = 5,
+                           .stdin_pipe = !archive,
+                           .timeout_ms = ARCHIVE_TIMEOUT_MS};
+  uint32_t pid;
+  cc_sbx_sub *sub = NULL;
+  cc_sbx_err err = {0};
+  if (cc_sbx_proc_start(sbx, &spec, &pid, &sub, &err) != CC_OK) {
+    snprintf(msg, msg_size, "cannot start tar: %s", err.msg);
+    return CC_INTERNAL;
+  }
+  bool io_ok = true;
+  if (!archive) {
+    char buf[65536];
+    ssize_t n;
+    while (io_ok && (n = read(fd, buf, sizeof buf)) > 0)
+      io_ok = cc_sbx_proc_write_stdin(sbx, pid, buf, (size_t)n, ARCHIVE_TIMEOUT_MS, &err) == CC_OK;
+    cc_sbx_proc_close_stdin(sbx, pid, NULL);
+  }
+  cc_sbx_event ev;
+  char errtext[200] = "";
+  size_t elen = 0;
+  int code = -1;
+  for (;;) {
+    if (cc_sbx_sub_next(sub, ARCHIVE_TIMEOUT_MS, &ev) != CC_OK || ev.type == CC_SBX_EV_NONE) break;
+    if (ev.type == CC_SBX_EV_STDOUT && archive && io_ok) {
+      size_t off = 0;
+      while (off < ev.len) {
+        ssize_t w = write(fd, ev.data + off, ev.len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+          io_ok = false;
+          snprintf(errtext, sizeof errtext, "writing the archive: %s", strerror(errno));
+          break;
+        }
+        off += (size_t)w;
+      }
+    } else if (ev.type == CC_SBX_EV_STDERR && elen + 1 < sizeof errtext) {
+      size_t k = ev.len < sizeof errtext - 1 - elen ? ev.len : sizeof errtext - 1 - elen;
+      memcpy(errtext + elen, ev.data, k);
+      errtext[elen += k] = 0;
+    } else if (ev.type == CC_SBX_EV_END) {
+      code = ev.exited ? ev.exit_code : -1;
+      break;
+    }
+  }
+  cc_sbx_sub_free(sub);
+  if (io_ok && (code == 0 || (archive && code == 1))) return CC_OK;
+  errtext[strcspn(errtext, "\n")] = 0;
+  snprintf(msg, msg_size, "tar %s /home/user failed (exit %d): %s", archive ? "of" : "into",
+           code, errtext[0] ? errtext : "no output");
+  return CC_INTERNAL;
+}
+
+/* What resume (or a restarted sandboxd) needs to bring the sandbox back. */
+static cJSON *descriptor(const cc_sbd_sandbox *sb) {
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddStringToObject(o, "sandboxID", sb->id);
+  cJSON_AddStringToObject(o, "envdAccessToken", sb->token);
+  cJSON_AddStringToObject(o, "templateID", sb->template_id);
+  cJSON_AddItemToObject(o, "metadata", cJSON_Duplicate(sb->metadata, 1));
+  cJSON_AddItemToObject(o, "envVars", cJSON_Duplicate(sb->env_vars, 1));
+  cJSON_AddBoolToObject(o, "internet", sb->internet);
+  cJSON_AddBoolToObject(o, "autoPause", sb->auto_pause);
+  cJSON_AddBoolToObject(o, "autoPauseMemory", sb->auto_pause_memory);
+  cJSON_AddBoolToObject(o, "autoResume", sb->auto_resume);
+  cJSON_AddNumberToObject(o, "timeout", (double)sb->timeout_s);
+  cJSON_AddNumberToObject(o, "startedMs", (double)sb->started_ms);
+  cJSON_AddNumberToObject(o, "pausedMs", (double)sb->paused_ms);
+  return o;
+}
+
+static bool write_all_file(const char *path, const char *data, size_t len) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  bool ok = true;
+  for (size_t off = 0; ok && off < len;) {
+    ssize_t w = write(fd, data + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    ok = w > 0;
+    if (ok) off += (size_t)w;
+  }
+  ok = ok && fsync(fd) == 0;
+  close(fd);
+  return ok;
+}
+
+/* Archives the home and writes the descriptor under the state dir. */
+static cc_status save_to_disk(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg, size_t msg_size) {
+  char dir[600], tmp[700], fin[700];
+  snprintf(dir, sizeof dir, "%s/paused", srv->cfg.state_dir);
+  mkdir(dir, 0700);
+  paused_dir(srv, sb->id, dir, sizeof dir);
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    snprintf(msg, msg_size, "cannot create %s: %s", dir, strerror(errno));
+    return CC_INTERNAL;
+  }
+  snprintf(tmp, sizeof tmp, "%s/home.tar.tmp", dir);
+  snprintf(fin, sizeof fin, "%s/home.tar", dir);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    snprintf(msg, msg_size, "cannot write %s: %s", tmp, strerror(errno));
+    return CC_INTERNAL;
+  }
+  cc_status st = run_tar(sb->sbx, true, fd, msg, msg_size);
+  if (st == CC_OK && fsync(fd) != 0) {
+    snprintf(msg, msg_size, "cannot write %s: %s", tmp, strerror(errno));
+    st = CC_INTERNAL;
+  }
+  close(fd);
+  if (st == CC_OK && rename(tmp, fin) != 0) {
+    snprintf(msg, msg_size, "cannot rename %s: %s", tmp, strerror(errno));
+    st = CC_INTERNAL;
+  }
+  if (st != CC_OK) {
+    unlink(tmp);
+    return st;
+  }
+  cJSON *d = descriptor(sb);
+  char *text = d ? cJSON_PrintUnformatted(d) : NULL;
+  cJSON_Delete(d);
+  snprintf(tmp, sizeof tmp, "%s/sandbox.json.tmp", dir);
+  snprintf(fin, sizeof fin, "%s/sandbox.json", dir);
+  bool ok = text && write_all_file(tmp, text, strlen(text)) && rename(tmp, fin) == 0;
+  free(text);
+  if (!ok) {
+    snprintf(msg, msg_size, "cannot write %s: %s", fin, strerror(errno));
+    unlink(tmp);
+    return CC_INTERNAL;
+  }
+  return CC_OK;
+}
+
+/* ---- pause / resume ---- */
+
+cc_status cc_sbd_pause(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool keep_memory,
+                       bool only_if_expired, char *msg, size_t msg_size) {
+  pthread_mutex_lock(&sb->life_mu);
+  pthread_mutex_lock(&srv->mu);
+  bool alive = sb->alive, paused = sb->state == CC_SBD_PAUSED;
+  bool expired = sb->end_ms <= cc_sbd_now_ms();
+  pthread_mutex_unlock(&srv->mu);
+  cc_status st = CC_OK;
+  if (!alive) {
+    snprintf(msg, msg_size, "sandbox %s is gone", sb->id);
+    st = CC_NOT_FOUND;
+  } else if (paused) {
+    snprintf(msg, msg_size, "sandbox %s is already paused", sb->id);
+    st = CC_CONFLICT;
+  } else if (only_if_expired && !expired) {
+    st = CC_OK; /* a connect extended it meanwhile */
+  } else if (!sb->sbx) {
+    snprintf(msg, msg_size, "sandbox %s has no runtime", sb->id);
+    st = CC_INTERNAL;
+  } else {
+    sb->paused_ms = cc_sbd_now_ms();
+    st = save_to_disk(srv, sb, msg, msg_size);
+    bool frozen = false;
+    if (st == CC_OK && keep_memory) {
+      cc_sbx_err e = {0};
+      frozen = cc_sbx_freeze(sb->sbx, true, &e) == CC_OK;
+      if (!frozen)
+        fprintf(stderr, "codecanvas-sandboxd: sandbox %s: %s; pausing with its files only\n",
+                sb->id, e.msg);
+    }
+    if (st == CC_OK && !frozen) cc_sbd_runtime_stop(sb);
+    if (st == CC_OK) {
+      pthread_mutex_lock(&srv->mu);
+      sb->state = CC_SBD_PAUSED;
+      sb->memory_kept = frozen;
+      if (!frozen) srv->n_cold++;
+      pthread_cond_signal(&srv->reaper_cv);
+      pthread_mutex_unlock(&srv->mu);
+    }
+  }
+  pthread_mutex_unlock(&sb->life_mu);
+  return st;
+}
+
+/* Starts a runtime for a sandbox paused with its files only and puts its home back. */
+static cc_status cold_start(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg, size_t msg_size) {
+  pthread_mutex_lock(&srv->mu);
+  bool full = (long)(srv->n_boxes - srv->n_cold + srv->n_starting) >= srv->cfg.max_sandboxes;
+  pthread_mutex_unlock(&srv->mu);
+  if (full) {
+    snprintf(msg, msg_size, "maximum number of sandboxes (%ld) reached", srv->cfg.max_sandboxes);
+    return CC_RATE_LIMITED;
+  }
+  cc_status st = cc_sbd_runtime_start(sb, msg, msg_size);
+  if (st != CC_OK) return st;
+  char path[700];
+  paused_dir(srv, sb->id, path, sizeof path);
+  strncat(path, "/home.tar", sizeof path - strlen(path) - 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(msg, msg_size, "its files are gone (%s: %s)", path, strerror(errno));
+    st = CC_INTERNAL;
+  } else {
+    st = run_tar(sb->sbx, false, fd, msg, msg_size);
+    close(fd);
+  }
+  if (st != CC_OK) cc_sbd_runtime_stop(sb);
+  return st;
+}
+
+cc_status cc_sbd_resume(cc_sbd_server *srv, cc_sbd_sandbox *sb, long timeout_s, bool reboot,
+                        bool *resumed, char *msg, size_t msg_size) {
+  *resumed = false;
+  pthread_mutex_lock(&sb->life_mu);
+  pthread_mutex_lock(&srv->mu);
+  bool alive = sb->alive, paused = sb->state == CC_SBD_PAUSED;
+  pthread_mutex_unlock(&srv->mu);
+  cc_status st = CC_OK;
+  if (!alive) {
+    snprintf(msg, msg_size, "sandbox %s is gone", sb->id);
+    st = CC_NOT_FOUND;
+  } else if (paused) {
+    bool cold = !sb->memory_kept || !sb->sbx || reboot;
+    if (!cold) {
+      cc_sbx_err e = {0};
+      if (cc_sbx_freeze(sb->sbx, false, &e) != CC_OK) {
+        snprintf(msg, msg_size, "cannot thaw: %s", e.msg);
+        st = CC_INTERNAL;
+      }
+    } else {
+      bool had_runtime = sb->sbx != NULL;
+      cc_sbd_runtime_stop(sb); /* reboot: its processes end; its files come back */
+      pthread_mutex_lock(&srv->mu);
+      if (had_runtime) srv->n_cold++;
+      sb->memory_kept = false;
+      pthread_mutex_unlock(&srv->mu);
+      st = cold_start(srv, sb, msg, msg_size);
+    }
+    if (st == CC_OK) {
+      cc_sbd_forget_paused(srv, sb->id);
+      pthread_mutex_lock(&srv->mu);
+      if (cold) srv->n_cold--;
+      sb->state = CC_SBD_RUNNING;
+      sb->cold_resumed = cold;
+      sb->memory_kept = false;
+      sb->end_ms = cc_sbd_now_ms() + (int64_t)timeout_s * 1000;
+      sb->sample_ms = 0;
+      pthread_cond_signal(&srv->reaper_cv);
+      pthread_mutex_unlock(&srv->mu);
+      *resumed = true;
+    }
+  } else {
+    cc_sbd_set_timeout(srv, sb, timeout_s, true);
+  }
+  pthread_mutex_unlock(&sb->life_mu);
+  return st;
+}
+
+cc_status cc_sbd_ensure_running(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
+                                size_t msg_size) {
+  pthread_mutex_lock(&srv->mu);
+  bool paused = sb->state == CC_SBD_PAUSED, autoresume = sb->auto_resume;
+  long t = sb->timeout_s;
+  pthread_mutex_unlock(&srv->mu);
+  if (!paused) return CC_OK;
+  if (!autoresume) {
+    snprintf(msg, msg_size,
+             "sandbox %s is paused; resume it with Sandbox.connect() (or create it with "
+             "lifecycle.autoResume)",
+             sb->id);
+    return CC_CONFLICT;
+  }
+  bool resumed;
+  return cc_sbd_resume(srv, sb, t, false, &resumed, msg, msg_size);
+}
+
+/* ---- a restart: paused sandboxes come back, with their files ---- */
+
+static const char *jstr(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool valid_id(const char *id) {
+  size_t n = id ? strlen(id) : 0;
+  if (n == 0 || n > CC_SBD_ID_LEN) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9'))) return false;
+  return true;
+}
+
+/* One paused sandbox from its descriptor; NULL (and a message) if it is unusable. */
+static cc_sbd_sandbox *load_one(cc_sbd_server *srv, const char *dir_id) {
+  char path[700];
+  paused_dir(srv, dir_id, path, sizeof path);
+  strncat(path, "/sandbox.json", sizeof path - strlen(path) - 1);
+  FILE *f = fopen(path, "re");
+  if (!f) return NULL;
+  char *text = NULL;
+  size_t cap = 0;
+  ssize_t n = getdelim(&text, &cap, '\0', f);
+  fclose(f);
+  cJSON *d = n > 0 ? cJSON_ParseWithLength(text, (size_t)n) : NULL;
+  free(text);
+  const char *id = jstr(d, "sandboxID"), *tok = jstr(d, "envdAccessToken"),
+             *tpl = jstr(d, "templateID");
+  const cJSON *meta = cJSON_GetObjectItemCaseSensitive(d, "metadata");
+  const cJSON *envs = cJSON_GetObjectItemCaseSensitive(d, "envVars");
+  cc_sbd_sandbox *sb = NULL;
+  if (id && strcmp(id, dir_id) == 0 && valid_id(id) && tok && strlen(tok) <= CC_SBD_TOKEN_LEN &&
+      tpl && strlen(tpl) < sizeof sb->template_id && cJSON_IsObject(meta) &&
+      cJSON_IsObject(envs) && (sb = cc_sbd_sandbox_alloc(srv))) {
+    snprintf(sb->id, sizeof sb->id, "%s", id);
+    snprintf(sb->token, sizeof sb->token, "%s", tok);
+    snprintf(sb->template_id, sizeof sb->template_id, "%s", tpl);
+    sb->metadata = cJSON_Duplicate(meta, 1);
+    sb->env_vars = cJSON_Duplicate(envs, 1);
+    sb->internet = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "internet"));
+    sb->auto_pause = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "autoPause"));
+    sb->auto_pause_memory = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "autoPauseMemory"));
+    sb->auto_resume = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "autoResume"));
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(d, "timeout");
+    sb->timeout_s = cJSON_IsNumber(t) && t->valuedouble >= 1 ? (long)t->valuedouble : 300;
+    const cJSON *s0 = cJSON_GetObjectItemCaseSensitive(d, "startedMs");
+    const cJSON *p0 = cJSON_GetObjectItemCaseSensitive(d, "pausedMs");
+    sb->started_ms = cJSON_IsNumber(s0) ? (int64_t)s0->valuedouble : cc_sbd_now_ms();
+    sb->paused_ms = cJSON_IsNumber(p0) ? (int64_t)p0->valuedouble : cc_sbd_now_ms();
+    sb->end_ms = sb->paused_ms;
+    sb->state = CC_SBD_PAUSED;
+    sb->memory_kept = false; /* processes do not survive a host-side restart */
+    if (!sb->metadata || !sb->env_vars) {
+      cJSON_Delete(sb->metadata);
+      cJSON_Delete(sb->env_vars);
+      pthread_mutex_destroy(&sb->life_mu);
+      free(sb);
+      sb = NULL;
+    }
+  }
+  cJSON_Delete(d);
+  return sb;
+}
+
+size_t cc_sbd_load_paused(cc_sbd_server *srv) {
+  char dir[600];
+  snprintf(dir, sizeof dir, "%s/paused", srv->cfg.state_dir);
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  size_t count = 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    cc_sbd_sandbox *sb = valid_id(e->d_name) ? load_one(srv, e->d_name) : NULL;
+    if (!sb) {
+      fprintf(stderr, "codecanvas-sandboxd: %s/%s: not a usable paused sandbox; left alone\n",
+              dir, e->d_name);
+      continue;
+    }
+    if (cc_sbd_register_cold(srv, sb) == CC_OK) {
+      count++;
+    } else {
+      cJSON_Delete(sb->metadata);
+      cJSON_Delete(sb->env_vars);
+      free(sb);
+    }
+  }
+  closedir(d);
+  return count;
+}
+
+/* ---- metrics ---- */
+
+cJSON *cc_sbd_metrics_json(cc_sbd_server *srv, cc_sbd_sandbox *sb) {
+  cJSON *arr = cJSON_CreateArray();
+  cc_sbx_usage u;
+  pthread_mutex_lock(&sb->life_mu);
+  bool running = sb->state == CC_SBD_RUNNING && sb->sbx;
+  bool ok = running && cc_sbx_get_usage(sb->sbx, &u) == CC_OK;
+  pthread_mutex_unlock(&sb->life_mu);
+  if (!ok || !arr) return arr;
+  int64_t now = cc_sbd_now_ms();
+  pthread_mutex_lock(&srv->mu);
+  /* CPU use since the previous sample (or since the sandbox started) */
+  int64_t t0 = sb->sample_ms ? sb->sample_ms : sb->started_ms;
+  uint64_t c0 = sb->sample_ms ? sb->sample_cpu_ns : 0;
+  sb->sample_ms = now;
+  sb->sample_cpu_ns = u.cpu_ns;
+  pthread_mutex_unlock(&srv->mu);
+  double wall_ns = (double)(now > t0 ? now - t0 : 1) * 1e6;
+  long cpus = srv->cfg.cpu_count > 0 ? srv->cfg.cpu_count : 1;
+  double pct = u.cpu_ns > c0 ? (double)(u.cpu_ns - c0) / wall_ns / (double)cpus * 100.0 : 0.0;
+  if (pct > 100.0) pct = 100.0;
+  char ts[40];
+  cc_sbd_rfc3339(now, ts, sizeof ts);
+  cJSON *m = cJSON_CreateObject();
+  cJSON_AddStringToObject(m, "timestamp", ts);
+  cJSON_AddNumberToObject(m, "timestampUnix", (double)(now / 1000));
+  cJSON_AddNumberToObject(m, "cpuCount", (double)cpus);
+  cJSON_AddNumberToObject(m, "cpuUsedPct", (double)((long)(pct * 100.0 + 0.5)) / 100.0);
+  cJSON_AddNumberToObject(m, "memUsed", (double)u.mem_bytes);
+  cJSON_AddNumberToObject(m, "memTotal", (double)u.mem_limit);
+  cJSON_AddNumberToObject(m, "diskUsed", (double)u.disk_bytes);
+  cJSON_AddNumberToObject(m, "diskTotal", (double)u.disk_total);
+  cJSON_AddItemToArray(arr, m);
+  return arr;
+}
