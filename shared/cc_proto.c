@@ -1319,7 +1319,10 @@ cc_status cc_proto_exec_result_to_json(const cc_proto_exec_result *r, cJSON **ou
             cJSON_AddBoolToObject(o, "cached", r->cached) &&
             cJSON_AddStringToObject(o, "status", cc_proto_record_status_name(r->status)) &&
             (!r->truncated || cJSON_AddTrueToObject(o, "truncated")) &&
-            (!r->sandbox_recreated || cJSON_AddTrueToObject(o, "sandboxRecreated"));
+            (!r->sandbox_recreated || cJSON_AddTrueToObject(o, "sandboxRecreated")) &&
+            (r->restored_from_ms <= 0 ||
+             (cJSON_AddTrueToObject(o, "sandboxRestored") &&
+              cJSON_AddNumberToObject(o, "restoredFrom", (double)r->restored_from_ms)));
   if (!ok) {
     cJSON_Delete(o);
     return CC_INTERNAL;
@@ -1348,7 +1351,8 @@ cc_status cc_proto_exec_result_from_json(const cJSON *obj, cc_proto_exec_result 
       get_string(&c, obj, "", "status", true, false, SIZE_MAX, &status, NULL) ||
       !cc_proto_record_status_from_name(status, &out->status) ||
       get_bool(&c, obj, "", "truncated", false, &out->truncated) ||
-      get_bool(&c, obj, "", "sandboxRecreated", false, &out->sandbox_recreated))
+      get_bool(&c, obj, "", "sandboxRecreated", false, &out->sandbox_recreated) ||
+      get_int(&c, obj, "", "restoredFrom", false, 0, (int64_t)1 << 53, 0, &out->restored_from_ms))
     return CC_BAD_REQUEST;
   return CC_OK;
 }

@@ -390,7 +390,7 @@ bool cc_proto_record_status_from_name(const char *name, cc_proto_record_status *
 bool cc_proto_record_status_is_final(cc_proto_record_status s);
 
 /* ExecutionResult {id, stdout, stderr, exitCode, duration, cached, status, truncated?,
- * sandboxRecreated?}.  Strings are borrowed (builder) or point into the parsed tree (parser). */
+ * sandboxRecreated?, sandboxRestored?, restoredFrom?}.  Strings are borrowed (builder) or point into the parsed tree (parser). */
 typedef struct {
   const char *id;
   const char *stdout_text; /* valid UTF-8 (see cc_proto_utf8_sanitize) */
@@ -401,6 +401,9 @@ typedef struct {
   cc_proto_record_status status;
   bool truncated;         /* emitted only when true */
   bool sandbox_recreated; /* emitted only when true */
+  int64_t restored_from_ms; /* > 0: the new sandbox got the project's files back from the
+                               snapshot taken then (ms since the epoch); emitted as
+                               sandboxRestored: true, restoredFrom */
 } cc_proto_exec_result;
 
 /* Builds the JSON object; *out: cJSON_Delete(). */

@@ -262,6 +262,12 @@ async function call(fn) {
   }
   try {
     const res = await fn(state.client);
+    if (res && res.sandboxRestored) {
+      // the project's sandbox was lost (expired, deleted, the sandbox server restarted): the
+      // worker put the files back from its snapshot before running this operation
+      showBanner('restored', `Your files were restored from ${fmtTime(res.restoredFrom)}.`);
+      queueMicrotask(() => { if (state.projectId) loadInfo(state.projectId); });
+    }
     if (res && res.stale) { if (state.online !== false) markOffline(); }
     else if (state.online !== true) {
       const wasOffline = state.online === false;
@@ -612,9 +618,14 @@ function renderInfo() {
   el.devCmd.placeholder = `python3 -m http.server ${el.devPort.value || 8000}`;
   el.projectMeta.textContent = '';
   if (!info) return;
+  const sb = info.sandbox;
+  const snap = info.snapshot;
   const rows = [
     ['Project', info.projectId],
     ['Sandbox', info.sandboxId || 'not created yet'],
+    ['State', sb ? sb.state + (sb.internet === false ? ` · no internet (${sb.internetReason ?? 'unavailable'})` : '') : ''],
+    ['Files kept', snap ? `${fmtTime(snap.takenAt)} · ${fmtSize(snap.bytes)}` +
+      (snap.partial ? ` · partial, left out: ${(snap.excluded ?? []).join(', ')}` : '') : ''],
     ['Created', fmtTime(info.createdAt)],
     ['Updated', fmtTime(info.updatedAt)],
   ];
@@ -781,6 +792,7 @@ function showResult(res, source) {
   if (res.cached) el.runStatus.append(' ', badge('cached', 'cached'));
   if (res.truncated) el.runStatus.append(' ', badge('truncated', 'warn'));
   if (res.sandboxRecreated) el.runStatus.append(' ', badge('new sandbox', 'warn'));
+  if (res.sandboxRestored) el.runStatus.append(' ', badge(`files restored from ${fmtTime(res.restoredFrom)}`, 'warn'));
   if (res.stale) el.runStatus.append(' ', badge('offline copy', 'warn'));
   if (source === 'saved') el.runStatus.append(' ', badge('saved', 'muted'));
 }
@@ -790,6 +802,13 @@ function fmtDuration(ms) {
   if (ms < 10) return `${ms.toFixed(1)} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+}
+
+function fmtSize(n) {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '';
+  if (n < 1024) return `${n} B`;
+  if (n < 1 << 20) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
 }
 
 function fmtTime(t) {

@@ -64,6 +64,7 @@ struct cc_e2b_client {
   size_t max_file;
   size_t max_envelope;
   bool allow_internet;
+  bool pause_on_timeout;
 
   pthread_mutex_t pool_mu;
   struct xfer **pool;
@@ -329,6 +330,7 @@ cc_status cc_e2b_client_new(const cc_e2b_config *cfg, cc_e2b_client **out, cc_e2
   c->max_envelope = cfg->max_envelope_bytes ? cfg->max_envelope_bytes : 4u << 20;
   c->pool_cap = cfg->pool_size ? cfg->pool_size : 8;
   c->allow_internet = cfg->allow_internet_access;
+  c->pause_on_timeout = cfg->pause_on_timeout;
 
   c->domain = strdup(domain);
   c->api_url = cfg->api_url && *cfg->api_url ? dup_trim_slash(cfg->api_url)
@@ -606,7 +608,9 @@ cc_status cc_e2b_create(cc_e2b_client *c, const cc_e2b_create_opts *opts, cc_e2b
   cJSON *req = cJSON_CreateObject();
   bool ok = req && cJSON_AddStringToObject(req, "templateID", tpl) &&
             cJSON_AddNumberToObject(req, "timeout", timeout) &&
-            cJSON_AddBoolToObject(req, "autoPause", false) &&
+            cJSON_AddBoolToObject(req, "autoPause", c->pause_on_timeout) &&
+            (!c->pause_on_timeout ||
+             cJSON_AddTrueToObject(cJSON_AddObjectToObject(req, "autoResume"), "enabled")) &&
             cJSON_AddBoolToObject(req, "secure", true) &&
             cJSON_AddBoolToObject(req, "allow_internet_access", c->allow_internet) &&
             add_map(req, "metadata", opts->metadata, opts->metadata_count) &&
@@ -617,7 +621,7 @@ cc_status cc_e2b_create(cc_e2b_client *c, const cc_e2b_create_opts *opts, cc_e2b
   call_info ci = {"create sandbox", false, false, c->max_response};
   buf_t resp;
   long http = 0;
-  cc_status st = api_call(c, "POST", "/sandboxes", json, &ci, &resp, &http, err);
+  cc_status st = api_call(c, "POST", "/v2/sandboxes", json, &ci, &resp, &http, err);
   cJSON_free(json);
   if (st == CC_NOT_FOUND) {
     /* Unknown template: the operator's configuration, not the user's request. */
@@ -647,6 +651,7 @@ cc_status cc_e2b_connect(cc_e2b_client *c, const char *sandbox_id, int timeout_s
   if (st == CC_OK) {
     st = cc_e2b_sandbox_parse(resp.p ? resp.p : "", resp.len, c->domain, out);
     if (st != CC_OK) fail(err, st, "connect sandbox: malformed response (HTTP %ld)", http);
+    out->resumed = http == 201; /* 200: it was running */
   }
   buf_free(&resp);
   return finish(c, NULL, err, st);

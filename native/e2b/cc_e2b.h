@@ -73,6 +73,8 @@ typedef struct cc_e2b_config {
   size_t max_envelope_bytes;  /* limit on one stream envelope payload; default 4 MiB */
   int pool_size;              /* idle transfers kept for reuse; default 8 */
   bool allow_internet_access; /* create's allow_internet_access; cc_e2b_config_init sets true */
+  bool pause_on_timeout;      /* create's lifecycle: at its timeout the sandbox is paused, not
+                                 killed (autoPause), and traffic resumes it (autoResume) */
 } cc_e2b_config;
 
 /* Fills *cfg with the defaults above (all strings NULL, allow_internet_access true). */
@@ -137,6 +139,7 @@ typedef struct cc_e2b_sandbox {
   int internet;                /* outbound network as the server reports it: 1, 0, or -1 when
                                   it does not say (the E2B cloud; sandboxd says "internet") */
   char internet_reason[200];   /* internet == 0: sandboxd's "internetReason" */
+  bool resumed;                /* connect found it paused and resumed it (HTTP 201) */
 } cc_e2b_sandbox;
 
 typedef struct cc_e2b_kv {
@@ -153,7 +156,8 @@ typedef struct cc_e2b_create_opts {
   size_t env_vars_count;
 } cc_e2b_create_opts;
 
-/* POST /sandboxes with secure:true, autoPause:false and the config's allow_internet_access.
+/* POST /v2/sandboxes (what today's SDK sends) with secure:true, the config's
+ * allow_internet_access and, with pause_on_timeout, autoPause:true and autoResume {enabled}.
  * opts may be NULL.  Fills *out.  A missing sandboxID/envdVersion is CC_UPSTREAM_ERROR;
  * a 404 (unknown template) is CC_UPSTREAM_ERROR too (a configuration error, not the user's). */
 cc_status cc_e2b_create(cc_e2b_client *c, const cc_e2b_create_opts *opts, cc_e2b_sandbox *out,

@@ -34,6 +34,10 @@
   X(STR, e2b_sandbox_url,        "e2b_sandbox_url",         "--e2b-sandbox-url",        "E2B_SANDBOX_URL",             "",  "envd URL for every sandbox (empty: https://49983-<id>.<domain>)") \
   X(STR, e2b_template,           "e2b_template",            "--e2b-template",           "CODECANVAS_E2B_TEMPLATE",     "base", "E2B template of new sandboxes") \
   X(INT, sandbox_timeout_s,      "sandbox_timeout_s",       "--sandbox-timeout",        "CODECANVAS_SANDBOX_TIMEOUT",  "300", "sandbox lifetime in seconds, renewed on use") \
+  X(STR, sandbox_on_timeout,     "sandbox_on_timeout",      "--sandbox-on-timeout",     "CODECANVAS_SANDBOX_ON_TIMEOUT", "pause", "what E2B does with an idle project's sandbox at its timeout: pause (files and processes kept, resumed on the next operation) or kill") \
+  X(STR, snapshot_dir,           "snapshot_dir",            "--snapshot-dir",           "CODECANVAS_SNAPSHOT_DIR",     "",  "where snapshots of projects' files are kept (empty: a snapshots/ directory beside the database; off: no snapshots)") \
+  X(INT, snapshot_max_bytes,     "snapshot_max_bytes",      "--snapshot-max-bytes",     "CODECANVAS_SNAPSHOT_MAX_BYTES", "67108864", "largest snapshot of one project (bigger: heavy directories, then the largest entries, are left out and it says so)") \
+  X(INT, snapshot_debounce_ms,   "snapshot_debounce_ms",    "--snapshot-debounce",      "CODECANVAS_SNAPSHOT_DEBOUNCE", "2000", "a project's files are snapshotted once it has been quiet this long (ms) after a change") \
   X(INT, cache_ttl_s,            "cache_ttl_s",             "--cache-ttl",              "CODECANVAS_CACHE_TTL",        "3600", "exec cache entry lifetime in seconds") \
   X(INT, history_limit,          "history_limit",           "--history-limit",          "CODECANVAS_HISTORY_LIMIT",    "1000", "execution records kept per project (older ones are pruned)") \
   X(INT, max_body_bytes,         "max_body_bytes",          "--max-body-bytes",         "CODECANVAS_MAX_BODY_BYTES",   "8388608", "largest request body (too_large, HTTP 413)") \

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "cc_wjson.h"
+#include "cc_wsnap.h"
 #include "cc_worker_internal.h"
 
 /* ------------------------------------------------------------------ sandbox descriptors */
@@ -35,10 +36,15 @@
 #define SBX_REFRESH_MS 10000 /* connect (and extend the lifetime) at most this often */
 #define SBX_CACHE_MAX 4096
 
+/* How the worker came by a sandbox (for getProject's sandbox.state). */
+typedef enum { ORIGIN_CONNECTED = 0, ORIGIN_NEW, ORIGIN_RESTORED } sbx_origin;
+
 struct cc_sbx_cache {
   struct sbx_item {
     cc_e2b_sandbox sb;
     int64_t refreshed_ms;
+    sbx_origin origin;
+    int64_t restored_from_ms; /* ORIGIN_RESTORED: the snapshot's time */
   } * items;
   size_t count, cap;
 };
@@ -80,11 +86,20 @@ static void sbx_forget(cc_worker *w, const char *id) {
   pthread_mutex_unlock(&w->sbx_mu);
 }
 
+static void sbx_remember_as(cc_worker *w, const cc_e2b_sandbox *sb, int64_t now, sbx_origin origin,
+                            int64_t restored_from_ms);
+
 static void sbx_remember(cc_worker *w, const cc_e2b_sandbox *sb, int64_t now) {
+  sbx_remember_as(w, sb, now, ORIGIN_CONNECTED, 0);
+}
+
+static void sbx_remember_as(cc_worker *w, const cc_e2b_sandbox *sb, int64_t now, sbx_origin origin,
+                            int64_t restored_from_ms) {
   pthread_mutex_lock(&w->sbx_mu);
   struct cc_sbx_cache *c = w->sbx;
   size_t i = 0;
   while (i < c->count && strcmp(c->items[i].sb.id, sb->id) != 0) i++;
+  bool existed = i < c->count;
   if (i == c->count) {
     if (c->count >= SBX_CACHE_MAX) c->count = 0; /* bounded: start over */
     if (c->count == c->cap) {
@@ -99,6 +114,10 @@ static void sbx_remember(cc_worker *w, const cc_e2b_sandbox *sb, int64_t now) {
     }
     i = c->count++;
   }
+  if (!existed || origin != ORIGIN_CONNECTED) { /* a reconnect keeps how it came to be */
+    c->items[i].origin = origin;
+    c->items[i].restored_from_ms = restored_from_ms;
+  }
   c->items[i].sb = *sb;
   c->items[i].refreshed_ms = now;
   pthread_mutex_unlock(&w->sbx_mu);
@@ -106,11 +125,15 @@ static void sbx_remember(cc_worker *w, const cc_e2b_sandbox *sb, int64_t now) {
 
 /* The descriptor of sandbox id whatever its age (for facts that never change, like its
  * network). */
-static bool sbx_peek(cc_worker *w, const char *id, cc_e2b_sandbox *out) {
+static bool sbx_peek(cc_worker *w, const char *id, cc_e2b_sandbox *out, sbx_origin *origin) {
   bool found = false;
   pthread_mutex_lock(&w->sbx_mu);
   for (size_t i = 0; i < w->sbx->count && !found; i++)
-    if (strcmp(w->sbx->items[i].sb.id, id) == 0) *out = w->sbx->items[i].sb, found = true;
+    if (strcmp(w->sbx->items[i].sb.id, id) == 0) {
+      *out = w->sbx->items[i].sb;
+      *origin = w->sbx->items[i].origin;
+      found = true;
+    }
   pthread_mutex_unlock(&w->sbx_mu);
   return found;
 }
@@ -125,6 +148,7 @@ typedef struct op {
   const char *project;
   char message[600]; /* error message of the failure being reported */
   bool sandbox_recreated;
+  int64_t restored_from_ms; /* > 0: the new sandbox got the snapshot of this time */
   cc_e2b_sandbox sb;
   bool have_sb;
   bool running; /* the record was moved to running */
@@ -198,6 +222,19 @@ static cc_status ensure_sandbox(op *o, bool force_new) {
   st = cc_e2b_create(w->e2b, &co, &o->sb, &err);
   if (st != CC_OK) return fail_e2b(o, st, &err, "creating a sandbox");
   atomic_fetch_add(&w->metrics.sandboxes_created, 1);
+  /* The project's files come back from its snapshot before anything else runs.  If that
+   * fails, the new sandbox is dropped (not recorded), so the next operation tries again. */
+  cc_wsnap_meta snap;
+  char why[300] = "";
+  st = cc_wsnap_restore(w, o->user, o->project, &o->sb, &snap, why, sizeof why);
+  if (st == CC_OK) {
+    o->restored_from_ms = snap.taken_ms > 0 ? snap.taken_ms : 1;
+    cc_wsnap_meta_free(&snap);
+  } else if (st != CC_NOT_FOUND) {
+    cc_e2b_kill(w->e2b, o->sb.id, &err);
+    return fail(o, st == CC_TOO_LARGE ? CC_UPSTREAM_ERROR : st,
+                "restoring the project's files into a new sandbox: %s", why);
+  }
   if (had) {
     atomic_fetch_add(&w->metrics.sandboxes_recreated, 1);
     o->sandbox_recreated = true;
@@ -207,41 +244,57 @@ static cc_status ensure_sandbox(op *o, bool force_new) {
     cc_e2b_kill(w->e2b, o->sb.id, &err);
     return store_fail(o, st, "project");
   }
-  sbx_remember(w, &o->sb, now);
+  sbx_remember_as(w, &o->sb, now, o->restored_from_ms > 0 ? ORIGIN_RESTORED : ORIGIN_NEW,
+                  o->restored_from_ms);
   o->have_sb = true;
   return CC_OK;
 }
 
-/* The sandbox was reported gone by an operation: forget it and make a new one. */
+/* The sandbox was reported gone (or unreachable) by an operation: forget its descriptor and
+ * connect again, which resumes a sandbox E2B paused; only one that no longer exists is
+ * replaced by a new one (with the project's files restored). */
 static cc_status renew_sandbox(op *o) {
   sbx_forget(o->w, o->sb.id);
   o->have_sb = false;
-  return ensure_sandbox(o, true);
+  return ensure_sandbox(o, false);
 }
 
 /* ------------------------------------------------------------------ responses */
 
-/* getProject's "sandbox": {id, internet?, internetReason?}: whether the project's sandbox has
- * outbound network, from the descriptor of its create/connect, else from GET /sandboxes/{id}
- * (a gone sandbox adds nothing; the next operation makes a new one). */
+/* getProject's live facts, never stored:
+ *   sandbox: {id, state, internet?, internetReason?}: state "paused" (E2B paused it at its
+ *     timeout; the next operation resumes it), "restored" (this worker made it and put the
+ *     project's files back from its snapshot), "new" (this worker made it; nothing to
+ *     restore), else "running"; internet as the sandbox server reports it;
+ *   snapshot: {takenAt, bytes, partial, excluded?}: the project's stored copy of its files.
+ * A gone sandbox adds no "sandbox" (the next operation makes a new one). */
 static void add_sandbox_facts(op *o, cJSON *project) {
+  cc_wsnap_meta m;
+  if (cc_wsnap_info(o->w, o->user, o->project, &m) == CC_OK) {
+    cJSON *sn = cJSON_AddObjectToObject(project, "snapshot");
+    cJSON_AddNumberToObject(sn, "takenAt", (double)m.taken_ms);
+    cJSON_AddNumberToObject(sn, "bytes", (double)m.bytes);
+    cJSON_AddBoolToObject(sn, "partial", m.partial);
+    cJSON *ex = m.partial && m.excluded_json ? cJSON_Parse(m.excluded_json) : NULL;
+    if (ex) cJSON_AddItemToObject(sn, "excluded", ex);
+    cc_wsnap_meta_free(&m);
+  }
   const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(project, "sandboxId"));
   if (!id) return;
-  int internet = -1;
-  char why[200] = "";
   cc_e2b_sandbox sb;
-  if (sbx_peek(o->w, id, &sb)) {
-    internet = sb.internet;
-    snprintf(why, sizeof why, "%s", sb.internet_reason);
-  } else {
-    cc_e2b_info info;
-    cc_e2b_error err = {0};
-    if (cc_e2b_get_info(o->w->e2b, id, &info, &err) != CC_OK) return;
-    internet = info.internet;
-    snprintf(why, sizeof why, "%s", info.internet_reason);
-  }
+  sbx_origin origin = ORIGIN_CONNECTED;
+  bool known = sbx_peek(o->w, id, &sb, &origin);
+  cc_e2b_info info;
+  cc_e2b_error err = {0};
+  if (cc_e2b_get_info(o->w->e2b, id, &info, &err) != CC_OK) return;
+  int internet = known && sb.internet >= 0 ? sb.internet : info.internet;
+  const char *why = known && sb.internet >= 0 ? sb.internet_reason : info.internet_reason;
   cJSON *s = cJSON_AddObjectToObject(project, "sandbox");
   if (!s || !cJSON_AddStringToObject(s, "id", id)) return;
+  cJSON_AddStringToObject(s, "state", strcmp(info.state, "paused") == 0 ? "paused"
+                                      : origin == ORIGIN_RESTORED       ? "restored"
+                                      : origin == ORIGIN_NEW            ? "new"
+                                                                        : "running");
   if (internet >= 0) cJSON_AddBoolToObject(s, "internet", internet);
   if (internet == 0 && why[0]) cJSON_AddStringToObject(s, "internetReason", why);
 }
@@ -506,6 +559,8 @@ static cc_status serve_cached(op *o, cJSON *result, char **response) {
   cJSON_DeleteItemFromObjectCaseSensitive(result, "_generation");
   cJSON_ReplaceItemInObjectCaseSensitive(result, "cached", cJSON_CreateTrue());
   cJSON_DeleteItemFromObjectCaseSensitive(result, "sandboxRecreated");
+  cJSON_DeleteItemFromObjectCaseSensitive(result, "sandboxRestored");
+  cJSON_DeleteItemFromObjectCaseSensitive(result, "restoredFrom");
   cJSON *id = cJSON_GetObjectItemCaseSensitive(result, "id");
   if (cJSON_IsString(id))
     snprintf(o->call->record_id, sizeof o->call->record_id, "%s", id->valuestring);
@@ -587,6 +642,7 @@ static cJSON *exec_result_json(op *o, struct exec_run *x, const cc_e2b_exec_resu
       .status = status,
       .truncated = x->out.truncated || x->err.truncated,
       .sandbox_recreated = o->sandbox_recreated,
+      .restored_from_ms = o->restored_from_ms,
   };
   cJSON *j = NULL;
   cc_proto_exec_result_to_json(&r, &j);
@@ -1072,7 +1128,16 @@ static cc_status run_recorded(op *o, char **response) {
       break;
   }
   if (st == CC_OK && !result) st = fail(o, CC_INTERNAL, "out of memory");
-  if (st == CC_OK && o->sandbox_recreated) cJSON_AddTrueToObject(result, "sandboxRecreated");
+  /* what happened to the sandbox, in the answer and in the history */
+  for (int i = 0; st == CC_OK && i < 2; i++) {
+    cJSON *r = i == 0 ? result : record_result;
+    if (!r) continue;
+    if (o->sandbox_recreated) cJSON_AddTrueToObject(r, "sandboxRecreated");
+    if (o->restored_from_ms > 0) {
+      cJSON_AddTrueToObject(r, "sandboxRestored");
+      cJSON_AddNumberToObject(r, "restoredFrom", (double)o->restored_from_ms);
+    }
+  }
   cc_proto_record_status rs = st == CC_OK        ? CC_RECORD_SUCCESS
                               : st == CC_TIMEOUT ? CC_RECORD_TIMEOUT
                                                  : CC_RECORD_ERROR;
@@ -1098,6 +1163,7 @@ static cc_status op_delete_project(op *o, char **response) {
     sbx_forget(w, id);
     free(id);
   }
+  cc_wsnap_forget(w, o->user, o->project); /* nothing of a deleted project comes back */
   bool deleted = false;
   st = cc_store_project_delete(w->store, o->user, o->project, &deleted);
   if (st != CC_OK) return store_fail(o, st, "project");
@@ -1272,7 +1338,37 @@ static cc_status dispatch(op *o, char **response) {
       st = run_recorded(o, response);
       break;
   }
+  /* Files may have changed: snapshot the project once it is quiet (cc_wsnap). */
+  if (o->have_sb && (o->req->op == CC_OP_EXEC || o->req->op == CC_OP_WRITE_FILE ||
+                     o->req->op == CC_OP_SETUP_PROJECT || o->req->op == CC_OP_START_DEV_SERVER))
+    cc_wsnap_touch(w, o->user, o->project);
   if (admitted) cc_wlimit_leave(w->limit, o->user);
+  cc_wqueue_leave(w->queue, &t);
+  return st;
+}
+
+cc_status cc_wops_snapshot(cc_worker *w, const char *owner, const char *project,
+                           atomic_int *cancel, char *why, size_t why_size) {
+  cc_wqueue_ticket t = {0};
+  cc_status st = cc_wqueue_enter(w->queue, owner, project, cancel, &t);
+  if (st != CC_OK) {
+    snprintf(why, why_size, "canceled");
+    return st;
+  }
+  char *id = NULL;
+  st = cc_store_project_sandbox(w->store, owner, project, &id);
+  if (st == CC_OK && !id) st = CC_NOT_FOUND;
+  cc_e2b_sandbox sb;
+  if (st == CC_OK && !sbx_lookup(w, id, &sb, mono_ms())) {
+    /* its descriptor is not fresh: connect (a sandbox that is gone is not snapshotted; its
+     * last snapshot stays) */
+    cc_e2b_error err = {0};
+    st = cc_e2b_connect(w->e2b, id, (int)w->cfg->sandbox_timeout_s, &sb, &err);
+    if (st == CC_OK) sbx_remember(w, &sb, mono_ms());
+    else snprintf(why, why_size, "%s", err.message);
+  }
+  free(id);
+  if (st == CC_OK) st = cc_wsnap_take(w, owner, project, &sb, why, why_size);
   cc_wqueue_leave(w->queue, &t);
   return st;
 }

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cc_worker_internal.h"
+#include "cc_wsnap.h"
 #include "cc_wtoken.h"
 
 #define STREAM_MAX_PENDING (1u << 20) /* NDJSON bytes buffered for a slow client */
@@ -696,6 +697,12 @@ cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t 
   cc_metrics_init(&w->metrics);
   cc_status st;
 
+  if (strcmp(cfg->sandbox_on_timeout, "pause") != 0 && strcmp(cfg->sandbox_on_timeout, "kill") != 0) {
+    snprintf(err, errlen, "sandbox_on_timeout must be pause or kill, not '%.40s'",
+             cfg->sandbox_on_timeout);
+    st = CC_BAD_REQUEST;
+    goto fail;
+  }
   w->proto_limits = cc_proto_limits_default();
   w->proto_limits.max_body_bytes = (size_t)cfg->max_body_bytes;
   w->proto_limits.max_file_bytes = (size_t)cfg->max_file_bytes;
@@ -732,6 +739,7 @@ cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t 
   ec.sandbox_timeout_s = (int)cfg->sandbox_timeout_s;
   ec.max_file_bytes = (size_t)cfg->max_file_bytes;
   ec.pool_size = 32;
+  ec.pause_on_timeout = strcmp(cfg->sandbox_on_timeout, "pause") == 0;
   cc_e2b_error eerr = {0};
   if ((st = cc_e2b_client_new(&ec, &w->e2b, &eerr)) != CC_OK) {
     snprintf(err, errlen, "E2B client: %s", eerr.message);
@@ -742,6 +750,10 @@ cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t 
       (st = cc_wqueue_new(&w->queue)) != CC_OK || (st = cc_wops_init(w)) != CC_OK ||
       (st = parse_web(w)) != CC_OK) {
     snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  if ((st = cc_wsnap_init(w)) != CC_OK) {
+    snprintf(err, errlen, "snapshots: cannot use snapshot_dir (see above)");
     goto fail;
   }
   if (cfg->access_log && *cfg->access_log) {
@@ -833,6 +845,7 @@ void cc_worker_free(cc_worker *w) {
     pthread_mutex_unlock(&w->watch_mu);
     pthread_join(w->monitor, NULL);
   }
+  cc_wsnap_cleanup(w);
   cc_wops_cleanup(w);
   cc_wqueue_free(w->queue);
   cc_wlimit_free(w->limit);

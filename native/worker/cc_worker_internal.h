@@ -56,6 +56,9 @@ struct cc_worker {
   bool monitor_started;
   bool monitor_stop;
 
+  /* snapshots of projects' files (cc_wsnap.c); NULL when off */
+  struct cc_wsnap *snap;
+
   /* sandbox descriptors (id -> envd token, domain), refreshed by connect */
   pthread_mutex_t sbx_mu;
   struct cc_sbx_cache *sbx;
@@ -85,6 +88,11 @@ typedef struct cc_wcall {
  * response message in *response (cc_proto_free).  Never fails to produce a response
  * unless memory is out (then *response is NULL and CC_INTERNAL is returned). */
 cc_status cc_wops_run(cc_wcall *call, char **response);
+
+/* Takes a snapshot of the project's files now, in the project's queue (cc_wsnap's thread).
+ * CC_NOT_FOUND when the project or its sandbox is gone (nothing to take). */
+cc_status cc_wops_snapshot(cc_worker *w, const char *owner, const char *project,
+                           atomic_int *cancel, char *why, size_t why_size);
 
 /* Sets up / frees the sandbox descriptor cache. */
 cc_status cc_wops_init(cc_worker *w);

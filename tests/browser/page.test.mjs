@@ -333,6 +333,31 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await page.setViewportSize({ width: 1280, height: 800 });
   });
 
+  await step('a lost sandbox: the files come back, and the page says from when', async () => {
+    // the worker keeps a snapshot of the project's files once it is quiet
+    let info;
+    for (let i = 0; i < 300; i++) {
+      info = (await worker.rpc(token, { op: 'getProject', project: 'demo' })).body.result;
+      if (info.snapshot?.takenAt) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(info.snapshot?.takenAt, JSON.stringify(info));
+    const files = (await worker.rpc(token, { op: 'listDir', project: 'demo', args: {} })).body.result;
+    // the sandbox disappears behind the worker's back
+    const del = await fetch(`${sandboxd.url}/sandboxes/${info.sandboxId}`, { method: 'DELETE', headers: { 'X-API-KEY': sandboxd.apiKey } });
+    assert.equal(del.status, 204);
+    const cmd = page.getByLabel('Command', { exact: true });
+    await cmd.fill('ls -A');
+    await cmd.press('Enter');
+    await page.locator('#banner[data-kind="restored"]').waitFor(WAIT);
+    assert.match(await page.locator('#banner').innerText(), /Your files were restored from /);
+    await page.locator('#run-status', { hasText: 'files restored from' }).waitFor(WAIT);
+    await page.locator('#project-meta', { hasText: 'restored' }).waitFor(WAIT);
+    const after = (await worker.rpc(token, { op: 'listDir', project: 'demo', args: {} })).body.result;
+    assert.deepEqual(after.entries?.map((e) => e.name).sort(), files.entries?.map((e) => e.name).sort());
+    await shot(page, '12-restored');
+  });
+
   await step('delete a project', async () => {
     await page.getByLabel('New project id').fill('scratch');
     await page.getByLabel('New project id').press('Enter');
