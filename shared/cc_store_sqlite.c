@@ -440,8 +440,12 @@ static cc_status row_to_record(sq *s, sqlite3_stmt *st, cJSON **out) {
 
 /* ---- projects ---- */
 
-static const char *const RESERVED_KEYS[] = {"projectId", "sandboxId", "lastExecution",
-                                            "createdAt", "updatedAt", "generation"};
+/* Keys of ProjectInfo the store owns: a patch never sets them (they are ignored and listed in
+ * the answer's "ignored"), so a tenant can never point a project at a sandbox.
+ * "lastExecution" is the client's when it stored one (the seed's examples do), else the
+ * store's newest record; that record is always "lastRecord". */
+static const char *const RESERVED_KEYS[] = {"projectId", "sandboxId", "createdAt", "updatedAt",
+                                            "generation", "lastRecord", "ignored"};
 
 /* ProjectInfo of the project at rowid. */
 static cc_status build_info(sq *s, int64_t rowid, cJSON **out) {
@@ -486,8 +490,10 @@ static cc_status build_info(sq *s, int64_t rowid, cJSON **out) {
            cJSON_AddStringToObject(l, "op", (const char *)sqlite3_column_text(last, 1)) &&
            cJSON_AddStringToObject(l, "status", (const char *)sqlite3_column_text(last, 2)) &&
            cJSON_AddNumberToObject(l, "createdAt", (double)sqlite3_column_int64(last, 3));
+      if (ok && !cJSON_GetObjectItemCaseSensitive(info, "lastExecution"))
+        ok = cJSON_AddItemReferenceToObject(info, "lastExecution", l);
       if (ok)
-        ok = put(info, "lastExecution", l);
+        ok = put(info, "lastRecord", l);
       else
         cJSON_Delete(l);
     } else if (r != SQLITE_DONE) {
@@ -998,9 +1004,19 @@ static cc_status do_project_patch(sq *s, const char *owner, const char *project,
   cc_status rc = check_owner_project(s, owner, project);
   if (rc) return rc;
   if (!cJSON_IsObject(patch)) return fail(s, CC_BAD_REQUEST, "patch must be a JSON object");
+  /* the store's own keys are left out of the patch, and the answer says which */
+  cJSON *own = cJSON_Duplicate(patch, 1), *ignored = cJSON_CreateArray();
+  if (!own || !ignored) {
+    cJSON_Delete(own);
+    cJSON_Delete(ignored);
+    return fail(s, CC_INTERNAL, "out of memory");
+  }
   for (size_t i = 0; i < sizeof RESERVED_KEYS / sizeof RESERVED_KEYS[0]; i++)
-    if (cJSON_GetObjectItemCaseSensitive(patch, RESERVED_KEYS[i]))
-      return fail(s, CC_BAD_REQUEST, "%s cannot be changed by a patch", RESERVED_KEYS[i]);
+    if (cJSON_GetObjectItemCaseSensitive(own, RESERVED_KEYS[i])) {
+      cJSON_DeleteItemFromObjectCaseSensitive(own, RESERVED_KEYS[i]);
+      cJSON_AddItemToArray(ignored, cJSON_CreateString(RESERVED_KEYS[i]));
+    }
+  patch = own;
   sqlite3_stmt *st = NULL;
   cJSON *meta = NULL, *next = NULL;
   char *text = NULL;
@@ -1032,11 +1048,17 @@ static cc_status do_project_patch(sq *s, const char *owner, const char *project,
   }
   if ((rc = commit(s))) goto out;
   if (info) rc = build_info(s, rowid, info);
+  if (info && rc == CC_OK && cJSON_GetArraySize(ignored) > 0) {
+    cJSON_AddItemToObject(*info, "ignored", ignored);
+    ignored = NULL;
+  }
 out:
   done(s, st);
   rollback(s);
   cJSON_Delete(meta);
   cJSON_Delete(next);
+  cJSON_Delete(own);
+  cJSON_Delete(ignored);
   cJSON_free(text);
   return rc;
 }

@@ -336,11 +336,19 @@ export class CodeCanvas {
     return (await this._call('listProcesses', projectId, {}, options)).processes;
   }
 
-  /** Newest-first execution records: {items, next?, stale?}. */
-  getExecutionHistory(projectId, limit = 50, options = {}) {
+  /** Newest-first execution records: an Array of ExecutionRecords (the seed's shape:
+   * `history.length`, `history.map(...)`, `history[0].id`) carrying `next` (the cursor for
+   * `{before: next}`, when there are older ones) and `stale` (answered from the local cache)
+   * as properties; `items` is the array itself (the earlier page shape). */
+  async getExecutionHistory(projectId, limit = 50, options = {}) {
     const args = { limit };
     if (options.before) args.before = options.before;
-    return this._call('getHistory', projectId, args, options);
+    const page = await this._call('getHistory', projectId, args, options);
+    const list = Array.isArray(page?.items) ? page.items : [];
+    Object.defineProperty(list, 'items', { value: list, enumerable: false });
+    if (page?.next) list.next = page.next;
+    if (page?.stale) list.stale = true;
+    return list;
   }
 
   /** One execution record {…result, op, input, status, error?, createdAt, finishedAt}. */
@@ -353,7 +361,9 @@ export class CodeCanvas {
     return this._call('getProject', projectId, {}, options);
   }
 
-  /** Applies a JSON merge patch (RFC 7386); resolves to the new ProjectInfo. */
+  /** Applies a JSON merge patch (RFC 7386); resolves to the new ProjectInfo.  Keys the
+   * worker owns (projectId, sandboxId, createdAt, updatedAt, generation) are not applied;
+   * the result lists them in `ignored`. */
   updateProjectInfo(projectId, patch, options = {}) {
     return this._call('updateProject', projectId, { patch }, options);
   }

@@ -29,6 +29,10 @@ export interface ExecutionResult {
   status: RecordStatus;
   truncated?: boolean;
   sandboxRecreated?: boolean;
+  /** The project's sandbox had been lost; this operation's new one got the files back. */
+  sandboxRestored?: boolean;
+  /** When sandboxRestored: the time of the snapshot the files came from (ms). */
+  restoredFrom?: number;
 }
 
 export interface ExecutionRecord extends ExecutionResult {
@@ -46,19 +50,32 @@ export interface ProjectInfo {
   name?: string;
   port?: number;
   sandboxId?: string;
+  /** The client's own value when it stored one (e.g. Date.now()), else the newest record. */
   lastExecution?: unknown;
+  /** The newest execution record {id, op, status, createdAt}. */
+  lastRecord?: { id: string; op: string; status: RecordStatus; createdAt: number };
   createdAt: string | number;
   updatedAt: string | number;
   settings?: Record<string, unknown>;
+  /** getProjectInfo: the project's sandbox now. */
+  sandbox?: { id: string; state: 'running' | 'paused' | 'restored' | 'new'; internet?: boolean; internetReason?: string };
+  /** getProjectInfo: the worker's copy of the project's files. */
+  snapshot?: { takenAt: number; bytes: number; partial: boolean; excluded?: string[] };
+  /** updateProjectInfo: keys of the patch the worker owns and did not apply. */
+  ignored?: string[];
   stale?: boolean;
   [key: string]: unknown;
 }
 
-export interface HistoryPage {
-  items: ExecutionRecord[];
+/** getExecutionHistory: newest first, with the page's cursor and staleness on the array. */
+export type HistoryPage = ExecutionRecord[] & {
+  /** Pass as `before` to get the next (older) page; absent on the last page. */
   next?: string;
+  /** Answered from the local cache because the worker was unreachable. */
   stale?: boolean;
-}
+  /** The array itself (the earlier `{items}` shape). */
+  readonly items: ExecutionRecord[];
+};
 
 export interface FileEntry { name: string; path: string; type: string; size: number; mtime: string | number }
 

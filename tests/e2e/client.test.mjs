@@ -252,3 +252,44 @@ test('a wrong token is refused at connect', async () => {
   await assert.rejects(CodeCanvas.connect({ workerUrl: wk.url, token: 'not-a-token', persist: false }),
     (e) => e instanceof CodeCanvasError && e.code === 'unauthorized');
 });
+
+test("the seed's examples, verbatim: history is an Array, updateProjectInfo with worker-owned fields", async () => {
+  const client = await connect({ cacheName: 'seed-examples' });
+  const projectId = 'p-seed';
+  await client.executeCommand('echo one', projectId);
+  await client.executeCommand('echo two', projectId, false);
+
+  // the seed's history example
+  const history = await client.getExecutionHistory(projectId, 50);
+  assert.ok(Array.isArray(history));
+  assert.equal(history.length, 2);
+  const lines = history.map((r) => `${r.status} ${r.input.cmd}`);
+  assert.deepEqual(lines, ['success echo two', 'success echo one']); // newest first
+  assert.equal(typeof history[0].id, 'string');
+  assert.equal(history.next, undefined); // one page
+  assert.equal(history.stale, undefined);
+  assert.equal(JSON.stringify(history), JSON.stringify([...history])); // a plain array in JSON
+  const page1 = await client.getExecutionHistory(projectId, 1);
+  assert.equal(page1.length, 1);
+  assert.equal(typeof page1.next, 'string');
+  const page2 = await client.getExecutionHistory(projectId, 1, { before: page1.next });
+  assert.deepEqual(page2.map((r) => r.id), [history[1].id]);
+
+  // the seed's updateProjectInfo example
+  const now = Date.now();
+  const info = await client.updateProjectInfo(projectId, {
+    name: 'My App',
+    port: 3000,
+    sandboxId: 'sandbox-123',
+    lastExecution: now,
+  });
+  assert.equal(info.name, 'My App');
+  assert.equal(info.port, 3000);
+  assert.equal(info.lastExecution, now);
+  assert.deepEqual(info.ignored, ['sandboxId']);
+  assert.notEqual(info.sandboxId, 'sandbox-123'); // a tenant never points a project at a sandbox
+  const again = await client.getProjectInfo(projectId);
+  assert.equal(again.name, 'My App');
+  assert.notEqual(again.sandboxId, 'sandbox-123');
+  assert.equal(again.lastRecord.status, 'success');
+});

@@ -666,12 +666,35 @@ static void metadata_merge_patch(void) {
             4);
   cJSON_Delete(info);
 
+  /* The store's own keys are never applied; the answer lists them.  The seed's example
+   * (worker-owned sandboxId beside client fields, lastExecution a client timestamp) works. */
+  CHECK_INT(patch_text(s,
+                       "{\"name\":\"My App\",\"port\":3000,\"sandboxId\":\"sandbox-123\","
+                       "\"lastExecution\":1700000000000,\"projectId\":\"other\",\"generation\":9,"
+                       "\"createdAt\":1,\"updatedAt\":2}",
+                       &info),
+            CC_OK);
+  CHECK_STR(str_of(info, "name"), "My App");
+  CHECK_INT(num_of(info, "port"), 3000);
+  CHECK_INT((long long)num_of(info, "lastExecution"), 1700000000000LL);
+  CHECK_STR(str_of(info, "projectId"), "p1");
+  CHECK(!cJSON_HasObjectItem(info, "sandboxId")); /* a tenant never points it at a sandbox */
+  CHECK(num_of(info, "createdAt") != 1 && num_of(info, "updatedAt") != 2);
+  char *ign = cJSON_PrintUnformatted(cJSON_GetObjectItem(info, "ignored"));
+  CHECK_STR(ign, "[\"projectId\",\"sandboxId\",\"createdAt\",\"updatedAt\",\"generation\"]");
+  cJSON_free(ign);
+  cJSON_Delete(info);
+  CHECK_INT(cc_store_project_get(s, "alice", "p1", &info), CC_OK);
+  CHECK(!cJSON_HasObjectItem(info, "ignored")); /* said once, in the patch's answer */
+  CHECK(!cJSON_HasObjectItem(info, "sandboxId"));
+  cJSON_Delete(info);
+  CHECK_INT(patch_text(s, "{\"name\":\"demo\",\"port\":null,\"lastExecution\":null}", &info),
+            CC_OK);
+  CHECK(!cJSON_HasObjectItem(info, "ignored"));
+  cJSON_Delete(info);
+
   /* Refused patches change nothing. */
-  const char *bad[] = {"{\"projectId\":\"x\"}",
-                       "{\"sandboxId\":\"x\"}",
-                       "{\"generation\":9}",
-                       "{\"createdAt\":1}",
-                       "{\"port\":0}",
+  const char *bad[] = {"{\"port\":0}",
                        "{\"port\":70000}",
                        "{\"port\":80.5}",
                        "{\"port\":1e300}",
