@@ -6,7 +6,9 @@
 // as a user would: wrong token, connect, create a project, edit a file, run a command that
 // streams, run it again (cached), reload with the network held back (first paint from
 // IndexedDB), project settings, a dev server preview, worker stopped (offline) and started
-// again (recovery without reload). Nothing sleeps: every wait is for a page state or for an
+// again (recovery without reload), the processes panel (a dev server listed and stopped), project
+// setup (a dropped folder, a picked folder, a template whose install output streams and whose
+// dev server is offered). Nothing sleeps: every wait is for a page state or for an
 // event the test causes. Screenshots of each main state go to tests/out/page/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -262,6 +264,47 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await shot(page, '07-dev-server');
   });
 
+  // The processes panel: a <details>, closed until the user opens it; while open it refreshes.
+  const processItem = (cmd) => page.locator('#process-list .proc-item', { has: page.locator('.proc-cmd', { hasText: cmd }) });
+
+  // Stops the process listed as `cmd` with its Stop button: killProcess succeeds (the page says
+  // "Stopped" only for an answer with killed: true, and the worker's record of the call says
+  // so too), the row goes away, and the worker no longer lists the process.
+  async function stopProcess(cmd, project) {
+    const item = processItem(cmd);
+    await item.waitFor(WAIT);
+    const pid = Number(await item.getAttribute('data-pid'));
+    assert.ok(pid > 0);
+    await page.getByRole('button', { name: `Stop process ${pid}: ${cmd}` }).click();
+    await page.locator('#processes-status', { hasText: `Stopped ${pid}` }).waitFor(WAIT);
+    await page.locator(`#process-list .proc-item[data-pid="${pid}"]`).waitFor({ state: 'detached', ...WAIT });
+    const hist = (await worker.rpc(token, { op: 'getHistory', project, args: { limit: 20 } })).body.result.items;
+    const rec = hist.find((r) => r.op === 'killProcess' && r.input?.pid === pid);
+    assert.equal(rec?.status, 'success', JSON.stringify(hist.slice(0, 3)));
+    assert.equal(rec.killed ?? rec.result?.killed, true, JSON.stringify(rec));
+    const procs = (await worker.rpc(token, { op: 'listProcesses', project })).body.result.processes;
+    assert.ok(!procs.some((p) => p.pid === pid), JSON.stringify(procs));
+    return pid;
+  }
+
+  await step('processes: the dev server is listed, Stop ends it, the list refreshes by itself', async () => {
+    assert.equal(await page.locator('#processes-panel').getAttribute('open'), null, 'closed at first');
+    await page.locator('#processes-panel > summary').click();
+    await processItem('python3 -m http.server 8000').waitFor(WAIT);
+    await shot(page, '07b-processes');
+    await stopProcess('python3 -m http.server 8000', 'demo');
+    await page.locator('#dev-status', { hasText: 'Stopped' }).waitFor(WAIT);
+    assert.ok(await page.locator('#preview-wrap').isHidden(), 'no preview link to a stopped server');
+    // a process started behind the page's back shows up by itself while the panel is open
+    const r = await worker.rpc(token, { op: 'startDevServer', project: 'demo', args: { port: 8001 } });
+    assert.equal(r.body.ok, true, JSON.stringify(r.body));
+    await processItem('python3 -m http.server 8001').waitFor(WAIT);
+    await stopProcess('python3 -m http.server 8001', 'demo');
+    // closed: no more refreshes (later steps count on a quiet project queue)
+    await page.locator('#processes-panel > summary').click();
+    assert.equal(await page.locator('#processes-panel').getAttribute('open'), null);
+  });
+
   await step('worker stopped: offline state with cached data', async () => {
     await page.evaluate(() => { window.__sameDocument = true; });
     await worker.stop({ keep: true }); // keep its database for the restart
@@ -356,6 +399,133 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     const after = (await worker.rpc(token, { op: 'listDir', project: 'demo', args: {} })).body.result;
     assert.deepEqual(after.entries?.map((e) => e.name).sort(), files.entries?.map((e) => e.name).sort());
     await shot(page, '12-restored');
+  });
+
+  await step('set up: a dropped folder appears in the file tree', async () => {
+    await page.getByLabel('New project id').fill('starter');
+    await page.getByLabel('New project id').press('Enter');
+    await page.locator('.project-btn[aria-current="true"][data-project="starter"]').waitFor(WAIT);
+    // A drop as Chromium delivers one for a folder: a DataTransfer item whose
+    // webkitGetAsEntry() is a directory entry, read in batches. (A real drag from the desktop
+    // cannot be made in headless Chromium; these are the same FileSystemEntry calls.)
+    const drop = (types) => page.evaluate((types) => {
+      const file = (fullPath, parts) => ({
+        isFile: true, isDirectory: false, name: fullPath.split('/').pop(), fullPath,
+        file: (ok) => setTimeout(() => ok(new File(parts, fullPath.split('/').pop()))),
+      });
+      const dir = (fullPath, kids) => ({
+        isFile: false, isDirectory: true, name: fullPath.split('/').pop(), fullPath,
+        createReader() {
+          let i = 0;
+          return { readEntries: (ok) => setTimeout(() => { ok(kids.slice(i, i + 2)); i += 2; }) };
+        },
+      });
+      const root = dir('/dropped', [
+        file('/dropped/README.md', ['# dropped\n']),
+        dir('/dropped/src', [
+          file('/dropped/src/app.py', ['print("from a dropped folder")\n']),
+          file('/dropped/src/logo.bin', [new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 0xff])]),
+        ]),
+        dir('/dropped/node_modules', [file('/dropped/node_modules/left-out.js', ['x'])]),
+        file('/dropped/latin1.txt', [new Uint8Array([0x63, 0x61, 0x66, 0xe9])]),
+      ]);
+      const dt = { types: ['Files'], items: [{ kind: 'file', webkitGetAsEntry: () => root }], files: [], dropEffect: 'none' };
+      for (const type of types) {
+        const ev = new Event(type, { bubbles: true, cancelable: true });
+        Object.defineProperty(ev, 'dataTransfer', { value: dt });
+        document.getElementById('editor').dispatchEvent(ev);
+        if (!ev.defaultPrevented) throw new Error(`${type} was not taken by the page`);
+      }
+    }, types);
+    await drop(['dragenter', 'dragover']);
+    await page.locator('#drop-overlay[data-allowed="true"]', { hasText: 'add them to starter' }).waitFor(WAIT);
+    await shot(page, '13-drop-overlay');
+    await drop(['drop']);
+    assert.ok(await page.locator('#drop-overlay').isHidden());
+    await page.locator('#setup-status', { hasText: 'Wrote 4 files (folder dropped)' }).waitFor(WAIT);
+    assert.match(await page.locator('#setup-status').innerText(), /left out dropped\/node_modules\//);
+    // in the tree: the folder, and inside it what was dropped
+    await page.locator('#file-tree .tree-dir[data-path="/home/user/dropped"]').click();
+    await page.locator('#file-tree .tree-file[data-path="/home/user/dropped/README.md"]').waitFor(WAIT);
+    await page.locator('#file-tree .tree-dir[data-path="/home/user/dropped/src"]').click();
+    await page.locator('#file-tree .tree-file[data-path="/home/user/dropped/src/app.py"]').waitFor(WAIT);
+    await page.locator('#file-tree .tree-file[data-path="/home/user/dropped/src/logo.bin"]').waitFor(WAIT);
+    assert.equal(await page.locator('#file-tree [data-path*="node_modules"]').count(), 0);
+    // text went as text, the rest as bytes (base64), unchanged
+    const read = async (p, encoding) => (await worker.rpc(token, { op: 'readFile', project: 'starter', args: { path: p, encoding } })).body.result.content;
+    assert.equal(await read('dropped/src/app.py', 'utf8'), 'print("from a dropped folder")\n');
+    assert.equal(await read('dropped/src/logo.bin', 'base64'), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 0xff]).toString('base64'));
+    assert.equal(await read('dropped/latin1.txt', 'base64'), Buffer.from([0x63, 0x61, 0x66, 0xe9]).toString('base64'));
+    await shot(page, '14-dropped-folder');
+  });
+
+  await step('set up: a folder picked with "Add folder…" (and the overwrite question)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-pick-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'picked/sub'), { recursive: true });
+      fs.writeFileSync(path.join(dir, 'picked/index.html'), '<h1>picked</h1>\n');
+      fs.writeFileSync(path.join(dir, 'picked/sub/data.txt'), 'data\n');
+      await page.getByLabel('Add folder…').setInputFiles(path.join(dir, 'picked'));
+      await page.locator('#setup-status', { hasText: 'Wrote 2 files (folder picked)' }).waitFor(WAIT);
+      await page.locator('#file-tree .tree-dir[data-path="/home/user/picked"]').click();
+      await page.locator('#file-tree .tree-file[data-path="/home/user/picked/index.html"]').waitFor(WAIT);
+      // the same folder again: asked first; Cancel changes nothing
+      await page.getByLabel('Add folder…').setInputFiles(path.join(dir, 'picked'));
+      const confirm = page.getByRole('group', { name: 'Confirm overwriting files' });
+      await confirm.waitFor(WAIT);
+      assert.match(await confirm.innerText(), /picked exists already/);
+      await confirm.getByRole('button', { name: 'Cancel' }).click();
+      await page.locator('#setup-status', { hasText: 'Nothing was changed.' }).waitFor(WAIT);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  await step('set up: a template\'s install output streams, then its dev server is offered, listed and stopped', async () => {
+    // every change of the output area, with the status line at that moment
+    await page.evaluate(() => {
+      window.__outputSeen = [];
+      const status = document.getElementById('run-status');
+      new MutationObserver(() => window.__outputSeen.push({
+        text: document.getElementById('terminal').innerText, status: status.dataset.status,
+      })).observe(document.getElementById('terminal'), { childList: true, subtree: true, characterData: true });
+    });
+    await page.getByLabel('Template').selectOption('node');
+    await page.getByRole('button', { name: 'Apply template' }).click();
+    await page.locator('#terminal .prompt-line', { hasText: 'npm install' }).waitFor(WAIT);
+    await page.locator('#run-status[data-status="success"]').waitFor(WAIT);
+    await page.locator('#setup-status', { hasText: 'Wrote 2 files (template Node + dev server); installed.' }).waitFor(WAIT);
+    assert.match(await page.locator('#terminal').innerText(), /up to date/);
+    // npm's output was on screen while the install was still running (streamed, not at the end)
+    const seen = await page.evaluate(() => window.__outputSeen);
+    assert.ok(seen.some((x) => /up to date/.test(x.text) && x.status === 'running'), JSON.stringify(seen));
+    await page.locator('#file-tree .tree-file[data-path="/home/user/package-lock.json"]').waitFor(WAIT);
+    await page.locator('#file-status', { hasText: 'server.js' }).waitFor(WAIT);
+    assert.match(await page.locator('#editor').inputValue(), /createServer/);
+    await page.locator('#history .hist-item', { hasText: 'setup (2 files): npm install' }).first().waitFor(WAIT);
+    // the offer starts the dev server; its preview is the template's page
+    const offer = page.getByRole('button', { name: 'Start the dev server: node server.js on port 3000' });
+    await offer.waitFor(WAIT);
+    await shot(page, '15-template-installed');
+    const popupP = ctx.waitForEvent('page', WAIT);
+    await offer.click();
+    const popup = await popupP;
+    await page.locator('#preview-wrap:not([hidden])').waitFor(WAIT);
+    const href = await page.locator('#preview-link').getAttribute('href');
+    assert.match(href, /^http:\/\/3000-[a-z0-9]+\.localhost:\d+\/?$/);
+    await popup.waitForURL(href, WAIT);
+    await popup.locator('h1', { hasText: 'Hello from Node' }).waitFor(WAIT);
+    await popup.close();
+    // listed in the processes panel, and stopped from there
+    await page.locator('#processes-panel > summary').click();
+    await processItem('node server.js').waitFor(WAIT);
+    await shot(page, '16-template-processes');
+    await stopProcess('node server.js', 'starter');
+    await page.locator('#processes-panel > summary').click();
+    // done with this project
+    await page.getByRole('button', { name: 'Delete project starter' }).click();
+    await page.getByRole('group', { name: 'Confirm deleting starter' }).getByRole('button', { name: 'Delete' }).click();
+    await page.locator('.project-btn[data-project="starter"]').waitFor({ state: 'detached', ...WAIT });
   });
 
   await step('delete a project', async () => {
