@@ -4,6 +4,8 @@
  * cc_sbx_cgroup.c: per-runtime parent cgroup and per-sandbox child cgroups (v1 or v2).
  * cc_sbx_net.c: egress (how slirp4netns reaches the tap device; attaching it to a sandbox).
  * cc_sbx_pty.c: the host side of pseudo-terminals (input, resize, taking over the master).
+ * What the core files (cc_sbx.c, cc_sbx_launch.c, cc_sbx_io.c, cc_sbx_proc.c, cc_sbx_fs.c)
+ * share among themselves is in cc_sbx_priv.h.
  * Ownership: all paths live in the caller-owned structs below; no heap.
  */
 #ifndef CC_SBX_INT_H
@@ -70,18 +72,19 @@ void cc_sbx_wire_mode_string(uint32_t mode, char out[16]);
  * bwrap --seccomp.  NULL with *len = 0 on an architecture without a filter; free() it. */
 void *cc_sbx_seccomp_program(size_t *len);
 
-/* cc_sbx.c: in a freshly forked child, joins the cgroup, runs prep (may be NULL; raw syscalls
- * only, _exit on failure), drops to uid/gid `uid` when `drop`, moves src[i] to dst[i] (dst
- * ascending; everything above dst[n-1] is closed) and execs path.  Never returns. */
+/* cc_sbx_launch.c: in a freshly forked child, joins the cgroup, runs prep (may be NULL; raw
+ * syscalls only, _exit on failure), drops to uid/gid `uid` when `drop`, moves src[i] to
+ * dst[i] (dst ascending; everything above dst[n-1] is closed) and execs path.  Never
+ * returns. */
 void cc_sbx_child_exec(const char *path, char **argv, char **envp, const cc_sbx_cg *cg,
                        uint32_t uid, bool drop, const int *src, const int *dst, int n,
                        void (*prep)(const void *), const void *prep_arg)
     __attribute__((noreturn));
 
-/* cc_sbx.c: the first executable `name` on $PATH, into out. */
+/* cc_sbx_launch.c: the first executable `name` on $PATH, into out. */
 bool cc_sbx_find_in_path(const char *name, char *out, size_t cap);
 
-/* cc_sbx.c, for cc_sbx_pty.c: calls fn(master, ctx, err) with the pty master of running
+/* cc_sbx_proc.c, for cc_sbx_pty.c: calls fn(master, ctx, err) with the pty master of running
  * process pid (open for the whole call) and returns fn's status.  INVALID_ARG (sys_errno
  * ENOTTY) "tty not assigned to process" when pid has no pty; NOT_FOUND / GONE as grab(). */
 typedef cc_status (*cc_sbx_tty_fn)(int master, void *ctx, cc_sbx_err *err);

@@ -8,7 +8,7 @@
  * caps, as CC_SBX_EV_PTY), input a write to it, a resize an ioctl on it.  No agent round trip
  * after the start, and nothing the sandbox can do reaches a host terminal.
  *
- * Ownership: the master belongs to the process record in cc_sbx.c; this file only borrows it
+ * Ownership: the master belongs to the process record (cc_sbx_priv.h); this file only borrows it
  * through cc_sbx_proc_with_tty for the length of one call.
  */
 #define _GNU_SOURCE

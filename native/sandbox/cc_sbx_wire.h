@@ -1,5 +1,5 @@
 /*
- * cc_sbx_wire: the messages between the host runtime (cc_sbx.c) and the agent (agent.c).
+ * cc_sbx_wire: the messages between the host runtime (cc_sbx*.c) and the agent (agent.c).
  *
  * Transport: a SOCK_SEQPACKET socketpair, fd 3 in the agent.  One message = one packet of at
  * most CC_SBX_WIRE_MAX bytes: a fixed header followed by a payload.  File descriptors travel

@@ -1,0 +1,310 @@
+/*
+ * cc_sbx_launch: starting bubblewrap, for a sandbox and for the probe at runtime start.
+ *
+ * A sandbox's launch inputs are made by the creating thread (cc_sbx_launch_prepare: the bwrap
+ * command line, pipes holding /etc/passwd, /etc/group and resolv.conf, memfds holding the
+ * agent and the seccomp program, all CLOEXEC) and consumed by the I/O thread, which forks
+ * and execs bwrap (cc_sbx_launch) with them on fixed descriptors.  cc_sbx_child_exec is the
+ * one fork/exec path; slirp4netns (cc_sbx_net.c) uses it too.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cc_sbx_priv.h"
+
+/* ---- launch inputs ------------------------------------------------------------------------ */
+
+bool cc_sbx_find_in_path(const char *name, char *out, size_t cap) {
+  const char *path = getenv("PATH");
+  if (!path) path = "/usr/local/bin:/usr/bin:/bin";
+  while (*path) {
+    size_t n = strcspn(path, ":");
+    if (n && snprintf(out, cap, "%.*s/%s", (int)n, path, name) < (int)cap && access(out, X_OK) == 0)
+      return true;
+    path += n + (path[n] == ':');
+  }
+  return false;
+}
+
+/* The bwrap command line of a sandbox (argv[last] = the program to run as PID 1). */
+static char **build_argv(cc_sbx_runtime *rt, const cc_sbx_limits *lim, bool resolv,
+                         const char *program) {
+  char **v = calloc(96, sizeof *v);
+  if (!v) return NULL;
+  int n = 0;
+#define A(s) (v[n++] = strdup(s))
+  char num[32];
+  A(rt->info.bwrap);
+  A("--unshare-all"), A("--unshare-user"), A("--die-with-parent"), A("--new-session"),
+      A("--as-pid-1");
+  A("--disable-userns");
+  A("--uid"), A("1000"), A("--gid"), A("1000"), A("--hostname"), A("e2b");
+  A("--ro-bind"), A("/usr"), A("/usr");
+  static const char *const tops[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
+  for (size_t i = 0; i < sizeof tops / sizeof tops[0]; i++) {
+    struct stat st;
+    if (lstat(tops[i], &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      char t[256];
+      ssize_t k = readlink(tops[i], t, sizeof t - 1);
+      if (k <= 0) continue;
+      t[k] = 0;
+      A("--symlink"), A(t), A(tops[i]);
+    } else if (S_ISDIR(st.st_mode)) {
+      A("--ro-bind"), A(tops[i]), A(tops[i]);
+    }
+  }
+  A("--ro-bind"), A("/etc"), A("/etc");
+  A("--ro-bind-data"), A("4"), A("/etc/passwd");
+  A("--ro-bind-data"), A("5"), A("/etc/group");
+  if (rt->seccomp_len) A("--seccomp"), A("7");
+  if (resolv) A("--ro-bind-data"), A("8"), A("/etc/resolv.conf");
+  A("--proc"), A("/proc"), A("--dev"), A("/dev");
+  A("--size"), A("16777216"), A("--tmpfs"), A("/dev/shm"); /* capped like the other tmpfs */
+  A("--remount-ro"), A("/dev"); /* device nodes still work; no files can be created there */
+  snprintf(num, sizeof num, "%llu", (unsigned long long)lim->home_bytes);
+  A("--size"), A(num), A("--tmpfs"), A("/home/user");
+  snprintf(num, sizeof num, "%llu", (unsigned long long)lim->tmp_bytes);
+  A("--size"), A(num), A("--tmpfs"), A("/tmp");
+  A("--size"), A("1048576"), A("--tmpfs"), A("/run");
+  /* The agent is copied in from a memfd (fd 6): its host path may not be reachable by the
+   * sandbox's host uid (a 0700 build directory), and a copy cannot be swapped underneath. */
+  A("--perms"), A("0555"), A("--ro-bind-data"), A("6"), A("/.cc-agent");
+  A("--remount-ro"), A("/");
+  A("--chdir"), A("/home/user");
+  A("--");
+  A(program);
+#undef A
+  for (int i = 0; i < n; i++)
+    if (!v[i]) {
+      for (int j = 0; j < n; j++) free(v[j]);
+      free(v);
+      return NULL;
+    }
+  return v;
+}
+
+static int data_pipe(const char *data) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return -1;
+  size_t len = strlen(data);
+  if (write(p[1], data, len) != (ssize_t)len) {
+    close(p[0]), close(p[1]);
+    return -1;
+  }
+  close(p[1]);
+  return p[0];
+}
+
+/* A fresh memfd holding bytes, positioned at 0 (bwrap reads it to EOF). */
+static int memfd_with(const char *name, const void *bytes, size_t len) {
+  int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t off = 0;
+  while (off < len) {
+    ssize_t k = write(fd, (const char *)bytes + off, len - off);
+    if (k <= 0) return close(fd), -1;
+    off += (size_t)k;
+  }
+  lseek(fd, 0, SEEK_SET);
+  return fd;
+}
+
+/* The agent binary (read once at runtime_new). */
+static int agent_memfd(cc_sbx_runtime *rt) {
+  return memfd_with("cc-agent", rt->agent_bytes, rt->agent_len);
+}
+
+/* The seccomp program; -1 when the architecture has none (then bwrap gets no --seccomp). */
+static int seccomp_memfd(cc_sbx_runtime *rt) {
+  return rt->seccomp_len ? memfd_with("cc-seccomp", rt->seccomp, rt->seccomp_len) : -1;
+}
+
+static const char PASSWD[] =
+    "root:x:0:0:root:/root:/bin/bash\n"
+    "user:x:1000:1000:user:/home/user:/bin/bash\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+static const char GROUP[] = "root:x:0:\nuser:x:1000:\nnogroup:x:65534:\n";
+
+/* Makes the launch inputs of sbx: its bwrap command line and the data bwrap reads (passwd,
+ * group, resolv.conf with egress, the agent, the seccomp program).  false when one could not
+ * be made, errno as the failing call left it; what was made is sbx's (sbx_free closes it). */
+bool cc_sbx_launch_prepare(cc_sbx_runtime *rt, cc_sbx *sbx) {
+  sbx->argv = build_argv(rt, &sbx->limits, sbx->egress, "/.cc-agent");
+  sbx->passwd_fd = data_pipe(PASSWD);
+  sbx->group_fd = data_pipe(GROUP);
+  if (sbx->egress) sbx->resolv_fd = data_pipe("nameserver 10.0.2.3\n");
+  sbx->agent_fd = agent_memfd(rt);
+  sbx->seccomp_fd = seccomp_memfd(rt);
+  return sbx->argv && sbx->passwd_fd >= 0 && sbx->group_fd >= 0 && sbx->agent_fd >= 0 &&
+         (!rt->seccomp_len || sbx->seccomp_fd >= 0) && (!sbx->egress || sbx->resolv_fd >= 0);
+}
+
+/* Runs `bwrap <sandbox args> /usr/bin/true` once with the real credentials and mounts, so a
+ * missing capability shows up at start with bwrap's own message. */
+bool cc_sbx_launch_probe(cc_sbx_runtime *rt, char *why, size_t cap) {
+  char **argv = build_argv(rt, &rt->cfg.limits, false, "/usr/bin/true");
+  if (!argv) return snprintf(why, cap, "out of memory"), false;
+  int errp[2];
+  int pw = data_pipe(PASSWD), gr = data_pipe(GROUP), ag = agent_memfd(rt), sc = seccomp_memfd(rt);
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  bool ok = false;
+  if (pw >= 0 && gr >= 0 && ag >= 0 && (sc >= 0 || !rt->seccomp_len) && devnull >= 0 &&
+      pipe2(errp, O_CLOEXEC) == 0) {
+    char *envp[] = {"PATH=" CC_SBX_SANDBOX_PATH, NULL};
+    int src[] = {devnull, devnull, errp[1], devnull, pw, gr, ag, sc};
+    int dst[] = {0, 1, 2, 3, 4, 5, 6, 7};
+    pid_t pid = fork();
+    if (pid == 0)
+      cc_sbx_child_exec(rt->info.bwrap, argv, envp, NULL, rt->host_uid, rt->info.root, src, dst, 8,
+                        NULL, NULL);
+    close(errp[1]);
+    char msg[300] = "";
+    size_t off = 0;
+    ssize_t k;
+    while (off + 1 < sizeof msg && (k = read(errp[0], msg + off, sizeof msg - 1 - off)) > 0)
+      off += (size_t)k;
+    msg[off] = 0;
+    msg[strcspn(msg, "\n")] = 0;
+    close(errp[0]);
+    int st = 0;
+    if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+      ok = true;
+    else if (pid < 0)
+      snprintf(why, cap, "fork: %s", strerror(errno));
+    else
+      snprintf(why, cap, "bubblewrap cannot create a sandbox (%s as uid %u): %s%s", rt->info.bwrap,
+               rt->info.root ? rt->host_uid : (unsigned)getuid(), msg[0] ? msg : "exit status ",
+               msg[0] ? "" : (WIFEXITED(st) ? "non-zero" : "signal"));
+  } else {
+    snprintf(why, cap, "pipe: %s", strerror(errno));
+  }
+  if (pw >= 0) close(pw);
+  if (gr >= 0) close(gr);
+  if (ag >= 0) close(ag);
+  if (sc >= 0) close(sc);
+  if (devnull >= 0) close(devnull);
+  for (char **a = argv; *a; a++) free(*a);
+  free(argv);
+  return ok;
+}
+
+/* ---- forking bubblewrap ------------------------------------------------------------------- */
+
+void cc_sbx_close_launch_fds(cc_sbx *sbx) {
+  int *fds[] = {&sbx->child_sock, &sbx->passwd_fd, &sbx->group_fd,
+                &sbx->resolv_fd,  &sbx->agent_fd,  &sbx->seccomp_fd};
+  for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+    if (*fds[i] >= 0) close(*fds[i]), *fds[i] = -1;
+}
+
+/* Between fork and exec: only async-signal-safe calls, raw syscalls for credentials. */
+void cc_sbx_child_exec(const char *path, char **argv, char **envp, const cc_sbx_cg *cg,
+                       uint32_t uid, bool drop, const int *src, const int *dst, int n,
+                       void (*prep)(const void *), const void *prep_arg) {
+  char pidbuf[16];
+  long pid = syscall(SYS_getpid);
+  int k = 0;
+  char tmp[16];
+  do tmp[k++] = (char)('0' + pid % 10), pid /= 10;
+  while (pid && k < 15);
+  for (int i = 0; i < k; i++) pidbuf[i] = tmp[k - 1 - i];
+  for (int i = 0; cg && i < CC_SBX_CG_NCTRL; i++)
+    if (cg->procs_fd[i] >= 0 && write(cg->procs_fd[i], pidbuf, (size_t)k) != k) _exit(121);
+  if (prep) prep(prep_arg);
+  if (drop) {
+    if (syscall(SYS_setgroups, 0, NULL) != 0) _exit(122);
+    if (syscall(SYS_setresgid, uid, uid, uid) != 0) _exit(122);
+    if (syscall(SYS_setresuid, uid, uid, uid) != 0) _exit(122);
+  }
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  int hi[16];
+  if (n > 16) _exit(123);
+  for (int i = 0; i < n; i++) {
+    hi[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 64) : -1;
+    if (src[i] >= 0 && hi[i] < 0) _exit(123);
+  }
+  for (int i = 0; i < n; i++)
+    if (hi[i] >= 0 && dup2(hi[i], dst[i]) < 0) _exit(123);
+  syscall(SYS_close_range, (unsigned)dst[n - 1] + 1, ~0u, 0);
+  execve(path, argv, envp);
+  _exit(124);
+}
+
+/* I/O thread only: forks bwrap for sbx with its launch inputs (closing the host's copies)
+ * and watches its agent socket and pidfd.  When it cannot (or a kill came first), sbx is torn
+ * down with the reason in sbx->why and put on rt->dead. */
+void cc_sbx_launch(cc_sbx_runtime *rt, cc_sbx *sbx) {
+  int errp[2] = {-1, -1};
+  char e1[80], e2[80];
+  snprintf(e1, sizeof e1, "E2B_SANDBOX_ID=%s", sbx->id);
+  snprintf(e2, sizeof e2, "E2B_TEMPLATE_ID=%s", sbx->template_id);
+  char *envp[] = {"PATH=" CC_SBX_SANDBOX_PATH, e1, e2, NULL};
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (pipe2(errp, O_CLOEXEC | O_NONBLOCK) != 0 || devnull < 0) {
+    snprintf(sbx->why, sizeof sbx->why, "pipe: %s", strerror(errno));
+    goto failed;
+  }
+  int src[] = {devnull,       devnull,       errp[1],         sbx->child_sock, sbx->passwd_fd,
+               sbx->group_fd, sbx->agent_fd, sbx->seccomp_fd, sbx->resolv_fd};
+  int dst[] = {0, 1, 2, 3, 4, 5, 6, 7, 8};
+  bool drop = rt->info.root;
+  /* Fork under the sandbox lock so cc_sbx_kill sees either kill_requested first (and we do
+   * not launch) or a bwrap_pid it can kill. */
+  pthread_mutex_lock(&sbx->lock);
+  if (sbx->kill_requested) {
+    pthread_mutex_unlock(&sbx->lock);
+    snprintf(sbx->why, sizeof sbx->why, "killed before start");
+    goto failed;
+  }
+  pid_t pid = fork();
+  if (pid == 0)
+    cc_sbx_child_exec(rt->info.bwrap, sbx->argv, envp, &sbx->cg, rt->host_uid, drop, src, dst,
+                      sbx->resolv_fd >= 0 ? 9 : 8, NULL, NULL);
+  if (pid < 0) {
+    pthread_mutex_unlock(&sbx->lock);
+    snprintf(sbx->why, sizeof sbx->why, "fork: %s", strerror(errno));
+    goto failed;
+  }
+  sbx->bwrap_pid = pid;
+  sbx->bwrap_errfd = errp[0];
+  sbx->bwrap_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  pthread_mutex_unlock(&sbx->lock);
+  close(errp[1]);
+  close(devnull);
+  cc_sbx_close_launch_fds(sbx);
+  cc_sbx_cg_close_fds(&sbx->cg);
+  if (sbx->bwrap_pidfd < 0) {
+    kill(pid, SIGKILL);
+    snprintf(sbx->why, sizeof sbx->why, "pidfd_open: %s", strerror(errno));
+    cc_sbx_teardown(sbx);
+    sbx->next_dead = rt->dead;
+    rt->dead = sbx;
+    return;
+  }
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &sbx->t_sock};
+  epoll_ctl(rt->epfd, EPOLL_CTL_ADD, sbx->sock, &ev);
+  struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = &sbx->t_pidfd};
+  epoll_ctl(rt->epfd, EPOLL_CTL_ADD, sbx->bwrap_pidfd, &ev2);
+  return;
+failed:
+  if (errp[0] >= 0) close(errp[0]), close(errp[1]);
+  if (devnull >= 0) close(devnull);
+  cc_sbx_close_launch_fds(sbx);
+  sbx->bwrap_pid = 0;
+  cc_sbx_teardown(sbx);
+  sbx->next_dead = rt->dead;
+  rt->dead = sbx;
+}
