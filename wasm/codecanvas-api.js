@@ -380,6 +380,79 @@ export class CodeCanvas {
     return r.projects;
   }
 
+  /**
+   * An interactive terminal: a login shell on a PTY in the project's sandbox, relayed by the
+   * worker over a WebSocket on its port (GET /v1/terminal), authenticated with this client's
+   * token.  options: {cols = 80, rows = 24, onData(bytes: Uint8Array), onReady({pid,
+   * reattached, sandboxRestored?}), onExit({exitCode, status}), onError({code, message}),
+   * onClose({code, reason, willReconnect}), reconnect = true, WebSocket}.  Returns
+   * {write(data: string | Uint8Array), resize(cols, rows), close(), kill(), pid, ready}.
+   * After a network blip it reconnects to the same shell (by its pid) with a growing delay;
+   * output produced while it was away is not replayed.  close() leaves the shell running
+   * for a later openTerminal(..., {pid}); kill() ends it.
+   */
+  openTerminal(projectId, options = {}) {
+    const WS = options.WebSocket ?? globalThis.WebSocket;
+    if (!WS) throw new CodeCanvasError({ code: 'bad_request', message: 'no WebSocket in this environment' });
+    let cols = options.cols ?? 80, rows = options.rows ?? 24;
+    const token = this._opts.token;
+    const base = this.workerUrl.replace(/^http/, 'ws');
+    const term = { pid: options.pid ?? 0, closed: false };
+    let ws = null, delay = 250, ended = false, resolveReady;
+    term.ready = new Promise((r) => (resolveReady = r));
+    const connect = () => {
+      const q = new URLSearchParams({ project: projectId, cols: String(cols), rows: String(rows) });
+      if (term.pid) q.set('pid', String(term.pid));
+      ws = new WS(`${base}/v1/terminal?${q}`, ['codecanvas.terminal.v1', `bearer.${token}`]);
+      ws.binaryType = 'arraybuffer';
+      ws.onmessage = (e) => {
+        if (typeof e.data !== 'string') {
+          options.onData?.(new Uint8Array(e.data));
+          return;
+        }
+        const m = JSON.parse(e.data);
+        if (m.type === 'ready') {
+          term.pid = m.pid;
+          delay = 250;
+          resolveReady(m);
+          options.onReady?.(m);
+        } else if (m.type === 'exit') {
+          ended = true;
+          options.onExit?.(m);
+        } else if (m.type === 'error') {
+          ended = true;
+          options.onError?.(new CodeCanvasError({ code: m.code, message: m.message }));
+        }
+      };
+      ws.onclose = (e) => {
+        const again = !term.closed && !ended && options.reconnect !== false && e.code !== 1008;
+        options.onClose?.({ code: e.code, reason: e.reason, willReconnect: again });
+        if (again) {
+          setTimeout(() => { if (!term.closed) connect(); }, delay);
+          delay = Math.min(delay * 2, 10000);
+        }
+      };
+    };
+    connect();
+    const enc = new TextEncoder();
+    term.write = (data) => {
+      if (ws?.readyState === 1) ws.send(typeof data === 'string' ? enc.encode(data) : data);
+    };
+    term.resize = (c, r) => {
+      cols = c;
+      rows = r;
+      if (ws?.readyState === 1) ws.send(JSON.stringify({ type: 'resize', cols: c, rows: r }));
+    };
+    term.kill = () => {
+      if (ws?.readyState === 1) ws.send(JSON.stringify({ type: 'kill' }));
+    };
+    term.close = () => {
+      term.closed = true;
+      ws?.close(1000, 'closed');
+    };
+    return term;
+  }
+
   /** Deletes a project, its sandbox and its data. Resolves to {deleted}. */
   deleteProject(projectId, options = {}) {
     return this._call('deleteProject', projectId, {}, options);

@@ -67,6 +67,36 @@ export interface ProjectInfo {
   [key: string]: unknown;
 }
 
+export interface TerminalOptions {
+  cols?: number;
+  rows?: number;
+  /** Reattach to a shell still running after an earlier close(). */
+  pid?: number;
+  onData?(bytes: Uint8Array): void;
+  onReady?(info: { pid: number; reattached: boolean; sandboxRestored?: boolean }): void;
+  /** The shell ended (exitCode -1 when it was killed). */
+  onExit?(info: { exitCode: number; status: string }): void;
+  onError?(error: CodeCanvasError): void;
+  onClose?(info: { code: number; reason: string; willReconnect: boolean }): void;
+  /** Reconnect to the same shell after a network blip (default true). */
+  reconnect?: boolean;
+  /** A WebSocket constructor (default globalThis.WebSocket). */
+  WebSocket?: unknown;
+}
+
+export interface Terminal {
+  /** The shell's pid once ready. */
+  readonly pid: number;
+  readonly ready: Promise<{ pid: number; reattached: boolean }>;
+  /** Keys typed into the terminal. */
+  write(data: string | Uint8Array): void;
+  resize(cols: number, rows: number): void;
+  /** Ends the shell. */
+  kill(): void;
+  /** Closes the connection; the shell keeps running (reattach with {pid}). */
+  close(): void;
+}
+
 /** getExecutionHistory: newest first, with the page's cursor and staleness on the array. */
 export type HistoryPage = ExecutionRecord[] & {
   /** Pass as `before` to get the next (older) page; absent on the last page. */
@@ -144,6 +174,8 @@ export class CodeCanvas {
   clearCache(command: string | null, projectId: string, options?: CallOptions): Promise<{ cleared: number }>;
   listProjects(options?: CallOptions): Promise<ProjectInfo[] & { stale?: boolean }>;
   deleteProject(projectId: string, options?: CallOptions): Promise<{ deleted: boolean }>;
+  /** An interactive terminal: a shell on a PTY in the project's sandbox, over a WebSocket. */
+  openTerminal(projectId: string, options?: TerminalOptions): Terminal;
   /** Resolves once all cache changes so far are saved in IndexedDB. */
   flush(): Promise<void>;
   /** Cancels requests in flight, saves the cache, releases the module. */

@@ -12,6 +12,7 @@
 //   js/output.js     the output area (ANSI)             js/run.js        the command box
 //   js/history.js    execution history, clear cache     js/settings.js   project info and settings
 //   js/devserver.js  dev server and preview             js/processes.js  processes, Stop
+//   js/terminal.js   the interactive terminal (xterm.js, over the client's openTerminal)
 // Two caches are involved: the client's own (SQLite in IndexedDB; reads come back marked
 // `stale: true` when the worker is unreachable) and the page snapshot (js/snapshot.js).
 
@@ -24,6 +25,7 @@ import './js/history.js';
 import './js/settings.js';
 import './js/devserver.js';
 import './js/processes.js';
+import './js/terminal.js';
 import { renderProjects } from './js/projects.js';
 import { boot } from './js/conn.js';
 

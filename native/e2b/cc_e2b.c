@@ -473,13 +473,24 @@ static void setup_common(cc_e2b_client *c, CURL *h, char *errbuf) {
   errbuf[0] = 0;
 }
 
-/* Maps a libcurl transport failure.  `what` names the call. */
-static cc_status transport_fail(cc_e2b_error *err, CURLcode rc, const char *errbuf,
+/* Whether the transfer on h got as far as sending its request (a timeout before that is a
+ * connect timeout: the server is unreachable, not slow). */
+static bool request_sent(CURL *h) {
+  curl_off_t t = 0;
+  return curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &t) == CURLE_OK && t > 0;
+}
+
+/* Maps a libcurl transport failure of the transfer on h (docs/protocol.md, "Upstream
+ * errors").  `what` names the call.  Unreachable (refused, reset, DNS, no connection within
+ * connect_timeout_ms, cut mid-answer) is sandbox_unavailable; no answer in time once the
+ * request was sent is timeout; any TLS failure (handshake, certificate) is upstream_error:
+ * it does not heal by itself, it is the server's or the operator's configuration. */
+static cc_status transport_fail(cc_e2b_error *err, CURL *h, CURLcode rc, const char *errbuf,
                                 const char *what) {
   cc_status st;
   switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
-      st = CC_TIMEOUT;
+      st = request_sent(h) ? CC_TIMEOUT : CC_SANDBOX_UNAVAILABLE;
       break;
     case CURLE_FILESIZE_EXCEEDED:
       st = CC_TOO_LARGE;
@@ -490,8 +501,18 @@ static cc_status transport_fail(cc_e2b_error *err, CURLcode rc, const char *errb
       st = CC_INTERNAL;
       break;
     case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_USE_SSL_FAILED:
       st = CC_UPSTREAM_ERROR;
-      break;
+      return fail(err, st, "%s: TLS: %s%s%s", what, curl_easy_strerror(rc), errbuf[0] ? ": " : "",
+                  errbuf);
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
@@ -499,7 +520,6 @@ static cc_status transport_fail(cc_e2b_error *err, CURLcode rc, const char *errb
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     default:
@@ -536,7 +556,7 @@ static cc_status perform_unary(cc_e2b_client *c, xfer *x, const call_info *ci, b
       return fail(err, CC_TOO_LARGE, "%s: response larger than %zu bytes", ci->what, ci->limit);
     rc = CURLE_OK; /* an oversized error body: map the status with what we have */
   }
-  if (rc != CURLE_OK) return transport_fail(err, rc, errbuf, ci->what);
+  if (rc != CURLE_OK) return transport_fail(err, h, rc, errbuf, ci->what);
   if (http >= 200 && http < 300) return CC_OK;
   cc_e2b_error tmp;
   cc_status st = cc_e2b_error_from_response((int)http, body->p ? body->p : "", body->len,
@@ -831,18 +851,41 @@ cc_status cc_e2b_health(cc_e2b_client *c, const cc_e2b_sandbox *sb, cc_e2b_error
 
 /* ---------------------------------------------------------------- processes */
 
-cc_status cc_e2b_send_input(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid,
-                            const void *data, size_t len, cc_e2b_error *err) {
+/* SendInput to stdin or to the PTY ("stdin" / "pty"). */
+static cc_status send_input_as(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid,
+                               const char *kind, const void *data, size_t len, cc_e2b_error *err) {
   if (len > c->max_envelope)
     return finish(c, sb, err, fail(err, CC_TOO_LARGE, "send input: %zu bytes is too large", len));
   char *b64 = cc_e2b_base64_encode(data, len);
-  char *json =
-      b64 ? xasprintf("{\"process\":{\"pid\":%u},\"input\":{\"stdin\":\"%s\"}}", pid, b64) : NULL;
+  char *json = b64 ? xasprintf("{\"process\":{\"pid\":%u},\"input\":{\"%s\":\"%s\"}}", pid,
+                               kind, b64)
+                   : NULL;
   free(b64);
   if (!json) return finish(c, sb, err, fail(err, CC_INTERNAL, "send input: out of memory"));
   buf_t resp;
   cc_status st = rpc_call(c, sb, "process.Process/SendInput", json, "send input", &resp, err);
   free(json);
+  buf_free(&resp);
+  return finish(c, sb, err, st);
+}
+
+cc_status cc_e2b_send_input(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid,
+                            const void *data, size_t len, cc_e2b_error *err) {
+  return send_input_as(c, sb, pid, "stdin", data, len, err);
+}
+
+cc_status cc_e2b_send_pty_input(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid,
+                                const void *data, size_t len, cc_e2b_error *err) {
+  return send_input_as(c, sb, pid, "pty", data, len, err);
+}
+
+cc_status cc_e2b_pty_resize(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid,
+                            uint16_t cols, uint16_t rows, cc_e2b_error *err) {
+  char json[128];
+  snprintf(json, sizeof json, "{\"process\":{\"pid\":%u},\"pty\":{\"size\":{\"cols\":%u,\"rows\":%u}}}",
+           pid, (unsigned)cols, (unsigned)rows);
+  buf_t resp;
+  cc_status st = rpc_call(c, sb, "process.Process/Update", json, "resize the terminal", &resp, err);
   buf_free(&resp);
   return finish(c, sb, err, st);
 }
@@ -945,6 +988,10 @@ static int on_envelope(void *ud, unsigned flags, const uint8_t *bytes, size_t le
     s->action = CC_E2B_CANCEL;
     stop = 1;
   }
+  if (!stop && s->o->detach && atomic_load(s->o->detach)) {
+    s->action = CC_E2B_DETACH;
+    stop = 1;
+  }
   return stop;
 }
 
@@ -979,6 +1026,10 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     s->action = CC_E2B_CANCEL;
     return 1;
   }
+  if (s->o->detach && atomic_load(s->o->detach)) {
+    s->action = CC_E2B_DETACH;
+    return 1;
+  }
   if (!s->res->started && elapsed_ms(&s->t0) > s->c->request_timeout_ms) {
     s->no_start = true;
     return 1;
@@ -1006,6 +1057,11 @@ static char *start_envelope(const cc_e2b_exec_opts *o, size_t *len_out) {
   if (ok && o->cwd) ok = cJSON_AddStringToObject(proc, "cwd", o->cwd) != NULL;
   if (ok && o->tag) ok = cJSON_AddStringToObject(req, "tag", o->tag) != NULL;
   if (ok) ok = cJSON_AddBoolToObject(req, "stdin", o->stdin_enabled) != NULL;
+  if (ok && o->pty_cols && o->pty_rows) {
+    cJSON *size = cJSON_AddObjectToObject(cJSON_AddObjectToObject(req, "pty"), "size");
+    ok = size && cJSON_AddNumberToObject(size, "cols", o->pty_cols) &&
+         cJSON_AddNumberToObject(size, "rows", o->pty_rows);
+  }
   if (ok) json = cJSON_PrintUnformatted(req);
   cJSON_Delete(req);
   if (json) {
@@ -1131,6 +1187,8 @@ static cc_status stream_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const s
     st = fail(err, s.parse_status, "%s: %s", rq->what, s.parse_msg);
   } else if (s.no_start) {
     st = fail(err, CC_TIMEOUT, "%s: no start event within %ld ms", rq->what, c->request_timeout_ms);
+  } else if (rc == CURLE_OPERATION_TIMEDOUT && !request_sent(h)) {
+    st = transport_fail(err, h, rc, errbuf, rq->what); /* could not connect */
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
     if (deadline > 0 && elapsed_ms(&s.t0) >= deadline) {
       res->timed_out = true;
@@ -1140,7 +1198,7 @@ static cc_status stream_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const s
                 2 * c->keepalive_s + 10);
     }
   } else if (rc != CURLE_OK) {
-    st = transport_fail(err, rc, errbuf, rq->what);
+    st = transport_fail(err, h, rc, errbuf, rq->what);
   } else if (s.eos && s.eos_status != CC_OK) {
     st = s.eos_status;
     if (st == CC_TIMEOUT) res->timed_out = true;

@@ -16,18 +16,22 @@
  * client before starting threads (it runs curl_global_init once) and free it after they end.
  *
  * Errors: every function returns a cc_status (shared/cc_status.h) and, when `err` is not NULL,
- * fills a cc_e2b_error with the details of the last failure of that call.  The mapping:
- *   - connection refused / reset / DNS failure / stream cut short -> CC_SANDBOX_UNAVAILABLE
- *   - HTTP 401/403 from the API or envd -> CC_UPSTREAM_ERROR (OUR credentials are wrong;
- *     never CC_UNAUTHORIZED, which in codecanvas means the end user's token)
+ * fills a cc_e2b_error with the details of the last failure of that call.  The mapping (the
+ * full table, one row per status, is docs/protocol.md "Upstream errors"):
+ *   - unreachable (refused, reset, DNS, no connection in time, cut short) -> CC_SANDBOX_UNAVAILABLE;
+ *     no answer in time once the request was sent -> CC_TIMEOUT; any TLS failure ->
+ *     CC_UPSTREAM_ERROR
+ *   - HTTP 401 from the API or envd, API 400/403 -> CC_UPSTREAM_ERROR (OUR credentials or
+ *     request; never CC_UNAUTHORIZED, which in codecanvas means the end user's token)
  *   - 404 on a sandbox operation, or the proxy's 502 "sandbox was not found"
  *     -> CC_NOT_FOUND with err->sandbox_gone = true (the worker re-creates the sandbox)
- *   - envd not_found (file, directory, process) -> CC_NOT_FOUND with sandbox_gone = false
- *   - 429 -> CC_RATE_LIMITED; a deadline (client or server side) -> CC_TIMEOUT
- *   - 507 (no space left in the sandbox) -> CC_TOO_LARGE; a response or download above the
- *     configured limit -> CC_TOO_LARGE
- *   - envd already_exists -> CC_CONFLICT; invalid_argument/failed_precondition -> CC_BAD_REQUEST
- *   - any other 5xx, a malformed response -> CC_UPSTREAM_ERROR
+ *   - envd about the user's request: not_found (file, directory, process) -> CC_NOT_FOUND
+ *     with sandbox_gone = false; 403/permission_denied -> CC_FORBIDDEN; 400/invalid_argument/
+ *     failed_precondition -> CC_BAD_REQUEST; 409/already_exists -> CC_CONFLICT
+ *   - 429 -> CC_RATE_LIMITED; 502/503 -> CC_SANDBOX_UNAVAILABLE; 504 and deadlines -> CC_TIMEOUT
+ *   - 413, 507 (no space left in the sandbox), a response or download above the configured
+ *     limit -> CC_TOO_LARGE
+ *   - any other status, a malformed response -> CC_UPSTREAM_ERROR
  *
  * Secrets: the API key is sent only in the X-API-Key header of control-plane requests.  It
  * never appears in an error message, a log line or a returned string (libcurl's verbose mode
@@ -248,6 +252,10 @@ typedef struct cc_e2b_exec_opts {
                                deadline; the call returns CC_TIMEOUT.  0 = no deadline */
   atomic_int *cancel;       /* optional; set non-zero from any thread to cancel (the
                                process is SIGKILLed); polled every 100 ms */
+  atomic_int *detach;       /* optional; set non-zero from any thread to stop watching and
+                               leave the process running (res->detached); seen within ~1 s */
+  uint16_t pty_cols, pty_rows; /* > 0: run on a pseudo-terminal of that size; its output
+                               arrives as CC_E2B_EVENT_PTY (stdin is the terminal) */
   cc_e2b_event_fn on_event; /* optional; called on the calling thread, in order, as each
                                event arrives */
   void *ctx;
@@ -292,6 +300,14 @@ cc_status cc_e2b_attach(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid
 /* SendInput: writes len bytes to the stdin of pid.  Unknown pid -> CC_NOT_FOUND. */
 cc_status cc_e2b_send_input(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid,
                             const void *data, size_t len, cc_e2b_error *err);
+
+/* SendInput to a process started with a PTY: len bytes typed into its terminal. */
+cc_status cc_e2b_send_pty_input(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid,
+                                const void *data, size_t len, cc_e2b_error *err);
+
+/* Update: resizes the PTY of pid (the program gets SIGWINCH). */
+cc_status cc_e2b_pty_resize(cc_e2b_client *c, const cc_e2b_sandbox *sb, uint32_t pid,
+                            uint16_t cols, uint16_t rows, cc_e2b_error *err);
 
 /* SendSignal: signal is 9 (SIGKILL) or 15 (SIGTERM); others -> CC_BAD_REQUEST without a
  * request.  Unknown pid -> CC_NOT_FOUND. */

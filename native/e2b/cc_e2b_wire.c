@@ -304,15 +304,67 @@ static bool contains_ci(const char *hay, const char *needle) {
   return false;
 }
 
+/*
+ * The one table from an upstream HTTP error to a protocol code (docs/protocol.md, "Upstream
+ * errors"), decided per status and per side:
+ *   - the control plane (E2B API: create, connect, kill, timeout, info) only ever fails because
+ *     of the worker's own request or credentials, or E2B's state: its 400/401/403 are
+ *     upstream_error (the user can do nothing about them), a 404 on a sandbox is "gone" (the
+ *     worker re-creates it), a 409 is a sandbox in transition (sandbox_unavailable, retry);
+ *   - envd answers about the user's request inside the sandbox: 400 is the user's path or
+ *     arguments (bad_request), 403 a path the sandbox user may not touch (forbidden), a 404
+ *     with envd's JSON body a missing file or process (not_found; a bare 404 is an endpoint
+ *     envd does not have: upstream_error), 409 conflicting state, 507 a full disk (too_large);
+ *     401 is still the worker's credentials (envd token or user);
+ *   - either side: 413 too_large, 429 rate_limited, 502/503 sandbox_unavailable (the proxy's
+ *     502 "sandbox was not found" is "gone"), 504 timeout, any other status upstream_error.
+ * A Connect error code string in an envd body wins over the status (it is more precise).
+ */
+static cc_status status_from_http(int http, bool sandbox_op, bool envd, bool json_body,
+                                  const char *msg, bool *gone) {
+  switch (http) {
+    case 400:
+      return envd ? CC_BAD_REQUEST : CC_UPSTREAM_ERROR;
+    case 401:
+      return CC_UPSTREAM_ERROR; /* our credentials, never the user's "unauthorized" */
+    case 403:
+      return envd ? CC_FORBIDDEN : CC_UPSTREAM_ERROR;
+    case 404:
+      if (sandbox_op) {
+        *gone = true;
+        return CC_NOT_FOUND;
+      }
+      return !envd || json_body ? CC_NOT_FOUND : CC_UPSTREAM_ERROR;
+    case 409:
+      return envd ? CC_CONFLICT : CC_SANDBOX_UNAVAILABLE;
+    case 413:
+    case 507: /* no space left in the sandbox: the file did not fit */
+      return CC_TOO_LARGE;
+    case 429:
+      return CC_RATE_LIMITED;
+    case 500:
+      /* envd reports an OS permission failure on a path it could stat as a 500 */
+      return envd && contains_ci(msg, "permission denied") ? CC_FORBIDDEN : CC_UPSTREAM_ERROR;
+    case 502:
+    case 503:
+      return CC_SANDBOX_UNAVAILABLE;
+    case 504:
+      return CC_TIMEOUT;
+    default:
+      return CC_UPSTREAM_ERROR;
+  }
+}
+
 cc_status cc_e2b_error_from_response(int http_status, const char *body, size_t len, bool sandbox_op,
                                      bool envd, const char *what, cc_e2b_error *err) {
   char code[32] = "";
   char msg[384] = "";
-  bool proxy_gone = false;
+  bool proxy_gone = false, json_body = false;
   cJSON *root = len ? cJSON_ParseWithLength(body, len) : NULL;
   if (cJSON_IsObject(root)) {
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "code");
     if (cJSON_IsString(c)) copy_str(code, sizeof code, c->valuestring);
+    json_body = c || cJSON_GetObjectItemCaseSensitive(root, "message");
     copy_str(msg, sizeof msg, json_str(root, "message", NULL));
     /* The edge proxy's answer for a sandbox that does not exist (reference §2.1). */
     if (http_status == 502 && (cJSON_GetObjectItemCaseSensitive(root, "sandboxId") ||
@@ -334,40 +386,7 @@ cc_status cc_e2b_error_from_response(int http_status, const char *body, size_t l
   } else if (code[0] && envd) {
     st = cc_e2b_status_from_connect_code(code);
   } else {
-    switch (http_status) {
-      case 400:
-        st = CC_BAD_REQUEST;
-        break;
-      case 401:
-      case 403:
-        st = CC_UPSTREAM_ERROR;
-        break; /* our credentials, not the user's */
-      case 404:
-        st = CC_NOT_FOUND;
-        gone = sandbox_op;
-        break;
-      case 409:
-        st = CC_CONFLICT;
-        break;
-      case 413:
-        st = CC_TOO_LARGE;
-        break;
-      case 429:
-        st = CC_RATE_LIMITED;
-        break;
-      case 503:
-        st = CC_SANDBOX_UNAVAILABLE;
-        break;
-      case 504:
-        st = CC_TIMEOUT;
-        break;
-      case 507:
-        st = CC_TOO_LARGE;
-        break; /* no space left in the sandbox */
-      default:
-        st = CC_UPSTREAM_ERROR;
-        break;
-    }
+    st = status_from_http(http_status, sandbox_op, envd, json_body, msg, &gone);
   }
   if (err) {
     err->status = st;

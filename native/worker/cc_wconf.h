@@ -41,6 +41,8 @@
   X(INT, cache_ttl_s,            "cache_ttl_s",             "--cache-ttl",              "CODECANVAS_CACHE_TTL",        "3600", "exec cache entry lifetime in seconds") \
   X(INT, history_limit,          "history_limit",           "--history-limit",          "CODECANVAS_HISTORY_LIMIT",    "1000", "execution records kept per project (older ones are pruned)") \
   X(INT, max_body_bytes,         "max_body_bytes",          "--max-body-bytes",         "CODECANVAS_MAX_BODY_BYTES",   "8388608", "largest request body (too_large, HTTP 413)") \
+  X(INT, body_linger_ms,         "body_linger_ms",          "--body-linger",            "CODECANVAS_BODY_LINGER",      "10000", "after answering 413 to a body over max_body_bytes, how long (ms) the rest of it is read and dropped so that every client sees the answer (lingering close)") \
+  X(INT, body_linger_bytes,      "body_linger_bytes",       "--body-linger-bytes",      "CODECANVAS_BODY_LINGER_BYTES", "67108864", "how many bytes past max_body_bytes are read and dropped at most; a sender past either bound is disconnected") \
   X(INT, max_file_bytes,         "max_file_bytes",          "--max-file-bytes",         "CODECANVAS_MAX_FILE_BYTES",   "4194304", "largest file written or read (too_large)") \
   X(INT, max_output_bytes,       "max_output_bytes",        "--max-output-bytes",       "CODECANVAS_MAX_OUTPUT_BYTES", "1048576", "stdout/stderr kept per stream in results and records (truncated:true)") \
   X(INT, max_inflight_per_user,  "max_inflight_per_user",   "--max-inflight-per-user",  "CODECANVAS_MAX_INFLIGHT_PER_USER", "16", "sandbox operations of one user running at once (conflict, HTTP 409)") \

@@ -6,13 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct out {
-  char *p;
-  size_t len, cap;
-  int failed;
-};
-
-static int grow(struct out *o, size_t need) {
+static int grow(cc_wjson_buf *o, size_t need) {
   if (o->failed) return 0;
   if (o->len + need <= o->cap) return 1;
   size_t ncap = o->cap ? o->cap : 1024;
@@ -27,13 +21,13 @@ static int grow(struct out *o, size_t need) {
   return 1;
 }
 
-static void put(struct out *o, const char *s, size_t n) {
+static void put(cc_wjson_buf *o, const char *s, size_t n) {
   if (!grow(o, n)) return;
   memcpy(o->p + o->len, s, n);
   o->len += n;
 }
 
-static void put_str(struct out *o, const char *s) {
+static void put_str(cc_wjson_buf *o, const char *s) {
   static const char hex[] = "0123456789abcdef";
   size_t n = strlen(s);
   if (!grow(o, n + 2)) return;
@@ -79,7 +73,7 @@ static void put_str(struct out *o, const char *s) {
   put(o, "\"", 1);
 }
 
-static void put_num(struct out *o, double d) {
+static void put_num(cc_wjson_buf *o, double d) {
   char buf[32];
   int n;
   if (isnan(d) || isinf(d)) {
@@ -101,7 +95,7 @@ static void put_num(struct out *o, double d) {
   put(o, buf, (size_t)n);
 }
 
-static void put_item(struct out *o, const cJSON *it, int depth) {
+static void put_item(cc_wjson_buf *o, const cJSON *it, int depth) {
   if (depth > 1000) {
     o->failed = 1;
     return;
@@ -147,7 +141,7 @@ static void put_item(struct out *o, const cJSON *it, int depth) {
 
 cc_status cc_wjson_encode_ok(const char *id, const cJSON *result, int64_t generation, char **out) {
   *out = NULL;
-  struct out o = {0};
+  cc_wjson_buf o = {0};
   put(&o, "{\"v\":1,\"id\":", 12);
   if (id)
     put_str(&o, id);
@@ -174,4 +168,41 @@ cc_status cc_wjson_encode_ok(const char *id, const cJSON *result, int64_t genera
   }
   *out = o.p; /* malloc'd: cJSON_free is free() (nothing installs cJSON hooks) */
   return CC_OK;
+}
+
+void cc_wjson_buf_put(cc_wjson_buf *b, const char *s, size_t n) {
+  put(b, s, n);
+}
+
+void cc_wjson_buf_str(cc_wjson_buf *b, const char *s) {
+  put_str(b, s ? s : "");
+}
+
+void cc_wjson_buf_int(cc_wjson_buf *b, int64_t v) {
+  char tmp[24];
+  int k = 0;
+  unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+  do tmp[k++] = (char)('0' + u % 10);
+  while ((u /= 10));
+  if (v < 0) tmp[k++] = '-';
+  if (!grow(b, (size_t)k)) return;
+  while (k) b->p[b->len++] = tmp[--k];
+}
+
+void cc_wjson_buf_item(cc_wjson_buf *b, const cJSON *item) {
+  if (item)
+    put_item(b, item, 0);
+  else
+    put(b, "null", 4);
+}
+
+char *cc_wjson_buf_finish(cc_wjson_buf *b) {
+  put(b, "", 1);
+  if (b->failed) {
+    free(b->p);
+    b->p = NULL;
+    return NULL;
+  }
+  b->len--; /* the NUL is not part of the text */
+  return b->p;
 }

@@ -22,4 +22,20 @@
 /* Encodes the ok envelope; result NULL = {}; generation < 0 omits the field. */
 cc_status cc_wjson_encode_ok(const char *id, const cJSON *result, int64_t generation, char **out);
 
+/* The same writer for texts built piece by piece (the exec cache key, remembered responses).
+ * Start from a zeroed buffer; a failed allocation makes every later call a no-op and
+ * cc_wjson_buf_finish return NULL.  The finished text is malloc'd (free / cc_proto_free) and
+ * NUL-terminated; b->len is its length. */
+typedef struct cc_wjson_buf {
+  char *p;
+  size_t len, cap;
+  int failed;
+} cc_wjson_buf;
+
+void cc_wjson_buf_put(cc_wjson_buf *b, const char *s, size_t n); /* raw bytes */
+void cc_wjson_buf_str(cc_wjson_buf *b, const char *s); /* a JSON string, escaped as cJSON does */
+void cc_wjson_buf_int(cc_wjson_buf *b, int64_t v);
+void cc_wjson_buf_item(cc_wjson_buf *b, const cJSON *item); /* any value, as encode_ok prints it */
+char *cc_wjson_buf_finish(cc_wjson_buf *b);
+
 #endif

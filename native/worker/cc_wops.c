@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "cc_wjson.h"
+#include "cc_wmemo.h"
 #include "cc_wsnap.h"
 #include "cc_worker_internal.h"
 
@@ -174,6 +175,13 @@ static cc_status fail(op *o, cc_status st, const char *fmt, ...) {
 
 static cc_status fail_e2b(op *o, cc_status st, const cc_e2b_error *e, const char *what) {
   return fail(o, st, "%s: %s", what, e->message[0] ? e->message : cc_status_message(st));
+}
+
+/* "<verb> <path>": what a failure message starts with, so that it names the user's path
+ * (forbidden, not_found, bad_request of a file op).  Long paths are cut. */
+static const char *on_path(char *buf, size_t n, const char *verb, const char *path) {
+  snprintf(buf, n, "%s %.300s", verb, path ? path : "");
+  return buf;
 }
 
 static cc_status store_fail(op *o, cc_status st, const char *what) {
@@ -511,15 +519,20 @@ static cc_e2b_action on_exec_event(void *ctx, const cc_e2b_event *ev) {
   return CC_E2B_CONTINUE;
 }
 
-/* The canonical cache key of an exec: cmd, cwd, env sorted by name, stdin. */
+/* The canonical cache key of an exec: cmd, cwd, env sorted by name, stdin, as the JSON array
+ * ["cmd","cwd",[["NAME","value"],...],"<stdin base64>"|null], byte for byte what cJSON printed
+ * before (keys already in the store stay valid) but written without building a tree.  The
+ * caller frees it with free(). */
 static char *cache_key(const cc_proto_exec_args *a) {
-  cJSON *k = cJSON_CreateArray();
-  if (!k) return NULL;
-  cJSON_AddItemToArray(k, cJSON_CreateString(a->cmd));
-  cJSON_AddItemToArray(k, cJSON_CreateString(a->cwd ? a->cwd : ""));
-  cJSON *env = cJSON_CreateArray();
+  cc_wjson_buf b = {0};
+  cc_wjson_buf_put(&b, "[", 1);
+  cc_wjson_buf_str(&b, a->cmd);
+  cc_wjson_buf_put(&b, ",", 1);
+  cc_wjson_buf_str(&b, a->cwd ? a->cwd : "");
+  cc_wjson_buf_put(&b, ",[", 2);
   size_t n = a->env_count;
   const cc_proto_env_var **sorted = n ? malloc(n * sizeof *sorted) : NULL;
+  if (n && !sorted) b.failed = 1;
   for (size_t i = 0; sorted && i < n; i++) sorted[i] = &a->env[i];
   for (size_t i = 1; sorted && i < n; i++)
     for (size_t j = i; j > 0 && strcmp(sorted[j - 1]->name, sorted[j]->name) > 0; j--) {
@@ -528,35 +541,85 @@ static char *cache_key(const cc_proto_exec_args *a) {
       sorted[j - 1] = t;
     }
   for (size_t i = 0; sorted && i < n; i++) {
-    cJSON *pair = cJSON_CreateArray();
-    cJSON_AddItemToArray(pair, cJSON_CreateString(sorted[i]->name));
-    cJSON_AddItemToArray(pair, cJSON_CreateString(sorted[i]->value));
-    cJSON_AddItemToArray(env, pair);
+    cc_wjson_buf_put(&b, i ? ",[" : "[", i ? 2 : 1);
+    cc_wjson_buf_str(&b, sorted[i]->name);
+    cc_wjson_buf_put(&b, ",", 1);
+    cc_wjson_buf_str(&b, sorted[i]->value);
+    cc_wjson_buf_put(&b, "]", 1);
   }
   free(sorted);
-  cJSON_AddItemToArray(k, env);
+  cc_wjson_buf_put(&b, "],", 2);
   if (a->stdin_data) {
     char *b64 = NULL;
     size_t bl;
-    cc_proto_base64_encode((const unsigned char *)a->stdin_data, a->stdin_len, &b64, &bl);
-    cJSON_AddItemToArray(k, b64 ? cJSON_CreateString(b64) : cJSON_CreateNull());
+    if (cc_proto_base64_encode((const unsigned char *)a->stdin_data, a->stdin_len, &b64, &bl) ==
+        CC_OK)
+      cc_wjson_buf_str(&b, b64);
+    else
+      b.failed = 1;
     cc_proto_free(b64);
   } else {
-    cJSON_AddItemToArray(k, cJSON_CreateNull());
+    cc_wjson_buf_put(&b, "null", 4);
   }
-  char *s = cJSON_PrintUnformatted(k);
-  cJSON_Delete(k);
-  return s;
+  cc_wjson_buf_put(&b, "]", 1);
+  return cc_wjson_buf_finish(&b);
+}
+
+/* Remembers a served cache entry in the memo (cc_wmemo), rendered once: `result` is the
+ * answer's result object as sent, except that its "duration" is printed as a one-byte
+ * marker (no valid JSON text has a raw 0x01) where the served response puts its own. */
+static void remember_cached(op *o, cJSON *result, int64_t gen, int64_t created_ms) {
+  if (!o->w->memo || o->call->memo_epoch == 0 || gen < 0 || created_ms <= 0) return;
+  cJSON *mark = cJSON_CreateRaw("\x01");
+  if (!mark || !cJSON_ReplaceItemInObjectCaseSensitive(result, "duration", mark)) {
+    cJSON_Delete(mark);
+    return;
+  }
+  cc_wjson_buf b = {0};
+  cc_wjson_buf_item(&b, result);
+  char *text = cc_wjson_buf_finish(&b);
+  char *cut = text ? memchr(text, 1, b.len) : NULL;
+  if (cut) {
+    cc_wmemo_exec e = {.before = text,
+                       .before_len = (size_t)(cut - text),
+                       .after = cut + 1,
+                       .after_len = b.len - (size_t)(cut - text) - 1,
+                       .generation = gen,
+                       .created_ms = created_ms,
+                       .record_id = o->call->record_id};
+    char *key = cache_key(&o->req->exec);
+    if (key) cc_wmemo_remember_exec(o->w->memo, o->call->memo_epoch, o->user, o->project, key, &e);
+    free(key);
+  }
+  free(text);
+}
+
+/* Serves a cache hit remembered under the call's epoch (cc_wmemo), without reading the
+ * store.  Non-streaming calls only.  True when *response was made. */
+static bool serve_remembered(op *o, const char *key, char **response) {
+  cc_worker *w = o->w;
+  if (o->call->emit ||
+      !cc_wmemo_exec_serve(w->memo, o->call->memo_epoch, o->user, o->project, key,
+                           cc_worker_now_ms(), w->cfg->cache_ttl_s * 1000, o->req->id,
+                           mono_ms() - o->t0_ms, response, o->call->record_id,
+                           sizeof o->call->record_id))
+    return false;
+  o->call->cached = true;
+  atomic_fetch_add(&w->metrics.cache_hits, 1);
+  return true;
 }
 
 /* Serves a cache hit: the stored result with cached:true and this call's duration. */
 static cc_status serve_cached(op *o, cJSON *result, char **response) {
   /* The entry's generation is the project's current one (the store only returns entries
    * made at the current generation); it was stored beside the result as "_generation". */
-  int64_t gen = -1;
+  int64_t gen = -1, created_ms = 0;
   cJSON *g = cJSON_GetObjectItemCaseSensitive(result, "_generation");
   if (cJSON_IsNumber(g)) gen = (int64_t)g->valuedouble;
   cJSON_DeleteItemFromObjectCaseSensitive(result, "_generation");
+  g = cJSON_GetObjectItemCaseSensitive(result, "_createdAt"); /* absent in older entries */
+  if (cJSON_IsNumber(g)) created_ms = (int64_t)g->valuedouble;
+  cJSON_DeleteItemFromObjectCaseSensitive(result, "_createdAt");
   cJSON_ReplaceItemInObjectCaseSensitive(result, "cached", cJSON_CreateTrue());
   cJSON_DeleteItemFromObjectCaseSensitive(result, "sandboxRecreated");
   cJSON_DeleteItemFromObjectCaseSensitive(result, "sandboxRestored");
@@ -576,6 +639,7 @@ static cc_status serve_cached(op *o, cJSON *result, char **response) {
     if (cJSON_IsString(se) && *se->valuestring)
       emit_output(&x, 1, se->valuestring, strlen(se->valuestring), true);
   }
+  remember_cached(o, result, gen, created_ms);
   cJSON_ReplaceItemInObjectCaseSensitive(result, "duration",
                                          cJSON_CreateNumber((double)(mono_ms() - o->t0_ms)));
   if (gen < 0) return respond_ok(o, result, response);
@@ -735,6 +799,13 @@ static cc_status op_exec(op *o, char **response) {
   cc_status st;
   char *key = cache_key(a);
   if (!key) return fail(o, CC_INTERNAL, "out of memory");
+  /* This request may have waited behind others that changed the project: what the memo
+   * may answer is decided by the epoch now, not the one of its authentication. */
+  o->call->memo_epoch = cc_wmemo_epoch(w->memo);
+  if (a->use_cache && serve_remembered(o, key, response)) {
+    free(key);
+    return CC_OK;
+  }
   if (a->use_cache) {
     bool hit = false;
     cJSON *cached = NULL;
@@ -771,8 +842,10 @@ static cc_status op_exec(op *o, char **response) {
       int64_t gen = -1;
       if (cc_store_project_generation(w->store, o->user, o->project, &gen) == CC_OK) {
         cJSON_AddNumberToObject(result, "_generation", (double)gen);
+        cJSON_AddNumberToObject(result, "_createdAt", (double)cc_worker_now_ms()); /* memo TTL */
         cc_store_cache_put(w->store, o->user, o->project, key, a->cmd, gen, result);
         cJSON_DeleteItemFromObjectCaseSensitive(result, "_generation");
+        cJSON_DeleteItemFromObjectCaseSensitive(result, "_createdAt");
       }
     }
   }
@@ -813,7 +886,8 @@ static cc_status op_write_file(op *o, cJSON **result) {
   if (f->content_len > (size_t)o->w->cfg->max_file_bytes)
     return fail(o, CC_TOO_LARGE, "file larger than %ld bytes", o->w->cfg->max_file_bytes);
   struct write_ctx c = {f};
-  cc_status st = with_sandbox(o, do_write, &c, "writing the file");
+  char what[320];
+  cc_status st = with_sandbox(o, do_write, &c, on_path(what, sizeof what, "writing", f->path));
   if (st != CC_OK) return st;
   bump(o);
   *result = cJSON_CreateObject();
@@ -837,7 +911,8 @@ static cc_status do_read(op *o, void *ctx, cc_e2b_error *err) {
 static cc_status op_read_file(op *o, cJSON **result, cJSON **record_result) {
   const cc_proto_read_file_args *a = &o->req->read_file;
   struct read_ctx c = {a->path, NULL, 0};
-  cc_status st = with_sandbox(o, do_read, &c, "reading the file");
+  char what[320];
+  cc_status st = with_sandbox(o, do_read, &c, on_path(what, sizeof what, "reading", a->path));
   if (st != CC_OK) return st;
   char *text = NULL;
   size_t n;
@@ -875,7 +950,8 @@ static cc_status op_list_dir(op *o, cJSON **result, cJSON **record_result) {
   const cc_proto_list_dir_args *a = &o->req->list_dir;
   struct list_ctx c = {.path = a->path ? a->path : CC_PROTO_HOME,
                        .depth = a->depth > 0 ? a->depth : 1};
-  cc_status st = with_sandbox(o, do_list, &c, "listing the directory");
+  char what[320];
+  cc_status st = with_sandbox(o, do_list, &c, on_path(what, sizeof what, "listing", c.path));
   if (st != CC_OK) return st;
   *result = cJSON_CreateObject();
   cJSON *entries = cJSON_AddArrayToObject(*result, "entries");
@@ -913,7 +989,8 @@ static cc_status op_setup_project(op *o, cJSON **result) {
       break;
     }
     struct write_ctx c = {&a->files[i]};
-    st = with_sandbox(o, do_write, &c, "writing a project file");
+    char what[320];
+    st = with_sandbox(o, do_write, &c, on_path(what, sizeof what, "writing", a->files[i].path));
     if (st == CC_OK) cJSON_AddItemToArray(files, cJSON_CreateString(a->files[i].path));
   }
   if (a->file_count && st == CC_OK) bump(o);
@@ -1271,6 +1348,11 @@ static cc_status dispatch(op *o, char **response) {
   if (o->req->op == CC_OP_EXEC && o->req->exec.use_cache &&
       cc_wqueue_idle(w->queue, o->user, o->project)) {
     char *key = cache_key(&o->req->exec);
+    /* Remembered since the database last changed (cc_wmemo): no store read at all. */
+    if (key && serve_remembered(o, key, response)) {
+      free(key);
+      return CC_OK;
+    }
     bool hit = false;
     cJSON *cached = NULL;
     if (key && cc_store_cache_get(w->store, o->user, o->project, key, &hit, &cached) == CC_OK &&
@@ -1284,7 +1366,9 @@ static cc_status dispatch(op *o, char **response) {
     cJSON_Delete(cached);
   }
 
-  /* Everything below changes project state or touches the sandbox: one at a time. */
+  /* Everything below changes project state or touches the sandbox: one at a time.  It may
+   * wait and run for long, so a client hang-up must cancel it from here on. */
+  if (o->call->on_block) o->call->on_block(o->call);
   cc_wqueue_ticket t = {0};
   if ((st = cc_wqueue_enter(w->queue, o->user, o->project, o->call->cancel, &t)) != CC_OK)
     return fail(o, st, "canceled while waiting for an earlier operation of the project");
@@ -1347,10 +1431,35 @@ static cc_status dispatch(op *o, char **response) {
   return st;
 }
 
+cc_status cc_wops_terminal_sandbox(cc_worker *w, const char *user, const char *project,
+                                   cc_e2b_sandbox *sb, bool *restored, char *why,
+                                   size_t why_size) {
+  *restored = false;
+  cc_wqueue_ticket t = {0};
+  cc_status st = cc_wqueue_enter(w->queue, user, project, NULL, &t);
+  if (st != CC_OK) {
+    snprintf(why, why_size, "%s", cc_status_message(st));
+    return st;
+  }
+  op o = {.w = w, .user = user, .project = project, .t0_ms = mono_ms()};
+  st = cc_store_project_ensure(w->store, user, project, NULL);
+  if (st != CC_OK) store_fail(&o, st, "project");
+  else st = ensure_sandbox(&o, false);
+  if (st == CC_OK) {
+    *sb = o.sb;
+    *restored = o.restored_from_ms > 0;
+  } else {
+    snprintf(why, why_size, "%s", o.message);
+  }
+  cc_wqueue_leave(w->queue, &t);
+  return st;
+}
+
 cc_status cc_wops_snapshot(cc_worker *w, const char *owner, const char *project,
                            atomic_int *cancel, char *why, size_t why_size) {
   cc_wqueue_ticket t = {0};
-  cc_status st = cc_wqueue_enter(w->queue, owner, project, cancel, &t);
+  /* passive: a snapshot changes nothing, so cache hits need not wait behind it */
+  cc_status st = cc_wqueue_enter_passive(w->queue, owner, project, cancel, &t);
   if (st != CC_OK) {
     snprintf(why, why_size, "canceled");
     return st;

@@ -14,6 +14,15 @@
  *
  * Access log: one JSON object per request, written with a single write(2).  It holds the
  * user name, never the bearer token; the E2B key is never known to this file at all.
+ *
+ * Bodies over max_body_bytes: answered 413 as early as libmicrohttpd allows, and the rest of
+ * the body is drained within body_linger_ms / body_linger_bytes (linger_close) so that every
+ * client, Node's fetch included, reads the answer instead of a connection reset.
+ *
+ * Hot path: a cached exec costs about what GET /healthz does (docs/benchmarks.md): the token's
+ * user and the cached result come from cc_wmemo while the database is unchanged, calls that
+ * are answered at once never register with the disconnect monitor, and the access log line is
+ * formatted without printf.
  */
 #define _GNU_SOURCE
 #include "cc_worker.h"
@@ -32,8 +41,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cc_wmemo.h"
 #include "cc_worker_internal.h"
 #include "cc_wsnap.h"
+#include "cc_wterm.h"
 #include "cc_wtoken.h"
 
 #define STREAM_MAX_PENDING (1u << 20) /* NDJSON bytes buffered for a slow client */
@@ -48,6 +59,14 @@ static int64_t mono_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Copies src into dst[n], cut to fit (the per-request fields; snprintf("%s") is several
+ * times slower and this runs a few times per request). */
+static void set_str(char *dst, size_t n, const char *src) {
+  size_t l = src ? strnlen(src, n - 1) : 0;
+  memcpy(dst, src ? src : "", l);
+  dst[l] = 0;
 }
 
 /* ------------------------------------------------------------------ disconnect monitor */
@@ -135,6 +154,9 @@ struct req {
   char *body;
   size_t len, cap;
   bool too_large;
+  bool early;            /* answered before its body was read: drain it after the answer */
+  size_t dropped;        /* body bytes read and dropped after max_body_bytes was passed */
+  int64_t drop_until_us; /* ... for at most body_linger_ms from then */
   bool is_rpc;
   bool counted;
   int mop; /* metrics op index */
@@ -142,6 +164,7 @@ struct req {
   int http;
   size_t bytes_out;
   bool cached;
+  uint64_t epoch; /* cc_wmemo_epoch taken when the token was checked */
   char user[CC_STORE_NAME_MAX + 1];
   char id[CC_PROTO_MAX_ID_BYTES + 1];
   char project[CC_PROTO_MAX_PROJECT_BYTES + 1];
@@ -152,50 +175,156 @@ struct req {
   struct stream *stream; /* a reference while the request lives (streaming only) */
 };
 
-static void json_escape(char *out, size_t n, const char *s) {
-  size_t j = 0;
-  for (; s && *s && j + 7 < n; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') {
-      out[j++] = '\\';
-      out[j++] = (char)c;
-    } else if (c < 0x20 || c >= 0x7f) {
-      j += (size_t)snprintf(out + j, n - j, "\\u%04x", c);
-    } else {
-      out[j++] = (char)c;
-    }
+/* A bounded line for the access log; everything past `end` is dropped (and flagged). */
+struct line {
+  char *p, *end;
+  bool full;
+};
+
+static void put(struct line *l, const char *s, size_t n) {
+  if ((size_t)(l->end - l->p) < n) {
+    l->full = true;
+    return;
   }
-  out[j < n ? j : n - 1] = 0;
+  memcpy(l->p, s, n);
+  l->p += n;
 }
 
+#define PUT_LIT(l, lit) put((l), (lit), sizeof(lit) - 1)
+
+/* s as the inside of a JSON string: quote and backslash escaped, control characters and
+ * non-ASCII bytes as \u00XX (so the log stays ASCII whatever a client sent). */
+static void put_esc(struct line *l, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      char e[2] = {'\\', (char)c};
+      put(l, e, 2);
+    } else if (c < 0x20 || c >= 0x7f) {
+      char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+      put(l, e, 6);
+    } else {
+      put(l, (const char *)&c, 1);
+    }
+  }
+}
+
+/* Unsigned decimal, zero-padded to `width` digits. */
+static void put_uint(struct line *l, unsigned long long v, int width) {
+  char tmp[24];
+  int k = 0;
+  do tmp[k++] = (char)('0' + v % 10);
+  while ((v /= 10) || k < width);
+  char out[24];
+  for (int i = 0; i < k; i++) out[i] = tmp[k - 1 - i];
+  put(l, out, (size_t)k);
+}
+
+/* One JSON object per request, written with a single write(2) so that lines of concurrent
+ * requests never interleave.  Built by hand (no printf: it was a tenth of a request's CPU). */
 static void access_log(cc_worker *w, struct req *r, enum MHD_RequestTerminationCode toe) {
   if (w->log_fd < 0) return;
-  char path[420], id[280], user[280], ts[40];
-  json_escape(path, sizeof path, r->path);
-  json_escape(id, sizeof id, r->id);
-  json_escape(user, sizeof user, r->user);
-  time_t now = time(NULL);
-  struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  char line[1600];
-  int n = snprintf(line, sizeof line,
-                   "{\"ts\":\"%s\",\"remote\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
-                   "\"status\":%d,\"durationMs\":%.3f,\"bytesIn\":%zu,\"bytesOut\":%zu",
-                   ts, r->remote, r->method, path, r->http, (double)(mono_us() - r->t0_us) / 1000.0,
-                   r->len, r->bytes_out);
-  if (r->is_rpc && n > 0 && (size_t)n < sizeof line)
-    n += snprintf(line + n, sizeof line - (size_t)n,
-                  ",\"op\":\"%s\",\"code\":\"%s\",\"user\":\"%s\",\"id\":\"%s\",\"project\":\"%s\""
-                  ",\"record\":\"%s\",\"cached\":%s",
-                  cc_metrics_op_name(r->mop), cc_status_code(r->code), user, id, r->project,
-                  r->record, r->cached ? "true" : "false");
-  if (n > 0 && (size_t)n < sizeof line)
-    n += snprintf(line + n, sizeof line - (size_t)n, ",\"completed\":%s}\n",
-                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false");
-  if (n <= 0 || (size_t)n >= sizeof line) return;
-  ssize_t wr = write(w->log_fd, line, (size_t)n);
+  char buf[4096]; /* every field escaped at its own limit still fits */
+  struct line l = {buf, buf + sizeof buf, false};
+  /* UTC date from the epoch by arithmetic (days to civil date, H. Hinnant's algorithm):
+   * gmtime_r takes glibc's global time-zone lock on every call. */
+  long long t = (long long)time(NULL), days = t / 86400, sod = t % 86400;
+  long long z = days + 719468, era = z / 146097, doe = z - era * 146097;
+  long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+  long long mday = doy - (153 * mp + 2) / 5 + 1, mon = mp < 10 ? mp + 3 : mp - 9;
+  long long year = yoe + era * 400 + (mon <= 2);
+  PUT_LIT(&l, "{\"ts\":\"");
+  put_uint(&l, (unsigned long long)year, 4);
+  PUT_LIT(&l, "-");
+  put_uint(&l, (unsigned long long)mon, 2);
+  PUT_LIT(&l, "-");
+  put_uint(&l, (unsigned long long)mday, 2);
+  PUT_LIT(&l, "T");
+  put_uint(&l, (unsigned long long)(sod / 3600), 2);
+  PUT_LIT(&l, ":");
+  put_uint(&l, (unsigned long long)(sod / 60 % 60), 2);
+  PUT_LIT(&l, ":");
+  put_uint(&l, (unsigned long long)(sod % 60), 2);
+  PUT_LIT(&l, "Z\",\"remote\":\"");
+  put_esc(&l, r->remote);
+  PUT_LIT(&l, "\",\"method\":\"");
+  put_esc(&l, r->method);
+  PUT_LIT(&l, "\",\"path\":\"");
+  put_esc(&l, r->path);
+  PUT_LIT(&l, "\",\"status\":");
+  put_uint(&l, r->http > 0 ? (unsigned)r->http : 0, 1);
+  int64_t us = mono_us() - r->t0_us;
+  PUT_LIT(&l, ",\"durationMs\":");
+  put_uint(&l, us > 0 ? (unsigned long long)us / 1000 : 0, 1);
+  PUT_LIT(&l, ".");
+  put_uint(&l, us > 0 ? (unsigned long long)us % 1000 : 0, 3);
+  PUT_LIT(&l, ",\"bytesIn\":");
+  put_uint(&l, r->len, 1);
+  PUT_LIT(&l, ",\"bytesOut\":");
+  put_uint(&l, r->bytes_out, 1);
+  if (r->is_rpc) {
+    PUT_LIT(&l, ",\"op\":\"");
+    put_esc(&l, cc_metrics_op_name(r->mop));
+    PUT_LIT(&l, "\",\"code\":\"");
+    put_esc(&l, cc_status_code(r->code));
+    PUT_LIT(&l, "\",\"user\":\"");
+    put_esc(&l, r->user);
+    PUT_LIT(&l, "\",\"id\":\"");
+    put_esc(&l, r->id);
+    PUT_LIT(&l, "\",\"project\":\"");
+    put_esc(&l, r->project);
+    PUT_LIT(&l, "\",\"record\":\"");
+    put_esc(&l, r->record);
+    PUT_LIT(&l, "\",\"cached\":");
+    if (r->cached)
+      PUT_LIT(&l, "true");
+    else
+      PUT_LIT(&l, "false");
+  }
+  PUT_LIT(&l, ",\"completed\":");
+  if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+    PUT_LIT(&l, "true}\n");
+  else
+    PUT_LIT(&l, "false}\n");
+  if (l.full) return; /* cannot happen with the fields' own limits; never log half a line */
+  ssize_t wr = write(w->log_fd, buf, (size_t)(l.p - buf));
   (void)wr;
+}
+
+/* Lingering close, as nginx does it.  The answer (a 413, or a 503 while shutting down) was
+ * sent before the request body was read, and the connection is about to be closed.  Closing a
+ * socket that still has unread data makes the kernel send a reset, and a reset that reaches
+ * the client while it is still sending throws away the answer waiting in its receive buffer
+ * (Node's fetch then fails with EPIPE instead of reading the 413).  So: send FIN after the
+ * answer, then read and drop whatever arrives until the client closes its side, for at most
+ * body_linger_ms and body_linger_bytes.  A client that reads the answer stops sending within
+ * a round trip; one that never stops is cut off at either bound.  Runs on the connection's own
+ * thread (it holds one of max_connections meanwhile, nothing else); MHD_stop_daemon's
+ * shutdown of the socket ends it at once. */
+static void linger_close(cc_worker *w, struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (!ci || ci->connect_fd < 0) return;
+  int fd = ci->connect_fd;
+  shutdown(fd, SHUT_WR);
+  int64_t until = mono_us() + w->cfg->body_linger_ms * 1000;
+  unsigned long long left = (unsigned long long)w->cfg->body_linger_bytes;
+  for (;;) {
+    int64_t wait_us = until - mono_us();
+    if (wait_us <= 0 || left == 0) break;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, (int)((wait_us + 999) / 1000));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    /* MSG_TRUNC on TCP drops the bytes in the kernel without copying them out. */
+    ssize_t k =
+        recv(fd, NULL, left < (1u << 20) ? (size_t)left : (1u << 20), MSG_TRUNC | MSG_DONTWAIT);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+    if (k <= 0) break; /* the client closed (it read the answer), or the connection broke */
+    left -= (unsigned long long)k < left ? (unsigned long long)k : left;
+  }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -206,6 +335,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   unsigned long long us = (unsigned long long)(mono_us() - r->t0_us);
   cc_metrics_request(&w->metrics, r->mop >= 0 ? r->mop : CC_MOP_http, r->code, us);
   access_log(w, r, toe);
+  if (r->early && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) linger_close(w, c);
   if (r->counted) atomic_fetch_sub(&w->metrics.in_flight, 1);
   if (r->stream) stream_detach(r->stream);
   free(r->body);
@@ -281,6 +411,13 @@ static enum MHD_Result queue_error(cc_worker *w, struct MHD_Connection *c, struc
   return queue_json(w, c, r, cc_status_http(st), text);
 }
 
+/* The too_large answer to a body over max_body_bytes (any route). */
+static enum MHD_Result queue_too_large(cc_worker *w, struct MHD_Connection *c, struct req *r) {
+  char msg[96];
+  snprintf(msg, sizeof msg, "request body larger than %ld bytes", w->cfg->max_body_bytes);
+  return queue_error(w, c, r, NULL, CC_TOO_LARGE, msg);
+}
+
 static enum MHD_Result queue_text(cc_worker *w, struct MHD_Connection *c, struct req *r, int http,
                                   const char *ctype, const char *text) {
   size_t n = strlen(text);
@@ -307,8 +444,10 @@ struct stream {
   struct req *r; /* valid while the response lives (the job only touches it under mu) */
   cc_request req;
   char user[CC_STORE_NAME_MAX + 1];
+  uint64_t epoch;
   atomic_int cancel;
   struct cc_wwatch watch;
+  bool watching; /* watch is registered */
   int fd;
 };
 
@@ -415,7 +554,8 @@ static void *stream_job(void *arg) {
                    .req = &s->req,
                    .emit = stream_emit,
                    .sink = s,
-                   .cancel = &s->cancel};
+                   .cancel = &s->cancel,
+                   .memo_epoch = s->epoch};
   cc_worker_watch(w, &s->watch, s->fd, &s->cancel);
   char *resp = NULL;
   cc_status st = cc_wops_run(&call, &resp);
@@ -439,13 +579,23 @@ static void *stream_job(void *arg) {
 
 /* ------------------------------------------------------------------ /v1/rpc */
 
+/* cc_wcall.on_block of a non-streaming call: watch its connection from now on. */
+static void watch_from_now(cc_wcall *call) {
+  struct stream *s = call->front;
+  if (s->watching) return;
+  cc_worker_watch(call->w, &s->watch, s->fd, &s->cancel);
+  s->watching = true;
+}
+
 static int conn_fd(struct MHD_Connection *c) {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
   return ci ? ci->connect_fd : -1;
 }
 
-/* Authenticates the bearer token: copies the user into r->user. */
+/* Authenticates the bearer token: copies the user into r->user.  The token's hash is looked
+ * up in the memo first (valid while the database is unchanged: a revocation committed before
+ * this request began is always seen), then in the store. */
 static cc_status authenticate(cc_worker *w, struct MHD_Connection *c, struct req *r) {
   const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
   if (!h || strncasecmp(h, "Bearer ", 7) != 0) return CC_UNAUTHORIZED;
@@ -455,13 +605,16 @@ static cc_status authenticate(cc_worker *w, struct MHD_Connection *c, struct req
   while (n && tok[n - 1] == ' ') n--;
   if (n == 0 || n > 512) return CC_UNAUTHORIZED;
   char hex[CC_WTOKEN_HASH_LEN + 1];
-  if (cc_wtoken_hash(tok, n, hex) != CC_OK) return CC_INTERNAL;
+  if (cc_wtoken_hash_with(w->hasher, tok, n, hex) != CC_OK) return CC_INTERNAL;
+  r->epoch = cc_wmemo_epoch(w->memo);
+  if (cc_wmemo_user(w->memo, r->epoch, hex, r->user, sizeof r->user)) return CC_OK;
   char *user = NULL;
   cc_status st = cc_store_token_lookup(w->store, hex, &user);
   if (st != CC_OK)
     return st == CC_UNAUTHORIZED || st == CC_NOT_FOUND ? CC_UNAUTHORIZED : CC_INTERNAL;
-  snprintf(r->user, sizeof r->user, "%s", user);
+  set_str(r->user, sizeof r->user, user);
   free(user);
+  cc_wmemo_remember_user(w->memo, r->epoch, hex, r->user);
   return CC_OK;
 }
 
@@ -470,11 +623,7 @@ static enum MHD_Result handle_rpc(cc_worker *w, struct MHD_Connection *c, struct
   r->mop = CC_MOP_other;
   if (atomic_load(&w->stopping))
     return queue_error(w, c, r, NULL, CC_SANDBOX_UNAVAILABLE, "the worker is shutting down");
-  if (r->too_large) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "request body larger than %ld bytes", w->cfg->max_body_bytes);
-    return queue_error(w, c, r, NULL, CC_TOO_LARGE, msg);
-  }
+  if (r->too_large) return queue_too_large(w, c, r);
   cc_status st = authenticate(w, c, r);
   if (st != CC_OK) return queue_error(w, c, r, NULL, st, NULL);
   if (cc_wlimit_request(w->limit, r->user, cc_worker_now_ms()) != CC_OK) {
@@ -491,25 +640,31 @@ static enum MHD_Result handle_rpc(cc_worker *w, struct MHD_Connection *c, struct
     free(s);
     char *text = NULL;
     r->code = st;
-    snprintf(r->id, sizeof r->id, "%s", perr.id);
+    set_str(r->id, sizeof r->id, perr.id);
     if (cc_proto_encode_decode_error(&perr, &text) != CC_OK) return MHD_NO;
     return queue_json(w, c, r, cc_status_http(st), text);
   }
   r->mop = cc_metrics_op(cc_proto_op_name(s->req.op));
-  snprintf(r->id, sizeof r->id, "%s", s->req.id);
-  snprintf(r->project, sizeof r->project, "%s", s->req.project ? s->req.project : "");
-  snprintf(s->user, sizeof s->user, "%s", r->user);
+  set_str(r->id, sizeof r->id, s->req.id);
+  set_str(r->project, sizeof r->project, s->req.project);
+  set_str(s->user, sizeof s->user, r->user);
+  s->epoch = r->epoch;
   s->w = w;
   s->fd = conn_fd(c);
   atomic_init(&s->cancel, 0);
   atomic_fetch_add(&w->ops_in_flight, 1);
 
   if (!s->req.stream) {
-    cc_wcall call = {.w = w, .user = s->user, .req = &s->req, .cancel = &s->cancel};
-    cc_worker_watch(w, &s->watch, s->fd, &s->cancel);
+    cc_wcall call = {.w = w,
+                     .user = s->user,
+                     .req = &s->req,
+                     .cancel = &s->cancel,
+                     .memo_epoch = r->epoch,
+                     .on_block = watch_from_now,
+                     .front = s};
     char *resp = NULL;
     st = cc_wops_run(&call, &resp);
-    cc_worker_unwatch(w, &s->watch);
+    if (s->watching) cc_worker_unwatch(w, &s->watch);
     atomic_fetch_sub(&w->ops_in_flight, 1);
     r->code = st;
     r->cached = call.cached;
@@ -568,49 +723,79 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     r->mop = -1;
     r->http = 500;
     r->code = CC_OK;
-    snprintf(r->method, sizeof r->method, "%s", method);
-    snprintf(r->path, sizeof r->path, "%s", url);
+    set_str(r->method, sizeof r->method, method);
+    set_str(r->path, sizeof r->path, url);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-      inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, r->remote,
-                sizeof r->remote);
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
+      /* dotted quad by hand (inet_ntop goes through sprintf) */
+      const unsigned char *b =
+          (const unsigned char *)&((const struct sockaddr_in *)ci->client_addr)->sin_addr;
+      char *p = r->remote;
+      for (int i = 0; i < 4; i++) {
+        if (b[i] >= 100) *p++ = (char)('0' + b[i] / 100);
+        if (b[i] >= 10) *p++ = (char)('0' + b[i] / 10 % 10);
+        *p++ = (char)('0' + b[i] % 10);
+        *p++ = i < 3 ? '.' : 0;
+      }
+    }
     *con_cls = r;
     r->counted = true;
     atomic_fetch_add(&w->metrics.in_flight, 1);
-    /* Refuse a declared oversize body before reading it. */
+    /* Refuse a declared oversize body before reading it; the answer goes out now and the
+     * body is drained afterwards (linger_close), so that the client can read it. */
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > (unsigned long long)w->cfg->max_body_bytes) {
       r->too_large = true;
+      r->early = true;
       if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/rpc") == 0) return handle_rpc(w, c, r);
+      return queue_too_large(w, c, r);
     }
     return MHD_YES;
   }
   if (*upload_size) {
-    if (!r->too_large) {
-      if (r->len + *upload_size > (size_t)w->cfg->max_body_bytes) {
-        r->too_large = true;
-        free(r->body);
-        r->body = NULL;
-        r->len = r->cap = 0;
-      } else {
-        if (r->len + *upload_size + 1 > r->cap) {
-          size_t ncap = (r->len + *upload_size + 1) * 2;
-          if (ncap > (size_t)w->cfg->max_body_bytes + 1) ncap = (size_t)w->cfg->max_body_bytes + 1;
-          char *nb = realloc(r->body, ncap);
-          if (!nb) return MHD_NO;
-          r->body = nb;
-          r->cap = ncap;
-        }
-        memcpy(r->body + r->len, upload, *upload_size);
-        r->len += *upload_size;
-        r->body[r->len] = 0;
+    if (r->too_large) {
+      /* No Content-Length told us in advance (chunked): MHD lets us answer only once the body
+       * has ended, so the rest is read and dropped here, within the same bounds as
+       * linger_close; past them the connection is closed without an answer. */
+      r->dropped += *upload_size;
+      *upload_size = 0;
+      if (r->dropped > (size_t)w->cfg->body_linger_bytes || mono_us() > r->drop_until_us) {
+        r->code = CC_TOO_LARGE;
+        r->http = 413;
+        return MHD_NO;
       }
+      return MHD_YES;
+    }
+    if (r->len + *upload_size > (size_t)w->cfg->max_body_bytes) {
+      r->too_large = true;
+      r->dropped = r->len + *upload_size - (size_t)w->cfg->max_body_bytes;
+      r->drop_until_us = mono_us() + w->cfg->body_linger_ms * 1000;
+      /* a sender that stalls is dropped by MHD's idle timeout, set to the same bound */
+      MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+                                (unsigned)(w->cfg->body_linger_ms / 1000 + 1));
+      free(r->body);
+      r->body = NULL;
+      r->len = r->cap = 0;
+    } else {
+      if (r->len + *upload_size + 1 > r->cap) {
+        size_t ncap = (r->len + *upload_size + 1) * 2;
+        if (ncap > (size_t)w->cfg->max_body_bytes + 1) ncap = (size_t)w->cfg->max_body_bytes + 1;
+        char *nb = realloc(r->body, ncap);
+        if (!nb) return MHD_NO;
+        r->body = nb;
+        r->cap = ncap;
+      }
+      memcpy(r->body + r->len, upload, *upload_size);
+      r->len += *upload_size;
+      r->body[r->len] = 0;
     }
     *upload_size = 0;
     return MHD_YES;
   }
   if (r->http != 500 || r->code != CC_OK) return MHD_YES; /* already answered */
+  if (r->too_large && !(strcmp(method, "POST") == 0 && strcmp(url, "/v1/rpc") == 0))
+    return queue_too_large(w, c, r);
 
   if (strcmp(method, "OPTIONS") == 0) {
     const char *o = allowed_origin(w, c);
@@ -631,6 +816,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return handle_rpc(w, c, r);
   }
   bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+  if (strcmp(method, "GET") == 0 && strcmp(url, "/v1/terminal") == 0) {
+    int http = 0;
+    enum MHD_Result ret = cc_wterm_handle(w, c, r->user, sizeof r->user, &http);
+    if (http) r->http = http;
+    return ret;
+  }
   if (get && strcmp(url, "/healthz") == 0)
     return queue_text(
         w, c, r, atomic_load(&w->stopping) ? 503 : 200, "application/json",
@@ -720,6 +911,11 @@ cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t 
     snprintf(err, errlen, "cannot open the database %s: %s", cfg->db, serr);
     goto fail;
   }
+  if (!(w->memo = cc_wmemo_new(cfg->db)) || !(w->hasher = cc_wtoken_hasher_new())) {
+    snprintf(err, errlen, "out of memory");
+    st = CC_INTERNAL;
+    goto fail;
+  }
   int64_t recovered = 0;
   if ((st = cc_store_recover(w->store, &recovered)) != CC_OK) {
     snprintf(err, errlen, "crash recovery failed");
@@ -796,7 +992,8 @@ cc_status cc_worker_start(cc_worker *w, int *port, char *err, size_t errlen) {
   w->monitor_stop = false;
   if (pthread_create(&w->monitor, NULL, monitor_main, w) != 0) return CC_INTERNAL;
   w->monitor_started = true;
-  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC;
+  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+                   MHD_ALLOW_UPGRADE; /* the terminal's WebSocket (cc_wterm.c) */
   w->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR,
                                (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)w->cfg->max_connections,
@@ -850,6 +1047,8 @@ void cc_worker_free(cc_worker *w) {
   cc_wqueue_free(w->queue);
   cc_wlimit_free(w->limit);
   cc_e2b_client_free(w->e2b);
+  cc_wmemo_free(w->memo);
+  cc_wtoken_hasher_free(w->hasher);
   cc_store_close(w->store);
   if (w->log_close) close(w->log_fd);
   for (int i = 0; i < w->n_web; i++) {

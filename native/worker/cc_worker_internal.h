@@ -26,6 +26,7 @@
 #define CC_WORKER_VERSION "0.1.0"
 
 struct cc_sbx_cache; /* in-memory sandbox descriptors by sandbox id (cc_wops.c) */
+struct cc_wmemo;     /* tokens and cached results while the database is unchanged (cc_wmemo.c) */
 
 /* One registered cancellable call: the monitor thread sets *cancel when fd hangs up. */
 struct cc_wwatch {
@@ -37,6 +38,8 @@ struct cc_wwatch {
 struct cc_worker {
   const cc_wconf *cfg;
   cc_store *store;
+  struct cc_wmemo *memo;
+  struct cc_wtoken_hasher *hasher; /* SHA-256 of bearer tokens, fetched once */
   cc_e2b_client *e2b;
   cc_wlimit *limit;
   cc_wqueue *queue;
@@ -78,7 +81,14 @@ typedef struct cc_wcall {
   const cc_request *req;
   cc_wemit_fn emit; /* NULL unless the request streams */
   void *sink;
-  atomic_int *cancel; /* set when the client disconnects or the worker shuts down */
+  atomic_int *cancel;  /* set when the client disconnects or the worker shuts down */
+  uint64_t memo_epoch; /* cc_wmemo_epoch taken before this request read the store */
+  /* Called (if set) once, before the call may block for long (it waits for its project or
+   * goes to the sandbox): the HTTP front then starts watching the client's connection, so
+   * that a hang-up sets *cancel.  Calls answered at once (cache hits, reads) never pay for
+   * the watch. */
+  void (*on_block)(struct cc_wcall *call);
+  void *front; /* the HTTP front's state for on_block */
   /* filled by cc_wops_run for the access log */
   bool cached;
   char record_id[CC_STORE_ID_LEN + 1];
@@ -93,6 +103,13 @@ cc_status cc_wops_run(cc_wcall *call, char **response);
  * CC_NOT_FOUND when the project or its sandbox is gone (nothing to take). */
 cc_status cc_wops_snapshot(cc_worker *w, const char *owner, const char *project,
                            atomic_int *cancel, char *why, size_t why_size);
+
+/* The project's sandbox for a terminal (cc_wterm.c): creates the caller's own project if
+ * needed and makes sure its sandbox runs (resumed, created, files restored), in the
+ * project's queue.  why says why on failure. */
+cc_status cc_wops_terminal_sandbox(cc_worker *w, const char *user, const char *project,
+                                   cc_e2b_sandbox *sb, bool *restored, char *why,
+                                   size_t why_size);
 
 /* Sets up / frees the sandbox descriptor cache. */
 cc_status cc_wops_init(cc_worker *w);

@@ -12,11 +12,13 @@
 struct node {
   struct node *next;
   pthread_cond_t cond;
+  bool passive; /* entered with cc_wqueue_enter_passive */
 };
 
 struct entry {
   struct entry *next; /* hash chain */
   struct node *head, *tail;
+  size_t active; /* nodes that are not passive */
   size_t keylen;
   char key[]; /* owner \0 project */
 };
@@ -62,11 +64,12 @@ static void drop_entry(cc_wqueue *q, struct entry *e) {
   free(e);
 }
 
-cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project, atomic_int *cancel,
-                          cc_wqueue_ticket *t) {
+static cc_status enter(cc_wqueue *q, const char *owner, const char *project, atomic_int *cancel,
+                       bool passive, cc_wqueue_ticket *t) {
   size_t lo = strlen(owner), lp = strlen(project), n = lo + 1 + lp;
   struct node *me = calloc(1, sizeof *me);
   if (!me) return CC_INTERNAL;
+  me->passive = passive;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -99,6 +102,7 @@ cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project, 
   else
     e->head = me;
   e->tail = me;
+  if (!passive) e->active++;
 
   cc_status st = CC_OK;
   while (e->head != me) {
@@ -120,6 +124,7 @@ cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project, 
     while (prev->next != me) prev = prev->next;
     prev->next = me->next;
     if (e->tail == me) e->tail = prev;
+    if (!passive) e->active--;
     pthread_mutex_unlock(&q->mu);
     pthread_cond_destroy(&me->cond);
     free(me);
@@ -131,11 +136,22 @@ cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project, 
   return CC_OK;
 }
 
+cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project, atomic_int *cancel,
+                          cc_wqueue_ticket *t) {
+  return enter(q, owner, project, cancel, false, t);
+}
+
+cc_status cc_wqueue_enter_passive(cc_wqueue *q, const char *owner, const char *project,
+                                  atomic_int *cancel, cc_wqueue_ticket *t) {
+  return enter(q, owner, project, cancel, true, t);
+}
+
 void cc_wqueue_leave(cc_wqueue *q, cc_wqueue_ticket *t) {
   struct entry *e = t->entry_;
   struct node *me = t->node_;
   if (!e || !me) return;
   pthread_mutex_lock(&q->mu);
+  if (!me->passive) e->active--;
   e->head = me->next;
   if (!e->head) {
     e->tail = NULL;
@@ -159,6 +175,7 @@ bool cc_wqueue_idle(cc_wqueue *q, const char *owner, const char *project) {
   pthread_mutex_lock(&q->mu);
   struct entry *e = q->buckets[h];
   while (e && !(e->keylen == n && memcmp(e->key, key, n) == 0)) e = e->next;
+  bool idle = e == NULL || e->active == 0;
   pthread_mutex_unlock(&q->mu);
-  return e == NULL;
+  return idle;
 }

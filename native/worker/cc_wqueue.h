@@ -36,9 +36,15 @@ cc_status cc_wqueue_enter(cc_wqueue *q, const char *owner, const char *project, 
                           cc_wqueue_ticket *t);
 void cc_wqueue_leave(cc_wqueue *q, cc_wqueue_ticket *t);
 
-/* True when nobody holds or waits for (owner, project) at the moment of the call.  A
- * read that finds the project idle may run without entering: it is ordered before
- * anything that enters afterwards. */
+/* As cc_wqueue_enter, for work that changes nothing a read could observe (a snapshot of the
+ * project's files): it takes its turn like any other, but cc_wqueue_idle does not count it,
+ * so reads that skip the queue are not held up behind it. */
+cc_status cc_wqueue_enter_passive(cc_wqueue *q, const char *owner, const char *project,
+                                  atomic_int *cancel, cc_wqueue_ticket *t);
+
+/* True when nobody holds or waits for (owner, project) at the moment of the call, apart from
+ * passive entries.  A read that finds the project idle may run without entering: it is
+ * ordered before anything that enters afterwards. */
 bool cc_wqueue_idle(cc_wqueue *q, const char *owner, const char *project);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -24,10 +25,34 @@ cc_status cc_wtoken_new(char out[CC_WTOKEN_LEN + 1]) {
   return CC_OK;
 }
 
+struct cc_wtoken_hasher {
+  EVP_MD *md;
+};
+
+cc_wtoken_hasher *cc_wtoken_hasher_new(void) {
+  cc_wtoken_hasher *h = calloc(1, sizeof *h);
+  if (h && !(h->md = EVP_MD_fetch(NULL, "SHA256", NULL))) {
+    free(h);
+    h = NULL;
+  }
+  return h;
+}
+
+void cc_wtoken_hasher_free(cc_wtoken_hasher *h) {
+  if (!h) return;
+  EVP_MD_free(h->md);
+  free(h);
+}
+
 cc_status cc_wtoken_hash(const char *token, size_t len, char hex[CC_WTOKEN_HASH_LEN + 1]) {
+  return cc_wtoken_hash_with(NULL, token, len, hex);
+}
+
+cc_status cc_wtoken_hash_with(const cc_wtoken_hasher *h, const char *token, size_t len,
+                              char hex[CC_WTOKEN_HASH_LEN + 1]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int mdlen = 0;
-  if (EVP_Digest(token, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+  if (EVP_Digest(token, len, md, &mdlen, h ? h->md : EVP_sha256(), NULL) != 1 || mdlen != 32)
     return CC_INTERNAL;
   static const char digits[] = "0123456789abcdef";
   for (unsigned i = 0; i < 32; i++) {

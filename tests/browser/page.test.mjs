@@ -528,6 +528,39 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await page.locator('.project-btn[data-project="starter"]').waitFor({ state: 'detached', ...WAIT });
   });
 
+  await step('the interactive terminal: python3, Ctrl-C, resize, the end of the shell', async () => {
+    await page.getByRole('button', { name: 'Open terminal' }).click();
+    const panel = page.locator('#shell-panel');
+    await page.locator('#shell-panel[data-state="connected"]').waitFor(WAIT);
+    const screen = page.locator('#shell .xterm-rows');
+    const typeLine = async (s) => { await page.keyboard.type(s); await page.keyboard.press('Enter'); };
+    await page.locator('#shell .xterm-helper-textarea').focus();
+    await typeLine('python3');
+    await screen.filter({ hasText: '>>>' }).waitFor(WAIT);
+    await typeLine('print(6*7)');
+    await screen.filter({ hasText: /^\s*42\s*$/m }).waitFor(WAIT).catch(async () => {
+      assert.match(await screen.innerText(), /\n42\n/);
+    });
+    await typeLine('exit()');
+    await typeLine('sleep 100');
+    await page.keyboard.press('Control+C');
+    await typeLine('echo after-ctrl-c');
+    await screen.filter({ hasText: 'after-ctrl-c' }).nth(0).waitFor(WAIT);
+    assert.match(await screen.innerText(), /\^C[\s\S]*after-ctrl-c/);
+    // the size follows the window: stty sees what xterm shows
+    await page.setViewportSize({ width: 1000, height: 800 });
+    await page.waitForFunction(() => document.getElementById('shell-panel').dataset.cols !== undefined);
+    const cols = await panel.getAttribute('data-cols');
+    const rows = await panel.getAttribute('data-rows');
+    await typeLine('stty size');
+    await screen.filter({ hasText: `${rows} ${cols}` }).waitFor(WAIT);
+    await shot(page, '13-terminal');
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await typeLine('exit');
+    await page.locator('#shell-panel[data-state="ended"]').waitFor(WAIT);
+    assert.match(await page.locator('#shell-status').innerText(), /The shell ended/);
+  });
+
   await step('delete a project', async () => {
     await page.getByLabel('New project id').fill('scratch');
     await page.getByLabel('New project id').press('Enter');

@@ -57,6 +57,31 @@ test('exec: output, exit code, status; second identical exec is cached; writeFil
   assert.equal(r4.stdout, 'héllo\n');
 });
 
+test('what the worker remembers between requests (token, cached result) never outlives a change', async () => {
+  // Repeated hits are answered from memory (cc_wmemo), not from SQLite; any write to the
+  // database (clearCache here, a revocation by another process below) retires that memory
+  // before the next request is answered.
+  const tok = wk.token('mallory');
+  const cmd = { cmd: 'echo remembered' };
+  const first = ok(await exec(tok, 'mem', cmd));
+  for (let i = 0; i < 3; i++) {
+    const hit = ok(await exec(tok, 'mem', cmd));
+    assert.equal(hit.cached, true);
+    assert.equal(hit.id, first.id);
+    assert.equal(hit.stdout, 'remembered\n');
+  }
+  assert.equal(ok(await wk.rpc(tok, { op: 'clearCache', project: 'mem' })).cleared, 1);
+  const again = ok(await exec(tok, 'mem', cmd));
+  assert.equal(again.cached, false, 'cleared means cleared, even for a result served from memory');
+  assert.notEqual(again.id, first.id);
+  for (let i = 0; i < 3; i++) assert.equal(ok(await exec(tok, 'mem', cmd)).id, again.id);
+  const [entry] = JSON.parse(wk.cli('token', 'list', '--user', 'mallory'));
+  wk.cli('token', 'revoke', '--user', 'mallory', '--id', String(entry.id));
+  const refused = await exec(tok, 'mem', cmd);
+  assert.equal(refused.status, 401, 'the revocation is effective for the very next request');
+  assert.equal(refused.body.error.code, 'unauthorized');
+});
+
 test('non-zero exit is status failed (ok:true); readOnly exec keeps the generation', async () => {
   const f = await exec(A, 'p1', { cmd: 'echo bad >&2; exit 3' });
   const r = ok(f);

@@ -31,10 +31,16 @@ static void test_error_mapping(void) {
   CHECK_INT(map(429, "{\"code\":429,\"message\":\"slow down\"}", false, false, &e),
             CC_RATE_LIMITED);
   CHECK_INT(map(500, "{\"code\":500,\"message\":\"boom\"}", false, false, &e), CC_UPSTREAM_ERROR);
+  /* A 400 of the control plane refuses the worker's own request (its configuration), not the
+   * user's: upstream_error.  A 409 is a sandbox in transition: try again. */
   CHECK_INT(
       map(400, "{\"code\":400,\"message\":\"Timeout must be greater than 0\"}", false, false, &e),
-      CC_BAD_REQUEST);
-  CHECK_INT(map(409, "{\"code\":409,\"message\":\"x\"}", true, false, &e), CC_CONFLICT);
+      CC_UPSTREAM_ERROR);
+  CHECK_INT(map(409, "{\"code\":409,\"message\":\"x\"}", true, false, &e), CC_SANDBOX_UNAVAILABLE);
+  CHECK(!e.sandbox_gone);
+  CHECK_INT(map(502, "<html>bad gateway</html>", false, false, &e), CC_SANDBOX_UNAVAILABLE);
+  CHECK_INT(map(504, "", false, false, &e), CC_TIMEOUT);
+  CHECK_INT(map(507, "{\"code\":507,\"message\":\"x\"}", false, false, &e), CC_TOO_LARGE);
   /* An empty or non-JSON error body still maps by status. */
   CHECK_INT(map(503, "", false, false, &e), CC_SANDBOX_UNAVAILABLE);
   CHECK_INT(map(418, "<html>teapot</html>", false, false, &e), CC_UPSTREAM_ERROR);
@@ -51,7 +57,7 @@ static void test_error_mapping(void) {
                 "{\"sandboxId\":\"i1\",\"message\":\"The sandbox is running but port is not open\","
                 "\"port\":49983,\"code\":502}",
                 false, true, &e),
-            CC_UPSTREAM_ERROR);
+            CC_SANDBOX_UNAVAILABLE);
   CHECK(!e.sandbox_gone);
 
   /* envd Connect errors: the string code wins over the HTTP status; not the sandbox. */
@@ -67,7 +73,22 @@ static void test_error_mapping(void) {
             CC_BAD_REQUEST);
   CHECK_INT(map(401, "{\"code\":401,\"message\":\"unauthorized access\"}", false, true, &e),
             CC_UPSTREAM_ERROR);
-  /* /files: numeric codes, mapped by status. */
+  /* /files: numeric codes, mapped by status, as the user's request inside the sandbox. */
+  CHECK_INT(map(403, "{\"code\":403,\"message\":\"open /etc/shadow: permission denied\"}", false,
+                true, &e),
+            CC_FORBIDDEN);
+  CHECK(strstr(e.message, "/etc/shadow") != NULL);
+  CHECK_INT(map(400, "{\"code\":400,\"message\":\"path '/a' is a directory\"}", false, true, &e),
+            CC_BAD_REQUEST);
+  CHECK_INT(map(409, "{\"code\":409,\"message\":\"x\"}", false, true, &e), CC_CONFLICT);
+  CHECK_INT(
+      map(500, "{\"code\":500,\"message\":\"error opening file '/a': open /a: permission denied\"}",
+          false, true, &e),
+      CC_FORBIDDEN);
+  CHECK_INT(map(500, "{\"code\":500,\"message\":\"disk I/O error\"}", false, true, &e),
+            CC_UPSTREAM_ERROR);
+  /* A bare 404 (no envd JSON) is an endpoint envd does not have, not the user's file. */
+  CHECK_INT(map(404, "404 page not found", false, true, &e), CC_UPSTREAM_ERROR);
   CHECK_INT(map(404, "{\"code\":404,\"message\":\"path '/a' does not exist\"}", false, true, &e),
             CC_NOT_FOUND);
   CHECK(!e.sandbox_gone);
