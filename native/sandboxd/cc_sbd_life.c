@@ -376,10 +376,7 @@ static cc_sbd_sandbox *load_one(cc_sbd_server *srv, const char *dir_id) {
     sb->state = CC_SBD_PAUSED;
     sb->memory_kept = false; /* processes do not survive a host-side restart */
     if (!sb->metadata || !sb->env_vars) {
-      cJSON_Delete(sb->metadata);
-      cJSON_Delete(sb->env_vars);
-      pthread_mutex_destroy(&sb->life_mu);
-      free(sb);
+      cc_sbd_sandbox_free(sb);
       sb = NULL;
     }
   }
@@ -402,13 +399,10 @@ size_t cc_sbd_load_paused(cc_sbd_server *srv) {
               dir, e->d_name);
       continue;
     }
-    if (cc_sbd_register_cold(srv, sb) == CC_OK) {
+    if (cc_sbd_register_cold(srv, sb) == CC_OK)
       count++;
-    } else {
-      cJSON_Delete(sb->metadata);
-      cJSON_Delete(sb->env_vars);
-      free(sb);
-    }
+    else
+      cc_sbd_sandbox_free(sb);
   }
   closedir(d);
   return count;
