@@ -534,22 +534,33 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     await page.locator('#shell-panel[data-state="connected"]').waitFor(WAIT);
     const screen = page.locator('#shell .xterm-rows');
     const typeLine = async (s) => { await page.keyboard.type(s); await page.keyboard.press('Enter'); };
+    // Typing ahead of a program that is not reading yet is racy in any terminal: wait for
+    // the shell's prompt (counted) or the program's own prompt before each line.
+    const prompts = () => page.evaluate(() =>
+      (document.querySelector('#shell .xterm-rows')?.innerText.match(/user@e2b:~\$/g) ?? []).length);
+    const waitPrompts = (n) => page.waitForFunction((k) =>
+      (document.querySelector('#shell .xterm-rows')?.innerText.match(/user@e2b:~\$/g) ?? []).length >= k, n, WAIT);
+    await waitPrompts(1);
     await page.locator('#shell .xterm-helper-textarea').focus();
     await typeLine('python3');
     await screen.filter({ hasText: '>>>' }).waitFor(WAIT);
     await typeLine('print(6*7)');
-    await screen.filter({ hasText: /^\s*42\s*$/m }).waitFor(WAIT).catch(async () => {
-      assert.match(await screen.innerText(), /\n42\n/);
-    });
+    await page.waitForFunction(() => /\n42\n/.test(document.querySelector('#shell .xterm-rows').innerText), null, WAIT);
+    let n = await prompts();
     await typeLine('exit()');
+    await waitPrompts(n + 1);
+    n = await prompts();
     await typeLine('sleep 100');
+    await screen.filter({ hasText: 'sleep 100' }).waitFor(WAIT);
     await page.keyboard.press('Control+C');
+    await waitPrompts(n + 1); // Ctrl-C gave the prompt back
     await typeLine('echo after-ctrl-c');
-    await screen.filter({ hasText: 'after-ctrl-c' }).nth(0).waitFor(WAIT);
-    assert.match(await screen.innerText(), /\^C[\s\S]*after-ctrl-c/);
+    await page.waitForFunction(() => /echo after-ctrl-c\s*\nafter-ctrl-c/.test(document.querySelector('#shell .xterm-rows').innerText), null, WAIT);
+    assert.match(await screen.innerText(), /sleep 100\s*\n\^C[\s\S]*after-ctrl-c/);
     // the size follows the window: stty sees what xterm shows
+    const before = await panel.getAttribute('data-cols');
     await page.setViewportSize({ width: 1000, height: 800 });
-    await page.waitForFunction(() => document.getElementById('shell-panel').dataset.cols !== undefined);
+    await page.waitForFunction((b) => document.getElementById('shell-panel').dataset.cols !== b, before, WAIT);
     const cols = await panel.getAttribute('data-cols');
     const rows = await panel.getAttribute('data-rows');
     await typeLine('stty size');
