@@ -1,6 +1,7 @@
 /*
  * cc_worker_internal: what the worker's files share (cc_worker.c = HTTP front,
- * cc_wops.c = operations, cc_wstatic.c = static files).  Not a public interface.
+ * cc_wops.c, cc_wsbx.c, cc_wexec.c = operations, cc_wstatic.c = static files).  Not a
+ * public interface.
  *
  * Ownership: a cc_wcall is stack storage of the thread that serves the request; every
  * pointer in it is borrowed for the duration of cc_wops_run.
@@ -25,7 +26,7 @@
 #define CC_WORKER_NAME "codecanvas-worker"
 #define CC_WORKER_VERSION "0.1.0"
 
-struct cc_sbx_cache; /* in-memory sandbox descriptors by sandbox id (cc_wops.c) */
+struct cc_sbx_cache; /* in-memory sandbox descriptors by sandbox id (cc_wsbx.c) */
 struct cc_wmemo;     /* tokens and cached results while the database is unchanged (cc_wmemo.c) */
 
 /* One registered cancellable call: the monitor thread sets *cancel when fd hangs up. */

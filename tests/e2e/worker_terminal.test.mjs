@@ -54,7 +54,7 @@ function open(token, project, { cols = 80, rows = 24, pid } = {}) {
     if (hit) return Promise.resolve(hit);
     return new Promise((resolve, reject) => {
       const w = { test, resolve };
-      w.timer = setTimeout(() => reject(new Error(`terminal: no ${what} within ${ms} ms; output:\n${t.out}\ncontrol: ${JSON.stringify(t.control)}`)), ms);
+      w.timer = setTimeout(() => reject(new Error(`terminal: no ${what} within ${ms} ms; output:\n${JSON.stringify(t.out)}\ncontrol: ${JSON.stringify(t.control)}`)), ms);
       t.waiters.push(w);
     });
   };
@@ -77,12 +77,19 @@ test('a shell on a PTY: python3 prints 42, Ctrl-C stops sleep, resize reaches st
   await t.output(/>>> /, m);
   t.type('print(6*7)\r');
   await t.output(/\r?\n42\r?\n/, m);
+  // typing ahead of a program that is not reading yet races in any terminal: wait for the
+  // shell's prompt (at the end of the output) before each line
+  m = t.mark();
   t.type('exit()\r');
+  await t.output(/\$ $/, m);
   m = t.mark();
   t.type('sleep 100\r');
+  await t.output(/sleep 100\r?\n/, m);
   t.type('\x03');
+  await t.output(/\^C[\s\S]*\$ $/, m);
+  m = t.mark();
   t.type('echo after-ctrl-c\r');
-  await t.output(/after-ctrl-c\r?\n/, m);
+  await t.output(/[\r\n]after-ctrl-c\r?\n/, m); // the output line, not the echo of the command
   m = t.mark();
   t.ws.send(JSON.stringify({ type: 'resize', cols: 100, rows: 40 }));
   t.type('stty size\r');
