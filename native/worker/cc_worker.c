@@ -933,7 +933,10 @@ cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t 
   ec.sandbox_url = *cfg->e2b_sandbox_url ? cfg->e2b_sandbox_url : NULL;
   ec.template_id = cfg->e2b_template;
   ec.sandbox_timeout_s = (int)cfg->sandbox_timeout_s;
-  ec.max_file_bytes = (size_t)cfg->max_file_bytes;
+  /* The client's transfer bound covers snapshots too; what a user may write or read is
+   * bounded by max_file_bytes where the request is checked (cc_proto) and read. */
+  ec.max_file_bytes = (size_t)(cfg->snapshot_max_bytes > cfg->max_file_bytes ? cfg->snapshot_max_bytes
+                                                                             : cfg->max_file_bytes);
   ec.pool_size = 32;
   ec.pause_on_timeout = strcmp(cfg->sandbox_on_timeout, "pause") == 0;
   cc_e2b_error eerr = {0};

@@ -162,3 +162,23 @@ test('a deleted project stays deleted: no snapshot, no sandbox, nothing comes ba
     await sd.stop();
   }
 });
+
+test('a project bigger than one file may be (5 MB over the 4 MiB file limit) is restored whole', async () => {
+  const sd = await startSandboxd();
+  const wk = await startWorker({ sandboxd: sd, args: FAST });
+  try {
+    const tok = wk.token('alice');
+    const t = Date.now();
+    ok(await wk.rpc(tok, { op: 'exec', project: 'p', args: { cmd: 'head -c 5000000 /dev/urandom > big.bin && sha256sum big.bin > sum', useCache: false } }));
+    const info = await until(wk, tok, 'p', (i) => i.snapshot?.takenAt >= t, 'a snapshot');
+    assert.ok(info.snapshot.bytes > 4 * 1024 * 1024, JSON.stringify(info.snapshot));
+    const del = await fetch(`${sd.url}/sandboxes/${info.sandboxId}`, { method: 'DELETE', headers: { 'X-API-KEY': sd.apiKey } });
+    assert.equal(del.status, 204);
+    const r = ok(await wk.rpc(tok, { op: 'exec', project: 'p', args: { cmd: 'sha256sum -c sum && wc -c < big.bin', useCache: false } }));
+    assert.equal(r.sandboxRestored, true);
+    assert.equal(r.stdout, 'big.bin: OK\n5000000\n');
+  } finally {
+    await wk.stop();
+    await sd.stop();
+  }
+});
