@@ -252,6 +252,47 @@ static cc_status prune(cc_client_cache *c, int which, int keep) {
   return run(c, s, "prune");
 }
 
+cc_status cc_client_cache_merge_image(cc_client_cache *c, const unsigned char *image, size_t len) {
+  if (len == 0) return CC_OK;
+  static const char merge[] =
+      "BEGIN;"
+      "INSERT INTO main.gen(project, generation) SELECT project, generation FROM other.gen"
+      "  WHERE true ON CONFLICT(project) DO UPDATE"
+      "  SET generation = max(generation, excluded.generation);"
+      "INSERT INTO main.exec(project, key, generation, stored_at, json)"
+      "  SELECT project, key, generation, stored_at, json FROM other.exec WHERE true"
+      "  ON CONFLICT(project, key) DO UPDATE SET generation = excluded.generation,"
+      "  stored_at = excluded.stored_at, json = excluded.json"
+      "  WHERE excluded.stored_at > exec.stored_at;"
+      "INSERT INTO main.doc(kind, project, key, stored_at, json)"
+      "  SELECT kind, project, key, stored_at, json FROM other.doc WHERE true"
+      "  ON CONFLICT(kind, project, key) DO UPDATE SET stored_at = excluded.stored_at,"
+      "  json = excluded.json WHERE excluded.stored_at > doc.stored_at;"
+      "COMMIT;";
+  if (sqlite3_exec(c->db, "ATTACH ':memory:' AS other", NULL, NULL, NULL) != SQLITE_OK)
+    return fail(c, "attach");
+  cc_status st = CC_OK;
+  unsigned char *copy = sqlite3_malloc64(len);
+  if (!copy) {
+    st = fail(c, "merge copy");
+  } else {
+    memcpy(copy, image, len);
+    /* FREEONCLOSE: SQLite owns `copy` from here on, even when this call fails. */
+    if (sqlite3_deserialize(c->db, "other", copy, (sqlite3_int64)len, (sqlite3_int64)len,
+                            SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY) !=
+        SQLITE_OK)
+      st = fail(c, "merge: deserialize");
+    else if (sqlite3_exec(c->db, merge, NULL, NULL, NULL) != SQLITE_OK) {
+      st = fail(c, "merge: not a cache image");
+      sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+  }
+  sqlite3_exec(c->db, "DETACH other", NULL, NULL, NULL);
+  if (st == CC_OK) st = prune(c, S_EXEC_PRUNE, c->lim.max_exec_entries);
+  if (st == CC_OK) st = prune(c, S_DOC_PRUNE, c->lim.max_docs);
+  return st;
+}
+
 cc_status cc_client_cache_exec_put(cc_client_cache *c, const char *project, const char *key,
                                    int64_t generation, int64_t now_ms, const char *json) {
   if (strlen(json) > (size_t)c->lim.max_value_bytes) return CC_OK;

@@ -57,6 +57,13 @@ cc_status cc_client_cache_open_image(const unsigned char *image, size_t len,
  * once), *len is its size.  CC_INTERNAL for a file-backed cache. */
 cc_status cc_client_cache_image(cc_client_cache *c, const unsigned char **data, size_t *len);
 
+/* Merges another cache image into this one (several tabs of one user each keep an image of
+ * the same cache; the one saved last must not drop what the others cached): per project the
+ * higher seen generation; per exec key and per document the newer entry (stored_at); then the
+ * row caps.  The other image is only read.  CC_INTERNAL (nothing changed) when it is not a
+ * usable cache image. */
+cc_status cc_client_cache_merge_image(cc_client_cache *c, const unsigned char *image, size_t len);
+
 /* Closes the database.  Accepts NULL. */
 void cc_client_cache_free(cc_client_cache *c);
 

@@ -54,10 +54,27 @@ function idbOpen(name) {
 function idbGet(db, key) {
   return idbRequest(db.transaction('images', 'readonly').objectStore('images').get(key));
 }
-function idbPut(db, key, bytes) {
-  const tx = db.transaction('images', 'readwrite');
-  tx.objectStore('images').put(bytes, key);
+// Saves this client's cache image in one read-write transaction: when another tab (another
+// client instance) saved last, its image is first merged into ours (merge(bytes), sync), so
+// the image saved last never drops what the others cached.  `<key>:writer` names the last
+// saver.  imageOf() is called after the merge, still inside the transaction.
+function idbMergeSave(db, key, writer, merge, imageOf) {
   return new Promise((resolve, reject) => {
+    const tx = db.transaction('images', 'readwrite');
+    const store = tx.objectStore('images');
+    const save = () => {
+      store.put(imageOf(), key);
+      store.put({ writer, at: Date.now() }, `${key}:writer`);
+    };
+    const meta = store.get(`${key}:writer`);
+    meta.onsuccess = () => {
+      if (meta.result && meta.result.writer === writer) return save();
+      const other = store.get(key);
+      other.onsuccess = () => {
+        if (other.result) merge(new Uint8Array(other.result));
+        save();
+      };
+    };
     tx.oncomplete = () => resolve();
     tx.onerror = tx.onabort = () => reject(tx.error);
   });
@@ -129,6 +146,8 @@ export class CodeCanvas {
     const M = this._M, o = this._opts;
     this.persistent = o.persist ?? typeof indexedDB !== 'undefined';
     this.cacheKey = id;
+    // this instance's name as a saver of the shared image (idbMergeSave)
+    this._writer = globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random()}`;
     let image = null;
     if (this.persistent) {
       try {
@@ -231,14 +250,31 @@ export class CodeCanvas {
         const n = M.HEAPU32[lenPtr >> 2];
         M._free(lenPtr);
         if (!p) throw new Error('no cache image');
-        // Copy at once: the pointer is only valid until the next call into the module.
-        await idbPut(this._idb, this.cacheKey, M.HEAPU8.slice(p, p + n));
+        await idbMergeSave(this._idb, this.cacheKey, this._writer, (bytes) => this._merge(bytes), () => {
+          // after a merge the image has changed: take it again, and copy it at once (the
+          // pointer is only valid until the next call into the module)
+          const lp = M._malloc(4);
+          const q = M._cc_wasm_image(this._h, lp);
+          const k = M.HEAPU32[lp >> 2];
+          M._free(lp);
+          return q ? M.HEAPU8.slice(q, q + k) : M.HEAPU8.slice(p, p + n);
+        });
       }
     } catch (e) {
       console.warn('codecanvas: saving the cache to IndexedDB failed:', e);
     } finally {
       this._persisting = null;
     }
+  }
+
+  // Merges a cache image another tab saved into ours (see idbMergeSave).
+  _merge(bytes) {
+    const M = this._M;
+    const p = M._malloc(bytes.length || 1);
+    M.HEAPU8.set(bytes, p);
+    const failed = M._cc_wasm_merge(this._h, p, bytes.length);
+    M._free(p);
+    if (failed) console.warn('codecanvas: another tab\'s cache image could not be merged; keeping ours');
   }
 
   async _persist() {

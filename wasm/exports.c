@@ -224,5 +224,11 @@ CC_EXPORT const unsigned char *cc_wasm_image(uint32_t hid, uint32_t *len) {
   return data;
 }
 
+/* Merges a cache image saved by another tab into this handle's cache: 0 done, 1 not merged. */
+CC_EXPORT int cc_wasm_merge(uint32_t hid, const unsigned char *image, uint32_t len) {
+  handle *h = (handle *)(uintptr_t)hid;
+  return cc_client_cache_merge_image(h->cache, image, len) == CC_OK ? 0 : 1;
+}
+
 /* Frees a string returned by an export above. Accepts NULL. */
 CC_EXPORT void cc_wasm_free(void *p) { free(p); }

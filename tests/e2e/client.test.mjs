@@ -293,3 +293,29 @@ test("the seed's examples, verbatim: history is an Array, updateProjectInfo with
   assert.notEqual(again.sandboxId, 'sandbox-123');
   assert.equal(again.lastRecord.status, 'success');
 });
+
+test('several tabs of one user: their cache images are merged, not last-writer-wins', async () => {
+  // two client instances on one IndexedDB image (two tabs), each caching a command in its own
+  // project (a command in the same project would, rightly, make the other's entry stale)
+  const a = await connect({ cacheName: 'two-tabs', broadcast: false });
+  const b = await connect({ cacheName: 'two-tabs', broadcast: false });
+  const ra = await a.executeCommand('echo tab-a', 'p-tab-a');
+  const rb = await b.executeCommand('echo tab-b', 'p-tab-b');
+  assert.equal(ra.cached, false);
+  assert.equal(rb.cached, false);
+  await a.flush();
+  await b.flush(); // b saves last: without a merge, tab a's entry would be gone
+  await a.executeCommand('true', 'p-other'); // a saves again after b: b's entry must survive too
+  await a.flush();
+  // a reload (a new instance on the same image): both tabs' results are local hits
+  const f = countingFetch();
+  const c = await connect({ cacheName: 'two-tabs', broadcast: false, fetch: f });
+  const sent = f.calls;
+  const ha = await c.executeCommand('echo tab-a', 'p-tab-a');
+  const hb = await c.executeCommand('echo tab-b', 'p-tab-b');
+  assert.equal(ha.cached, true);
+  assert.equal(hb.cached, true);
+  assert.equal(ha.stdout, 'tab-a\n');
+  assert.equal(hb.stdout, 'tab-b\n');
+  assert.equal(f.calls, sent, 'both answered from the merged local cache');
+});

@@ -193,8 +193,58 @@ static void image_round_trip_and_corrupt_image(void) {
   cc_client_cache_free(c);
 }
 
+/* Two tabs of one user each keep an image of the same cache: merging keeps both tabs' entries,
+ * the newer one of a key, the higher generation; a foreign image changes nothing. */
+static void images_of_two_tabs_merge(void) {
+  cc_client_cache *a = NULL, *b = NULL;
+  CHECK_INT(cc_client_cache_open_image(NULL, 0, NULL, &a), CC_OK);
+  CHECK_INT(cc_client_cache_open_image(NULL, 0, NULL, &b), CC_OK);
+  if (!a || !b) return;
+  bool changed;
+  cc_client_cache_seen_generation(a, "p", 3, &changed);
+  cc_client_cache_seen_generation(b, "p", 5, &changed);
+  CHECK_INT(cc_client_cache_exec_put(a, "p", "echo a", 5, 100, "{\"stdout\":\"a\"}"), CC_OK);
+  CHECK_INT(cc_client_cache_exec_put(b, "p", "echo b", 5, 100, "{\"stdout\":\"b\"}"), CC_OK);
+  CHECK_INT(cc_client_cache_exec_put(a, "p", "ls", 5, 200, "{\"stdout\":\"newer\"}"), CC_OK);
+  CHECK_INT(cc_client_cache_exec_put(b, "p", "ls", 5, 150, "{\"stdout\":\"older\"}"), CC_OK);
+  CHECK_INT(cc_client_cache_doc_put(a, CC_DOC_PROJECT, "p", "", 300, "{\"name\":\"A\"}"), CC_OK);
+  CHECK_INT(cc_client_cache_doc_put(b, CC_DOC_PROJECT, "p", "", 100, "{\"name\":\"B\"}"), CC_OK);
+  const unsigned char *img;
+  size_t n;
+  CHECK_INT(cc_client_cache_image(a, &img, &n), CC_OK);
+  unsigned char *copy = malloc(n);
+  memcpy(copy, img, n);
+  CHECK_INT(cc_client_cache_merge_image(b, copy, n), CC_OK);
+  char *js = NULL;
+  int64_t g = 0, at = 0;
+  CHECK_INT(cc_client_cache_generation(b, "p", &g), CC_OK);
+  CHECK_INT(g, 5); /* the higher one */
+  CHECK_INT(cc_client_cache_exec_get(b, "p", "echo a", 100, 1000, &js), CC_OK); /* A's */
+  CHECK_STR(js, "{\"stdout\":\"a\"}");
+  free(js);
+  CHECK_INT(cc_client_cache_exec_get(b, "p", "echo b", 100, 1000, &js), CC_OK); /* its own */
+  free(js);
+  CHECK_INT(cc_client_cache_exec_get(b, "p", "ls", 200, 1000, &js), CC_OK);
+  CHECK_STR(js, "{\"stdout\":\"newer\"}");
+  free(js);
+  CHECK_INT(cc_client_cache_doc_get(b, CC_DOC_PROJECT, "p", "", &js, &at), CC_OK);
+  CHECK_STR(js, "{\"name\":\"A\"}");
+  CHECK_INT(at, 300);
+  free(js);
+  /* merging again changes nothing; a foreign image is refused and changes nothing */
+  CHECK_INT(cc_client_cache_merge_image(b, copy, n), CC_OK);
+  static const unsigned char junk[] = "not a database at all, just some bytes that are not SQLite";
+  CHECK_INT(cc_client_cache_merge_image(b, junk, sizeof junk), CC_INTERNAL);
+  CHECK_INT(cc_client_cache_exec_get(b, "p", "echo a", 100, 1000, &js), CC_OK);
+  free(js);
+  free(copy);
+  cc_client_cache_free(a);
+  cc_client_cache_free(b);
+}
+
 int main(void) {
   RUN(image_round_trip_and_corrupt_image);
+  RUN(images_of_two_tabs_merge);
   RUN(exec_hit_needs_seen_generation_and_age);
   RUN(clear_one_or_all);
   RUN(documents_replace_and_drop);
