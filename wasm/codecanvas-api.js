@@ -84,7 +84,8 @@ export class CodeCanvas {
   /**
    * Loads a module instance, mounts the cache and says hello to the worker.
    * options: {workerUrl, token, maxStaleMs?, fetch?, persist?, cacheName?,
-   *           requestTimeoutMs?, broadcast?, onGeneration?, wasmBinary?, locateFile?}
+   *           requestTimeoutMs?, broadcast?, onGeneration?, onSaved?, wasmBinary?, locateFile?}
+   * onSaved() runs after each save of the local cache to IndexedDB.
    * onGeneration(projectId, generation, source) runs when this client learns that a
    * project changed: source "worker" (a response) or "tab" (another tab/instance).
    * An unreachable worker is not an error: the client starts offline and answers reads
@@ -259,6 +260,7 @@ export class CodeCanvas {
           M._free(lp);
           return q ? M.HEAPU8.slice(q, q + k) : M.HEAPU8.slice(p, p + n);
         });
+        this._opts.onSaved?.();
       }
     } catch (e) {
       console.warn('codecanvas: saving the cache to IndexedDB failed:', e);

@@ -140,6 +140,8 @@ export interface ConnectOptions {
   requestTimeoutMs?: number;
   /** Called when this client learns that a project changed (from a response or another tab). */
   onGeneration?: (projectId: string, generation: number, source: 'worker' | 'tab') => void;
+  /** Runs after each save of the local cache to IndexedDB (merged with other tabs'). */
+  onSaved?: () => void;
   /** fetch implementation (default globalThis.fetch). */
   fetch?: typeof fetch;
   wasmBinary?: ArrayBuffer | Uint8Array;

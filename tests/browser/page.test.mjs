@@ -572,6 +572,61 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     assert.match(await page.locator('#shell-status').innerText(), /The shell ended/);
   });
 
+  await step('two tabs share cached results: the local cache images are merged', async () => {
+    const execs = (calls) => calls.filter((r) => JSON.parse(r.postData() || '{}').op === 'exec').length;
+    const savedAfter = async (p, before) => p.waitForFunction((b) => document.getElementById('app').dataset.cacheSavedAt !== b, before, WAIT);
+    const run = async (p, cmd) => {
+      const box = p.getByLabel('Command', { exact: true });
+      await box.fill(cmd);
+      await box.press('Enter');
+      await p.locator('#run-status[data-status="success"]').waitFor(WAIT);
+    };
+    // tab A (this page) runs a command in 'demo'; its local cache is saved
+    let before = await page.locator('#app').getAttribute('data-cache-saved-at');
+    await run(page, 'echo from-tab-a');
+    await savedAfter(page, before);
+    // tab B: the same user in a second tab of the browser
+    const b = await ctx.newPage();
+    const bCalls = [];
+    b.on('request', (r) => { if (r.url().endsWith('/v1/rpc')) bCalls.push(r); });
+    await b.goto(`${origin}/#token=${token}`);
+    await b.locator('#conn[data-state="online"]').waitFor(WAIT);
+    await b.locator('.project-btn[data-project="demo"]').click();
+    await b.locator('.project-btn[aria-current="true"][data-project="demo"]').waitFor(WAIT);
+    let sent = execs(bCalls);
+    await b.getByLabel('Command', { exact: true }).fill('echo from-tab-a');
+    await b.getByLabel('Command', { exact: true }).press('Enter');
+    await b.locator('#run-status .cached').waitFor(WAIT);
+    assert.match(await b.locator('#terminal').innerText(), /from-tab-a/);
+    assert.equal(execs(bCalls), sent, 'a local hit in tab B: no exec request');
+    // the reverse: tab B caches a command of another project; tab A sees it after a reload
+    await b.getByLabel('New project id').fill('tabb');
+    await b.getByLabel('New project id').press('Enter');
+    await b.locator('.project-btn[aria-current="true"][data-project="tabb"]').waitFor(WAIT);
+    before = await b.locator('#app').getAttribute('data-cache-saved-at');
+    await run(b, 'echo from-tab-b');
+    await savedAfter(b, before);
+    const aCalls = [];
+    const onReq = (r) => { if (r.url().endsWith('/v1/rpc')) aCalls.push(r); };
+    page.on('request', onReq);
+    await page.reload();
+    await page.locator('#conn[data-state="online"]').waitFor(WAIT);
+    await page.locator('.project-btn[data-project="tabb"]').click();
+    await page.locator('.project-btn[aria-current="true"][data-project="tabb"]').waitFor(WAIT);
+    sent = execs(aCalls);
+    await page.getByLabel('Command', { exact: true }).fill('echo from-tab-b');
+    await page.getByLabel('Command', { exact: true }).press('Enter');
+    await page.locator('#run-status .cached').waitFor(WAIT);
+    assert.equal(execs(aCalls), sent, 'a local hit in tab A: no exec request');
+    page.off('request', onReq);
+    await b.close();
+    await page.getByRole('button', { name: 'Delete project tabb' }).click();
+    await page.getByRole('group', { name: 'Confirm deleting tabb' }).getByRole('button', { name: 'Delete' }).click();
+    await page.locator('.project-btn[data-project="tabb"]').waitFor({ state: 'detached', ...WAIT });
+    await page.locator('.project-btn[data-project="demo"]').click();
+    await page.locator('.project-btn[aria-current="true"][data-project="demo"]').waitFor(WAIT);
+  });
+
   await step('delete a project', async () => {
     await page.getByLabel('New project id').fill('scratch');
     await page.getByLabel('New project id').press('Enter');

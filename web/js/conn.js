@@ -141,7 +141,11 @@ async function openClient() {
   const gen = state.connGen;
   const CodeCanvas = await loadClientModule();
   try {
-    const client = await CodeCanvas.connect({ workerUrl: location.origin, token: state.token });
+    const client = await CodeCanvas.connect({
+      workerUrl: location.origin, token: state.token,
+      // when the local cache was last saved (merged with other tabs'): a reload sees it
+      onSaved: () => { el.app.dataset.cacheSavedAt = String(Date.now()); },
+    });
     if (gen !== state.connGen) { await client.close(); return; } // disconnected meanwhile
     state.client = client;
     // An unreachable worker is not an error for connect: the client starts offline.
