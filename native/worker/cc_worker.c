@@ -596,26 +596,30 @@ static int conn_fd(struct MHD_Connection *c) {
 /* Authenticates the bearer token: copies the user into r->user.  The token's hash is looked
  * up in the memo first (valid while the database is unchanged: a revocation committed before
  * this request began is always seen), then in the store. */
-static cc_status authenticate(cc_worker *w, struct MHD_Connection *c, struct req *r) {
-  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-  if (!h || strncasecmp(h, "Bearer ", 7) != 0) return CC_UNAUTHORIZED;
-  const char *tok = h + 7;
-  while (*tok == ' ') tok++;
-  size_t n = strlen(tok);
+cc_status cc_worker_token_user(cc_worker *w, const char *tok, size_t n, char *user_out,
+                               size_t cap, uint64_t *epoch) {
+  while (n && *tok == ' ') tok++, n--;
   while (n && tok[n - 1] == ' ') n--;
   if (n == 0 || n > 512) return CC_UNAUTHORIZED;
   char hex[CC_WTOKEN_HASH_LEN + 1];
   if (cc_wtoken_hash_with(w->hasher, tok, n, hex) != CC_OK) return CC_INTERNAL;
-  r->epoch = cc_wmemo_epoch(w->memo);
-  if (cc_wmemo_user(w->memo, r->epoch, hex, r->user, sizeof r->user)) return CC_OK;
+  *epoch = cc_wmemo_epoch(w->memo);
+  if (cc_wmemo_user(w->memo, *epoch, hex, user_out, cap)) return CC_OK;
   char *user = NULL;
   cc_status st = cc_store_token_lookup(w->store, hex, &user);
   if (st != CC_OK)
     return st == CC_UNAUTHORIZED || st == CC_NOT_FOUND ? CC_UNAUTHORIZED : CC_INTERNAL;
-  set_str(r->user, sizeof r->user, user);
+  set_str(user_out, cap, user);
   free(user);
-  cc_wmemo_remember_user(w->memo, r->epoch, hex, r->user);
+  cc_wmemo_remember_user(w->memo, *epoch, hex, user_out);
   return CC_OK;
+}
+
+/* Authenticates the bearer token: copies the user into r->user. */
+static cc_status authenticate(cc_worker *w, struct MHD_Connection *c, struct req *r) {
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+  if (!h || strncasecmp(h, "Bearer ", 7) != 0) return CC_UNAUTHORIZED;
+  return cc_worker_token_user(w, h + 7, strlen(h + 7), r->user, sizeof r->user, &r->epoch);
 }
 
 static enum MHD_Result handle_rpc(cc_worker *w, struct MHD_Connection *c, struct req *r) {

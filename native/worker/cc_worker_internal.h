@@ -100,6 +100,11 @@ typedef struct cc_wcall {
  * unless memory is out (then *response is NULL and CC_INTERNAL is returned). */
 cc_status cc_wops_run(cc_wcall *call, char **response);
 
+/* The user of a bearer token, for every route (cc_worker.c): CC_UNAUTHORIZED for an unknown
+ * or revoked one.  *epoch is the memo epoch the answer belongs to. */
+cc_status cc_worker_token_user(cc_worker *w, const char *tok, size_t n, char *user_out,
+                               size_t cap, uint64_t *epoch);
+
 /* Takes a snapshot of the project's files now, in the project's queue (cc_wsnap's thread).
  * CC_NOT_FOUND when the project or its sandbox is gone (nothing to take). */
 cc_status cc_wops_snapshot(cc_worker *w, const char *owner, const char *project,

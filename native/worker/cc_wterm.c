@@ -41,7 +41,6 @@
 
 #include "cc_worker_internal.h"
 #include "cc_wsnap.h"
-#include "cc_wtoken.h"
 #include "cc_wws.h"
 
 #define SUBPROTOCOL "codecanvas.terminal.v1"
@@ -313,12 +312,19 @@ static bool find_token(struct MHD_Connection *c, char *out, size_t cap) {
   return false;
 }
 
+/* The worker's JSON error answer, before any upgrade. */
 static enum MHD_Result refuse(struct MHD_Connection *c, int http, const char *code,
                               const char *msg, int *http_out) {
-  char body[512];
-  snprintf(body, sizeof body, "{\"ok\":false,\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
-           code, msg);
+  cJSON *o = cJSON_CreateObject();
+  cJSON *e = cJSON_AddObjectToObject(o, "error");
+  cJSON_AddFalseToObject(o, "ok");
+  cJSON_AddStringToObject(e, "code", code);
+  cJSON_AddStringToObject(e, "message", msg);
+  char *body = cJSON_PrintUnformatted(o);
+  cJSON_Delete(o);
+  if (!body) return MHD_NO;
   struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+  cJSON_free(body);
   if (!r) return MHD_NO;
   MHD_add_response_header(r, "Content-Type", "application/json");
   enum MHD_Result ret = MHD_queue_response(c, (unsigned)http, r);
@@ -355,13 +361,13 @@ enum MHD_Result cc_wterm_handle(cc_worker *w, struct MHD_Connection *c, char *us
   char tok[600];
   if (!find_token(c, tok, sizeof tok))
     return refuse(c, 401, "unauthorized", "missing token", http_out);
-  char hex[CC_WTOKEN_HASH_LEN + 1];
-  char *user = NULL;
-  size_t tl = strlen(tok);
-  if (tl == 0 || tl > 512 || cc_wtoken_hash(tok, tl, hex) != CC_OK ||
-      cc_store_token_lookup(w->store, hex, &user) != CC_OK)
+  char user[CC_STORE_NAME_MAX + 1];
+  uint64_t epoch;
+  if (cc_worker_token_user(w, tok, strlen(tok), user, sizeof user, &epoch) != CC_OK)
     return refuse(c, 401, "unauthorized", "unknown or revoked token", http_out);
   snprintf(user_out, user_cap, "%s", user);
+  if (cc_wlimit_request(w->limit, user, cc_worker_now_ms()) != CC_OK)
+    return refuse(c, 429, "rate_limited", "too many requests for this user", http_out);
   /* what: the caller's own project */
   const char *project = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "project");
   bool bad = false;
@@ -369,19 +375,14 @@ enum MHD_Result cc_wterm_handle(cc_worker *w, struct MHD_Connection *c, char *us
   long rows = query_long(c, "rows", 1, 1000, 24, &bad);
   long pid = query_long(c, "pid", 1, 0x7fffffffL, 0, &bad);
   if (!project || !cc_proto_valid_project_id(project) || bad) {
-    free(user);
     return refuse(c, 400, "bad_request", "project (a project id), cols, rows, pid: invalid",
                   http_out);
   }
   session *s = calloc(1, sizeof *s);
-  if (!s) {
-    free(user);
-    return MHD_NO;
-  }
+  if (!s) return MHD_NO;
   s->w = w;
   snprintf(s->user, sizeof s->user, "%s", user);
   snprintf(s->project, sizeof s->project, "%s", project);
-  free(user);
   s->cols = (uint16_t)cols;
   s->rows = (uint16_t)rows;
   s->attach_pid = (uint32_t)pid;
@@ -392,8 +393,6 @@ enum MHD_Result cc_wterm_handle(cc_worker *w, struct MHD_Connection *c, char *us
   if (st != CC_OK) {
     pthread_mutex_destroy(&s->write_mu);
     free(s);
-    for (char *q = why; *q; q++)
-      if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20) *q = ' ';
     return refuse(c, cc_status_http(st), cc_status_code(st), why, http_out);
   }
   struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgrade, s);
