@@ -109,13 +109,15 @@ static void sbx_remember_as(cc_worker *w, const cc_e2b_sandbox *sb, int64_t now,
 
 /* The descriptor of sandbox id whatever its age (for facts that never change, like its
  * network). */
-static bool sbx_peek(cc_worker *w, const char *id, cc_e2b_sandbox *out, sbx_origin *origin) {
+static bool sbx_peek(cc_worker *w, const char *id, cc_e2b_sandbox *out, sbx_origin *origin,
+                     int64_t *refreshed_ms) {
   bool found = false;
   pthread_mutex_lock(&w->sbx_mu);
   for (size_t i = 0; i < w->sbx->count && !found; i++)
     if (strcmp(w->sbx->items[i].sb.id, id) == 0) {
       *out = w->sbx->items[i].sb;
       *origin = w->sbx->items[i].origin;
+      *refreshed_ms = w->sbx->items[i].refreshed_ms;
       found = true;
     }
   pthread_mutex_unlock(&w->sbx_mu);
@@ -222,10 +224,17 @@ void cc_wsbx_add_facts(op *o, cJSON *project) {
   if (!id) return;
   cc_e2b_sandbox sb;
   sbx_origin origin = ORIGIN_CONNECTED;
-  bool known = sbx_peek(o->w, id, &sb, &origin);
-  cc_e2b_info info;
-  cc_e2b_error err = {0};
-  if (cc_e2b_get_info(o->w->e2b, id, &info, &err) != CC_OK) return;
+  int64_t refreshed = 0;
+  bool known = sbx_peek(o->w, id, &sb, &origin, &refreshed);
+  /* Connected less than its timeout ago (and within the refresh window): it cannot have
+   * been paused at its timeout yet, so no request to E2B; else ask. */
+  int64_t window = o->w->cfg->sandbox_timeout_s * 1000;
+  if (window > SBX_REFRESH_MS) window = SBX_REFRESH_MS;
+  cc_e2b_info info = {.internet = -1};
+  if (!known || cc_wops_mono_ms() - refreshed >= window) {
+    cc_e2b_error err = {0};
+    if (cc_e2b_get_info(o->w->e2b, id, &info, &err) != CC_OK) return;
+  }
   int internet = known && sb.internet >= 0 ? sb.internet : info.internet;
   const char *why = known && sb.internet >= 0 ? sb.internet_reason : info.internet_reason;
   cJSON *s = cJSON_AddObjectToObject(project, "sandbox");
