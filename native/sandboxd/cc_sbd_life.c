@@ -185,13 +185,23 @@ static cc_status save_to_disk(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
 
 /* ---- pause / resume ---- */
 
-cc_status cc_sbd_pause(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool keep_memory,
-                       bool only_if_expired, char *msg, size_t msg_size) {
+/* Takes the sandbox's life_mu and reads what the registry guards. */
+static void lock_life(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool *alive, bool *paused,
+                      int64_t *end_ms) {
   pthread_mutex_lock(&sb->life_mu);
   pthread_mutex_lock(&srv->mu);
-  bool alive = sb->alive, paused = sb->state == CC_SBD_PAUSED;
-  bool expired = sb->end_ms <= cc_sbd_now_ms();
+  *alive = sb->alive;
+  *paused = sb->state == CC_SBD_PAUSED;
+  *end_ms = sb->end_ms;
   pthread_mutex_unlock(&srv->mu);
+}
+
+cc_status cc_sbd_pause(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool keep_memory,
+                       bool only_if_expired, char *msg, size_t msg_size) {
+  bool alive, paused;
+  int64_t end_ms;
+  lock_life(srv, sb, &alive, &paused, &end_ms);
+  bool expired = end_ms <= cc_sbd_now_ms();
   cc_status st = CC_OK;
   if (!alive) {
     snprintf(msg, msg_size, "sandbox %s is gone", sb->id);
@@ -258,10 +268,9 @@ static cc_status cold_start(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg, s
 cc_status cc_sbd_resume(cc_sbd_server *srv, cc_sbd_sandbox *sb, long timeout_s, bool reboot,
                         bool *resumed, char *msg, size_t msg_size) {
   *resumed = false;
-  pthread_mutex_lock(&sb->life_mu);
-  pthread_mutex_lock(&srv->mu);
-  bool alive = sb->alive, paused = sb->state == CC_SBD_PAUSED;
-  pthread_mutex_unlock(&srv->mu);
+  bool alive, paused;
+  int64_t end_ms;
+  lock_life(srv, sb, &alive, &paused, &end_ms);
   cc_status st = CC_OK;
   if (!alive) {
     snprintf(msg, msg_size, "sandbox %s is gone", sb->id);
