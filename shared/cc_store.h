@@ -4,8 +4,10 @@
  * The store holds users and their hashed tokens, projects namespaced by owner, each
  * project's generation counter, sandbox id and JSON metadata, the exec cache and the
  * execution records (history).  It is a struct of function pointers with a `void *ctx`
- * (STYLE 3) so that a PostgreSQL back end can replace SQLite later without touching the
- * worker; cc_store_sqlite_open() (cc_store_sqlite.c) is the only back end today.
+ * (STYLE 3): SQLite (cc_store_sqlite.c, one worker per file, the embedded default) and
+ * PostgreSQL (cc_store_pg.c, several workers on one database) implement the same calls, and
+ * the rules they share live once in cc_store_rules.c.  cc_store_open() picks one by the
+ * database's name.
  * Rules (generation, TTL, pruning, recovery) and the schema: docs/store.md.
  *
  * Ownership (one rule for the whole API):
@@ -31,6 +33,7 @@
 #define CC_STORE_H
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -205,9 +208,28 @@ typedef struct cc_store_ops {
    * worker stopped while it ran}, finishedAt = now; *count (may be NULL) gets how many.
    * Call once at startup before serving. */
   cc_status (*recover)(void *ctx, int64_t *count);
-  /* CC_OK only when PRAGMA integrity_check answers exactly "ok"; CC_INTERNAL otherwise
-   * (last_error holds the first complaint). */
+  /* CC_OK only when the database's own consistency check passes (SQLite: PRAGMA
+   * integrity_check answers exactly "ok"); CC_INTERNAL otherwise (last_error holds the first
+   * complaint). */
   cc_status (*integrity_check)(void *ctx);
+
+  /* ---- several workers on one database (NULL in a back end one worker owns alone) ---- */
+
+  /* Holds (owner, project) against every other process using the database until
+   * project_unlock(*lock): waiters get it in arrival order; a holder that dies releases it.
+   * CC_SANDBOX_UNAVAILABLE when *cancel (may be NULL) became non-zero while waiting,
+   * CC_UPSTREAM_ERROR when the database cannot be reached. */
+  cc_status (*project_lock)(void *ctx, const char *owner, const char *project,
+                            atomic_int *cancel, void **lock);
+  void (*project_unlock)(void *ctx, void *lock);
+  /* Marks the records that workers which are gone left pending or running as recover()
+   * does; *count (may be NULL) gets how many.  Call periodically. */
+  cc_status (*sweep)(void *ctx, int64_t *count);
+  /* CC_OK when the database answers now; CC_UPSTREAM_ERROR otherwise (last_error says why). */
+  cc_status (*health)(void *ctx);
+
+  /* "sqlite" or "postgresql". */
+  const char *name;
 } cc_store_ops;
 
 /* A store handle: the back end's function table and its state. */
@@ -216,12 +238,29 @@ typedef struct cc_store {
   void *ctx;
 } cc_store;
 
+/* Opens the store named by opts->path: a libpq connection URI (postgresql://... or
+ * postgres://...) opens the PostgreSQL back end (cc_store_pg_open), anything else is a
+ * SQLite file (cc_store_sqlite_open).  Errors as those. */
+cc_status cc_store_open(const cc_store_options *opts, cc_store **out, char *errbuf, size_t errlen);
+/* Whether `where` names a PostgreSQL database (a postgresql:// or postgres:// URI). */
+bool cc_store_is_postgresql(const char *where);
+/* `where` fit for a log line or an error message: a URI's password (user:PASSWORD@ or
+ * password=...) is replaced with "***".  Always NUL-terminates buf. */
+void cc_store_display_name(const char *where, char *buf, size_t len);
+
 /* Opens (creating if needed) the SQLite database at opts->path: WAL mode, foreign keys,
  * busy timeout, schema created or checked.  *out is a new handle; close it with
  * cc_store_close().  CC_BAD_REQUEST for bad options, CC_INTERNAL when SQLite fails (the
  * message goes to errbuf when errbuf is non-NULL). */
 cc_status cc_store_sqlite_open(const cc_store_options *opts, cc_store **out, char *errbuf,
                                size_t errlen);
+
+/* Connects to the PostgreSQL database at the libpq URI opts->path, creates or migrates the
+ * schema (safely when several workers start at once) and registers this process as a worker
+ * of the database (see cc_store_pg.c).  CC_UPSTREAM_ERROR when the server cannot be
+ * reached, CC_INTERNAL for other failures (message in errbuf).  Native builds only. */
+cc_status cc_store_pg_open(const cc_store_options *opts, cc_store **out, char *errbuf,
+                           size_t errlen);
 
 /* Closes the back end and frees the handle.  Accepts NULL. */
 void cc_store_close(cc_store *s);
@@ -333,6 +372,25 @@ static inline cc_status cc_store_recover(cc_store *s, int64_t *count) {
 }
 static inline cc_status cc_store_integrity_check(cc_store *s) {
   return s->ops->integrity_check(s->ctx);
+}
+/* Without project_lock in the back end, *lock = NULL and CC_OK (one worker per database). */
+static inline cc_status cc_store_project_lock(cc_store *s, const char *owner, const char *project,
+                                              atomic_int *cancel, void **lock) {
+  *lock = NULL;
+  return s->ops->project_lock ? s->ops->project_lock(s->ctx, owner, project, cancel, lock) : CC_OK;
+}
+static inline void cc_store_project_unlock(cc_store *s, void *lock) {
+  if (lock && s->ops->project_unlock) s->ops->project_unlock(s->ctx, lock);
+}
+static inline cc_status cc_store_sweep(cc_store *s, int64_t *count) {
+  if (count) *count = 0;
+  return s->ops->sweep ? s->ops->sweep(s->ctx, count) : CC_OK;
+}
+static inline cc_status cc_store_health(cc_store *s) {
+  return s->ops->health ? s->ops->health(s->ctx) : CC_OK;
+}
+static inline const char *cc_store_name(cc_store *s) {
+  return s->ops->name;
 }
 
 #endif

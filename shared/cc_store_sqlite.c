@@ -15,9 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cc_json_patch.h"
-#include "cc_platform.h"
-#include "cc_store.h"
+#include "cc_store_int.h"
 
 #define SCHEMA_VERSION 2
 
@@ -91,9 +89,6 @@ enum {
   COL_BODY
 };
 
-static const char RECOVER_MESSAGE[] =
-    "the worker stopped while this operation ran; it did not finish";
-
 /* Prepared statements are kept for reuse, keyed by the address of their SQL text (every
  * SQL string here is a literal, so one call site is one key). */
 #define STMT_CACHE 64
@@ -106,85 +101,33 @@ typedef struct {
 
 typedef struct sq sq;
 
-/* The last failure message of one thread on one handle (thread-specific data), so that a
- * message read by one worker thread is never another request's (possibly another user's). */
-typedef struct errmsg {
-  struct errmsg *prev, *next; /* all of the handle's buffers, freed at close */
-  sq *owner;
-  char text[512];
-} errmsg;
-
 struct sq {
   sqlite3 *db;
   pthread_mutex_t mu;
   cc_store_options o;
-  pthread_key_t err_key;
-  bool have_key;
-  errmsg *errs;
-  char open_err[512]; /* the failure of cc_store_sqlite_open (single-threaded) */
+  cc_store_errs errs; /* per-thread failure messages */
   cached_stmt stmts[STMT_CACHE];
   int nstmts;
 };
 
 /* ---- small helpers (all called with the mutex held) ---- */
 
-/* Destructor of a thread's message buffer when the thread exits (handle still open). */
-static void errmsg_free(void *p) {
-  errmsg *e = p;
-  sq *s = e->owner;
-  pthread_mutex_lock(&s->mu);
-  if (e->prev)
-    e->prev->next = e->next;
-  else
-    s->errs = e->next;
-  if (e->next) e->next->prev = e->prev;
-  pthread_mutex_unlock(&s->mu);
-  free(e);
-}
-
-/* The calling thread's message buffer, created on first use; NULL without memory. */
-static char *errbuf_of(sq *s) {
-  if (!s->have_key) return s->open_err;
-  errmsg *e = pthread_getspecific(s->err_key);
-  if (!e) {
-    if (!(e = calloc(1, sizeof *e))) return NULL;
-    if (pthread_setspecific(s->err_key, e) != 0) {
-      free(e);
-      return NULL;
-    }
-    e->owner = s;
-    e->next = s->errs;
-    if (s->errs) s->errs->prev = e;
-    s->errs = e;
-  }
-  return e->text;
-}
-
-static cc_status fail(sq *s, cc_status st, const char *fmt, ...) {
-  char *buf = errbuf_of(s);
-  if (!buf) return st; /* out of memory: the status still says what failed */
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(buf, sizeof((errmsg *)0)->text, fmt, ap);
-  va_end(ap);
-  return st;
-}
+/* The shared rules (cc_store_rules.c) record their complaints in the handle's messages. */
+#define fail(s, ...) cc_store_fail(&(s)->errs, __VA_ARGS__)
+#define check_name(s, what, v) cc_store_check_name(&(s)->errs, what, v)
+#define check_owner_project(s, o, p) cc_store_check_owner_project(&(s)->errs, o, p)
+#define check_key(s, k) cc_store_check_key(&(s)->errs, k)
+#define check_id(s, id) cc_store_check_id(&(s)->errs, id)
+#define norm_hash(s, h, buf) cc_store_norm_hash(&(s)->errs, h, buf)
+#define to_text(s, what, v, max, text) cc_store_to_text(&(s)->errs, what, v, max, text)
+#define now(s) cc_store_now(&(s)->o)
+#define dup_str cc_store_dup
 
 /* A failed SQLite call: CC_INTERNAL with SQLite's message. */
 static cc_status dberr(sq *s, const char *what) {
   return fail(s, CC_INTERNAL, "store: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
-static int64_t now(sq *s) {
-  return s->o.now_ms ? s->o.now_ms(s->o.clock_ctx) : cc_platform_now_ms();
-}
-
-static cc_status check_name(sq *s, const char *what, const char *v) {
-  if (!v || !*v) return fail(s, CC_BAD_REQUEST, "store: %s is empty", what);
-  if (strlen(v) > CC_STORE_NAME_MAX)
-    return fail(s, CC_BAD_REQUEST, "store: %s is longer than %d bytes", what, CC_STORE_NAME_MAX);
-  return CC_OK;
-}
 
 /* Hands out a prepared statement for sql (a string literal): a cached one when it is not
  * in use, else a new one (kept in the cache while there is room).  Give it back with done(). */
@@ -265,21 +208,6 @@ static cc_status commit(sq *s) {
   return rc;
 }
 
-/* Serialises a JSON value for storage.  *text is NULL for a NULL value; otherwise owned
- * by the caller (cJSON_free).  CC_TOO_LARGE beyond json_max_bytes. */
-static cc_status to_text(sq *s, const char *what, const cJSON *v, size_t max, char **text) {
-  *text = NULL;
-  if (!v) return CC_OK;
-  char *t = cJSON_PrintUnformatted(v);
-  if (!t) return fail(s, CC_INTERNAL, "store: cannot serialise %s", what);
-  if (strlen(t) > max) {
-    cJSON_free(t);
-    return fail(s, CC_TOO_LARGE, "store: %s is larger than %zu bytes", what, max);
-  }
-  *text = t;
-  return CC_OK;
-}
-
 /* Parses a stored JSON column; NULL column gives *v = NULL. */
 static cc_status column_json(sq *s, sqlite3_stmt *st, int col, cJSON **v) {
   *v = NULL;
@@ -287,25 +215,6 @@ static cc_status column_json(sq *s, sqlite3_stmt *st, int col, cJSON **v) {
   if (!t) return CC_OK;
   if (!(*v = cJSON_Parse(t))) return fail(s, CC_INTERNAL, "store: corrupt JSON in database");
   return CC_OK;
-}
-
-static char *dup_str(const char *v) {
-  if (!v) return NULL;
-  size_t n = strlen(v) + 1;
-  char *d = malloc(n);
-  if (d) memcpy(d, v, n);
-  return d;
-}
-
-/* Replaces (or adds) obj[name] with item, which it takes; false when out of memory. */
-static bool put(cJSON *obj, const char *name, cJSON *item) {
-  if (!item) return false;
-  cJSON_DeleteItemFromObjectCaseSensitive(obj, name);
-  if (!cJSON_AddItemToObject(obj, name, item)) {
-    cJSON_Delete(item);
-    return false;
-  }
-  return true;
 }
 
 /* The rowid of (owner, project); CC_NOT_FOUND when missing. */
@@ -328,68 +237,7 @@ static cc_status find_project(sq *s, const char *owner, const char *project, int
   return rc;
 }
 
-static cc_status check_owner_project(sq *s, const char *owner, const char *project) {
-  cc_status rc = check_name(s, "owner", owner);
-  return rc ? rc : check_name(s, "projectId", project);
-}
-
 /* ---- records ---- */
-
-/* The store's own fields of an ExecutionRecord (strings borrowed). */
-typedef struct {
-  const char *id, *project, *op, *status;
-  const char *input;                      /* JSON text, or NULL */
-  const char *error_code, *error_message; /* an error object only when error_code != NULL */
-  int64_t created_at;
-  int64_t finished_at; /* < 0: not finished */
-} record_fields;
-
-/* Builds the text of an ExecutionRecord: the fields of `result` (an object; anything else
- * counts as {}) that the record does not set itself, in their order, then id, projectId,
- * op, status, input?, error?{code, message}, createdAt, finishedAt?.  This is the one place
- * a record's JSON is made: record_finish stores it as records.body, and row_body() calls it
- * for rows without a body (pending, running, recovered, or finished under schema 1).
- * *out is malloc'd, NUL-terminated, owned by the caller. */
-static cc_status record_text(sq *s, const cJSON *result, const record_fields *f, char **out) {
-  *out = NULL;
-  cJSON *own = cJSON_CreateObject(), *rest = cJSON_CreateObject();
-  char *a = NULL, *b = NULL;
-  bool ok = own && rest && cJSON_AddStringToObject(own, "id", f->id) &&
-            cJSON_AddStringToObject(own, "projectId", f->project) &&
-            cJSON_AddStringToObject(own, "op", f->op) &&
-            cJSON_AddStringToObject(own, "status", f->status);
-  if (ok && f->input) ok = cJSON_AddRawToObject(own, "input", f->input) != NULL;
-  if (ok && f->error_code) {
-    cJSON *e = cJSON_AddObjectToObject(own, "error");
-    ok = e && cJSON_AddStringToObject(e, "code", f->error_code) &&
-         cJSON_AddStringToObject(e, "message", f->error_message ? f->error_message : "");
-  }
-  if (ok) ok = cJSON_AddNumberToObject(own, "createdAt", (double)f->created_at) != NULL;
-  if (ok && f->finished_at >= 0)
-    ok = cJSON_AddNumberToObject(own, "finishedAt", (double)f->finished_at) != NULL;
-  /* The result's other fields, by reference (nothing is copied). */
-  if (cJSON_IsObject(result))
-    for (const cJSON *c = result->child; ok && c; c = c->next)
-      if (c->string && !cJSON_GetObjectItemCaseSensitive(own, c->string))
-        ok = cJSON_AddItemReferenceToObject(rest, c->string, (cJSON *)c);
-  if (ok) ok = (a = cJSON_PrintUnformatted(rest)) && (b = cJSON_PrintUnformatted(own));
-  if (ok) { /* "{A}" + "{B}" -> "{A,B}" ("{B}" when A is empty) */
-    size_t la = strlen(a), lb = strlen(b);
-    size_t keep = la > 2 ? la - 1 : 1; /* "{A" or "{" */
-    char *t = malloc(keep + (la > 2) + lb);
-    if ((ok = t != NULL)) {
-      memcpy(t, a, keep);
-      if (la > 2) t[keep] = ',';
-      memcpy(t + keep + (la > 2), b + 1, lb); /* B's fields, "}" and the NUL */
-      *out = t;
-    }
-  }
-  cJSON_free(a);
-  cJSON_free(b);
-  cJSON_Delete(own);
-  cJSON_Delete(rest);
-  return ok ? CC_OK : fail(s, CC_INTERNAL, "store: out of memory");
-}
 
 /* The ExecutionRecord text of a row selected with RECORD_COLUMNS: the stored body, or one
  * built from the columns.  *text points into the row (valid until the statement steps) or
@@ -401,16 +249,13 @@ static cc_status row_body(sq *s, sqlite3_stmt *st, const char **text, size_t *le
     *len = (size_t)sqlite3_column_bytes(st, COL_BODY);
     return *text ? CC_OK : fail(s, CC_INTERNAL, "store: out of memory");
   }
-  cJSON *result = NULL;
-  const char *rt = (const char *)sqlite3_column_text(st, COL_RESULT);
-  if (rt && !(result = cJSON_Parse(rt)))
-    return fail(s, CC_INTERNAL, "store: corrupt JSON in database");
-  record_fields f = {
+  cc_store_record_fields f = {
       .id = (const char *)sqlite3_column_text(st, COL_ID),
       .project = (const char *)sqlite3_column_text(st, COL_PROJECT),
       .op = (const char *)sqlite3_column_text(st, COL_OP),
       .status = (const char *)sqlite3_column_text(st, COL_STATUS),
       .input = (const char *)sqlite3_column_text(st, COL_INPUT),
+      .result = (const char *)sqlite3_column_text(st, COL_RESULT),
       .error_code = (const char *)sqlite3_column_text(st, COL_ERROR_CODE),
       .error_message = (const char *)sqlite3_column_text(st, COL_ERROR_MESSAGE),
       .created_at = sqlite3_column_int64(st, COL_CREATED_AT),
@@ -418,8 +263,7 @@ static cc_status row_body(sq *s, sqlite3_stmt *st, const char **text, size_t *le
                          ? -1
                          : sqlite3_column_int64(st, COL_FINISHED_AT),
   };
-  cc_status rc = record_text(s, result, &f, owned);
-  cJSON_Delete(result);
+  cc_status rc = cc_store_record_text_from_row(&s->errs, &f, owned);
   if (rc) return rc;
   *text = *owned;
   *len = strlen(*owned);
@@ -440,18 +284,10 @@ static cc_status row_to_record(sq *s, sqlite3_stmt *st, cJSON **out) {
 
 /* ---- projects ---- */
 
-/* Keys of ProjectInfo the store owns: a patch never sets them (they are ignored and listed in
- * the answer's "ignored"), so a tenant can never point a project at a sandbox.
- * "lastExecution" is the client's when it stored one (the seed's examples do), else the
- * store's newest record; that record is always "lastRecord". */
-static const char *const RESERVED_KEYS[] = {"projectId", "sandboxId", "createdAt", "updatedAt",
-                                            "generation", "lastRecord", "ignored"};
-
-/* ProjectInfo of the project at rowid. */
+/* ProjectInfo of the project at rowid (cc_store_build_info makes it from the row). */
 static cc_status build_info(sq *s, int64_t rowid, cJSON **out) {
   *out = NULL;
   sqlite3_stmt *st = NULL, *last = NULL;
-  cJSON *info = NULL, *meta = NULL;
   cc_status rc = prep(s,
                       "SELECT project, sandbox_id, metadata, created_at, updated_at, generation "
                       "FROM projects WHERE id=?1",
@@ -464,72 +300,37 @@ static cc_status build_info(sq *s, int64_t rowid, cJSON **out) {
                           : dberr(s, "read project");
     goto out;
   }
-  if ((rc = column_json(s, st, 2, &meta))) goto out;
-  info = cJSON_CreateObject();
-  bool ok =
-      info && cJSON_AddStringToObject(info, "projectId", (const char *)sqlite3_column_text(st, 0));
-  /* Metadata keys (name, port, settings, free-form) after projectId. */
-  while (ok && cJSON_IsObject(meta) && meta->child) {
-    cJSON *m = cJSON_DetachItemViaPointer(meta, meta->child);
-    const char *name = m->string;
-    cJSON_AddItemToObject(info, name, m);
+  if ((rc = prep(s,
+                 "SELECT id, op, status, created_at FROM records WHERE project_rowid=?1 "
+                 "ORDER BY seq DESC LIMIT 1",
+                 &last)))
+    goto out;
+  sqlite3_bind_int64(last, 1, rowid);
+  r = sqlite3_step(last);
+  if (r != SQLITE_ROW && r != SQLITE_DONE) {
+    rc = dberr(s, "read last execution");
+    goto out;
   }
-  if (ok && sqlite3_column_type(st, 1) != SQLITE_NULL)
-    ok = put(info, "sandboxId", cJSON_CreateString((const char *)sqlite3_column_text(st, 1)));
-  if (ok) {
-    if ((rc = prep(s,
-                   "SELECT id, op, status, created_at FROM records WHERE project_rowid=?1 "
-                   "ORDER BY seq DESC LIMIT 1",
-                   &last)))
-      goto out;
-    sqlite3_bind_int64(last, 1, rowid);
-    r = sqlite3_step(last);
-    if (r == SQLITE_ROW) {
-      cJSON *l = cJSON_CreateObject();
-      ok = l && cJSON_AddStringToObject(l, "id", (const char *)sqlite3_column_text(last, 0)) &&
-           cJSON_AddStringToObject(l, "op", (const char *)sqlite3_column_text(last, 1)) &&
-           cJSON_AddStringToObject(l, "status", (const char *)sqlite3_column_text(last, 2)) &&
-           cJSON_AddNumberToObject(l, "createdAt", (double)sqlite3_column_int64(last, 3));
-      if (ok && !cJSON_GetObjectItemCaseSensitive(info, "lastExecution"))
-        ok = cJSON_AddItemReferenceToObject(info, "lastExecution", l);
-      if (ok)
-        ok = put(info, "lastRecord", l);
-      else
-        cJSON_Delete(l);
-    } else if (r != SQLITE_DONE) {
-      rc = dberr(s, "read last execution");
-      goto out;
-    }
-  }
-  if (ok) ok = put(info, "createdAt", cJSON_CreateNumber((double)sqlite3_column_int64(st, 3)));
-  if (ok) ok = put(info, "updatedAt", cJSON_CreateNumber((double)sqlite3_column_int64(st, 4)));
-  if (ok) ok = put(info, "generation", cJSON_CreateNumber((double)sqlite3_column_int64(st, 5)));
-  if (!ok) rc = fail(s, CC_INTERNAL, "store: out of memory");
+  cc_store_last_record lr = {0};
+  if (r == SQLITE_ROW)
+    lr = (cc_store_last_record){(const char *)sqlite3_column_text(last, 0),
+                                (const char *)sqlite3_column_text(last, 1),
+                                (const char *)sqlite3_column_text(last, 2),
+                                sqlite3_column_int64(last, 3)};
+  cc_store_project_row row = {
+      .project = (const char *)sqlite3_column_text(st, 0),
+      .sandbox_id = (const char *)sqlite3_column_text(st, 1),
+      .metadata = (const char *)sqlite3_column_text(st, 2),
+      .created_at = sqlite3_column_int64(st, 3),
+      .updated_at = sqlite3_column_int64(st, 4),
+      .generation = sqlite3_column_int64(st, 5),
+      .last = r == SQLITE_ROW ? &lr : NULL,
+  };
+  rc = cc_store_build_info(&s->errs, &row, out);
 out:
   done(s, st);
   done(s, last);
-  cJSON_Delete(meta);
-  if (rc) {
-    cJSON_Delete(info);
-    return rc;
-  }
-  *out = info;
-  return CC_OK;
-}
-
-/* Checks the metadata after a patch: name string, port integer 1..65535, settings object. */
-static cc_status check_metadata(sq *s, const cJSON *meta) {
-  const cJSON *name = cJSON_GetObjectItemCaseSensitive(meta, "name");
-  const cJSON *port = cJSON_GetObjectItemCaseSensitive(meta, "port");
-  const cJSON *settings = cJSON_GetObjectItemCaseSensitive(meta, "settings");
-  if (name && !cJSON_IsString(name)) return fail(s, CC_BAD_REQUEST, "name must be a string");
-  /* Range first: converting an out-of-range double to int is undefined behaviour. */
-  if (port && (!cJSON_IsNumber(port) || !(port->valuedouble >= 1 && port->valuedouble <= 65535) ||
-               port->valuedouble != (double)(int)port->valuedouble))
-    return fail(s, CC_BAD_REQUEST, "port must be an integer from 1 to 65535");
-  if (settings && !cJSON_IsObject(settings))
-    return fail(s, CC_BAD_REQUEST, "settings must be an object");
-  return CC_OK;
+  return rc;
 }
 
 /* ===================== the operations (each takes the mutex) ===================== */
@@ -542,12 +343,7 @@ static void op_close(void *ctx) {
   if (!s) return;
   for (int i = 0; i < s->nstmts; i++) sqlite3_finalize(s->stmts[i].st);
   sqlite3_close(s->db);
-  if (s->have_key) pthread_key_delete(s->err_key); /* no destructor runs after this */
-  while (s->errs) {
-    errmsg *e = s->errs;
-    s->errs = e->next;
-    free(e);
-  }
+  cc_store_errs_destroy(&s->errs);
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -555,10 +351,7 @@ static void op_close(void *ctx) {
 static void op_last_error(void *ctx, char *buf, size_t len) {
   sq *s = ctx;
   if (!buf || !len) return;
-  LOCK(s);
-  char *mine = errbuf_of(s);
-  snprintf(buf, len, "%s", mine ? mine : "store: out of memory");
-  UNLOCK(s);
+  cc_store_errs_copy(&s->errs, buf, len);
 }
 
 /* ---- users and tokens ---- */
@@ -586,22 +379,6 @@ static cc_status op_user_ensure(void *ctx, const char *user, bool *created) {
   cc_status rc = do_user_ensure(s, user, created);
   UNLOCK(s);
   return rc;
-}
-
-/* Lower-cases a hex token hash into buf; CC_BAD_REQUEST unless 1..CC_STORE_NAME_MAX hex. */
-static cc_status norm_hash(sq *s, const char *hash, char buf[CC_STORE_NAME_MAX + 1]) {
-  size_t n = hash ? strlen(hash) : 0;
-  if (n == 0 || n > CC_STORE_NAME_MAX)
-    return fail(s, CC_BAD_REQUEST, "store: token hash must be 1..%d hex digits", CC_STORE_NAME_MAX);
-  for (size_t i = 0; i < n; i++) {
-    char c = hash[i];
-    if (c >= 'A' && c <= 'F') c = (char)(c - 'A' + 'a');
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-      return fail(s, CC_BAD_REQUEST, "store: token hash is not hex");
-    buf[i] = c;
-  }
-  buf[n] = 0;
-  return CC_OK;
 }
 
 static cc_status do_token_add(sq *s, const char *user, const char *hash, const char *label,
@@ -1003,25 +780,12 @@ static cc_status do_project_patch(sq *s, const char *owner, const char *project,
                                   cJSON **info) {
   cc_status rc = check_owner_project(s, owner, project);
   if (rc) return rc;
-  if (!cJSON_IsObject(patch)) return fail(s, CC_BAD_REQUEST, "patch must be a JSON object");
-  /* the store's own keys are left out of the patch, and the answer says which */
-  cJSON *own = cJSON_Duplicate(patch, 1), *ignored = cJSON_CreateArray();
-  if (!own || !ignored) {
-    cJSON_Delete(own);
-    cJSON_Delete(ignored);
-    return fail(s, CC_INTERNAL, "out of memory");
-  }
-  for (size_t i = 0; i < sizeof RESERVED_KEYS / sizeof RESERVED_KEYS[0]; i++)
-    if (cJSON_GetObjectItemCaseSensitive(own, RESERVED_KEYS[i])) {
-      cJSON_DeleteItemFromObjectCaseSensitive(own, RESERVED_KEYS[i]);
-      cJSON_AddItemToArray(ignored, cJSON_CreateString(RESERVED_KEYS[i]));
-    }
-  patch = own;
+  cJSON *own = NULL, *ignored = NULL;
+  if ((rc = cc_store_patch_split(&s->errs, patch, &own, &ignored))) return rc;
   sqlite3_stmt *st = NULL;
-  cJSON *meta = NULL, *next = NULL;
   char *text = NULL;
   int64_t rowid;
-  if ((rc = begin(s))) return rc;
+  if ((rc = begin(s))) goto out;
   if ((rc = find_project(s, owner, project, &rowid))) goto out;
   if ((rc = prep(s, "SELECT metadata FROM projects WHERE id=?1", &st))) goto out;
   sqlite3_bind_int64(st, 1, rowid);
@@ -1029,15 +793,11 @@ static cc_status do_project_patch(sq *s, const char *owner, const char *project,
     rc = dberr(s, "read metadata");
     goto out;
   }
-  if ((rc = column_json(s, st, 0, &meta))) goto out;
+  rc = cc_store_patch_metadata(&s->errs, (const char *)sqlite3_column_text(st, 0), own,
+                               s->o.metadata_max_bytes, &text);
   done(s, st);
   st = NULL;
-  if ((rc = cc_json_patch_apply(meta, patch, &next))) {
-    fail(s, rc, "store: cannot apply the merge patch (too deep?)");
-    goto out;
-  }
-  if ((rc = check_metadata(s, next))) goto out;
-  if ((rc = to_text(s, "project metadata", next, s->o.metadata_max_bytes, &text))) goto out;
+  if (rc) goto out;
   if ((rc = prep(s, "UPDATE projects SET metadata=?1, updated_at=?2 WHERE id=?3", &st))) goto out;
   bind_text(st, 1, text);
   sqlite3_bind_int64(st, 2, now(s));
@@ -1055,8 +815,6 @@ static cc_status do_project_patch(sq *s, const char *owner, const char *project,
 out:
   done(s, st);
   rollback(s);
-  cJSON_Delete(meta);
-  cJSON_Delete(next);
   cJSON_Delete(own);
   cJSON_Delete(ignored);
   cJSON_free(text);
@@ -1074,13 +832,6 @@ static cc_status op_project_patch(void *ctx, const char *owner, const char *proj
 }
 
 /* ---- exec cache ---- */
-
-static cc_status check_key(sq *s, const char *key) {
-  if (!key || !*key) return fail(s, CC_BAD_REQUEST, "store: empty cache key");
-  if (strlen(key) > CC_STORE_KEY_MAX)
-    return fail(s, CC_BAD_REQUEST, "store: cache key longer than %d bytes", CC_STORE_KEY_MAX);
-  return CC_OK;
-}
 
 static cc_status do_cache_get(sq *s, const char *owner, const char *project, const char *key,
                               bool *hit, cJSON **result) {
@@ -1229,19 +980,6 @@ static cc_status op_cache_count(void *ctx, const char *owner, const char *projec
 
 /* ---- execution records ---- */
 
-static cc_status check_id(sq *s, const char *id) {
-  size_t n = id ? strlen(id) : 0;
-  if (n == 0 || n > CC_STORE_ID_LEN)
-    return fail(s, CC_BAD_REQUEST, "store: record id must be 1..%d characters", CC_STORE_ID_LEN);
-  for (size_t i = 0; i < n; i++) {
-    char c = id[i];
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
-          c == '_'))
-      return fail(s, CC_BAD_REQUEST, "store: record id has a character outside [A-Za-z0-9_-]");
-  }
-  return CC_OK;
-}
-
 static cc_status do_record_insert(sq *s, const char *owner, const char *project, const char *id,
                                   const char *op, const cJSON *input,
                                   char out_id[CC_STORE_ID_LEN + 1]) {
@@ -1367,20 +1105,13 @@ static cc_status op_record_set_running(void *ctx, const char *owner, const char 
 static cc_status do_record_finish(sq *s, const char *owner, const char *id,
                                   cc_proto_record_status status, const cJSON *result,
                                   const char *error_code, const char *error_message) {
-  cc_status rc = check_name(s, "owner", owner);
-  if (!rc) rc = check_id(s, id);
-  if (!rc && !cc_proto_record_status_is_final(status))
-    rc = fail(s, CC_BAD_REQUEST, "store: %s is not a final status",
-              cc_proto_record_status_name(status));
-  if (!rc && error_code && strlen(error_code) > CC_STORE_NAME_MAX)
-    rc = fail(s, CC_BAD_REQUEST, "store: error code too long");
-  if (!rc && error_message && strlen(error_message) > s->o.json_max_bytes)
-    rc = fail(s, CC_TOO_LARGE, "store: error message too long");
+  cc_status rc = cc_store_check_finish(&s->errs, &s->o, owner, id, status, error_code,
+                                       error_message);
   if (rc) return rc;
   char *text = NULL, *body = NULL;
   sqlite3_stmt *st = NULL;
-  const char *code = error_code ? error_code : (error_message ? "internal" : NULL);
-  const char *message = error_message ? error_message : (error_code ? "" : NULL);
+  const char *code, *message;
+  cc_store_finish_error(error_code, error_message, &code, &message);
   int64_t finished_at = now(s);
   if ((rc = to_text(s, "record result", result, s->o.json_max_bytes, &text))) return rc;
   /* The finished record's JSON, made once here so that reads only copy it.  A record that
@@ -1395,7 +1126,7 @@ static cc_status do_record_finish(sq *s, const char *owner, const char *id,
   bind_text(st, 2, owner);
   int r = sqlite3_step(st);
   if (r == SQLITE_ROW) {
-    record_fields f = {.id = id,
+    cc_store_record_fields f = {.id = id,
                        .project = (const char *)sqlite3_column_text(st, 0),
                        .op = (const char *)sqlite3_column_text(st, 1),
                        .status = cc_proto_record_status_name(status),
@@ -1404,7 +1135,7 @@ static cc_status do_record_finish(sq *s, const char *owner, const char *id,
                        .error_message = message,
                        .created_at = sqlite3_column_int64(st, 3),
                        .finished_at = finished_at};
-    if ((rc = record_text(s, result, &f, &body))) goto out;
+    if ((rc = cc_store_record_text(&s->errs, result, &f, &body))) goto out;
   } else if (r != SQLITE_DONE) {
     rc = dberr(s, "read record");
     goto out;
@@ -1479,27 +1210,6 @@ static cc_status op_record_get(void *ctx, const char *owner, const char *id, cJS
   return rc;
 }
 
-/* A growable text buffer for a history page. */
-typedef struct {
-  char *p;
-  size_t len, cap;
-} textbuf;
-
-static bool textbuf_put(textbuf *b, const char *t, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) return false;
-    b->p = p;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, t, n);
-  b->len += n;
-  b->p[b->len] = 0;
-  return true;
-}
-
 /* The history page as JSON text "[record,...]" (see history_json in cc_store.h): each
  * finished record's stored body is copied as it is, so no JSON is parsed or printed for
  * it.  The page is at most `limit` records, each at most about json_max_bytes. */
@@ -1509,11 +1219,11 @@ static cc_status do_history(sq *s, const char *owner, const char *project, int l
   if (rc) return rc;
   if (limit <= 0) limit = CC_STORE_DEFAULT_HISTORY_PAGE;
   if (limit > s->o.history_keep) limit = s->o.history_keep;
-  textbuf page = {0};
+  cc_store_textbuf page = {0};
   sqlite3_stmt *st = NULL;
   char *cursor = NULL;
   int64_t rowid, bound = INT64_MAX;
-  if (!textbuf_put(&page, "[", 1)) return fail(s, CC_INTERNAL, "store: out of memory");
+  if (!cc_store_textbuf_put(&page, "[", 1)) return fail(s, CC_INTERNAL, "store: out of memory");
   rc = find_project(s, owner, project, &rowid);
   if (rc == CC_NOT_FOUND) {
     rc = CC_OK;
@@ -1554,7 +1264,7 @@ static cc_status do_history(sq *s, const char *owner, const char *project, int l
     size_t len;
     char *owned;
     if ((rc = row_body(s, st, &text, &len, &owned))) break;
-    bool ok = (n == 0 || textbuf_put(&page, ",", 1)) && textbuf_put(&page, text, len);
+    bool ok = (n == 0 || cc_store_textbuf_put(&page, ",", 1)) && cc_store_textbuf_put(&page, text, len);
     free(owned);
     if (!ok) {
       rc = fail(s, CC_INTERNAL, "store: out of memory");
@@ -1566,7 +1276,7 @@ static cc_status do_history(sq *s, const char *owner, const char *project, int l
   if (!rc && r != SQLITE_ROW && r != SQLITE_DONE) rc = dberr(s, "read history");
 done:
   done(s, st);
-  if (!rc && !textbuf_put(&page, "]", 1)) rc = fail(s, CC_INTERNAL, "store: out of memory");
+  if (!rc && !cc_store_textbuf_put(&page, "]", 1)) rc = fail(s, CC_INTERNAL, "store: out of memory");
   if (rc) {
     free(page.p);
     free(cursor);
@@ -1621,7 +1331,7 @@ static cc_status do_recover(sq *s, int64_t *count) {
                       "error_message=?1, finished_at=?2 WHERE status IN ('pending','running')",
                       &st);
   if (rc) return rc;
-  bind_text(st, 1, RECOVER_MESSAGE);
+  bind_text(st, 1, CC_STORE_RECOVER_MESSAGE);
   sqlite3_bind_int64(st, 2, now(s));
   if (sqlite3_step(st) != SQLITE_DONE)
     rc = dberr(s, "recover records");
@@ -1693,50 +1403,10 @@ static const cc_store_ops SQLITE_OPS = {
     .history_json = op_history_json,
     .recover = op_recover,
     .integrity_check = op_integrity_check,
+    .name = "sqlite",
 };
 
 /* ===================== public entry points ===================== */
-
-void cc_store_options_init(cc_store_options *o) {
-  memset(o, 0, sizeof *o);
-  o->cache_ttl_ms = CC_STORE_DEFAULT_CACHE_TTL_MS;
-  o->history_keep = CC_STORE_DEFAULT_HISTORY_KEEP;
-  o->cache_entries_per_project = CC_STORE_DEFAULT_CACHE_ENTRIES;
-  o->projects_per_owner = CC_STORE_DEFAULT_PROJECTS;
-  o->json_max_bytes = CC_STORE_DEFAULT_JSON_MAX;
-  o->metadata_max_bytes = CC_STORE_DEFAULT_METADATA_MAX;
-  o->busy_timeout_ms = CC_STORE_DEFAULT_BUSY_TIMEOUT_MS;
-}
-
-cc_status cc_store_new_id(char out[CC_STORE_ID_LEN + 1]) {
-  unsigned char raw[CC_STORE_ID_LEN / 2];
-  static const char hex[] = "0123456789abcdef";
-  out[0] = 0;
-  if (cc_platform_random(raw, sizeof raw) != CC_OK) return CC_INTERNAL;
-  for (size_t i = 0; i < sizeof raw; i++) {
-    out[2 * i] = hex[raw[i] >> 4];
-    out[2 * i + 1] = hex[raw[i] & 15];
-  }
-  out[CC_STORE_ID_LEN] = 0;
-  return CC_OK;
-}
-
-/* Applies the defaults to zero fields and rejects negative limits. */
-static bool normalise(cc_store_options *o) {
-  cc_store_options d;
-  cc_store_options_init(&d);
-  if (o->cache_ttl_ms < 0 || o->history_keep < 0 || o->cache_entries_per_project < 0 ||
-      o->projects_per_owner < 0 || o->busy_timeout_ms < 0)
-    return false;
-  if (!o->cache_ttl_ms) o->cache_ttl_ms = d.cache_ttl_ms;
-  if (!o->history_keep) o->history_keep = d.history_keep;
-  if (!o->cache_entries_per_project) o->cache_entries_per_project = d.cache_entries_per_project;
-  if (!o->projects_per_owner) o->projects_per_owner = d.projects_per_owner;
-  if (!o->json_max_bytes) o->json_max_bytes = d.json_max_bytes;
-  if (!o->metadata_max_bytes) o->metadata_max_bytes = d.metadata_max_bytes;
-  if (!o->busy_timeout_ms) o->busy_timeout_ms = d.busy_timeout_ms;
-  return true;
-}
 
 /* Sets the connection up and creates or checks the schema. */
 static cc_status setup(sq *s) {
@@ -1792,13 +1462,14 @@ cc_status cc_store_sqlite_open(const cc_store_options *opts, cc_store **out, cha
   }
   s->o = *opts;
   s->o.path = NULL; /* not kept: the caller owns the string */
-  if (!normalise(&s->o)) {
+  if (!cc_store_options_normalise(&s->o)) {
     free(h);
     free(s);
     if (errbuf) snprintf(errbuf, errlen, "store: negative limit in options");
     return CC_BAD_REQUEST;
   }
   pthread_mutex_init(&s->mu, NULL);
+  cc_store_errs_init(&s->errs);
   cc_status rc;
   if (sqlite3_open_v2(opts->path, &s->db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -1808,13 +1479,11 @@ cc_status cc_store_sqlite_open(const cc_store_options *opts, cc_store **out, cha
   } else {
     rc = setup(s);
   }
-  if (!rc && pthread_key_create(&s->err_key, errmsg_free) == 0) {
-    s->have_key = true;
-  } else if (!rc) {
+  if (!rc && !cc_store_errs_start(&s->errs)) {
     rc = fail(s, CC_INTERNAL, "store: no thread-specific key left");
   }
   if (rc) {
-    if (errbuf) snprintf(errbuf, errlen, "%s", s->open_err);
+    if (errbuf) snprintf(errbuf, errlen, "%s", s->errs.open_err);
     op_close(s);
     free(h);
     return rc;
@@ -1823,10 +1492,4 @@ cc_status cc_store_sqlite_open(const cc_store_options *opts, cc_store **out, cha
   h->ctx = s;
   *out = h;
   return CC_OK;
-}
-
-void cc_store_close(cc_store *s) {
-  if (!s) return;
-  s->ops->close(s->ctx);
-  free(s);
 }

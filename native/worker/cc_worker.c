@@ -911,8 +911,10 @@ cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t 
   if (cfg->history_limit > 0) so.history_keep = (int)cfg->history_limit;
   so.json_max_bytes = (size_t)cfg->max_body_bytes + 4 * (size_t)cfg->max_output_bytes + 65536;
   char serr[256] = "";
-  if ((st = cc_store_sqlite_open(&so, &w->store, serr, sizeof serr)) != CC_OK) {
-    snprintf(err, errlen, "cannot open the database %s: %s", cfg->db, serr);
+  if ((st = cc_store_open(&so, &w->store, serr, sizeof serr)) != CC_OK) {
+    char shown[512];
+    cc_store_display_name(cfg->db, shown, sizeof shown);
+    snprintf(err, errlen, "cannot open the database %s: %s", shown, serr);
     goto fail;
   }
   if (!(w->memo = cc_wmemo_new(cfg->db)) || !(w->hasher = cc_wtoken_hasher_new())) {

@@ -137,9 +137,11 @@ static int token_cmd(int argc, char **argv) {
   so.path = cfg.db;
   cc_store *s = NULL;
   int rc = 1;
-  cc_status st = cc_store_sqlite_open(&so, &s, err, sizeof err);
+  cc_status st = cc_store_open(&so, &s, err, sizeof err);
   if (st != CC_OK) {
-    fprintf(stderr, "codecanvas-worker: cannot open %s: %s\n", cfg.db, err);
+    char shown[512];
+    cc_store_display_name(cfg.db, shown, sizeof shown);
+    fprintf(stderr, "codecanvas-worker: cannot open %s: %s\n", shown, err);
     goto out;
   }
   if (strcmp(sub, "create") == 0) {
