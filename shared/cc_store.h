@@ -69,6 +69,7 @@ typedef struct cc_store_options {
   size_t json_max_bytes;              /* larger input/result/cache JSON: CC_TOO_LARGE */
   size_t metadata_max_bytes;          /* larger metadata after a patch: CC_TOO_LARGE */
   int busy_timeout_ms;                /* wait for another process's lock */
+  int max_connections;                /* PostgreSQL: connections of the pool (0: 32) */
 } cc_store_options;
 
 /* Sets every field to its default (path NULL, clock NULL = wall clock). */
