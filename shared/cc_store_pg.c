@@ -14,7 +14,8 @@
  * advisory lock on its own key on a dedicated connection (the presence connection) for as
  * long as it lives; sweep() renews its row and marks the pending/running records of workers
  * whose lock is free (their session ended: crash, kill -9, lost host) and whose row has not
- * been renewed for SWEEP_GRACE_S as error/internal.  project_lock() takes a session advisory
+ * been renewed for SWEEP_GRACE_S as error/internal -- but not in the first RESTART_GRACE_S
+ * after the server started, when every live worker's lock is free until it registers again.  project_lock() takes a session advisory
  * lock of the project on a borrowed connection: waiters are served in arrival order by the
  * server, and a holder that dies releases it with its session.
  *
@@ -38,7 +39,8 @@
 #define SCHEMA_VERSION 1
 #define DEFAULT_CONNECTIONS 32
 #define RETRY_CONNECT_MS 250 /* while the server is down, a new connection at most this often */
-#define SWEEP_GRACE_S 5      /* a worker's row must be this stale before its records are swept */
+#define SWEEP_GRACE_S 2   /* a worker's row must be this stale (heartbeat: every second) */
+#define RESTART_GRACE_S 5 /* ... and the server up this long (workers re-register after it restarts) */
 #define LOCK_MIGRATE 0x63637363LL /* "ccsc": schema creation, transaction-level */
 #define LOCK_PROJECT 0x6363706c   /* "ccpl": project locks, (class, hashtext) form */
 #define LOCK_OWNER 0x63636f77     /* "ccow": one owner's project count */
@@ -194,6 +196,7 @@ static const char SCHEMA[] =
     "WHERE r.project_id=$1 AND r.seq < $2 ORDER BY r.seq DESC LIMIT $3")                       \
   X(SWEEP_DEAD,                                                                                \
     "DELETE FROM workers WHERE id <> $1 AND seen_at < now() - make_interval(secs => $2) "      \
+    "AND pg_postmaster_start_time() < now() - make_interval(secs => $3) "                      \
     "AND CASE WHEN id <> $1 THEN pg_try_advisory_xact_lock(lock_key) ELSE false END")          \
   X(SWEEP_RECORDS,                                                                             \
     "UPDATE records SET status='error', error_code='internal', error_message=$1, "             \
@@ -1360,11 +1363,11 @@ static cc_status heartbeat(pg *s) {
 
 static cc_status do_sweep(pg *s, conn *c, int64_t *count) {
   PGresult *r = NULL;
-  num grace = N(SWEEP_GRACE_S), t = N(cc_store_now(&s->o));
-  const char *pd[] = {s->worker_id, grace.v}, *pr[] = {CC_STORE_RECOVER_MESSAGE, t.v};
+  num grace = N(SWEEP_GRACE_S), restart = N(RESTART_GRACE_S), t = N(cc_store_now(&s->o));
+  const char *pd[] = {s->worker_id, grace.v, restart.v}, *pr[] = {CC_STORE_RECOVER_MESSAGE, t.v};
   cc_status rc = begin(s, c);
   if (rc) return rc;
-  if ((rc = run(s, c, Q_SWEEP_DEAD, 2, pd, &r, "sweep workers", NULL))) goto out;
+  if ((rc = run(s, c, Q_SWEEP_DEAD, 3, pd, &r, "sweep workers", NULL))) goto out;
   PQclear(r);
   if ((rc = run(s, c, Q_SWEEP_RECORDS, 2, pr, &r, "sweep records", NULL))) {
     r = NULL;

@@ -24,7 +24,8 @@
 /* kind, field,                  key,                       flag,                       env,                           default, description */
 #define CC_WCONF_MAP(X)                                                                                                   \
   X(STR, listen,                 "listen",                  "--listen",                 "CODECANVAS_LISTEN",           "127.0.0.1:8080", "address to listen on (IP:PORT; port 0 picks a free port)") \
-  X(STR, db,                     "db",                      "--db",                     "CODECANVAS_DB",               "codecanvas.db", "SQLite database file (tokens, projects, records, cache)") \
+  X(STR, db,                     "db",                      "--db",                     "CODECANVAS_DB",               "codecanvas.db", "the database (tokens, projects, records, cache): a SQLite file, or a PostgreSQL connection URI postgresql://USER@HOST:PORT/DB shared by several workers") \
+  X(INT, db_connections,         "db_connections",          "--db-connections",         "CODECANVAS_DB_CONNECTIONS",   "32", "PostgreSQL: connections this worker opens at most (an operation holds one while it runs)") \
   X(STR, web,                    "web",                     "--web",                    "CODECANVAS_WEB",              "",  "static directories served for GET, comma-separated; DIR serves at /, PREFIX=DIR at PREFIX (repeat --web to add)") \
   X(STR, cors_origins,           "cors_origins",            "--cors-origins",           "CODECANVAS_CORS_ORIGINS",     "",  "origins allowed by CORS, comma-separated, or * for any (empty: no CORS headers)") \
   X(STR, access_log,             "access_log",              "--access-log",             "CODECANVAS_ACCESS_LOG",       "-", "JSON-lines access log file (- = stderr, empty = off)") \
@@ -35,7 +36,7 @@
   X(STR, e2b_template,           "e2b_template",            "--e2b-template",           "CODECANVAS_E2B_TEMPLATE",     "base", "E2B template of new sandboxes") \
   X(INT, sandbox_timeout_s,      "sandbox_timeout_s",       "--sandbox-timeout",        "CODECANVAS_SANDBOX_TIMEOUT",  "300", "sandbox lifetime in seconds, renewed on use") \
   X(STR, sandbox_on_timeout,     "sandbox_on_timeout",      "--sandbox-on-timeout",     "CODECANVAS_SANDBOX_ON_TIMEOUT", "pause", "what E2B does with an idle project's sandbox at its timeout: pause (files and processes kept, resumed on the next operation) or kill") \
-  X(STR, snapshot_dir,           "snapshot_dir",            "--snapshot-dir",           "CODECANVAS_SNAPSHOT_DIR",     "",  "where snapshots of projects' files are kept (empty: a snapshots/ directory beside the database; off: no snapshots)") \
+  X(STR, snapshot_dir,           "snapshot_dir",            "--snapshot-dir",           "CODECANVAS_SNAPSHOT_DIR",     "",  "where snapshots of projects' files are kept (empty: a snapshots/ directory beside a SQLite database, or the database itself when it is PostgreSQL; off: no snapshots)") \
   X(INT, snapshot_max_bytes,     "snapshot_max_bytes",      "--snapshot-max-bytes",     "CODECANVAS_SNAPSHOT_MAX_BYTES", "67108864", "largest snapshot of one project (bigger: heavy directories, then the largest entries, are left out and it says so)") \
   X(INT, snapshot_debounce_ms,   "snapshot_debounce_ms",    "--snapshot-debounce",      "CODECANVAS_SNAPSHOT_DEBOUNCE", "2000", "a project's files are snapshotted once it has been quiet this long (ms) after a change") \
   X(INT, cache_ttl_s,            "cache_ttl_s",             "--cache-ttl",              "CODECANVAS_CACHE_TTL",        "3600", "exec cache entry lifetime in seconds") \

@@ -58,6 +58,10 @@ cc_wmemo *cc_wmemo_new(const char *db_path) {
   atomic_init(&m->epoch, 1);
   atomic_init(&m->lost, false);
   atomic_init(&m->draining, false);
+  if (!db_path) { /* no file to watch: off, quietly (the caller knows why) */
+    m->ifd = -1;
+    return m;
+  }
   m->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   char wal[4096];
   snprintf(wal, sizeof wal, "%s-wal", db_path);

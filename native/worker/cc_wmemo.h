@@ -36,7 +36,8 @@
 typedef struct cc_wmemo cc_wmemo;
 
 /* Watches db_path and db_path-wal.  Returns NULL only when out of memory; when inotify or a
- * watch is unavailable the memo is made but stays off (and says why on stderr once). */
+ * watch is unavailable the memo is made but stays off (and says why on stderr once).  A NULL
+ * db_path makes a memo that is off (a database without a file, such as PostgreSQL). */
 cc_wmemo *cc_wmemo_new(const char *db_path);
 void cc_wmemo_free(cc_wmemo *m);
 

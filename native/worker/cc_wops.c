@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "cc_wjson.h"
+#include "cc_wdb.h"
 #include "cc_wops_int.h"
 #include "cc_wsnap.h"
 
@@ -59,6 +60,7 @@ cc_status cc_wops_store_fail(op *o, cc_status st, const char *what) {
   if (st == CC_NOT_FOUND) return cc_wops_fail(o, st, "%s not found", what);
   char buf[256];
   cc_store_last_error(o->w->store, buf, sizeof buf);
+  if (st == CC_UPSTREAM_ERROR) cc_wdb_report_down(o->w->db, buf);
   return cc_wops_fail(o, st, "%s: %s", what, st == CC_INTERNAL ? "storage error" : buf);
 }
 
@@ -682,9 +684,20 @@ static cc_status dispatch(op *o, char **response) {
   cc_wqueue_ticket t = {0};
   if ((st = cc_wqueue_enter(w->queue, o->user, o->project, o->call->cancel, &t)) != CC_OK)
     return cc_wops_fail(o, st, "canceled while waiting for an earlier operation of the project");
+  /* ... and in the order of every worker on the database (PostgreSQL: the project's advisory
+   * lock, released when this worker's session ends; nothing with SQLite). */
+  void *db_lock = NULL;
+  if ((st = cc_store_project_lock(w->store, o->user, o->project, o->call->cancel, &db_lock)) !=
+      CC_OK) {
+    cc_wqueue_leave(w->queue, &t);
+    if (st == CC_SANDBOX_UNAVAILABLE)
+      return cc_wops_fail(o, st, "canceled while waiting for an earlier operation of the project");
+    return cc_wops_store_fail(o, st, "project lock");
+  }
   bool admitted = false;
   if (is_sandbox_op(o->req->op) && o->req->op != CC_OP_EXEC) { /* exec: after a cache miss */
     if ((st = cc_wlimit_enter(w->limit, o->user)) != CC_OK) {
+      cc_store_project_unlock(w->store, db_lock);
       cc_wqueue_leave(w->queue, &t);
       return cc_wops_fail(o, st, "more than %ld sandbox operations of this user in flight",
                           w->cfg->max_inflight_per_user);
@@ -737,6 +750,7 @@ static cc_status dispatch(op *o, char **response) {
                      o->req->op == CC_OP_SETUP_PROJECT || o->req->op == CC_OP_START_DEV_SERVER))
     cc_wsnap_touch(w, o->user, o->project);
   if (admitted) cc_wlimit_leave(w->limit, o->user);
+  cc_store_project_unlock(w->store, db_lock);
   cc_wqueue_leave(w->queue, &t);
   return st;
 }

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cc_wdb.h"
 #include "cc_wmemo.h"
 #include "cc_worker_internal.h"
 #include "cc_wsnap.h"
@@ -607,6 +608,12 @@ cc_status cc_worker_token_user(cc_worker *w, const char *tok, size_t n, char *us
   if (cc_wmemo_user(w->memo, *epoch, hex, user_out, cap)) return CC_OK;
   char *user = NULL;
   cc_status st = cc_store_token_lookup(w->store, hex, &user);
+  if (st == CC_UPSTREAM_ERROR) { /* the database, not the token: retryable, and /healthz says so */
+    char why[256];
+    cc_store_last_error(w->store, why, sizeof why);
+    cc_wdb_report_down(w->db, why);
+    return CC_UPSTREAM_ERROR;
+  }
   if (st != CC_OK)
     return st == CC_UNAUTHORIZED || st == CC_NOT_FOUND ? CC_UNAUTHORIZED : CC_INTERNAL;
   set_str(user_out, cap, user);
@@ -629,6 +636,9 @@ static enum MHD_Result handle_rpc(cc_worker *w, struct MHD_Connection *c, struct
     return queue_error(w, c, r, NULL, CC_SANDBOX_UNAVAILABLE, "the worker is shutting down");
   if (r->too_large) return queue_too_large(w, c, r);
   cc_status st = authenticate(w, c, r);
+  if (st == CC_UPSTREAM_ERROR)
+    return queue_error(w, c, r, NULL, st,
+                       "the database is unreachable; the request was not run (retry later)");
   if (st != CC_OK) return queue_error(w, c, r, NULL, st, NULL);
   if (cc_wlimit_request(w->limit, r->user, cc_worker_now_ms()) != CC_OK) {
     char msg[96];
@@ -826,10 +836,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (http) r->http = http;
     return ret;
   }
-  if (get && strcmp(url, "/healthz") == 0)
-    return queue_text(
-        w, c, r, atomic_load(&w->stopping) ? 503 : 200, "application/json",
-        atomic_load(&w->stopping) ? "{\"ok\":false,\"status\":\"stopping\"}" : "{\"ok\":true}");
+  if (get && strcmp(url, "/healthz") == 0) {
+    char why[256];
+    if (atomic_load(&w->stopping))
+      return queue_text(w, c, r, 503, "application/json", "{\"ok\":false,\"status\":\"stopping\"}");
+    if (!cc_wdb_healthy(w->db, why, sizeof why)) { /* a shared database that does not answer */
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddBoolToObject(o, "ok", false);
+      cJSON_AddStringToObject(o, "status", "database_unreachable");
+      cJSON_AddStringToObject(o, "store", cc_store_name(w->store));
+      cJSON_AddStringToObject(o, "message", why);
+      char *text = cJSON_PrintUnformatted(o);
+      cJSON_Delete(o);
+      if (!text) return MHD_NO;
+      enum MHD_Result ret = queue_text(w, c, r, 503, "application/json", text);
+      cJSON_free(text);
+      return ret;
+    }
+    return queue_text(w, c, r, 200, "application/json", "{\"ok\":true}");
+  }
   if (get && strcmp(url, "/metrics") == 0) {
     char *text = cc_metrics_render(&w->metrics);
     if (!text) return MHD_NO;
@@ -907,6 +932,7 @@ cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t 
   cc_store_options so;
   cc_store_options_init(&so);
   so.path = cfg->db;
+  so.max_connections = (int)cfg->db_connections;
   so.cache_ttl_ms = cfg->cache_ttl_s * 1000;
   if (cfg->history_limit > 0) so.history_keep = (int)cfg->history_limit;
   so.json_max_bytes = (size_t)cfg->max_body_bytes + 4 * (size_t)cfg->max_output_bytes + 65536;
@@ -917,12 +943,19 @@ cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t 
     snprintf(err, errlen, "cannot open the database %s: %s", shown, serr);
     goto fail;
   }
-  if (!(w->memo = cc_wmemo_new(cfg->db)) || !(w->hasher = cc_wtoken_hasher_new())) {
+  /* The memo watches a SQLite file for changes; a database other workers write has no file
+   * to watch, so every request reads it (a revocation is seen by the next request). */
+  if (!(w->memo = cc_wmemo_new(cc_store_is_postgresql(cfg->db) ? NULL : cfg->db)) ||
+      !(w->hasher = cc_wtoken_hasher_new())) {
     snprintf(err, errlen, "out of memory");
     st = CC_INTERNAL;
     goto fail;
   }
   int64_t recovered = 0;
+  if ((st = cc_wdb_start(w->store, &w->db)) != CC_OK) {
+    snprintf(err, errlen, "cannot start the database watch");
+    goto fail;
+  }
   if ((st = cc_store_recover(w->store, &recovered)) != CC_OK) {
     snprintf(err, errlen, "crash recovery failed");
     goto fail;
@@ -1058,6 +1091,7 @@ void cc_worker_free(cc_worker *w) {
   cc_e2b_client_free(w->e2b);
   cc_wmemo_free(w->memo);
   cc_wtoken_hasher_free(w->hasher);
+  cc_wdb_stop(w->db);
   cc_store_close(w->store);
   if (w->log_close) close(w->log_fd);
   for (int i = 0; i < w->n_web; i++) {

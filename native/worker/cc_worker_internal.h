@@ -39,6 +39,7 @@ struct cc_wwatch {
 struct cc_worker {
   const cc_wconf *cfg;
   cc_store *store;
+  struct cc_wdb *db; /* sweep and health of a shared database (cc_wdb.c); NULL for SQLite */
   struct cc_wmemo *memo;
   struct cc_wtoken_hasher *hasher; /* SHA-256 of bearer tokens, fetched once */
   cc_e2b_client *e2b;

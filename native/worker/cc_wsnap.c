@@ -333,17 +333,25 @@ cc_status cc_wsnap_init(cc_worker *w) {
   const cc_wconf *c = w->cfg;
   w->snap = NULL;
   if (strcmp(c->snapshot_dir, "off") == 0) return CC_OK;
+  /* Several workers on PostgreSQL: a project's snapshot must be where every worker finds it. */
+  bool in_db = !c->snapshot_dir[0] && cc_store_is_postgresql(c->db);
   char dir[1024];
   if (c->snapshot_dir[0]) {
     snprintf(dir, sizeof dir, "%s", c->snapshot_dir);
-  } else { /* beside the SQLite file */
+  } else if (!in_db) { /* beside the SQLite file */
     char db[1024];
     snprintf(db, sizeof db, "%s", c->db);
     snprintf(dir, sizeof dir, "%s/snapshots", dirname(db));
   }
   struct cc_wsnap *s = calloc(1, sizeof *s);
   if (!s) return CC_INTERNAL;
-  if (cc_wsnap_dir_store(dir, &s->store) != CC_OK) {
+  if (in_db) {
+    if (cc_wsnap_pg_store(c->db, &s->store) != CC_OK) {
+      fprintf(stderr, CC_WORKER_NAME ": cannot keep snapshots in the database\n");
+      free(s);
+      return CC_INTERNAL;
+    }
+  } else if (cc_wsnap_dir_store(dir, &s->store) != CC_OK) {
     fprintf(stderr, CC_WORKER_NAME ": cannot use snapshot dir %s: %s\n", dir, strerror(errno));
     free(s);
     return CC_INTERNAL;

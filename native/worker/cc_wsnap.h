@@ -13,8 +13,8 @@
  *
  * Storage is behind cc_wsnap_store (put/get/info/del by key = hex SHA-256 of owner and
  * project): the directory backend keeps <dir>/<key>.tgz and <key>.json (default dir: beside
- * the SQLite file); a deployment with a shared database plugs in a backend that keeps them
- * in the database or an object store, with the same calls.
+ * the SQLite file); with a PostgreSQL database they are kept in it by default (cc_wsnap_pg.c),
+ * where every worker finds them.
  *
  * Ownership: cc_wsnap_meta.excluded_json is heap-owned (cc_wsnap_meta_free).
  */
@@ -52,6 +52,9 @@ typedef struct cc_wsnap_store {
 
 /* The directory backend (created 0700 if missing). */
 cc_status cc_wsnap_dir_store(const char *dir, cc_wsnap_store **out);
+/* The PostgreSQL backend (cc_wsnap_pg.c): table snapshots in the database at uri, shared by
+ * every worker (created if missing).  CC_UPSTREAM_ERROR when the server cannot be reached. */
+cc_status cc_wsnap_pg_store(const char *uri, cc_wsnap_store **out);
 
 /* Sets up snapshots from the worker's configuration (snapshot_dir "off" disables them) and
  * starts the debounce thread.  cc_wsnap_cleanup stops it (pending snapshots are dropped). */

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startWorker } from '../lib/worker.mjs';
+import { startWorker, checkDatabase, dumpDatabase } from '../lib/worker.mjs';
 
 let wk, webDir, clientDir, tokA, tokB;
 
@@ -55,7 +55,7 @@ test('token create prints a token that authenticates; only its hash is stored', 
   const list = JSON.parse(wk.cli('token', 'list', '--user', 'alice'));
   assert.equal(list.length, 1);
   assert.ok(!JSON.stringify(list).includes(tokA), 'token list must not show the token');
-  const dump = execFileSync('sqlite3', [wk.db, '.dump'], { encoding: 'utf8' });
+  const dump = dumpDatabase(wk.db);
   assert.ok(!dump.includes(tokA), 'the token itself must not be stored');
 });
 
@@ -241,7 +241,7 @@ test('SIGTERM: graceful exit with status 0, the database stays consistent', asyn
   const { code } = await w2.stop({ keep: true });
   assert.equal(code, 0);
   assert.match(w2.stderr, /SIGTERM received, shutting down/);
-  const ok = execFileSync('sqlite3', [w2.db, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim();
+  const ok = checkDatabase(w2.db);
   assert.equal(ok, 'ok');
   w2.cleanup();
 });

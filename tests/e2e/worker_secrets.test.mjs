@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSandboxd } from '../lib/sandboxd.mjs';
-import { startWorker } from '../lib/worker.mjs';
+import { startWorker, dumpDatabase } from '../lib/worker.mjs';
 
 const KEY = 'e2b_fakeSECRETkey0123456789abcdefDONOTLEAK';
 const WRONG = 'e2b_wrongSECRETkey9876543210NEVERSHOWN';
@@ -83,8 +83,8 @@ test('the E2B key appears in no response, header, log line, error or stored row'
       'worker stderr': wk.stderr + wk.stdout,
       'wrong-key worker stderr': wrong.stderr + wrong.stdout,
       'access log': readFileSync(logFile, 'utf8'),
-      'database rows': execFileSync('sqlite3', [wk.db, '.dump'], { encoding: 'utf8', maxBuffer: 1 << 28 }),
-      'wrong-key database rows': execFileSync('sqlite3', [wrong.db, '.dump'], { encoding: 'utf8', maxBuffer: 1 << 28 }),
+      'database rows': dumpDatabase(wk.db),
+      'wrong-key database rows': dumpDatabase(wrong.db),
     };
     assert.ok(haystacks['access log'].split('\n').length > 20, 'the access log was written');
     assert.ok(haystacks['database rows'].includes('INSERT'), 'the database holds rows');

@@ -9,7 +9,10 @@
 // The binary is $CC_BIN_DIR/codecanvas-worker (or opts.binDir).  The worker gets an ephemeral
 // port, a database in a fresh temporary directory (or opts.db, to restart on the same data)
 // and, when a sandboxd is given, E2B_API_URL = E2B_SANDBOX_URL = its URL and its API key.
-// We wait for the ready line on stdout, never sleep.  wk.stderr holds everything the worker
+// With CC_TEST_STORE=postgresql in the environment, a worker without opts.db gets a fresh
+// database on a PostgreSQL server this process starts once (tests/lib/postgres.mjs), so the
+// same test runs on the PostgreSQL back end; opts.db may also be a postgresql:// URI (two
+// workers on one database).  We wait for the ready line on stdout, never sleep.  wk.stderr holds everything the worker
 // wrote to stderr (including the JSON-lines access log, which goes there by default).
 import { spawn, execFileSync } from 'node:child_process';
 import http from 'node:http';
@@ -19,19 +22,60 @@ import { join } from 'node:path';
 
 const READY = /^codecanvas-worker: listening on (http:\/\/127\.0\.0\.1:(\d+))$/m;
 
+let sharedPostgres = null;
+/** The PostgreSQL server of this test process (started on first use). */
+export async function testPostgres() {
+  if (!sharedPostgres) {
+    const { startPostgres } = await import('./postgres.mjs');
+    sharedPostgres = await startPostgres();
+  }
+  return sharedPostgres;
+}
+export const onPostgres = process.env.CC_TEST_STORE === 'postgresql';
+
+const isUri = (db) => /^postgres(ql)?:\/\//.test(db);
+
+/** Every row of the database as text (sqlite3 .dump, or pg_dump of a PostgreSQL URI). */
+export function dumpDatabase(db) {
+  if (isUri(db)) {
+    const bin = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
+    return execFileSync(join(bin, 'pg_dump'), ['--data-only', '--inserts', db], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  }
+  return execFileSync('sqlite3', [db, '.dump'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+}
+
+/** 'ok' when the database is consistent: SQLite's integrity_check; on PostgreSQL, every table
+ *  is read in full and its indexes verified with amcheck (the server's own checker). */
+export function checkDatabase(db) {
+  if (isUri(db)) {
+    const bin = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
+    const sql =
+      'CREATE EXTENSION IF NOT EXISTS amcheck; ' +
+      "SELECT bt_index_check(c.oid, true) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid " +
+      "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_am a ON a.oid = c.relam " +
+      "WHERE n.nspname = 'public' AND a.amname = 'btree'; " +
+      "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM tokens) + (SELECT count(*) FROM projects) + " +
+      "(SELECT count(*) FROM cache) + (SELECT count(*) FROM records) >= 0";
+    const out = execFileSync(join(bin, 'psql'), ['-X', '-q', '-t', '-A', '-v', 'ON_ERROR_STOP=1', '-d', db, '-c', sql], { encoding: 'utf8' });
+    return out.trim().split('\n').pop() === 't' ? 'ok' : out;
+  }
+  return execFileSync('sqlite3', [db, 'PRAGMA integrity_check;'], { encoding: 'utf8' }).trim();
+}
+
 export async function startWorker(opts = {}) {
   const binDir = opts.binDir ?? process.env.CC_BIN_DIR;
   if (!binDir) throw new Error('startWorker: CC_BIN_DIR is not set');
   const bin = join(binDir, 'codecanvas-worker');
   const ownDir = opts.db ? null : mkdtempSync(join(opts.tmpDir ?? tmpdir(), 'cc-worker-'));
-  const db = opts.db ?? join(ownDir, 'worker.db');
+  const db = opts.db ?? (onPostgres ? (await testPostgres()).createDatabase() : join(ownDir, 'worker.db'));
   const sd = opts.sandboxd;
   const env = { ...process.env };
   for (const k of ['E2B_API_KEY', 'E2B_API_URL', 'E2B_SANDBOX_URL', 'E2B_DOMAIN', 'CODECANVAS_CONFIG'])
     delete env[k];
   if (sd) Object.assign(env, { E2B_API_URL: sd.url, E2B_SANDBOX_URL: sd.url, E2B_API_KEY: sd.apiKey });
   Object.assign(env, opts.env ?? {});
-  const args = ['serve', '--listen', `127.0.0.1:${opts.port ?? 0}`, '--db', db, ...(opts.args ?? [])];
+  const args = ['serve', '--listen', `127.0.0.1:${opts.port ?? 0}`, '--db', db];
+  args.push(...(opts.args ?? []));
   const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let stdout = '';
