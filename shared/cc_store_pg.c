@@ -7,8 +7,9 @@
  * in parallel (the server arbitrates).  Statements are prepared once per connection.  A
  * connection that breaks is dropped; a call whose first statement finds its (idle) connection
  * broken is retried once on a new one, so a restarted server costs no request.  While the
- * server cannot be reached, calls fail at once with CC_UPSTREAM_ERROR (a new connection is
- * tried at most every 250 ms), and the pool reconnects by itself.
+ * server cannot be reached, calls fail at once with CC_UPSTREAM_ERROR (one thread at a time
+ * tries a new connection, with a 3 s connect timeout; the others do not wait for it), and the
+ * pool reconnects by itself on the first call after the server is back.
  *
  * Several workers: each handle registers as a worker (table workers) and holds a session
  * advisory lock on its own key on a dedicated connection (the presence connection) for as
@@ -38,7 +39,6 @@
 
 #define SCHEMA_VERSION 1
 #define DEFAULT_CONNECTIONS 32
-#define RETRY_CONNECT_MS 250 /* while the server is down, a new connection at most this often */
 #define SWEEP_GRACE_S 2   /* a worker's row must be this stale (heartbeat: every second) */
 #define RESTART_GRACE_S 5 /* ... and the server up this long (workers re-register after it restarts) */
 #define LOCK_MIGRATE 0x63637363LL /* "ccsc": schema creation, transaction-level */
@@ -103,7 +103,15 @@ static const char SCHEMA[] =
     "  host text NOT NULL DEFAULT '',"
     "  pid integer NOT NULL DEFAULT 0,"
     "  started_at timestamptz NOT NULL DEFAULT now(),"
-    "  seen_at timestamptz NOT NULL DEFAULT now());";
+    "  seen_at timestamptz NOT NULL DEFAULT now());"
+    /* projects' file snapshots, read and written by the worker (native/worker/cc_wsnap_pg.c) */
+    "CREATE TABLE IF NOT EXISTS snapshots("
+    "  key text PRIMARY KEY,"
+    "  taken_ms bigint NOT NULL,"
+    "  bytes bigint NOT NULL,"
+    "  partial boolean NOT NULL,"
+    "  excluded text,"
+    "  data bytea NOT NULL);";
 
 /* ------------------------------------------------------------------ statements */
 
@@ -237,7 +245,8 @@ typedef struct pg {
   pthread_cond_t cv;
   conn *idle;
   int open, max;
-  struct timespec down_until; /* no new connection before this while the server is down */
+  bool down;    /* the last new connection failed */
+  bool probing; /* a thread is trying one while down: others fail at once */
   char down_msg[256];
   /* presence: this worker's row and session lock */
   pthread_mutex_t presence_mu;
@@ -253,14 +262,6 @@ static void msg_of(PGconn *c, char *buf, size_t n) {
   snprintf(buf, n, "%s", m && *m ? m : "connection lost");
   size_t l = strlen(buf);
   while (l && (buf[l - 1] == '\n' || buf[l - 1] == ' ')) buf[--l] = 0;
-}
-
-static void mono_now(struct timespec *t) {
-  clock_gettime(CLOCK_MONOTONIC, t);
-}
-
-static bool before(const struct timespec *a, const struct timespec *b) {
-  return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
 /* Opens a libpq connection to the handle's URI (a short connect timeout: fail fast). */
@@ -306,34 +307,35 @@ static cc_status acquire(pg *s, conn **out) {
                   s->max);
     }
   }
-  struct timespec now;
-  mono_now(&now);
-  if (before(&now, &s->down_until)) {
+  /* While the server is down, one thread at a time tries a new connection; the others fail
+   * at once instead of each waiting for its own attempt. */
+  if (s->down && s->probing) {
     char m[sizeof s->down_msg];
     snprintf(m, sizeof m, "%s", s->down_msg);
     pthread_mutex_unlock(&s->mu);
     return fail(s, CC_UPSTREAM_ERROR, "store: PostgreSQL unreachable: %s", m);
   }
+  bool probe = s->down;
+  if (probe) s->probing = true;
   s->open++;
   pthread_mutex_unlock(&s->mu);
   conn *c = calloc(1, sizeof *c);
   PGconn *p = c ? connect_pg(s) : NULL;
-  if (!c || !p || PQstatus(p) != CONNECTION_OK) {
-    char m[256];
-    msg_of(p, m, sizeof m);
-    PQfinish(p);
-    free(c);
-    pthread_mutex_lock(&s->mu);
+  bool up = c && p && PQstatus(p) == CONNECTION_OK;
+  char m[256] = "";
+  if (!up) msg_of(p, m, sizeof m);
+  pthread_mutex_lock(&s->mu);
+  if (probe) s->probing = false;
+  s->down = !up;
+  if (!up) {
     s->open--;
-    mono_now(&s->down_until);
-    s->down_until.tv_nsec += RETRY_CONNECT_MS * 1000000L;
-    if (s->down_until.tv_nsec >= 1000000000L) {
-      s->down_until.tv_sec++;
-      s->down_until.tv_nsec -= 1000000000L;
-    }
     snprintf(s->down_msg, sizeof s->down_msg, "%s", m);
     pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (!up) {
+    PQfinish(p);
+    free(c);
     return fail(s, CC_UPSTREAM_ERROR, "store: PostgreSQL unreachable: %s", m);
   }
   c->pg = p;
@@ -348,9 +350,19 @@ static void release(pg *s, conn *c) {
   pthread_mutex_lock(&s->mu);
   if (c->broken || PQstatus(c->pg) != CONNECTION_OK) {
     s->open--;
-    pthread_cond_signal(&s->cv);
+    /* A lost connection usually means the server went away: its idle siblings are dead too, so
+     * they are dropped now rather than failing one call each later. */
+    conn *dead = PQstatus(c->pg) != CONNECTION_OK ? s->idle : NULL;
+    if (dead) s->idle = NULL;
+    for (conn *d = dead; d; d = d->next) s->open--;
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     conn_free(c);
+    while (dead) {
+      conn *next = dead->next;
+      conn_free(dead);
+      dead = next;
+    }
     return;
   }
   c->next = s->idle;

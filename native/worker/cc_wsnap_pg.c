@@ -20,15 +20,6 @@ typedef struct {
   pthread_mutex_t mu;
 } pg_store;
 
-static const char SCHEMA[] =
-    "CREATE TABLE IF NOT EXISTS snapshots("
-    "  key text PRIMARY KEY,"
-    "  taken_ms bigint NOT NULL,"
-    "  bytes bigint NOT NULL,"
-    "  partial boolean NOT NULL,"
-    "  excluded text,"
-    "  data bytea NOT NULL)";
-
 /* The connection, (re)opened when missing or broken.  Called with mu held. */
 static PGconn *conn_of(pg_store *s) {
   if (s->c && PQstatus(s->c) == CONNECTION_OK) return s->c;
@@ -165,9 +156,10 @@ cc_status cc_wsnap_pg_store(const char *uri, cc_wsnap_store **out) {
   }
   pthread_mutex_init(&s->mu, NULL);
   s->base = (cc_wsnap_store){pg_put, pg_get, pg_info, pg_del, pg_free};
+  /* The table is part of the store's schema (shared/cc_store_pg.c), made before this. */
   PGconn *c = conn_of(s);
-  PGresult *r = c ? PQexec(c, SCHEMA) : NULL;
-  cc_status st = c ? status_of(c, r, PGRES_COMMAND_OK) : CC_UPSTREAM_ERROR;
+  PGresult *r = c ? PQexec(c, "SELECT 1 FROM snapshots LIMIT 0") : NULL;
+  cc_status st = c ? status_of(c, r, PGRES_TUPLES_OK) : CC_UPSTREAM_ERROR;
   PQclear(r);
   if (st) {
     pg_free(&s->base);
