@@ -637,7 +637,7 @@ static cc_status find_project(pg *s, conn *c, const char *owner, const char *pro
 
 static cc_status do_project_ensure(pg *s, conn *c, const char *owner, const char *project,
                                    bool *created) {
-  long long id;
+  long long id = 0;
   cc_status rc = find_project(s, c, owner, project, &id);
   if (rc != CC_NOT_FOUND) return rc; /* exists (CC_OK) or failed */
   /* The owner's project count is checked and the row added under a lock of the owner, so
@@ -711,7 +711,7 @@ static cc_status build_info(pg *s, conn *c, long long id, cJSON **out) {
 
 static cc_status do_project_get(pg *s, conn *c, const char *owner, const char *project,
                                 cJSON **info) {
-  long long id;
+  long long id = 0;
   cc_status rc = find_project(s, c, owner, project, &id);
   return rc ? rc : build_info(s, c, id, info);
 }
@@ -931,7 +931,7 @@ static cc_status op_cache_get(void *ctx, const char *owner, const char *project,
 static cc_status do_cache_put(pg *s, conn *c, const char *owner, const char *project,
                               const char *key, const char *cmd, int64_t generation,
                               const char *text) {
-  long long id;
+  long long id = 0;
   PGresult *r = NULL;
   cc_status rc = begin(s, c);
   if (rc) return rc;
@@ -1010,7 +1010,7 @@ static cc_status op_cache_count(void *ctx, const char *owner, const char *projec
 
 static cc_status do_record_insert(pg *s, conn *c, const char *owner, const char *project,
                                   const char *id, const char *op, const char *text) {
-  long long pid;
+  long long pid = 0;
   PGresult *r = NULL;
   char state[6];
   cc_status rc = begin(s, c);
@@ -1215,7 +1215,7 @@ static cc_status op_record_get(void *ctx, const char *owner, const char *id, cJS
 /* The history page as JSON text (see history_json in cc_store.h). */
 static cc_status do_history(pg *s, conn *c, const char *owner, const char *project, int limit,
                             const char *before_id, cc_store_textbuf *page, char **cursor) {
-  long long pid, bound = INT64_MAX;
+  long long pid = 0, bound = INT64_MAX;
   PGresult *r = NULL;
   cc_status rc = find_project(s, c, owner, project, &pid);
   if (rc == CC_NOT_FOUND) return CC_OK; /* empty page */

@@ -39,6 +39,11 @@ typedef struct cc_wmemo cc_wmemo;
  * watch is unavailable the memo is made but stays off (and says why on stderr once).  A NULL
  * db_path makes a memo that is off (a database without a file, such as PostgreSQL). */
 cc_wmemo *cc_wmemo_new(const char *db_path);
+/* A memo for a database without a file to watch (PostgreSQL, written by other workers):
+ * tokens only, each remembered for the current ttl_ms-long slice of the monotonic clock, so a
+ * revocation is seen within ttl_ms by every worker; cached results are never remembered (they
+ * need the project's current generation, which only the database knows). */
+cc_wmemo *cc_wmemo_new_timed(int64_t ttl_ms);
 void cc_wmemo_free(cc_wmemo *m);
 
 /* The current epoch, after consuming pending change notifications (which bump it).  Take it

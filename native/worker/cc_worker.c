@@ -145,6 +145,10 @@ static void *monitor_main(void *arg) {
   return NULL;
 }
 
+/* With a database shared by several workers, how long a token's user is remembered: a
+ * revocation is refused by every worker within this (issue 13 asks for 1 s). */
+#define CC_WORKER_TOKEN_TTL_MS 500
+
 /* ------------------------------------------------------------------ per-request state */
 
 struct stream;
@@ -944,8 +948,10 @@ cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t 
     goto fail;
   }
   /* The memo watches a SQLite file for changes; a database other workers write has no file
-   * to watch, so every request reads it (a revocation is seen by the next request). */
-  if (!(w->memo = cc_wmemo_new(cc_store_is_postgresql(cfg->db) ? NULL : cfg->db)) ||
+   * to watch: tokens are remembered for at most CC_WORKER_TOKEN_TTL_MS there (a revocation
+   * reaches every worker within it), cached results are read from the database each time. */
+  if (!(w->memo = cc_store_is_postgresql(cfg->db) ? cc_wmemo_new_timed(CC_WORKER_TOKEN_TTL_MS)
+                                                  : cc_wmemo_new(cfg->db)) ||
       !(w->hasher = cc_wtoken_hasher_new())) {
     snprintf(err, errlen, "out of memory");
     st = CC_INTERNAL;

@@ -10,10 +10,15 @@
 //      worker's overhead at p50;
 //   3. getHistory of 1000 records (limit 1000) p50/p95, beside getHistory with limit 1.
 //
+// Each part runs twice: on the SQLite store, then on the PostgreSQL store (a server of this run's
+// own, tests/lib/postgres.mjs, fsync on), and a last table sets PostgreSQL beside SQLite.
+//
 // Targets (issue 4): >= 10,000 cached exec/s on 2 cores with p99 < 5 ms; overhead over the
 // direct SDK path <= 2 ms at p50; history of 1000 in < 5 ms.  Issue 16: a cached exec at
-// >= 0.8x the healthz throughput of the same run, <= 15 us worker CPU each.
-// Options: --seconds N (wrk duration, default 10), --records N (default 1000).
+// >= 0.8x the healthz throughput of the same run, <= 15 us worker CPU each.  Issue 13: cached
+// exec on PostgreSQL >= 0.5x SQLite's throughput, history of 1000 on PostgreSQL < 10 ms p50.
+// Options: --seconds N (wrk duration, default 10), --records N (default 1000),
+// --store sqlite|postgresql|both (default both).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +26,7 @@ import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import { startSandboxd } from '../../tests/lib/sandboxd.mjs';
 import { startWorker } from '../../tests/lib/worker.mjs';
+import { startPostgres } from '../../tests/lib/postgres.mjs';
 
 const require = createRequire(join(process.env.CC_SOURCE_DIR ?? process.cwd(), 'tests', 'package.json'));
 const { Sandbox } = require('e2b');
@@ -30,6 +36,7 @@ const arg = (name, dflt) => {
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
 const SECONDS = arg('--seconds', 10);
+const storeArg = process.argv.includes('--store') ? process.argv[process.argv.indexOf('--store') + 1] : 'both';
 const RECORDS = arg('--records', 1000);
 
 const pct = (xs, p) => {
@@ -93,12 +100,13 @@ async function timed(fn) {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-const sd = await startSandboxd({ args: ['--no-internet'] });
+async function measure(sd, label, db) {
 const logDir = mkdtempSync(join(tmpdir(), 'cc-bench-log-'));
-const wk = await startWorker({ sandboxd: sd, args: ['--rate-limit', '0', '--access-log', join(logDir, 'access.log')] });
+const wk = await startWorker({ sandboxd: sd, db, args: ['--rate-limit', '0', '--access-log', join(logDir, 'access.log')] });
+const out = { label };
 try {
   const tok = wk.token('bench');
-  console.log(`worker bench: ${SECONDS} s per wrk run, ${RECORDS} records; cores: ${execFileSync('nproc', { encoding: 'utf8' }).trim()}; access log to a file`);
+  console.log(`\n=== ${label} store: ${SECONDS} s per wrk run, ${RECORDS} records; cores: ${execFileSync('nproc', { encoding: 'utf8' }).trim()}; access log to a file`);
 
   // 1. cached exec vs /healthz
   const warm = await wk.rpc(tok, { op: 'exec', project: 'cached', args: { cmd: 'echo cached' } });
@@ -117,6 +125,7 @@ try {
     { url: `${wk.url}/healthz`, body: null, token: null },
   ], 2, Math.max(1, Math.round(SECONDS / 2)), wk.pid);
   const ratio = cached.rps / health.rps;
+  Object.assign(out, { cached, health });
   console.log('\n1. cached exec at 64 connections (wrk -t2 -c64; exec and healthz alternately, 2 rounds each)');
   console.log(`   cached exec      ${cached.rps.toFixed(0).padStart(7)} req/s   p50 ${ms(cached.p50)}   p99 ${ms(cached.p99)}   errors ${cached.errors}   (target >= 10000 req/s, p99 < 5 ms)`);
   console.log(`   GET /healthz     ${health.rps.toFixed(0).padStart(7)} req/s   p50 ${ms(health.p50)}   p99 ${ms(health.p99)}   errors ${health.errors}   (baseline: same server, no auth/store)`);
@@ -145,6 +154,8 @@ try {
   console.log(`   through worker   p50 ${ms(pct(w, 50))}   p95 ${ms(pct(w, 95))}   (n=${w.length}; auth, record, cache write, sandbox)`);
   console.log(`   e2b SDK direct   p50 ${ms(pct(s, 50))}   p95 ${ms(pct(s, 95))}   (n=${s.length}; official e2b ${require('e2b/package.json').version} -> sandboxd)`);
   console.log(`   worker overhead  p50 ${ms(pct(w, 50) - pct(s, 50))}   (target <= 2 ms)`);
+  out.uncached = pct(w, 50);
+  out.overhead = pct(w, 50) - pct(s, 50);
 
   // 3. getHistory of 1000 records
   const h1000 = [];
@@ -163,8 +174,31 @@ try {
   console.log(`   limit 1000       p50 ${ms(pct(h1000, 50))}   p95 ${ms(pct(h1000, 95))}   (target < 5 ms)`);
   console.log(`   limit 1          p50 ${ms(pct(h1, 50))}   p95 ${ms(pct(h1, 95))}   (baseline)`);
   console.log(`   worker CPU       ${ms(histCpu)} per (limit 1000 + limit 1) pair (from /proc)`);
+  out.history = pct(h1000, 50);
 } finally {
   await wk.stop();
-  await sd.stop();
   rmSync(logDir, { recursive: true, force: true });
+}
+return out;
+}
+
+const sd = await startSandboxd({ args: ['--no-internet'] });
+let pg = null;
+try {
+  const runs = [];
+  if (storeArg !== 'postgresql') runs.push(await measure(sd, 'SQLite', undefined));
+  if (storeArg !== 'sqlite') {
+    pg = await startPostgres();
+    runs.push(await measure(sd, 'PostgreSQL', pg.createDatabase()));
+  }
+  if (runs.length === 2) {
+    const [l, p] = runs;
+    console.log('\n4. PostgreSQL beside SQLite (same machine, same run)');
+    console.log(`   cached exec      ${p.cached.rps.toFixed(0)} vs ${l.cached.rps.toFixed(0)} req/s = ${(p.cached.rps / l.cached.rps).toFixed(2)}x   p99 ${ms(p.cached.p99)} vs ${ms(l.cached.p99)}   (target >= 0.5x)`);
+    console.log(`   uncached exec    p50 ${ms(p.uncached)} vs ${ms(l.uncached)}   overhead over the SDK ${ms(p.overhead)} vs ${ms(l.overhead)}`);
+    console.log(`   history of 1000  p50 ${ms(p.history)} vs ${ms(l.history)}   (target on PostgreSQL < 10 ms)`);
+  }
+} finally {
+  await sd.stop();
+  pg?.destroy();
 }

@@ -106,19 +106,21 @@ test('one project runs one operation at a time in arrival order across workers; 
   assert.ok(otherMs < secondMs, `the other project (${otherMs} ms) finished before the queued one (${secondMs} ms)`);
 });
 
-test('a token revoked with the CLI is refused by every worker at once', async () => {
+test('a token revoked with the CLI is refused by every worker within 1 s', async () => {
   const t = w1.token('bob', 'to-revoke');
   assert.equal((await w1.rpc(t, { op: 'hello' })).status, 200);
   assert.equal((await w2.rpc(t, { op: 'hello' })).status, 200);
   const id = JSON.parse(w2.cli('token', 'list', '--user', 'bob')).find((x) => x.label === 'to-revoke').id;
   const t0 = performance.now();
   w2.cli('token', 'revoke', '--user', 'bob', '--id', String(id));
-  const r1 = await w1.rpc(t, { op: 'hello' });
-  const r2 = await w2.rpc(t, { op: 'hello' });
-  const ms = performance.now() - t0;
-  assert.equal(r1.status, 401);
-  assert.equal(r2.status, 401);
-  assert.ok(ms < 1000, `refused within ${ms} ms of the revocation`);
+  // Each worker remembers a token's user for at most 500 ms: ask both until both refuse.
+  const refusedAt = [];
+  for (const w of [w1, w2]) {
+    while ((await w.rpc(t, { op: 'hello' })).status === 200 && performance.now() - t0 < 3000);
+    refusedAt.push(performance.now() - t0);
+    assert.equal((await w.rpc(t, { op: 'hello' })).status, 401, 'refused, and stays refused');
+  }
+  assert.ok(Math.max(...refusedAt) < 1000, `refused by every worker within ${refusedAt.map((x) => x.toFixed(0))} ms of the revocation`);
 });
 
 test('a worker killed mid-operation: its project is free at once, its record is swept by the others', async () => {
