@@ -5,6 +5,7 @@
  *   codecanvas-worker token create --user NAME [--label TEXT] --db FILE
  *   codecanvas-worker token list   --user NAME --db FILE
  *   codecanvas-worker token revoke --user NAME --id N --db FILE
+ *   codecanvas-worker migrate --from FILE --to URI [--snapshot-dir DIR]   (cc_wmigrate.c)
  *   codecanvas-worker settings-markdown      (the settings table of docs/worker.md)
  *
  * Process-wide state (signal mask, the one worker) lives only here.  `serve` blocks
@@ -17,9 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cc_store.h"
 #include "cc_wconf.h"
+#include "cc_wmigrate.h"
 #include "cc_worker.h"
 #include "cc_wtoken.h"
 
@@ -31,9 +34,13 @@ static void usage(FILE *out) {
       "  codecanvas-worker token create --user NAME [--label TEXT] [--db FILE]\n"
       "  codecanvas-worker token list --user NAME [--db FILE]\n"
       "  codecanvas-worker token revoke --user NAME --id N [--db FILE]\n"
+      "  codecanvas-worker migrate --from FILE --to postgresql://... [--snapshot-dir DIR]\n"
       "  codecanvas-worker --help | --version\n\n"
       "`serve` prints one line `codecanvas-worker: listening on http://IP:PORT` when ready.\n"
-      "`token create` prints the new token on stdout; only its SHA-256 is stored.\n\n");
+      "`token create` prints the new token on stdout; only its SHA-256 is stored.\n"
+      "`migrate` copies a stopped SQLite deployment (users, tokens, projects, cache, history\n"
+      "and the snapshots in DIR, default snapshots/ beside FILE; off: none) into a PostgreSQL\n"
+      "database without users, projects or snapshots, in one transaction; FILE is only read.\n\n");
   cc_wconf_usage(out);
 }
 
@@ -190,6 +197,63 @@ out:
   return rc;
 }
 
+/* `migrate --from FILE --to URI [--snapshot-dir DIR]`: prints one summary line.  Exit 0 when
+ * copied, 1 when refused or failed (nothing written), 2 for a usage error.  Messages name the
+ * target only through cc_store_display_name (never its password). */
+static int migrate_cmd(int argc, char **argv) {
+  static const char *const names[] = {"--from", "--to", "--snapshot-dir"};
+  const char *vals[3] = {NULL, NULL, NULL};
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    int k = -1;
+    for (int j = 0; j < 3 && k < 0; j++) {
+      size_t n = strlen(names[j]);
+      if (strcmp(argv[i], names[j]) == 0 && i + 1 < argc)
+        vals[k = j] = argv[++i];
+      else if (strncmp(argv[i], names[j], n) == 0 && argv[i][n] == '=')
+        vals[k = j] = argv[i] + n + 1;
+    }
+    if (k < 0) { /* the name only: a mistyped --to=URI must not print its password */
+      fprintf(stderr, "codecanvas-worker: migrate: unknown argument %.*s\n",
+              (int)strcspn(argv[i], "="), argv[i]);
+      return 2;
+    }
+  }
+  if (!vals[0] || !vals[1]) {
+    fprintf(stderr, "codecanvas-worker: migrate needs --from FILE and --to postgresql://...\n");
+    return 2;
+  }
+  cc_wmigrate_options mo = {.from = vals[0], .to = vals[1], .snapshot_dir = vals[2]};
+  cc_wmigrate_counts n;
+  char err[1024] = "", shown[512];
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  cc_status st = cc_wmigrate_run(&mo, &n, err, sizeof err);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (st != CC_OK) {
+    fprintf(stderr, "codecanvas-worker: migrate: %s\n", err);
+    return 1;
+  }
+  cc_store_display_name(mo.to, shown, sizeof shown);
+  char skipped[96] = "";
+  if (n.snapshots_skipped)
+    snprintf(skipped, sizeof skipped, ", %lld left out (no archive or unreadable metadata)",
+             (long long)n.snapshots_skipped);
+  printf(
+      "codecanvas-worker: migrated %s to %s: %lld users, %lld tokens (%lld revoked), %lld "
+      "projects, %lld cache entries, %lld records (%lld interrupted, now error/internal), "
+      "%lld snapshots (%llu bytes%s) in %.1f s\n",
+      mo.from, shown, (long long)n.users, (long long)n.tokens, (long long)n.revoked_tokens,
+      (long long)n.projects, (long long)n.cache_entries, (long long)n.records,
+      (long long)n.interrupted_records, (long long)n.snapshots,
+      (unsigned long long)n.snapshot_bytes, skipped,
+      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
       strcmp(argv[1], "help") == 0) {
@@ -209,6 +273,7 @@ int main(int argc, char **argv) {
     return serve(argc, argv);
   }
   if (strcmp(argv[1], "token") == 0) return token_cmd(argc, argv);
+  if (strcmp(argv[1], "migrate") == 0) return migrate_cmd(argc, argv);
   if (strcmp(argv[1], "settings-markdown") == 0) {
     cc_wconf_markdown(stdout);
     return 0;
