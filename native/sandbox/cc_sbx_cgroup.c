@@ -6,6 +6,13 @@
  * and exec (fds opened beforehand), so every task of the sandbox — bwrap, the agent, every
  * command and slirp4netns — is counted and can be killed as a set.
  *
+ * The v1 freezer hold: the kernel enables its global `freezer_active` static key when the
+ * first v1 cgroup starts freezing and disables it when the last one thaws, and each flip
+ * patches kernel text on every CPU (measured here: 1.2-1.4 ms per FROZEN or THAWED write,
+ * against 0.04 ms while another cgroup stays frozen).  So a v1 runtime keeps one empty cgroup,
+ * <prefix>/.freezer-hold, FROZEN for its whole life: pause, resume and kill then never flip
+ * the key.  Nothing runs in it; a dead runtime's hold is removed with its other cgroups.
+ *
  * Ownership: paths live in caller-owned structs (cc_sbx_cg_root, cc_sbx_cg); no heap.
  */
 #define _GNU_SOURCE
@@ -165,6 +172,18 @@ static void remove_stale(const char *base) {
   closedir(d);
 }
 
+/* Creates and freezes the v1 hold cgroup (see the top of this file).  Best effort: without it
+ * freezing works the same, only slower. */
+static void hold_freezer(cc_sbx_cg_root *root) {
+  if (!root->dir[3][0]) return;
+  snprintf(root->hold, sizeof root->hold, "%s/.freezer-hold", root->dir[3]);
+  if ((mkdir(root->hold, 0755) != 0 && errno != EEXIST) ||
+      write_file(root->hold, "freezer.state", "FROZEN") != 0) {
+    rmdir(root->hold);
+    root->hold[0] = 0;
+  }
+}
+
 static bool make_dir(const char *p, char *why, size_t whycap) {
   if (mkdir(p, 0755) == 0 || errno == EEXIST) return true;
   snprintf(why, whycap, "cannot create %s: %s", p, strerror(errno));
@@ -199,6 +218,7 @@ bool cc_sbx_cg_probe(cc_sbx_cg_root *root, cc_sbx_cgroup_mode want, const char *
   }
   if (v1) {
     root->mode = CC_SBX_CGROUP_V1;
+    hold_freezer(root);
     return true;
   }
   memset(root, 0, sizeof *root);
@@ -250,6 +270,7 @@ bool cc_sbx_cg_probe(cc_sbx_cg_root *root, cc_sbx_cgroup_mode want, const char *
 }
 
 void cc_sbx_cg_root_cleanup(cc_sbx_cg_root *root) {
+  if (root->hold[0]) rmdir(root->hold); /* an empty cgroup goes even while frozen */
   for (int i = 0; i < CC_SBX_CG_NCTRL; i++)
     if (root->dir[i][0]) rmdir(root->dir[i]);
   memset(root, 0, sizeof *root);
@@ -371,6 +392,9 @@ bool cc_sbx_cg_freeze(const cc_sbx_cg *cg, bool frozen) {
   if (write_file(dir, v1 ? "freezer.state" : "cgroup.freeze",
                  v1 ? (frozen ? "FROZEN" : "THAWED") : (frozen ? "1" : "0")) != 0)
     return false;
+  /* v1 thaws synchronously (the write returns with every task thawed and the state THAWED),
+   * which saves the read-back on the resume path. */
+  if (v1 && !frozen) return true;
   /* The kernel stops tasks asynchronously; wait (bounded, 2 s) until it says they are. */
   char st[256];
   for (int i = 0; i < 2000; i++) {

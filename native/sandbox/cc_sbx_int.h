@@ -24,6 +24,7 @@
 typedef struct {
   cc_sbx_cgroup_mode mode;
   char dir[CC_SBX_CG_NCTRL][CC_SBX_CG_PATH]; /* parent dirs; "" = controller not used */
+  char hold[CC_SBX_CG_PATH]; /* v1: an empty cgroup kept FROZEN (see cc_sbx_cgroup.c); "" = none */
 } cc_sbx_cg_root;
 
 typedef struct {
@@ -33,7 +34,8 @@ typedef struct {
 } cc_sbx_cg;
 
 /* Finds a writable hierarchy (want NONE: v1 memory+pids preferred, else v2; V1/V2: only that
- * one) and creates <our cgroup>/<prefix> in it.  false + why when none is usable. */
+ * one) and creates <our cgroup>/<prefix> in it (with v1's freezer, also the frozen hold
+ * cgroup <prefix>/.freezer-hold).  false + why when none is usable. */
 bool cc_sbx_cg_probe(cc_sbx_cg_root *root, cc_sbx_cgroup_mode want, const char *prefix,
                      char *why, size_t whycap);
 void cc_sbx_cg_root_cleanup(cc_sbx_cg_root *root);

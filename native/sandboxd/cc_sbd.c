@@ -166,21 +166,27 @@ static bool unlink_locked(cc_sbd_server *srv, cc_sbd_sandbox *sb) {
   return false;
 }
 
-cc_status cc_sbd_kill(cc_sbd_server *srv, cc_sbd_sandbox *sb) {
+/* cc_sbd_kill; shutdown: a paused sandbox keeps its files (the next start lists it again). */
+static cc_status kill_sandbox(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool shutdown) {
   pthread_mutex_lock(&sb->life_mu);
   pthread_mutex_lock(&srv->mu);
   bool was = unlink_locked(srv, sb);
   if (was && !sb->sbx && srv->n_cold) srv->n_cold--;
+  bool keep_files = shutdown && sb->state == CC_SBD_PAUSED;
   pthread_mutex_unlock(&srv->mu);
   if (was) {
     /* end every process and stream now; memory goes with the last reference */
     cc_sbd_runtime_stop(sb);
-    cc_sbd_forget_paused(srv, sb->id);
+    if (!keep_files) cc_sbd_retire_paused(srv, sb->id);
   }
   pthread_mutex_unlock(&sb->life_mu);
   if (!was) return CC_NOT_FOUND;
   cc_sbd_unref(sb); /* the registry's reference */
   return CC_OK;
+}
+
+cc_status cc_sbd_kill(cc_sbd_server *srv, cc_sbd_sandbox *sb) {
+  return kill_sandbox(srv, sb, false);
 }
 
 static cc_sbd_sandbox *sandbox_new(cc_sbd_server *srv) {
@@ -447,9 +453,10 @@ static void *reaper_main(void *arg) {
 cc_status cc_sbd_server_init(cc_sbd_server *srv) {
   pthread_mutex_init(&srv->mu, NULL);
   pthread_cond_init(&srv->reaper_cv, NULL);
+  pthread_cond_init(&srv->janitor_cv, NULL);
   srv->stopping = false;
   if (pthread_create(&srv->reaper, NULL, reaper_main, srv) != 0) return CC_INTERNAL;
-  return CC_OK;
+  return cc_sbd_janitor_start(srv);
 }
 
 void cc_sbd_server_stop(cc_sbd_server *srv) {
@@ -468,14 +475,16 @@ void cc_sbd_server_stop(cc_sbd_server *srv) {
     if (sb) sb->refs++;
     pthread_mutex_unlock(&srv->mu);
     if (!sb) break;
-    cc_sbd_kill(srv, sb);
+    kill_sandbox(srv, sb, true);
     cc_sbd_unref(sb);
   }
+  cc_sbd_janitor_stop(srv);
 }
 
 void cc_sbd_server_cleanup(cc_sbd_server *srv) {
   free(srv->boxes);
   srv->boxes = NULL;
   pthread_cond_destroy(&srv->reaper_cv);
+  pthread_cond_destroy(&srv->janitor_cv);
   pthread_mutex_destroy(&srv->mu);
 }

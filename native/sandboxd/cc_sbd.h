@@ -111,6 +111,11 @@ struct cc_sbd_server {
   pthread_t pool_thread;
   pthread_cond_t pool_cv;
   bool pool_running;
+  /* the janitor (cc_sbd_life.c): deletes retired paused-sandbox dirs off the request path */
+  pthread_t janitor;
+  pthread_cond_t janitor_cv;
+  bool janitor_running, janitor_work, janitor_stop; /* guarded by mu */
+  uint64_t retire_seq;                              /* guarded by mu */
   /* recently killed sandboxes: token -> id, so late envd calls get 502, not 401 */
   struct { char token[CC_SBD_TOKEN_LEN + 1]; char id[CC_SBD_ID_LEN + 1]; } gone[256];
   size_t gone_next;
@@ -121,11 +126,13 @@ int64_t cc_sbd_now_ms(void);
 /* Fills buf[n-1] with random characters from alphabet; CC_INTERNAL if no randomness. */
 cc_status cc_sbd_random(char *buf, size_t n, const char *alphabet);
 
-/* Initialises the registry and starts the reaper thread that kills expired sandboxes. */
+/* Initialises the registry and starts the reaper thread that kills expired sandboxes and
+ * the janitor (cfg.state_dir must be set). */
 cc_status cc_sbd_server_init(cc_sbd_server *srv);
 
-/* Refuses new sandboxes, kills every sandbox (ending their streams) and stops the reaper.
- * HTTP threads may still call in afterwards. */
+/* Refuses new sandboxes, kills every sandbox (ending their streams; a paused sandbox's files
+ * stay on disk, so the next start lists it again) and stops the reaper and the janitor.  HTTP
+ * threads may still call in afterwards. */
 void cc_sbd_server_stop(cc_sbd_server *srv);
 
 /* Frees the registry; only after the HTTP server stopped. */
@@ -221,8 +228,17 @@ cc_status cc_sbd_resume(cc_sbd_server *srv, cc_sbd_sandbox *sb, long timeout_s, 
 cc_status cc_sbd_ensure_running(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
                                 size_t msg_size);
 
-/* Forgets what a killed sandbox left on disk. */
-void cc_sbd_forget_paused(cc_sbd_server *srv, const char *id);
+/* Retires what a paused sandbox left on disk (at resume and at kill): one rename of
+ * <state>/paused/<id> to <state>/retired/, after which a restarted sandboxd no longer sees
+ * it; the janitor thread deletes it later, off the request path.  Nothing to do when the
+ * sandbox has no paused dir.  Caller holds the sandbox's life_mu. */
+void cc_sbd_retire_paused(cc_sbd_server *srv, const char *id);
+
+/* Starts the janitor thread (its first pass empties what an earlier run left in
+ * <state>/retired/) / stops it after a last pass; a retirement after the stop stays on disk
+ * until the next start.  Called by cc_sbd_server_init / _stop (which own janitor_cv). */
+cc_status cc_sbd_janitor_start(cc_sbd_server *srv);
+void cc_sbd_janitor_stop(cc_sbd_server *srv);
 
 /* At start: registers every paused sandbox kept under the state dir; returns how many. */
 size_t cc_sbd_load_paused(cc_sbd_server *srv);

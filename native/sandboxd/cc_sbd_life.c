@@ -6,7 +6,13 @@
  * its token and lifecycle) and home.tar (its /home/user, archived by tar inside the sandbox:
  * the host never resolves a path the sandbox controls).  Written at pause (the archive
  * first, then the descriptor, each through a temporary file and rename, so a crash leaves
- * either the previous state or the new one), removed at resume and at kill.
+ * either the previous state or the new one).  At resume and at kill the directory is
+ * *retired*: renamed, in one step, to <state dir>/retired/<id>.<pid>.<n>, before the answer;
+ * the janitor thread deletes it afterwards (an archive can be large, and unlinking two files
+ * cost ~2 ms on the resume path).  A sandboxd killed at any point therefore finds, at its
+ * restart, either paused/<id> whole (the resume or kill was not answered; the sandbox is
+ * still paused) or nothing (it was resumed or killed); a restart scans only paused/, and
+ * the janitor's first pass empties what a dead run left in retired/.
  *
  * Locking: life_mu of the sandbox serialises pause/resume/kill; srv->mu guards the fields the
  * registry and the reaper read (state, end_ms, n_cold).
@@ -17,7 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cc_sbd.h"
@@ -25,21 +34,121 @@
 #include "cc_sbx.h"
 
 #define ARCHIVE_TIMEOUT_MS 120000
+#define JANITOR_DELAY_MS 200
 
 static void paused_dir(const cc_sbd_server *srv, const char *id, char *out, size_t cap) {
   snprintf(out, cap, "%s/paused/%s", srv->cfg.state_dir, id);
 }
 
-void cc_sbd_forget_paused(cc_sbd_server *srv, const char *id) {
-  char dir[600], f[700];
-  paused_dir(srv, id, dir, sizeof dir);
-  static const char *const names[] = {"sandbox.json", "home.tar", "sandbox.json.tmp",
-                                      "home.tar.tmp"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    snprintf(f, sizeof f, "%s/%s", dir, names[i]);
-    unlink(f);
+/* ---- retiring a paused sandbox's files, and the janitor that deletes them ---- */
+
+/* Deletes dir and the files in it (a paused or retired sandbox dir holds only files).
+ * false (errno set) if dir stays. */
+static bool remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d)))
+      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+        unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
   }
-  rmdir(dir);
+  return rmdir(dir) == 0 || errno == ENOENT;
+}
+
+void cc_sbd_retire_paused(cc_sbd_server *srv, const char *id) {
+  char dir[600], to[700];
+  paused_dir(srv, id, dir, sizeof dir);
+  for (int attempt = 0; attempt < 4; attempt++) {
+    pthread_mutex_lock(&srv->mu);
+    unsigned long long n = ++srv->retire_seq;
+    pthread_mutex_unlock(&srv->mu);
+    snprintf(to, sizeof to, "%s/retired/%s.%d.%llu", srv->cfg.state_dir, id, (int)getpid(), n);
+    if (rename(dir, to) == 0) {
+      pthread_mutex_lock(&srv->mu);
+      srv->janitor_work = true;
+      if (srv->janitor_running) pthread_cond_signal(&srv->janitor_cv); /* else: next start */
+      pthread_mutex_unlock(&srv->mu);
+      return;
+    }
+    int e = errno;
+    if (e == ENOENT && access(dir, F_OK) != 0) return; /* never paused: nothing on disk */
+    if (e == ENOENT) { /* retired/ itself is missing: make it and try again */
+      snprintf(to, sizeof to, "%s/retired", srv->cfg.state_dir);
+      if (mkdir(to, 0700) != 0 && errno != EEXIST) break;
+    } else if (e != EEXIST && e != ENOTEMPTY) {
+      break; /* (a leftover of the same name, only possible across pid reuse: next n) */
+    }
+  }
+  /* The rename is impossible (it should not be): delete in place, on the request path. */
+  if (!remove_dir(dir))
+    fprintf(stderr, "codecanvas-sandboxd: cannot remove %s: %s\n", dir, strerror(errno));
+}
+
+/* Deletes every entry of <state>/retired/. */
+static void empty_retired(cc_sbd_server *srv) {
+  char dir[600], sub[900];
+  snprintf(dir, sizeof dir, "%s/retired", srv->cfg.state_dir);
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+    if (!remove_dir(sub) && unlink(sub) != 0 && errno != ENOENT)
+      fprintf(stderr, "codecanvas-sandboxd: cannot remove %s: %s\n", sub, strerror(errno));
+  }
+  closedir(d);
+}
+
+/* The janitor: empties retired/ JANITOR_DELAY_MS after something was put there (and once at
+ * start), at the lowest CPU priority: freeing blocks is slow on some hosts (ext4 mounted with
+ * `discard` here), and a resumed sandbox's first commands should not share the CPU with it. */
+static void *janitor_main(void *arg) {
+  cc_sbd_server *srv = arg;
+  (void)!setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19); /* this thread only */
+  pthread_mutex_lock(&srv->mu);
+  for (;;) {
+    while (!srv->janitor_work && !srv->janitor_stop) pthread_cond_wait(&srv->janitor_cv, &srv->mu);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += JANITOR_DELAY_MS * 1000000L;
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    while (!srv->janitor_stop &&
+           pthread_cond_timedwait(&srv->janitor_cv, &srv->mu, &until) != ETIMEDOUT) {
+    }
+    bool stop = srv->janitor_stop;
+    srv->janitor_work = false;
+    pthread_mutex_unlock(&srv->mu);
+    empty_retired(srv);
+    pthread_mutex_lock(&srv->mu);
+    if (stop) break;
+  }
+  pthread_mutex_unlock(&srv->mu);
+  return NULL;
+}
+
+cc_status cc_sbd_janitor_start(cc_sbd_server *srv) {
+  char dir[600];
+  snprintf(dir, sizeof dir, "%s/retired", srv->cfg.state_dir);
+  mkdir(dir, 0700);
+  srv->janitor_work = true; /* what a run killed mid-way left */
+  srv->janitor_stop = false;
+  if (pthread_create(&srv->janitor, NULL, janitor_main, srv) != 0) return CC_INTERNAL;
+  pthread_mutex_lock(&srv->mu);
+  srv->janitor_running = true;
+  pthread_mutex_unlock(&srv->mu);
+  return CC_OK;
+}
+
+void cc_sbd_janitor_stop(cc_sbd_server *srv) {
+  pthread_mutex_lock(&srv->mu);
+  bool running = srv->janitor_running;
+  srv->janitor_running = false;
+  srv->janitor_stop = true;
+  pthread_cond_signal(&srv->janitor_cv);
+  pthread_mutex_unlock(&srv->mu);
+  if (running) pthread_join(srv->janitor, NULL);
 }
 
 /* ---- /home/user in and out, through tar inside the sandbox ---- */
@@ -293,7 +402,7 @@ cc_status cc_sbd_resume(cc_sbd_server *srv, cc_sbd_sandbox *sb, long timeout_s, 
       st = cold_start(srv, sb, msg, msg_size);
     }
     if (st == CC_OK) {
-      cc_sbd_forget_paused(srv, sb->id);
+      cc_sbd_retire_paused(srv, sb->id); /* the commit: a restart no longer sees it paused */
       pthread_mutex_lock(&srv->mu);
       if (cold) srv->n_cold--;
       sb->state = CC_SBD_RUNNING;

@@ -291,7 +291,7 @@ int main(int argc, char **argv) {
   }
   snprintf(srv.domain, sizeof srv.domain, "localhost:%d", srv.port);
   if (cc_sbd_server_init(&srv) != CC_OK) {
-    fprintf(stderr, PROG ": cannot start the reaper thread\n");
+    fprintf(stderr, PROG ": cannot start the reaper and janitor threads\n");
     return 1;
   }
   if (cc_sbd_pool_start(&srv) != CC_OK) {

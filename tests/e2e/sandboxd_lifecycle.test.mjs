@@ -1,10 +1,10 @@
 // A sandbox's life after create, driven by today's official SDK (npm e2b 2.51.0, unchanged)
 // against a real codecanvas-sandboxd: pause and resume with and without memory, the state
 // filter of list, lifecycle.onTimeout 'pause' and autoResume, paused sandboxes surviving a
-// kill -9 of sandboxd, and metrics.
+// kill -9 or a SIGTERM of sandboxd (and resumed or deleted ones not coming back), and metrics.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -201,6 +201,68 @@ describe('a sandboxd restart', () => {
       assert.equal((await raw(sbx.sandboxId)).coldResumed, true); // its processes did not survive
       const procs = await back.commands.list();
       assert.ok(!procs.some((p) => (p.args ?? []).join(' ').includes('sleep 600')));
+    } finally {
+      await back.kill();
+    }
+  });
+});
+
+describe('retiring paused files is crash-safe', () => {
+  const pausedDir = (id) => join(stateDir, 'paused', id);
+  const retired = () => (existsSync(join(stateDir, 'retired')) ? readdirSync(join(stateDir, 'retired')) : []);
+
+  test('resume and delete retire a paused sandbox at once: after kill -9 and a restart only the one still paused is back', async () => {
+    const [resumed, kept, deleted] = await Promise.all([0, 1, 2].map(() => Sandbox.create({ timeoutMs: 120_000 })));
+    await kept.files.write('/home/user/kept.txt', 'still paused\n');
+    for (const s of [resumed, kept, deleted]) assert.equal(await s.pause(), true);
+    for (const s of [resumed, kept, deleted]) assert.ok(existsSync(pausedDir(s.sandboxId)));
+
+    // once connect and kill have answered, the paused files are out of paused/ (the janitor
+    // deletes them later, off the request path)
+    const back = await Sandbox.connect(resumed.sandboxId);
+    assert.equal(existsSync(pausedDir(resumed.sandboxId)), false);
+    assert.equal((await back.commands.run('echo running')).stdout, 'running\n');
+    assert.equal(await Sandbox.kill(deleted.sandboxId), true);
+    assert.equal(existsSync(pausedDir(deleted.sandboxId)), false);
+    assert.ok(existsSync(pausedDir(kept.sandboxId)));
+    // what a run killed between the rename and the janitor's pass leaves: a whole sandbox dir
+    // (descriptor and archive) under retired/; a restart must neither list it nor keep it
+    cpSync(pausedDir(kept.sandboxId), join(stateDir, 'retired', `${kept.sandboxId}.1.1`), { recursive: true });
+
+    sd.process.kill('SIGKILL');
+    await sd.exited;
+    await start();
+    assert.match(sd.stderr, /1 paused sandbox kept in .*files only/);
+    assert.deepEqual(await listIds('paused'), [kept.sandboxId]);
+    assert.deepEqual(await listIds('running'), []); // a running sandbox does not survive a restart
+    await assert.rejects(Sandbox.getInfo(resumed.sandboxId), /not found/i);
+    await assert.rejects(Sandbox.getInfo(deleted.sandboxId), /not found/i);
+    const t0 = Date.now();
+    while (retired().length && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(retired(), []); // the janitor's first pass emptied it
+    const k = await Sandbox.connect(kept.sandboxId);
+    try {
+      assert.equal(await k.files.read('/home/user/kept.txt'), 'still paused\n');
+    } finally {
+      await k.kill();
+    }
+    assert.deepEqual(await listIds('paused,running'), []);
+  });
+
+  test('a stopped sandboxd (SIGTERM) keeps its paused sandboxes: listed after the restart, with their files', async () => {
+    const sbx = await Sandbox.create({ timeoutMs: 120_000 });
+    await sbx.files.write('/home/user/notes.md', '# kept\n');
+    const running = await Sandbox.create({ timeoutMs: 120_000 });
+    assert.equal(await sbx.pause(), true);
+    assert.deepEqual(await sd.stop(), { code: 0, signal: null });
+    assert.ok(existsSync(pausedDir(sbx.sandboxId)));
+    await start();
+    assert.match(sd.stderr, /1 paused sandbox kept in .*files only/);
+    assert.deepEqual(await listIds('paused'), [sbx.sandboxId]);
+    await assert.rejects(Sandbox.getInfo(running.sandboxId), /not found/i);
+    const back = await Sandbox.connect(sbx.sandboxId);
+    try {
+      assert.equal(await back.files.read('/home/user/notes.md'), '# kept\n');
     } finally {
       await back.kill();
     }
