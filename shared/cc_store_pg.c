@@ -242,7 +242,7 @@ typedef struct pg {
   char *uri;
   cc_store_errs errs;
   pthread_mutex_t mu; /* pool, down state */
-  pthread_cond_t cv;
+  struct waiter *waiters, *waiters_tail; /* threads waiting for a connection, oldest first */
   conn *idle;
   int open, max;
   bool down;    /* the last new connection failed */
@@ -282,42 +282,41 @@ static void conn_free(conn *c) {
   free(c);
 }
 
-/* Borrows a connection: an idle one, else a new one while under max, else waits for one. */
-static cc_status acquire(pg *s, conn **out) {
-  *out = NULL;
-  pthread_mutex_lock(&s->mu);
-  for (;;) {
-    if (s->idle) {
-      conn *c = s->idle;
-      s->idle = c->next;
-      pthread_mutex_unlock(&s->mu);
-      c->next = NULL;
-      c->reused = true;
-      c->in_call = 0;
-      *out = c;
-      return CC_OK;
-    }
-    if (s->open < s->max) break;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
-    if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT && !s->idle) {
-      pthread_mutex_unlock(&s->mu);
-      return fail(s, CC_UPSTREAM_ERROR, "store: all %d database connections stayed busy for 10 s",
-                  s->max);
-    }
-  }
+/* A thread waiting for a connection: served in arrival order, by hand-off (a released
+ * connection goes straight to the first waiter, or the right to open one when a slot frees). */
+typedef struct waiter {
+  struct waiter *next;
+  pthread_cond_t cv;
+  conn *got;     /* a connection handed over */
+  bool may_open; /* a slot handed over: open a new connection (s->open already counts it) */
+} waiter;
+
+/* A slot of the pool became free (s->open was decremented): it goes to the first waiter. */
+static void give_slot(pg *s) {
+  waiter *w = s->waiters;
+  if (!w) return;
+  s->waiters = w->next;
+  if (!s->waiters) s->waiters_tail = NULL;
+  w->may_open = true;
+  s->open++;
+  pthread_cond_signal(&w->cv);
+}
+
+/* Opens a new connection for a slot already counted in s->open. */
+static cc_status open_conn(pg *s, conn **out) {
   /* While the server is down, one thread at a time tries a new connection; the others fail
    * at once instead of each waiting for its own attempt. */
+  pthread_mutex_lock(&s->mu);
   if (s->down && s->probing) {
     char m[sizeof s->down_msg];
     snprintf(m, sizeof m, "%s", s->down_msg);
+    s->open--;
+    give_slot(s);
     pthread_mutex_unlock(&s->mu);
     return fail(s, CC_UPSTREAM_ERROR, "store: PostgreSQL unreachable: %s", m);
   }
   bool probe = s->down;
   if (probe) s->probing = true;
-  s->open++;
   pthread_mutex_unlock(&s->mu);
   conn *c = calloc(1, sizeof *c);
   PGconn *p = c ? connect_pg(s) : NULL;
@@ -330,7 +329,7 @@ static cc_status acquire(pg *s, conn **out) {
   if (!up) {
     s->open--;
     snprintf(s->down_msg, sizeof s->down_msg, "%s", m);
-    pthread_cond_signal(&s->cv);
+    give_slot(s);
   }
   pthread_mutex_unlock(&s->mu);
   if (!up) {
@@ -343,7 +342,61 @@ static cc_status acquire(pg *s, conn **out) {
   return CC_OK;
 }
 
-/* Gives a connection back (or drops it when broken or left inside a transaction). */
+static conn *ready(conn *c) {
+  c->next = NULL;
+  c->reused = true;
+  c->in_call = 0;
+  return c;
+}
+
+/* Borrows a connection: an idle one, else a new one while under max, else waits in line for
+ * one (at most 10 s). */
+static cc_status acquire(pg *s, conn **out) {
+  *out = NULL;
+  pthread_mutex_lock(&s->mu);
+  if (!s->waiters && s->idle) {
+    conn *c = s->idle;
+    s->idle = c->next;
+    pthread_mutex_unlock(&s->mu);
+    *out = ready(c);
+    return CC_OK;
+  }
+  if (!s->waiters && s->open < s->max) {
+    s->open++;
+    pthread_mutex_unlock(&s->mu);
+    return open_conn(s, out);
+  }
+  waiter w = {0};
+  pthread_cond_init(&w.cv, NULL);
+  if (s->waiters_tail)
+    s->waiters_tail->next = &w;
+  else
+    s->waiters = &w;
+  s->waiters_tail = &w;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 10;
+  while (!w.got && !w.may_open)
+    if (pthread_cond_timedwait(&w.cv, &s->mu, &until) == ETIMEDOUT) break;
+  if (!w.got && !w.may_open) { /* timed out: leave the line */
+    waiter **pp = &s->waiters, *prev = NULL;
+    while (*pp && *pp != &w) prev = *pp, pp = &(*pp)->next;
+    if (*pp) *pp = w.next;
+    if (s->waiters_tail == &w) s->waiters_tail = prev;
+  }
+  pthread_mutex_unlock(&s->mu);
+  pthread_cond_destroy(&w.cv);
+  if (w.got) {
+    *out = ready(w.got);
+    return CC_OK;
+  }
+  if (w.may_open) return open_conn(s, out);
+  return fail(s, CC_UPSTREAM_ERROR, "store: all %d database connections stayed busy for 10 s",
+              s->max);
+}
+
+/* Gives a connection back (or drops it when broken or left inside a transaction): to the
+ * first waiter, else to the idle list. */
 static void release(pg *s, conn *c) {
   if (!c) return;
   if (!c->broken && PQtransactionStatus(c->pg) != PQTRANS_IDLE) c->broken = true;
@@ -354,8 +407,9 @@ static void release(pg *s, conn *c) {
      * they are dropped now rather than failing one call each later. */
     conn *dead = PQstatus(c->pg) != CONNECTION_OK ? s->idle : NULL;
     if (dead) s->idle = NULL;
-    for (conn *d = dead; d; d = d->next) s->open--;
-    pthread_cond_broadcast(&s->cv);
+    int freed = 1;
+    for (conn *d = dead; d; d = d->next) s->open--, freed++;
+    for (int i = 0; i < freed; i++) give_slot(s);
     pthread_mutex_unlock(&s->mu);
     conn_free(c);
     while (dead) {
@@ -365,9 +419,16 @@ static void release(pg *s, conn *c) {
     }
     return;
   }
-  c->next = s->idle;
-  s->idle = c;
-  pthread_cond_signal(&s->cv);
+  waiter *w = s->waiters;
+  if (w) {
+    s->waiters = w->next;
+    if (!s->waiters) s->waiters_tail = NULL;
+    w->got = c;
+    pthread_cond_signal(&w->cv);
+  } else {
+    c->next = s->idle;
+    s->idle = c;
+  }
   pthread_mutex_unlock(&s->mu);
 }
 
@@ -1528,7 +1589,6 @@ static void op_close(void *ctx) {
   cc_store_errs_destroy(&s->errs);
   pthread_mutex_destroy(&s->mu);
   pthread_mutex_destroy(&s->presence_mu);
-  pthread_cond_destroy(&s->cv);
   free(s->uri);
   free(s);
 }
@@ -1634,7 +1694,6 @@ cc_status cc_store_pg_open(const cc_store_options *opts, cc_store **out, char *e
   s->o.path = NULL;
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->presence_mu, NULL);
-  pthread_cond_init(&s->cv, NULL);
   cc_store_errs_init(&s->errs);
   s->max = opts->max_connections > 0 ? opts->max_connections : DEFAULT_CONNECTIONS;
   cc_status rc = CC_OK;
