@@ -7,9 +7,9 @@
  * in parallel (the server arbitrates).  Statements are prepared once per connection.  A
  * connection that breaks is dropped; a call whose first statement finds its (idle) connection
  * broken is retried once on a new one, so a restarted server costs no request.  While the
- * server cannot be reached, calls fail at once with CC_UPSTREAM_ERROR (one thread at a time
- * tries a new connection, with a 3 s connect timeout; the others do not wait for it), and the
- * pool reconnects by itself on the first call after the server is back.
+ * server cannot be reached, calls fail fast with CC_UPSTREAM_ERROR (one thread at a time tries
+ * a new connection, with a 3 s connect timeout, and the calls that need one meanwhile share its
+ * outcome), and the pool reconnects by itself on the first call after the server is back.
  *
  * Several workers: each handle registers as a worker (table workers) and holds a session
  * advisory lock on its own key on a dedicated connection (the presence connection) for as
@@ -111,7 +111,21 @@ static const char SCHEMA[] =
     "  bytes bigint NOT NULL,"
     "  partial boolean NOT NULL,"
     "  excluded text,"
-    "  data bytea NOT NULL);";
+    "  data bytea NOT NULL);"
+    /* The change feed: every committed write to what a worker may remember (a token's user, a
+     * cached result) NOTIFYs cc_change once per transaction (native/worker/cc_wsync.c). */
+    "CREATE OR REPLACE FUNCTION cc_notify_change() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN PERFORM pg_notify('cc_change', ''); RETURN NULL; END $$;"
+    "CREATE OR REPLACE TRIGGER cc_change AFTER INSERT OR UPDATE OR DELETE ON users "
+    "  FOR EACH ROW EXECUTE FUNCTION cc_notify_change();"
+    "CREATE OR REPLACE TRIGGER cc_change AFTER INSERT OR UPDATE OR DELETE ON tokens "
+    "  FOR EACH ROW EXECUTE FUNCTION cc_notify_change();"
+    "CREATE OR REPLACE TRIGGER cc_change AFTER INSERT OR UPDATE OR DELETE ON projects "
+    "  FOR EACH ROW EXECUTE FUNCTION cc_notify_change();"
+    "CREATE OR REPLACE TRIGGER cc_change AFTER INSERT OR UPDATE OR DELETE ON cache "
+    "  FOR EACH ROW EXECUTE FUNCTION cc_notify_change();"
+    "CREATE OR REPLACE TRIGGER cc_change AFTER INSERT OR UPDATE OR DELETE ON records "
+    "  FOR EACH ROW EXECUTE FUNCTION cc_notify_change();";
 
 /* ------------------------------------------------------------------ statements */
 
@@ -243,6 +257,7 @@ typedef struct pg {
   cc_store_errs errs;
   pthread_mutex_t mu; /* pool, down state */
   struct waiter *waiters, *waiters_tail; /* threads waiting for a connection, oldest first */
+  pthread_cond_t probe_cv;               /* a probe of a down server ended */
   conn *idle;
   int open, max;
   bool down;    /* the last new connection failed */
@@ -304,10 +319,16 @@ static void give_slot(pg *s) {
 
 /* Opens a new connection for a slot already counted in s->open. */
 static cc_status open_conn(pg *s, conn **out) {
-  /* While the server is down, one thread at a time tries a new connection; the others fail
-   * at once instead of each waiting for its own attempt. */
+  /* While the server is down, one thread at a time tries a new connection; the others wait
+   * for that one attempt (refused at once when the server is down; at most the connect
+   * timeout when it does not answer) instead of each making its own, and fail with it. */
   pthread_mutex_lock(&s->mu);
-  if (s->down && s->probing) {
+  bool waited = false;
+  while (s->down && s->probing) {
+    pthread_cond_wait(&s->probe_cv, &s->mu);
+    waited = true;
+  }
+  if (waited && s->down) {
     char m[sizeof s->down_msg];
     snprintf(m, sizeof m, "%s", s->down_msg);
     s->open--;
@@ -324,7 +345,10 @@ static cc_status open_conn(pg *s, conn **out) {
   char m[256] = "";
   if (!up) msg_of(p, m, sizeof m);
   pthread_mutex_lock(&s->mu);
-  if (probe) s->probing = false;
+  if (probe) {
+    s->probing = false;
+    pthread_cond_broadcast(&s->probe_cv);
+  }
   s->down = !up;
   if (!up) {
     s->open--;
@@ -1589,6 +1613,7 @@ static void op_close(void *ctx) {
   cc_store_errs_destroy(&s->errs);
   pthread_mutex_destroy(&s->mu);
   pthread_mutex_destroy(&s->presence_mu);
+  pthread_cond_destroy(&s->probe_cv);
   free(s->uri);
   free(s);
 }
@@ -1694,6 +1719,7 @@ cc_status cc_store_pg_open(const cc_store_options *opts, cc_store **out, char *e
   s->o.path = NULL;
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->presence_mu, NULL);
+  pthread_cond_init(&s->probe_cv, NULL);
   cc_store_errs_init(&s->errs);
   s->max = opts->max_connections > 0 ? opts->max_connections : DEFAULT_CONNECTIONS;
   cc_status rc = CC_OK;

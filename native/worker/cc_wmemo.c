@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cc_store.h"
@@ -39,7 +38,8 @@ struct exec_slot {
 
 struct cc_wmemo {
   int ifd;              /* inotify descriptor, fixed after cc_wmemo_new; -1: the memo is off */
-  int64_t ttl_ms;       /* > 0: timed mode (no file to watch): tokens only, for this long */
+  uint64_t (*feed)(void *); /* non-NULL: the epoch comes from this change feed (cc_wsync) */
+  void *feed_ctx;
   atomic_bool lost;     /* a watched file went away: off from then on (ifd stays open) */
   atomic_bool draining; /* events are being consumed and the epoch is about to move */
   pthread_mutex_t mu;
@@ -85,9 +85,12 @@ cc_wmemo *cc_wmemo_new(const char *db_path) {
   return m;
 }
 
-cc_wmemo *cc_wmemo_new_timed(int64_t ttl_ms) {
+cc_wmemo *cc_wmemo_new_fed(uint64_t (*epoch)(void *ctx), void *ctx) {
   cc_wmemo *m = cc_wmemo_new(NULL);
-  if (m) m->ttl_ms = ttl_ms > 0 ? ttl_ms : 0;
+  if (m) {
+    m->feed = epoch;
+    m->feed_ctx = ctx;
+  }
   return m;
 }
 
@@ -105,12 +108,7 @@ void cc_wmemo_free(cc_wmemo *m) {
 }
 
 uint64_t cc_wmemo_epoch(cc_wmemo *m) {
-  if (m && m->ttl_ms > 0) { /* timed: the epoch is the current ttl-long slice of the clock */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    return (uint64_t)(now / m->ttl_ms) + 1;
-  }
+  if (m && m->feed) return m->feed(m->feed_ctx); /* a shared database's change feed */
   if (!m || m->ifd < 0 || atomic_load_explicit(&m->lost, memory_order_acquire)) return 0;
   /* No pending event and nobody consuming some: the epoch stands.  (A thread that finds the
    * queue empty because another one is consuming it must wait for that one's new epoch:
@@ -178,7 +176,6 @@ static uint64_t exec_hash(const char *user, const char *project, const char *key
 bool cc_wmemo_exec_serve(cc_wmemo *m, uint64_t epoch, const char *user, const char *project,
                          const char *key, int64_t now_ms, int64_t ttl_ms, const char *id,
                          int64_t duration_ms, char **response, char *record_id, size_t rn) {
-  if (m && m->ttl_ms > 0) return false; /* timed mode: results need the current generation */
   *response = NULL;
   if (!m || epoch == 0) return false;
   uint64_t h = exec_hash(user, project, key);
@@ -215,7 +212,6 @@ bool cc_wmemo_exec_serve(cc_wmemo *m, uint64_t epoch, const char *user, const ch
 
 void cc_wmemo_remember_exec(cc_wmemo *m, uint64_t epoch, const char *user, const char *project,
                             const char *key, const cc_wmemo_exec *e) {
-  if (m && m->ttl_ms > 0) return;
   if (!m || epoch == 0) return;
   size_t lu = strlen(user), lp = strlen(project), lk = strlen(key);
   size_t total = lu + lp + lk + 3 + e->before_len + e->after_len;

@@ -7,7 +7,8 @@
  * else (docs/benchmarks.md).  The memo keeps the answers the hot path needs (token hash ->
  * user; user+project+cache key -> the cached result, pre-rendered) and serves them only while
  * the database has not been written since they were read, by anyone: this worker, or another
- * process such as `codecanvas-worker token revoke`.  "Written" is observed with inotify on the
+ * process such as `codecanvas-worker token revoke` (with PostgreSQL: any worker; the epoch then
+ * comes from the database's change feed, cc_wsync.h, instead of inotify).  "Written" is observed with inotify on the
  * database file and its write-ahead log: every commit writes the log, and the kernel queues
  * the event inside that write, before the commit is visible, so a request that starts after
  * a revocation has committed always sees the change (a revocation stays effective for the
@@ -39,11 +40,10 @@ typedef struct cc_wmemo cc_wmemo;
  * watch is unavailable the memo is made but stays off (and says why on stderr once).  A NULL
  * db_path makes a memo that is off (a database without a file, such as PostgreSQL). */
 cc_wmemo *cc_wmemo_new(const char *db_path);
-/* A memo for a database without a file to watch (PostgreSQL, written by other workers):
- * tokens only, each remembered for the current ttl_ms-long slice of the monotonic clock, so a
- * revocation is seen within ttl_ms by every worker; cached results are never remembered (they
- * need the project's current generation, which only the database knows). */
-cc_wmemo *cc_wmemo_new_timed(int64_t ttl_ms);
+/* A memo whose epoch comes from a change feed instead of a watched file: epoch(ctx) must
+ * count every change committed before the call began, and return 0 when it cannot (a
+ * PostgreSQL database shared by several workers: cc_wsync_epoch). */
+cc_wmemo *cc_wmemo_new_fed(uint64_t (*epoch)(void *ctx), void *ctx);
 void cc_wmemo_free(cc_wmemo *m);
 
 /* The current epoch, after consuming pending change notifications (which bump it).  Take it

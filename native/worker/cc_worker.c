@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "cc_wdb.h"
+#include "cc_wsync.h"
 #include "cc_wmemo.h"
 #include "cc_worker_internal.h"
 #include "cc_wsnap.h"
@@ -144,10 +145,6 @@ static void *monitor_main(void *arg) {
   free(pfd);
   return NULL;
 }
-
-/* With a database shared by several workers, how long a token's user is remembered: a
- * revocation is refused by every worker within this (issue 13 asks for 1 s). */
-#define CC_WORKER_TOKEN_TTL_MS 500
 
 /* ------------------------------------------------------------------ per-request state */
 
@@ -947,11 +944,13 @@ cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t 
     snprintf(err, errlen, "cannot open the database %s: %s", shown, serr);
     goto fail;
   }
-  /* The memo watches a SQLite file for changes; a database other workers write has no file
-   * to watch: tokens are remembered for at most CC_WORKER_TOKEN_TTL_MS there (a revocation
-   * reaches every worker within it), cached results are read from the database each time. */
-  if (!(w->memo = cc_store_is_postgresql(cfg->db) ? cc_wmemo_new_timed(CC_WORKER_TOKEN_TTL_MS)
-                                                  : cc_wmemo_new(cfg->db)) ||
+  /* The memo watches a SQLite file for changes; a database other workers write has no file to
+   * watch: its change feed (cc_wsync, LISTEN/NOTIFY with a barrier) gives the epoch instead. */
+  if (cc_store_is_postgresql(cfg->db) && cc_wsync_start(cfg->db, &w->sync) != CC_OK)
+    fprintf(stderr, "codecanvas-worker: no change feed from the database: tokens and cached "
+                    "results are read from it on every request\n");
+  if (!(w->memo = w->sync ? cc_wmemo_new_fed(cc_wsync_epoch, w->sync)
+                          : cc_wmemo_new(cc_store_is_postgresql(cfg->db) ? NULL : cfg->db)) ||
       !(w->hasher = cc_wtoken_hasher_new())) {
     snprintf(err, errlen, "out of memory");
     st = CC_INTERNAL;
@@ -1096,6 +1095,7 @@ void cc_worker_free(cc_worker *w) {
   cc_wlimit_free(w->limit);
   cc_e2b_client_free(w->e2b);
   cc_wmemo_free(w->memo);
+  cc_wsync_stop(w->sync);
   cc_wtoken_hasher_free(w->hasher);
   cc_wdb_stop(w->db);
   cc_store_close(w->store);

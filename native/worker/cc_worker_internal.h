@@ -41,6 +41,7 @@ struct cc_worker {
   cc_store *store;
   struct cc_wdb *db; /* sweep and health of a shared database (cc_wdb.c); NULL for SQLite */
   struct cc_wmemo *memo;
+  struct cc_wsync *sync; /* PostgreSQL: the change feed the memo's epoch comes from */
   struct cc_wtoken_hasher *hasher; /* SHA-256 of bearer tokens, fetched once */
   cc_e2b_client *e2b;
   cc_wlimit *limit;

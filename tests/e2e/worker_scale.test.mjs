@@ -106,21 +106,31 @@ test('one project runs one operation at a time in arrival order across workers; 
   assert.ok(otherMs < secondMs, `the other project (${otherMs} ms) finished before the queued one (${secondMs} ms)`);
 });
 
-test('a token revoked with the CLI is refused by every worker within 1 s', async () => {
+test('a token revoked with the CLI is refused by every worker from the next request on', async () => {
   const t = w1.token('bob', 'to-revoke');
-  assert.equal((await w1.rpc(t, { op: 'hello' })).status, 200);
-  assert.equal((await w2.rpc(t, { op: 'hello' })).status, 200);
+  // Both workers remember the token (their memo), and a cached result of bob's.
+  for (const w of [w1, w2]) for (let i = 0; i < 3; i++) assert.equal((await w.rpc(t, { op: 'hello' })).status, 200);
   const id = JSON.parse(w2.cli('token', 'list', '--user', 'bob')).find((x) => x.label === 'to-revoke').id;
-  const t0 = performance.now();
   w2.cli('token', 'revoke', '--user', 'bob', '--id', String(id));
-  // Each worker remembers a token's user for at most 500 ms: ask both until both refuse.
-  const refusedAt = [];
+  // The revocation committed before these requests began: the change feed retires what the
+  // workers remembered before they answer (issue 13 allows 1 s; it takes none).
   for (const w of [w1, w2]) {
-    while ((await w.rpc(t, { op: 'hello' })).status === 200 && performance.now() - t0 < 3000);
-    refusedAt.push(performance.now() - t0);
-    assert.equal((await w.rpc(t, { op: 'hello' })).status, 401, 'refused, and stays refused');
+    const r = await w.rpc(t, { op: 'hello' });
+    assert.equal(r.status, 401, r.text);
+    assert.equal(r.body.error.code, 'unauthorized');
   }
-  assert.ok(Math.max(...refusedAt) < 1000, `refused by every worker within ${refusedAt.map((x) => x.toFixed(0))} ms of the revocation`);
+});
+
+test('a cached result remembered by worker 1 is not served after a write through worker 2', async () => {
+  ok(await w1.rpc(tok, { op: 'writeFile', project: 'memo', args: { path: 'm.txt', content: 'v1' } }));
+  ok(await w1.rpc(tok, { op: 'exec', project: 'memo', args: { cmd: 'cat m.txt' } }));
+  for (let i = 0; i < 5; i++) assert.equal(ok(await w1.rpc(tok, { op: 'exec', project: 'memo', args: { cmd: 'cat m.txt' } })).cached, true);
+  for (let round = 0; round < 20; round++) {
+    ok(await w2.rpc(tok, { op: 'writeFile', project: 'memo', args: { path: 'm.txt', content: `v${round + 2}` } }));
+    const r = ok(await w1.rpc(tok, { op: 'exec', project: 'memo', args: { cmd: 'cat m.txt' } }));
+    assert.equal(r.stdout, `v${round + 2}`, `round ${round}: worker 1 must not serve what it remembered`);
+    assert.equal(ok(await w1.rpc(tok, { op: 'exec', project: 'memo', args: { cmd: 'cat m.txt' } })).cached, true);
+  }
 });
 
 test('a worker killed mid-operation: its project is free at once, its record is swept by the others', async () => {

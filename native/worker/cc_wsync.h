@@ -1,0 +1,39 @@
+/*
+ * cc_wsync: the change feed of a PostgreSQL database shared by several workers, as an epoch
+ * for cc_wmemo (the worker's memory of tokens and cached results).
+ *
+ * Every write to the tables the memo draws from (users, tokens, projects, cache, records)
+ * fires a trigger that NOTIFYs channel cc_change at commit (shared/cc_store_pg.c).  This module
+ * keeps one connection that LISTENs on it.  cc_wsync_epoch() is a barrier: it returns an epoch
+ * that counts every change committed before the call began.  To know that, it waits for a
+ * round trip (SELECT 1) on the listening connection sent after the call began: the server
+ * delivers pending notifications before it answers a later query, so every change committed
+ * earlier has been seen (and has moved the epoch) when the answer arrives.  Concurrent callers
+ * share one round trip, so a burst of cached requests costs the database one trivial query.
+ * Anything remembered under an epoch is served only while the epoch stands, exactly as with
+ * SQLite's inotify (cc_wmemo.c): a revocation or a write through any worker retires it before
+ * the next request is answered.
+ *
+ * When the connection is lost, the epoch moves (notifications may have been missed) and, until
+ * it is back, cc_wsync_epoch returns 0 (nothing is remembered or served from memory).
+ *
+ * Ownership: cc_wsync_start/cc_wsync_stop (NULL is fine).  Thread-safe.
+ */
+#ifndef CC_WSYNC_H
+#define CC_WSYNC_H
+
+#include <stdint.h>
+
+#include "cc_status.h"
+
+typedef struct cc_wsync cc_wsync;
+
+/* Connects to uri, LISTENs and starts the feed's thread.  CC_UPSTREAM_ERROR when the server
+ * cannot be reached (the worker then starts without it: the memo is off). */
+cc_status cc_wsync_start(const char *uri, cc_wsync **out);
+void cc_wsync_stop(cc_wsync *s);
+
+/* The barrier epoch (see above); 0 when the feed is down. */
+uint64_t cc_wsync_epoch(void *s);
+
+#endif
