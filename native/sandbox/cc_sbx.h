@@ -309,6 +309,8 @@ typedef struct {
   int exit_code;   /* exit status, or -1 when killed by a signal (envd's exitCode) */
   int signal;      /* the signal when !exited, else 0 */
   char status[64]; /* Go's ProcessState string: "exit status 3", "signal: killed" */
+  bool sandbox_gone; /* the process did not end by itself: its sandbox died or was killed
+                        under it (status "signal: killed"); E2B drops such a stream */
 } cc_sbx_event;
 
 /* Spawns a process in the sandbox.  On success *pid is its pid inside the sandbox and, when
@@ -330,8 +332,8 @@ cc_status cc_sbx_proc_subscribe(cc_sbx *sbx, uint32_t pid, cc_sbx_sub **sub, cc_
 cc_status cc_sbx_proc_find_tag(cc_sbx *sbx, const char *tag, uint32_t *pid);
 
 /* Waits up to timeout_ms (-1 = forever, 0 = poll) for the next event.  Returns CC_OK with
- * ev->type NONE on timeout.  After END (or when the sandbox died: END with signal: killed) the
- * subscription yields END once, then CC_NOT_FOUND.  Output is produced for a process only while
+ * ev->type NONE on timeout.  After END (or when the sandbox died: END with signal: killed and
+ * sandbox_gone) the subscription yields END once, then CC_NOT_FOUND.  Output is produced for a process only while
  * it has at least one subscription; with none it is read and dropped (envd).  A subscription
  * that is not drained holds at most sub_queue_bytes; then the process's pipes are no longer
  * read and the process blocks on write (back-pressure; a slow subscriber slows the others of

@@ -324,6 +324,7 @@ void cc_sbx_teardown(cc_sbx *sbx) {
     if (!p->exited) {
       p->exited = true;
       p->wstatus = SIGKILL; /* WIFSIGNALED, WTERMSIG == SIGKILL */
+      p->gone = true;
     }
     maybe_end(p);
   }

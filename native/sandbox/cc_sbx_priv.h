@@ -77,6 +77,7 @@ struct proc {
   int refs;
   uint32_t pid;
   bool registered, exited, ended, throttled, kill_sent;
+  bool gone; /* ended by the sandbox's teardown, not by its own exit (END's sandbox_gone) */
   int wstatus;
   uint64_t deadline, ended_at;
   stream out, err;

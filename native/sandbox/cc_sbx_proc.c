@@ -331,6 +331,7 @@ cc_status cc_sbx_sub_next(cc_sbx_sub *sub, int timeout_ms, cc_sbx_event *ev) {
       ev->len = c->len;
       if (c->type == CC_SBX_EV_END) {
         fill_end(ev, c->wstatus);
+        ev->sandbox_gone = sub->p->gone;
         sub->done = true;
       }
       bool kick = sub->p->throttled && cc_sbx_has_room(sbx->rt, sub->p);

@@ -1,13 +1,19 @@
 /*
- * cc_sbd_envd: envd's HTTP and Connect-RPC API for one sandbox (see cc_sbd_envd.h).
+ * cc_sbd_envd: envd's HTTP and Connect-RPC API for one sandbox (see cc_sbd_envd.h): routing
+ * of envd requests, /health, /envs, the process.Process service and the WatchDir stream; the
+ * file API (/files, the unary filesystem.Filesystem RPCs) is cc_sbd_files.c.
  *
  * Unary RPCs answer 200 with a JSON message or a Connect error with a string code and the
- * code's HTTP status.  Server streams (Start, Connect) answer 200 application/connect+json
- * and write one envelope per event, each flushed as it is produced by returning it from the
- * MHD content reader; they always end with the 0x02 end-of-stream envelope, carrying the
- * error if there was one (e2b-protocol.md §3.3).
+ * code's HTTP status.  Server streams (Start, Connect, WatchDir) answer 200
+ * application/connect+json and write one envelope per event, each flushed as it is produced
+ * by returning it from the MHD content reader; they end with the 0x02 end-of-stream envelope,
+ * carrying the error if there was one (e2b-protocol.md §3.3) — except when the sandbox dies
+ * under the stream (killed, timed out): then, as with E2B, the connection is cut after the
+ * output already produced, with no end event and no end-of-stream, and the SDK reports the
+ * sandbox gone (TimeoutError) after probing /health (502).
  */
 #include "cc_sbd_envd.h"
+#include "cc_sbd_files.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -19,14 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/sha.h>
-
 #include "cc_connect.h"
-#include "cc_multipart.h"
 #include "cc_sbx.h"
 
 #define HOME "/home/user"
-#define MAX_LIST_ENTRIES 100000
 #define STDIN_TIMEOUT_MS 10000
 #define WATCH_TAG "cc-sandboxd-watch" /* the tag of WatchDir's helper process */
 
@@ -35,7 +37,7 @@
 static const char b64std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Standard base64 with padding into a new string (caller frees). */
-static char *b64_encode(const uint8_t *d, size_t n, bool pad) {
+char *cc_sbd_envd_b64(const uint8_t *d, size_t n, bool pad) {
   char *out = malloc(4 * ((n + 2) / 3) + 1);
   if (!out) return NULL;
   size_t o = 0, i = 0;
@@ -97,7 +99,7 @@ static bool b64_decode(const char *s, uint8_t **out, size_t *out_len) {
 
 /* envd path resolution for display (the runtime resolves again, inside the sandbox):
  * "" → /home/user, "~"/"~/x" → home, relative → under home, then cleaned lexically. */
-static bool resolve_path(const char *in, char *out, size_t out_size) {
+bool cc_sbd_envd_resolve_path(const char *in, char *out, size_t out_size) {
   char tmp[8192];
   if (!in || !in[0]) snprintf(tmp, sizeof tmp, "%s", HOME);
   else if (strcmp(in, "~") == 0) snprintf(tmp, sizeof tmp, "%s", HOME);
@@ -143,20 +145,20 @@ static cc_connect_code connect_code_of(cc_sbx_errkind k) {
   }
 }
 
-static const char *err_msg(const cc_sbx_err *e, cc_status st) {
+const char *cc_sbd_envd_err_msg(const cc_sbx_err *e, cc_status st) {
   return e->msg[0] ? e->msg : cc_status_message(st);
 }
 
-static enum MHD_Result rpc_error(cc_sbd_req *r, const cc_sbx_err *e, cc_status st) {
+enum MHD_Result cc_sbd_envd_rpc_error(cc_sbd_req *r, const cc_sbx_err *e, cc_status st) {
   cc_connect_code code = e->kind != CC_SBX_ERR_NONE ? connect_code_of(e->kind)
                          : st == CC_SANDBOX_UNAVAILABLE ? CC_CONNECT_UNAVAILABLE
                          : st == CC_NOT_FOUND           ? CC_CONNECT_NOT_FOUND
                          : st == CC_BAD_REQUEST         ? CC_CONNECT_INVALID_ARGUMENT
                                                         : CC_CONNECT_INTERNAL;
-  return cc_sbd_respond_connect_error(r->conn, code, "%s", err_msg(e, st));
+  return cc_sbd_respond_connect_error(r->conn, code, "%s", cc_sbd_envd_err_msg(e, st));
 }
 
-static enum MHD_Result rpc_ok(cc_sbd_req *r, cJSON *msg) {
+enum MHD_Result cc_sbd_envd_rpc_ok(cc_sbd_req *r, cJSON *msg) {
   char *s = cJSON_PrintUnformatted(msg);
   cJSON_Delete(msg);
   if (!s) return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INTERNAL, "out of memory");
@@ -167,38 +169,8 @@ static enum MHD_Result rpc_ok(cc_sbd_req *r, cJSON *msg) {
 
 /* Checks the Basic-auth user of an RPC.  envd's users here are "user" (the default) and
  * "root", which runs as "user" too: the sandbox has no root (docs/sandboxd.md). */
-static bool user_ok(const char *name) {
+bool cc_sbd_envd_user_ok(const char *name) {
   return !name || !name[0] || strcmp(name, "user") == 0 || strcmp(name, "root") == 0;
-}
-
-static const char *filetype_name(cc_sbx_filetype t) {
-  switch (t) {
-  case CC_SBX_FT_FILE: return "FILE_TYPE_FILE";
-  case CC_SBX_FT_DIR: return "FILE_TYPE_DIRECTORY";
-  default: return "FILE_TYPE_UNSPECIFIED";
-  }
-}
-
-static cJSON *entry_json(const cc_sbx_entry *e) {
-  cJSON *o = cJSON_CreateObject();
-  char size[32], ts[64], base[40];
-  cJSON_AddStringToObject(o, "name", e->name ? e->name : "");
-  cJSON_AddStringToObject(o, "type", filetype_name(e->type));
-  cJSON_AddStringToObject(o, "path", e->path ? e->path : "");
-  snprintf(size, sizeof size, "%" PRId64, e->size);
-  cJSON_AddStringToObject(o, "size", size);
-  cJSON_AddNumberToObject(o, "mode", e->mode);
-  cJSON_AddStringToObject(o, "permissions", e->permissions);
-  cJSON_AddStringToObject(o, "owner", e->owner);
-  cJSON_AddStringToObject(o, "group", e->group);
-  time_t sec = (time_t)e->mtime_sec;
-  struct tm tm;
-  gmtime_r(&sec, &tm);
-  strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(ts, sizeof ts, "%s.%09dZ", base, (int)e->mtime_nsec);
-  cJSON_AddStringToObject(o, "modifiedTime", ts);
-  if (e->symlink_target) cJSON_AddStringToObject(o, "symlinkTarget", e->symlink_target);
-  return o;
 }
 
 static const char *json_str(const cJSON *o, const char *k) {
@@ -242,6 +214,7 @@ typedef struct {
   uint8_t *out;
   size_t out_len, out_off, out_cap;
   bool done;
+  bool drop; /* the sandbox died under the stream: end it without end-of-stream (E2B) */
   /* WatchDir: the stream relays the lines of an inotify helper process (watch_pid) */
   bool watch;
   bool watch_started;
@@ -307,7 +280,7 @@ static void push_event(stream *s, const cc_sbx_event *ev) {
   case CC_SBX_EV_STDOUT:
   case CC_SBX_EV_STDERR:
   case CC_SBX_EV_PTY: {
-    char *b = b64_encode(ev->data, ev->len, true);
+    char *b = cc_sbd_envd_b64(ev->data, ev->len, true);
     cJSON_AddStringToObject(body,
                             ev->type == CC_SBX_EV_STDOUT   ? "stdout"
                             : ev->type == CC_SBX_EV_STDERR ? "stderr"
@@ -318,6 +291,11 @@ static void push_event(stream *s, const cc_sbx_event *ev) {
     break;
   }
   case CC_SBX_EV_END:
+    if (ev->sandbox_gone) { /* killed with its sandbox: E2B's stream just breaks off */
+      cJSON_Delete(body);
+      s->done = s->drop = true;
+      break;
+    }
     if (ev->exit_code != 0) cJSON_AddNumberToObject(body, "exitCode", ev->exit_code);
     if (ev->exited) cJSON_AddTrueToObject(body, "exited");
     cJSON_AddStringToObject(body, "status", ev->status);
@@ -381,6 +359,10 @@ static void push_watch_event(stream *s, const cc_sbx_event *ev) {
   }
   case CC_SBX_EV_END:
     s->watch_pid = 0;
+    if (ev->sandbox_gone) { /* as for a process stream */
+      s->done = s->drop = true;
+      break;
+    }
     if (s->watch_started) push_eos(s, CC_CONNECT_OK, NULL);
     else push_eos(s, CC_CONNECT_INTERNAL, s->err_len ? s->err : "the directory watcher ended");
     break;
@@ -408,7 +390,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
       s->last_sent_ms = cc_sbd_now_ms();
       return (ssize_t)n;
     }
-    if (s->done) return MHD_CONTENT_READER_END_OF_STREAM;
+    if (s->done) return s->drop ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
     s->out_len = s->out_off = 0;
     int64_t now = cc_sbd_now_ms();
     if (s->deadline_ms && now >= s->deadline_ms) {
@@ -654,7 +636,7 @@ static enum MHD_Result process_start(cc_sbd_req *r, cJSON *msg) {
     cc_connect_code code = err.kind != CC_SBX_ERR_NONE ? connect_code_of(err.kind)
                            : st == CC_SANDBOX_UNAVAILABLE ? CC_CONNECT_UNAVAILABLE
                                                           : CC_CONNECT_INTERNAL;
-    return stream_error(r, code, "%s", err_msg(&err, st));
+    return stream_error(r, code, "%s", cc_sbd_envd_err_msg(&err, st));
   }
   return stream_respond(r, s);
 }
@@ -679,7 +661,7 @@ static enum MHD_Result process_connect(cc_sbd_req *r, cJSON *msg) {
     stream_free(s);
     if (st == CC_NOT_FOUND)
       return stream_error(r, CC_CONNECT_NOT_FOUND, "process with pid %u not found", pid);
-    return stream_error(r, connect_code_of(err.kind), "%s", err_msg(&err, st));
+    return stream_error(r, connect_code_of(err.kind), "%s", cc_sbd_envd_err_msg(&err, st));
   }
   long t = header_timeout_ms(r);
   if (t > 0) s->deadline_ms = cc_sbd_now_ms() + t;
@@ -694,7 +676,7 @@ static enum MHD_Result process_list(cc_sbd_req *r) {
   cc_status st = cc_sbx_proc_list(r->sb->sbx, &list, &n);
   if (st != CC_OK) {
     cc_sbx_err e = {0};
-    return rpc_error(r, &e, st);
+    return cc_sbd_envd_rpc_error(r, &e, st);
   }
   cJSON *o = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(o, "processes");
@@ -715,7 +697,7 @@ static enum MHD_Result process_list(cc_sbd_req *r) {
     cJSON_AddItemToArray(arr, p);
   }
   cc_sbx_proc_list_free(list, n);
-  return rpc_ok(r, o);
+  return cc_sbd_envd_rpc_ok(r, o);
 }
 
 static enum MHD_Result process_send_input(cc_sbd_req *r, cJSON *msg) {
@@ -726,7 +708,7 @@ static enum MHD_Result process_send_input(cc_sbd_req *r, cJSON *msg) {
   const char *b = json_str(input, "stdin");
   const char *tty = b ? NULL : json_str(input, "pty");
   if (tty) b = tty;
-  if (!b) return rpc_ok(r, cJSON_CreateObject());
+  if (!b) return cc_sbd_envd_rpc_ok(r, cJSON_CreateObject());
   uint8_t *data;
   size_t len;
   if (!b64_decode(b, &data, &len))
@@ -745,8 +727,8 @@ static enum MHD_Result process_send_input(cc_sbd_req *r, cJSON *msg) {
   if (err.kind == CC_SBX_ERR_STDIN_CLOSED)
     return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INTERNAL,
                                         "error writing to stdin: stdin not enabled or closed");
-  if (st != CC_OK) return rpc_error(r, &err, st);
-  return rpc_ok(r, cJSON_CreateObject());
+  if (st != CC_OK) return cc_sbd_envd_rpc_error(r, &err, st);
+  return cc_sbd_envd_rpc_ok(r, cJSON_CreateObject());
 }
 
 static enum MHD_Result process_close_stdin(cc_sbd_req *r, cJSON *msg) {
@@ -761,8 +743,8 @@ static enum MHD_Result process_close_stdin(cc_sbd_req *r, cJSON *msg) {
   if (err.kind == CC_SBX_ERR_INVALID_ARG && err.sys_errno == ENOTTY) /* a pty process */
     return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_UNKNOWN, "error closing stdin: %s",
                                         err.msg);
-  if (st != CC_OK) return rpc_error(r, &err, st);
-  return rpc_ok(r, cJSON_CreateObject());
+  if (st != CC_OK) return cc_sbd_envd_rpc_error(r, &err, st);
+  return cc_sbd_envd_rpc_ok(r, cJSON_CreateObject());
 }
 
 static enum MHD_Result process_signal(cc_sbd_req *r, cJSON *msg) {
@@ -784,8 +766,8 @@ static enum MHD_Result process_signal(cc_sbd_req *r, cJSON *msg) {
   if (st == CC_NOT_FOUND)
     return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_NOT_FOUND,
                                         "process with pid %u not found", pid);
-  if (st != CC_OK) return rpc_error(r, &err, st);
-  return rpc_ok(r, cJSON_CreateObject());
+  if (st != CC_OK) return cc_sbd_envd_rpc_error(r, &err, st);
+  return cc_sbd_envd_rpc_ok(r, cJSON_CreateObject());
 }
 
 static bool proc_running(cc_sbd_req *r, uint32_t pid) {
@@ -808,7 +790,7 @@ static enum MHD_Result process_update(cc_sbd_req *r, cJSON *msg) {
     if (!proc_running(r, pid))
       return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_NOT_FOUND,
                                           "process with pid %u not found", pid);
-    return rpc_ok(r, cJSON_CreateObject());
+    return cc_sbd_envd_rpc_ok(r, cJSON_CreateObject());
   }
   if (bad_size)
     return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INVALID_ARGUMENT, "invalid pty size");
@@ -820,60 +802,11 @@ static enum MHD_Result process_update(cc_sbd_req *r, cJSON *msg) {
   if (err.kind == CC_SBX_ERR_INVALID_ARG && err.sys_errno == ENOTTY)
     return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_INTERNAL,
                                         "error resizing tty: tty not assigned to process");
-  if (st != CC_OK) return rpc_error(r, &err, st);
-  return rpc_ok(r, cJSON_CreateObject());
+  if (st != CC_OK) return cc_sbd_envd_rpc_error(r, &err, st);
+  return cc_sbd_envd_rpc_ok(r, cJSON_CreateObject());
 }
 
 /* ---------- filesystem unary ---------- */
-
-static enum MHD_Result fs_entry_result(cc_sbd_req *r, cc_status st, cc_sbx_entry *e,
-                                       const cc_sbx_err *err) {
-  if (st != CC_OK) {
-    cc_sbx_entry_cleanup(e);
-    return rpc_error(r, err, st);
-  }
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "entry", entry_json(e));
-  cc_sbx_entry_cleanup(e);
-  return rpc_ok(r, o);
-}
-
-static enum MHD_Result fs_rpc(cc_sbd_req *r, const char *method, cJSON *msg) {
-  cc_sbx *sbx = r->sb->sbx;
-  cc_sbx_err err = {0};
-  cc_sbx_entry e = {0};
-  const char *path = json_str(msg, "path");
-  if (!path) path = "";
-  if (strcmp(method, "Stat") == 0)
-    return fs_entry_result(r, cc_sbx_fs_stat(sbx, path, &e, &err), &e, &err);
-  if (strcmp(method, "MakeDir") == 0)
-    return fs_entry_result(r, cc_sbx_fs_mkdir(sbx, path, &e, &err), &e, &err);
-  if (strcmp(method, "Move") == 0) {
-    const char *src = json_str(msg, "source"), *dst = json_str(msg, "destination");
-    return fs_entry_result(r, cc_sbx_fs_move(sbx, src ? src : "", dst ? dst : "", &e, &err), &e,
-                           &err);
-  }
-  if (strcmp(method, "Remove") == 0) {
-    cc_status st = cc_sbx_fs_remove(sbx, path, &err);
-    return st == CC_OK ? rpc_ok(r, cJSON_CreateObject()) : rpc_error(r, &err, st);
-  }
-  if (strcmp(method, "ListDir") == 0) {
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(msg, "depth");
-    uint32_t depth = cJSON_IsNumber(d) && d->valuedouble > 0 ? (uint32_t)d->valuedouble : 1;
-    cc_sbx_entry *list = NULL;
-    size_t n = 0;
-    cc_status st = cc_sbx_fs_list(sbx, path, depth, MAX_LIST_ENTRIES, &list, &n, &err);
-    if (st != CC_OK) return rpc_error(r, &err, st);
-    cJSON *o = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(o, "entries");
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, entry_json(&list[i]));
-    cc_sbx_entries_free(list, n);
-    return rpc_ok(r, o);
-  }
-  return cc_sbd_respond_connect_error(r->conn, CC_CONNECT_UNIMPLEMENTED,
-                                      "filesystem.Filesystem/%s is not implemented by "
-                                      "codecanvas-sandboxd", method);
-}
 
 /* ---------- WatchDir ---------- */
 
@@ -923,7 +856,7 @@ static enum MHD_Result fs_watch(cc_sbd_req *r, cJSON *msg) {
   const char *path = json_str(msg, "path");
   bool recursive = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "recursive"));
   char abs[4096];
-  if (!resolve_path(path ? path : "", abs, sizeof abs))
+  if (!cc_sbd_envd_resolve_path(path ? path : "", abs, sizeof abs))
     return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "invalid path %s", path ? path : "");
   cc_sbx_err err = {0};
   cc_sbx_entry e = {0};
@@ -931,8 +864,8 @@ static enum MHD_Result fs_watch(cc_sbd_req *r, cJSON *msg) {
   cc_sbx_filetype type = e.type;
   cc_sbx_entry_cleanup(&e);
   if (st == CC_NOT_FOUND || err.kind == CC_SBX_ERR_NOT_FOUND)
-    return stream_error(r, CC_CONNECT_NOT_FOUND, "path %s not found: %s", abs, err_msg(&err, st));
-  if (st != CC_OK) return stream_error(r, connect_code_of(err.kind), "%s", err_msg(&err, st));
+    return stream_error(r, CC_CONNECT_NOT_FOUND, "path %s not found: %s", abs, cc_sbd_envd_err_msg(&err, st));
+  if (st != CC_OK) return stream_error(r, connect_code_of(err.kind), "%s", cc_sbd_envd_err_msg(&err, st));
   if (type != CC_SBX_FT_DIR)
     return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "path %s not a directory", abs);
   const char *args[] = {"-c", watch_program, abs, recursive ? "1" : "0"};
@@ -954,57 +887,11 @@ static enum MHD_Result fs_watch(cc_sbd_req *r, cJSON *msg) {
     stream_free(s);
     if (err.kind == CC_SBX_ERR_NOT_FOUND)
       return stream_error(r, CC_CONNECT_UNIMPLEMENTED,
-                          "WatchDir needs python3 inside the sandbox: %s", err_msg(&err, st));
-    return stream_error(r, connect_code_of(err.kind), "%s", err_msg(&err, st));
+                          "WatchDir needs python3 inside the sandbox: %s", cc_sbd_envd_err_msg(&err, st));
+    return stream_error(r, connect_code_of(err.kind), "%s", cc_sbd_envd_err_msg(&err, st));
   }
   if (t > 0) s->deadline_ms = cc_sbd_now_ms() + t;
   return stream_respond(r, s);
-}
-
-/* ---------- /files ---------- */
-
-void cc_sbd_envd_signature(const char *path, const char *operation, const char *username,
-                           const char *token, const char *expiration, char out[48]) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  size_t n = strlen(path) + strlen(operation) + strlen(username) + strlen(token) +
-             (expiration ? strlen(expiration) : 0) + 5;
-  char *msg = malloc(n);
-  if (!msg) {
-    snprintf(out, 48, "v1_");
-    return;
-  }
-  if (expiration) snprintf(msg, n, "%s:%s:%s:%s:%s", path, operation, username, token, expiration);
-  else snprintf(msg, n, "%s:%s:%s:%s", path, operation, username, token);
-  SHA256((const unsigned char *)msg, strlen(msg), md);
-  free(msg);
-  char *b = b64_encode(md, sizeof md, false);
-  snprintf(out, 48, "v1_%s", b ? b : "");
-  free(b);
-}
-
-typedef struct {
-  const char *path, *op, *username, *signature, *expiration;
-} sig_ctx;
-
-static bool sig_matches(const cc_sbd_sandbox *sb, void *arg) {
-  sig_ctx *c = arg;
-  if (!sb->token[0]) return false;
-  char want[48];
-  cc_sbd_envd_signature(c->path, c->op, c->username, sb->token, c->expiration, want);
-  size_t lw = strlen(want), ls = strlen(c->signature);
-  unsigned char d = (unsigned char)(lw != ls);
-  for (size_t i = 0; i < lw; i++) d |= (unsigned char)(want[i] ^ c->signature[i < ls ? i : 0]);
-  return d == 0;
-}
-
-static void fill_sig_ctx(cc_sbd_req *r, sig_ctx *c) {
-  c->path = cc_sbd_query(r->conn, "path");
-  c->op = strcmp(r->method, "GET") == 0 ? "read" : "write";
-  c->username = cc_sbd_query(r->conn, "username");
-  c->signature = cc_sbd_query(r->conn, "signature");
-  c->expiration = cc_sbd_query(r->conn, "signature_expiration");
-  if (!c->path) c->path = "";
-  if (!c->username) c->username = "";
 }
 
 static bool newest_insecure(const cc_sbd_sandbox *sb, void *arg) {
@@ -1022,9 +909,7 @@ void cc_sbd_envd_route_by_credentials(cc_sbd_req *r) {
       else r->bad_credentials = true;
     }
   } else if (strcmp(r->url, "/files") == 0 && cc_sbd_query(r->conn, "signature")) {
-    sig_ctx c;
-    fill_sig_ctx(r, &c);
-    r->sb = cc_sbd_find_matching(r->srv, sig_matches, &c);
+    r->sb = cc_sbd_files_find_signed(r);
     r->bad_credentials = !r->sb;
   } else {
     r->sb = cc_sbd_find_matching(r->srv, newest_insecure, NULL);
@@ -1038,235 +923,6 @@ bool cc_sbd_envd_path(const char *url) {
          strncmp(url, "/filesystem.Filesystem/", 23) == 0;
 }
 
-/* envd's /files access rule: a matching X-Access-Token, else a valid signature; then the
- * user.  Returns 0 when allowed, else the HTTP status with the message in msg. */
-static unsigned files_check(cc_sbd_req *r, char *msg, size_t msg_size) {
-  cc_sbd_sandbox *sb = r->sb;
-  const char *u = cc_sbd_query(r->conn, "username");
-  if (sb->token[0]) {
-    const char *tok = cc_sbd_header(r->conn, "X-Access-Token");
-    if (tok) {
-      if (strcmp(tok, sb->token) != 0) {
-        snprintf(msg, msg_size, "access token present in header but does not match");
-        return 401;
-      }
-    } else {
-      sig_ctx c;
-      fill_sig_ctx(r, &c);
-      if (!c.signature) {
-        snprintf(msg, msg_size, "missing signature query parameter");
-        return 401;
-      }
-      if (!sig_matches(sb, &c)) {
-        snprintf(msg, msg_size, "invalid signature");
-        return 401;
-      }
-      if (c.expiration) {
-        char *end;
-        long long exp = strtoll(c.expiration, &end, 10);
-        if (*end || exp < (long long)(cc_sbd_now_ms() / 1000)) {
-          snprintf(msg, msg_size, "signature is already expired");
-          return 401;
-        }
-      }
-    }
-  }
-  if (!user_ok(u)) {
-    snprintf(msg, msg_size, "error looking up user '%.100s': user: unknown user %.100s", u, u);
-    return 401;
-  }
-  return 0;
-}
-
-static enum MHD_Result files_download(cc_sbd_req *r) {
-  const char *path = cc_sbd_query(r->conn, "path");
-  char abs[4096];
-  if (!resolve_path(path, abs, sizeof abs))
-    return cc_sbd_respond_error(r->conn, 400, "invalid path '%s'", path ? path : "");
-  int fd = -1;
-  int64_t size = 0;
-  cc_sbx_err err = {0};
-  cc_status st = cc_sbx_fs_open_read(r->sb->sbx, abs, &fd, &size, &err);
-  if (st != CC_OK) {
-    switch (err.kind) {
-    case CC_SBX_ERR_NOT_FOUND:
-      return cc_sbd_respond_error(r->conn, 404, "path '%s' does not exist", abs);
-    case CC_SBX_ERR_IS_DIR:
-      return cc_sbd_respond_error(r->conn, 400, "path '%s' is a directory", abs);
-    case CC_SBX_ERR_INVALID_PATH:
-    case CC_SBX_ERR_INVALID_ARG:
-    case CC_SBX_ERR_NOT_DIR:
-    case CC_SBX_ERR_LOOP: return cc_sbd_respond_error(r->conn, 400, "%s", err_msg(&err, st));
-    case CC_SBX_ERR_PERMISSION: return cc_sbd_respond_error(r->conn, 403, "%s", err_msg(&err, st));
-    case CC_SBX_ERR_GONE: return cc_sbd_respond_502(r->conn, r->sb->id, -1);
-    default: return cc_sbd_respond_error(r->conn, 500, "%s", err_msg(&err, st));
-    }
-  }
-  struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)size, fd);
-  if (!resp) {
-    close(fd);
-    return cc_sbd_respond_error(r->conn, 500, "out of memory");
-  }
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
-  enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
-  MHD_destroy_response(resp);
-  return res;
-}
-
-typedef struct {
-  cc_sbd_req *r;
-  cc_multipart *mp;
-  const char *qpath;
-  int fd;
-  bool skipping;
-  char cur[4096];
-  size_t written, max;
-  cJSON *result;
-  unsigned err_status;
-  char err_msg[600];
-} upload;
-
-static cc_status upload_fail(upload *u, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static cc_status upload_fail(upload *u, unsigned status, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(u->err_msg, sizeof u->err_msg, fmt, ap);
-  va_end(ap);
-  u->err_status = status;
-  return CC_BAD_REQUEST;
-}
-
-static cc_status up_begin(void *ctx, const char *name, const char *filename, const char *ctype) {
-  upload *u = ctx;
-  u->skipping = !name || strcmp(name, "file") != 0;
-  if (u->skipping) return CC_OK;
-  const char *p = u->qpath ? u->qpath : filename;
-  if (!p) return upload_fail(u, 400, "missing path: no path parameter and no filename");
-  if (!resolve_path(p, u->cur, sizeof u->cur)) return upload_fail(u, 400, "invalid path '%s'", p);
-  const cJSON *it;
-  cJSON_ArrayForEach(it, u->result) {
-    const char *seen = json_str(it, "path");
-    if (seen && strcmp(seen, u->cur) == 0)
-      return upload_fail(u, 400,
-                         "you cannot upload multiple files to the same path '%s' in one upload "
-                         "request, only the first specified file was uploaded",
-                         u->cur);
-  }
-  cc_sbx_err err = {0};
-  cc_status st = cc_sbx_fs_open_write(u->r->sb->sbx, u->cur, &u->fd, &err);
-  if (st != CC_OK) {
-    u->fd = -1;
-    switch (err.kind) {
-    case CC_SBX_ERR_IS_DIR: return upload_fail(u, 400, "path is a directory: %s", u->cur);
-    case CC_SBX_ERR_NO_SPACE: return upload_fail(u, 507, "not enough disk space available");
-    case CC_SBX_ERR_NOT_DIR:
-    case CC_SBX_ERR_INVALID_PATH:
-    case CC_SBX_ERR_INVALID_ARG:
-    case CC_SBX_ERR_LOOP: return upload_fail(u, 400, "%s", err_msg(&err, st));
-    case CC_SBX_ERR_PERMISSION: return upload_fail(u, 403, "%s", err_msg(&err, st));
-    default: return upload_fail(u, 500, "error opening file: %s", err_msg(&err, st));
-    }
-  }
-  return CC_OK;
-}
-
-static cc_status up_data(void *ctx, const uint8_t *d, size_t n) {
-  upload *u = ctx;
-  if (u->skipping) return CC_OK;
-  u->written += n;
-  if (u->written > u->max)
-    return upload_fail(u, 413, "upload larger than the limit of %zu bytes", u->max);
-  while (n > 0) {
-    ssize_t w = write(u->fd, d, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == ENOSPC || errno == EDQUOT)
-        return upload_fail(u, 507, "attempted to write %zu bytes: not enough disk space available", n);
-      return upload_fail(u, 500, "error writing file %s: %s", u->cur, strerror(errno));
-    }
-    d += w;
-    n -= (size_t)w;
-  }
-  return CC_OK;
-}
-
-static cc_status up_end(void *ctx) {
-  upload *u = ctx;
-  if (u->skipping) return CC_OK;
-  int fd = u->fd;
-  u->fd = -1;
-  if (close(fd) != 0 && (errno == ENOSPC || errno == EDQUOT))
-    return upload_fail(u, 507, "not enough disk space available");
-  const char *base = strrchr(u->cur, '/');
-  cJSON *o = cJSON_CreateObject();
-  cJSON_AddStringToObject(o, "name", base ? base + 1 : u->cur);
-  cJSON_AddStringToObject(o, "type", "file");
-  cJSON_AddStringToObject(o, "path", u->cur);
-  cJSON_AddItemToArray(u->result, o);
-  return CC_OK;
-}
-
-static void upload_free(void *state) {
-  upload *u = state;
-  if (!u) return;
-  if (u->fd >= 0) close(u->fd);
-  cc_multipart_free(u->mp);
-  cJSON_Delete(u->result);
-  free(u);
-}
-
-static bool upload_feed(cc_sbd_req *r, const char *data, size_t n) {
-  upload *u = r->sink_state;
-  cc_status st = cc_multipart_feed(u->mp, (const uint8_t *)data, n);
-  if (st == CC_OK) return true;
-  if (u->err_status) return cc_sbd_req_fail(r, u->err_status, "%s", u->err_msg);
-  if (st == CC_TOO_LARGE)
-    return cc_sbd_req_fail(r, 400, "multipart headers too large or too many parts");
-  return cc_sbd_req_fail(r, 400, "error parsing multipart request");
-}
-
-static const cc_sbd_body_sink upload_sink = {upload_feed, upload_free};
-
-/* Sets up the streaming multipart parser of POST /files. */
-static void upload_begin(cc_sbd_req *r) {
-  char boundary[CC_MULTIPART_MAX_BOUNDARY + 1];
-  if (cc_multipart_boundary(cc_sbd_header(r->conn, "Content-Type"), boundary, sizeof boundary) !=
-      CC_OK) {
-    cc_sbd_req_fail(r, 400, "request must be multipart/form-data with a boundary");
-    return;
-  }
-  upload *u = calloc(1, sizeof *u);
-  if (!u) {
-    cc_sbd_req_fail(r, 500, "out of memory");
-    return;
-  }
-  static const cc_multipart_callbacks cb = {up_begin, up_data, up_end};
-  u->r = r;
-  u->fd = -1;
-  u->max = r->srv->cfg.max_upload;
-  u->qpath = cc_sbd_query(r->conn, "path");
-  u->result = cJSON_CreateArray();
-  u->mp = cc_multipart_new(boundary, 1000, &cb, u);
-  if (!u->mp || !u->result) {
-    upload_free(u);
-    cc_sbd_req_fail(r, 500, "out of memory");
-    return;
-  }
-  r->sink = &upload_sink;
-  r->sink_state = u;
-}
-
-static enum MHD_Result upload_finish(cc_sbd_req *r) {
-  upload *u = r->sink_state;
-  if (!u) return cc_sbd_respond_error(r->conn, 400, "missing body");
-  cc_status st = cc_multipart_finish(u->mp);
-  if (st != CC_OK) return cc_sbd_respond_error(r->conn, 400, "incomplete multipart body");
-  cJSON *res = u->result;
-  u->result = NULL;
-  return cc_sbd_respond_json(r->conn, 200, res);
-}
-
 /* ---------- entry points ---------- */
 
 static bool token_ok(cc_sbd_req *r) {
@@ -1278,13 +934,7 @@ static bool token_ok(cc_sbd_req *r) {
 void cc_sbd_envd_begin(cc_sbd_req *r) {
   if (!r->sb) return; /* answered with 502/401 once the body is read */
   if (strcmp(r->url, "/files") == 0 && strcmp(r->method, "POST") == 0) {
-    char msg[256];
-    unsigned status = files_check(r, msg, sizeof msg);
-    if (status) {
-      cc_sbd_req_fail(r, status, "%s", msg);
-      return;
-    }
-    upload_begin(r);
+    cc_sbd_files_begin_upload(r);
   }
 }
 
@@ -1304,14 +954,7 @@ enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r) {
     MHD_destroy_response(resp);
     return res;
   }
-  if (strcmp(url, "/files") == 0) {
-    if (strcmp(r->method, "POST") == 0) return upload_finish(r);
-    if (strcmp(r->method, "GET") != 0)
-      return cc_sbd_respond_error(r->conn, 405, "method %s not allowed", r->method);
-    char msg[256];
-    unsigned status = files_check(r, msg, sizeof msg);
-    return status ? cc_sbd_respond_error(r->conn, status, "%s", msg) : files_download(r);
-  }
+  if (strcmp(url, "/files") == 0) return cc_sbd_files_handle(r);
   if (!token_ok(r))
     return cc_sbd_respond_error(r->conn, 401,
                                 "unauthorized access, please provide a valid access token or "
@@ -1328,7 +971,7 @@ enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r) {
                                         "request body larger than %zu bytes", r->srv->cfg.max_body);
   char *pass = NULL;
   char *user = MHD_basic_auth_get_username_password(r->conn, &pass);
-  bool uok = user_ok(user);
+  bool uok = cc_sbd_envd_user_ok(user);
   char ubuf[128];
   snprintf(ubuf, sizeof ubuf, "%s", user ? user : "");
   if (user) MHD_free(user);
@@ -1361,7 +1004,7 @@ enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r) {
                                         "request body must be a JSON object");
   }
   enum MHD_Result res;
-  if (is_fs) res = fs_rpc(r, method, msg);
+  if (is_fs) res = cc_sbd_files_rpc(r, method, msg);
   else if (strcmp(method, "List") == 0) res = process_list(r);
   else if (strcmp(method, "SendInput") == 0) res = process_send_input(r, msg);
   else if (strcmp(method, "CloseStdin") == 0) res = process_close_stdin(r, msg);

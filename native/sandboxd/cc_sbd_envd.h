@@ -5,7 +5,8 @@
  * SendSignal, Update) and the filesystem.Filesystem service (Stat, MakeDir, Move, ListDir,
  * Remove, and the WatchDir stream).  Everything that touches the sandbox goes through the
  * runtime (cc_sbx), which runs it inside the sandbox; this module only speaks the protocol
- * (e2b-protocol.md §2-§6).
+ * (e2b-protocol.md §2-§6).  The file API is in cc_sbd_files.c (cc_sbd_files.h); the helpers
+ * below marked "shared" exist for it.
  *
  * Ownership: functions here borrow the request; streams hold their own sandbox reference.
  */
@@ -13,8 +14,10 @@
 #define CC_SBD_ENVD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "cc_sbd_http.h"
+#include "cc_sbx.h"
 
 /* True for the paths envd serves (/files, /health, /envs, /process.Process/..., ...). */
 bool cc_sbd_envd_path(const char *url);
@@ -32,9 +35,25 @@ void cc_sbd_envd_begin(cc_sbd_req *r);
 /* Answers an envd request once its body has been read. */
 enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r);
 
-/* The `v1_` signature of a /files URL: base64 (no padding) of SHA-256 of
- * "path:operation:username:token[:expiration]".  out must hold 48 bytes. */
-void cc_sbd_envd_signature(const char *path, const char *operation, const char *username,
-                           const char *token, const char *expiration, char out[48]);
+/* ---- shared with cc_sbd_files.c ---- */
+
+/* envd's path mapping for display ("" and "~" → /home/user, relative → under it, cleaned
+ * lexically); false for "~user" forms and paths that do not fit out. */
+bool cc_sbd_envd_resolve_path(const char *in, char *out, size_t out_size);
+
+/* True for the users envd accepts here: none (the default), "user" and "root". */
+bool cc_sbd_envd_user_ok(const char *name);
+
+/* The runtime's message of a failure, else the status's own (borrowed). */
+const char *cc_sbd_envd_err_msg(const cc_sbx_err *e, cc_status st);
+
+/* Base64 (standard alphabet, padded if pad) of d into a new string the caller frees. */
+char *cc_sbd_envd_b64(const uint8_t *d, size_t n, bool pad);
+
+/* A Connect error for a runtime failure (code from e->kind, else from st). */
+enum MHD_Result cc_sbd_envd_rpc_error(cc_sbd_req *r, const cc_sbx_err *e, cc_status st);
+
+/* A unary Connect answer: 200 with msg as JSON (takes ownership of msg). */
+enum MHD_Result cc_sbd_envd_rpc_ok(cc_sbd_req *r, cJSON *msg);
 
 #endif

@@ -388,24 +388,118 @@ static bool metadata_matches(const cc_sbd_sandbox *sb, const cJSON *filter) {
   return true;
 }
 
-/* GET /v2/sandboxes (paged=true) and GET /sandboxes (legacy, running only, unpaged). */
+static bool digits(const char *s, int n, int *out) {
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    if (!isdigit((unsigned char)s[i])) return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+/* Parses an RFC 3339 date-time ("2026-12-06T09:47:20.123Z", "2026-12-06T10:47:20+01:00";
+ * fractions of any length, 't'/'z' in lower case) into milliseconds since the epoch.  A space
+ * stands for the offset's '+', which an unencoded query string turns into one.  Returns false
+ * for anything else, including dates that do not exist and leap seconds. */
+static bool parse_rfc3339(const char *s, int64_t *ms) {
+  int y, mo, d, h, mi, se;
+  if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+      s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+      !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
+      !digits(s + 17, 2, &se) || y < 1970 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 ||
+      se > 59)
+    return false;
+  const char *p = s + 19;
+  int frac = 0, kept = 0;
+  if (*p == '.') {
+    const char *f = ++p;
+    for (; isdigit((unsigned char)*p); p++)
+      if (kept < 3) frac = frac * 10 + (*p - '0'), kept++;
+    if (p == f) return false;
+    for (; kept < 3; kept++) frac *= 10;
+  }
+  int off_min = 0;
+  if (*p == 'Z' || *p == 'z') {
+    p++;
+  } else if (*p == '+' || *p == '-' || *p == ' ') {
+    int oh, om;
+    if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59)
+      return false;
+    off_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+    p += 6;
+  } else {
+    return false;
+  }
+  if (*p) return false;
+  struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                  .tm_hour = h, .tm_min = mi, .tm_sec = se};
+  time_t t = timegm(&tm);
+  if (t == (time_t)-1 || tm.tm_mday != d || tm.tm_mon != mo - 1) return false; /* Feb 30 */
+  *ms = ((int64_t)t - (int64_t)off_min * 60) * 1000 + frac;
+  return true;
+}
+
+/* One sandbox of a listing, with the sort key read under the registry lock. */
+typedef struct {
+  cc_sbd_sandbox *sb;
+  int64_t started_ms;
+  uint64_t seq;
+} listed;
+
+static int listed_cmp(const void *a, const void *b) {
+  const listed *x = a, *y = b;
+  if (x->started_ms != y->started_ms) return x->started_ms < y->started_ms ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * GET /v2/sandboxes (paged=true) and GET /sandboxes (legacy, running only, unpaged).
+ * Filters (all combined with AND): `state` (comma list), `metadata`, `template` (the template
+ * ID or alias it was created from), `startedAfter` (RFC 3339; started at or after it).  The
+ * result is sorted by start time (then creation order), `order=desc` (the default: newest
+ * first) or `asc`, across the whole result before paging.  The page cursor (`nextToken`, sent
+ * as `X-Next-Token`) is "<startedMs>-<seq>" of the last sandbox sent: the next page lists
+ * those after it in the same order.  Bad values are 400s naming the parameter.
+ */
 static enum MHD_Result handle_list(cc_sbd_req *r, bool paged) {
   const char *state = cc_sbd_query(r->conn, "state");
   const char *meta = cc_sbd_query(r->conn, "metadata");
   const char *limit_s = cc_sbd_query(r->conn, "limit");
   const char *next_s = cc_sbd_query(r->conn, "nextToken");
+  const char *order = paged ? cc_sbd_query(r->conn, "order") : NULL;
+  const char *after_s = paged ? cc_sbd_query(r->conn, "startedAfter") : NULL;
+  const char *tmpl = paged ? cc_sbd_query(r->conn, "template") : NULL;
   long limit = 100;
-  unsigned long long after = 0; /* list sandboxes with seq < after (newest first) */
+  bool asc = false, have_cursor = false;
+  int64_t started_after = 0, cur_ms = 0;
+  unsigned long long cur_seq = 0;
   if (paged && limit_s) {
     char *end;
     limit = strtol(limit_s, &end, 10);
     if (*end || limit < 1 || limit > 100)
       return cc_sbd_respond_error(r->conn, 400, "limit must be between 1 and 100");
   }
+  if (order && order[0]) {
+    if (strcmp(order, "asc") == 0) asc = true;
+    else if (strcmp(order, "desc") != 0)
+      return cc_sbd_respond_error(r->conn, 400, "invalid order '%.64s': must be asc or desc",
+                                  order);
+  }
+  if (after_s && after_s[0] && !parse_rfc3339(after_s, &started_after))
+    return cc_sbd_respond_error(r->conn, 400,
+                                "invalid startedAfter '%.64s': must be an RFC 3339 date-time "
+                                "such as 2026-01-02T15:04:05Z", after_s);
+  if (tmpl && strlen(tmpl) >= sizeof ((cc_sbd_sandbox *)0)->template_id)
+    return cc_sbd_respond_error(r->conn, 400, "template is too long");
   if (paged && next_s && next_s[0]) {
-    char *end;
-    after = strtoull(next_s, &end, 10);
-    if (*end || after == 0) return cc_sbd_respond_error(r->conn, 400, "invalid nextToken");
+    long long ms;
+    int used = 0;
+    if (sscanf(next_s, "%lld-%llu%n", &ms, &cur_seq, &used) != 2 || next_s[used] || ms < 0 ||
+        cur_seq == 0 || !isdigit((unsigned char)next_s[0]))
+      return cc_sbd_respond_error(r->conn, 400, "invalid nextToken");
+    cur_ms = ms;
+    have_cursor = true;
   }
   /* unset: both on /v2 (E2B's default), running only on the legacy list */
   bool want_running = true, want_paused = paged;
@@ -430,28 +524,46 @@ static enum MHD_Result handle_list(cc_sbd_req *r, bool paged) {
     cJSON_Delete(filter);
     return cc_sbd_respond_error(r->conn, 500, "out of memory");
   }
-  cJSON *out = cJSON_CreateArray();
-  long count = 0;
-  uint64_t last_sent = 0, next_token = 0;
-  for (size_t i = 0; i < n && !next_token; i++) {
+  listed *sel = malloc((n ? n : 1) * sizeof *sel);
+  size_t m = 0;
+  for (size_t i = 0; sel && i < n; i++) {
     cc_sbd_sandbox *sb = arr[i];
     pthread_mutex_lock(&r->srv->mu);
     bool paused = sb->state == CC_SBD_PAUSED;
+    int64_t started = sb->started_ms;
     pthread_mutex_unlock(&r->srv->mu);
-    if (!(paused ? want_paused : want_running) || (after && sb->seq >= after) ||
+    if (!(paused ? want_paused : want_running) || started < started_after ||
+        (tmpl && tmpl[0] && strcmp(sb->template_id, tmpl) != 0) ||
         (filter && !metadata_matches(sb, filter)))
       continue;
-    if (paged && count == limit) {
-      next_token = last_sent; /* more remain: the next page lists those older than this */
-      break;
-    }
-    cJSON_AddItemToArray(out, detail_json(r->srv, sb, false));
-    last_sent = sb->seq;
-    count++;
+    sel[m++] = (listed){sb, started, sb->seq};
   }
+  cJSON *out = sel ? cJSON_CreateArray() : NULL;
+  long count = 0;
+  bool more = false;
+  listed last = {0};
+  if (out) {
+    qsort(sel, m, sizeof *sel, listed_cmp);
+    for (size_t k = 0; k < m; k++) {
+      const listed *l = &sel[asc ? k : m - 1 - k];
+      if (have_cursor) {
+        int c = listed_cmp(l, &(listed){NULL, cur_ms, cur_seq});
+        if (asc ? c <= 0 : c >= 0) continue; /* on an earlier page */
+      }
+      if (paged && count == limit) {
+        more = true; /* the next page lists those after the last one sent */
+        break;
+      }
+      cJSON_AddItemToArray(out, detail_json(r->srv, l->sb, false));
+      last = *l;
+      count++;
+    }
+  }
+  free(sel);
   for (size_t i = 0; i < n; i++) cc_sbd_unref(arr[i]);
   free(arr);
   cJSON_Delete(filter);
+  if (!out) return cc_sbd_respond_error(r->conn, 500, "out of memory");
   char *s = cJSON_PrintUnformatted(out);
   cJSON_Delete(out);
   if (!s) return cc_sbd_respond_error(r->conn, 500, "out of memory");
@@ -461,9 +573,10 @@ static enum MHD_Result handle_list(cc_sbd_req *r, bool paged) {
     return MHD_NO;
   }
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-  if (next_token) {
-    char tok[32];
-    snprintf(tok, sizeof tok, "%llu", (unsigned long long)next_token);
+  if (more) {
+    char tok[48];
+    snprintf(tok, sizeof tok, "%lld-%llu", (long long)last.started_ms,
+             (unsigned long long)last.seq);
     MHD_add_response_header(resp, "X-Next-Token", tok);
   }
   enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
