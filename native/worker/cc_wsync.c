@@ -1,6 +1,7 @@
 /* cc_wsync: a shared PostgreSQL database's change feed as the memo's epoch (see cc_wsync.h). */
 #include "cc_wsync.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -8,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define IDLE_DRAIN_MS 100
 
 struct cc_wsync {
   char *uri;
@@ -73,7 +77,19 @@ static void *feed_main(void *arg) {
   cc_wsync *s = arg;
   pthread_mutex_lock(&s->mu);
   while (!s->stop) {
-    while (!s->stop && s->requested == s->completed) pthread_cond_wait(&s->wake, &s->mu);
+    /* Idle (no request waits): read what the server sent every IDLE_DRAIN_MS anyway.  A
+     * listener that never reads would fill its socket, block its server process and hold back
+     * the server's notification queue, which every other writer shares. */
+    while (!s->stop && s->requested == s->completed) {
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_nsec += IDLE_DRAIN_MS * 1000000L;
+      if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+      if (pthread_cond_timedwait(&s->wake, &s->mu, &until) == ETIMEDOUT && s->c) {
+        bool any = PQconsumeInput(s->c) && drain(s->c);
+        if (any) s->epoch++;
+      }
+    }
     if (s->stop) break;
     uint64_t target = s->requested; /* every call numbered up to here began before this trip */
     pthread_mutex_unlock(&s->mu);
