@@ -189,3 +189,34 @@ test('PostgreSQL stopped: fast upstream_error and /healthz 503; started again: t
   const res = await fetch(`${sd.url}/sandboxes`, { headers: { 'X-API-KEY': sd.apiKey } });
   assert.ok((await res.json()).some((s) => s.sandboxID === info.sandboxId));
 });
+
+test('PostgreSQL crashes (SIGKILL) under writes: every acknowledged write survives its recovery', async () => {
+  // Writes through both workers; the server is killed while some are in flight.
+  const acked = [];
+  let stop = false;
+  const writer = async (w, name) => {
+    for (let i = 0; !stop && i < 400; i++) {
+      const r = await w.rpc(tok, { op: 'updateProject', project: 'crashdb', args: { patch: { [`${name}${i}`]: i } } });
+      if (r.status === 200) acked.push(`${name}${i}`);
+      else assert.equal(r.body.error.code, 'upstream_error', r.text); // never anything else
+    }
+  };
+  ok(await w1.rpc(tok, { op: 'updateProject', project: 'crashdb', args: { patch: { first: 0 } } }));
+  const running = Promise.all([writer(w1, 'a'), writer(w2, 'b')]);
+  while (acked.length < 20) await new Promise((r) => setTimeout(r, 5));
+  pg.kill();
+  const ackedBefore = acked.length;
+  try {
+    // while it is down: failures are upstream_error (checked in the writers)
+    const r = await w1.rpc(tok, { op: 'getProject', project: 'crashdb' });
+    assert.equal(r.body.error.code, 'upstream_error', r.text);
+  } finally {
+    stop = true;
+    await running;
+    pg.start(); // crash recovery from the WAL
+  }
+  const info = ok(await w2.rpc(tok, { op: 'getProject', project: 'crashdb' }));
+  const missing = acked.filter((k) => info[k] === undefined);
+  assert.deepEqual(missing, [], `acknowledged before the crash but lost: ${missing.join(',')}`);
+  assert.ok(ackedBefore >= 20);
+});
