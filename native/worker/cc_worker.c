@@ -71,81 +71,6 @@ static void set_str(char *dst, size_t n, const char *src) {
   dst[l] = 0;
 }
 
-/* ------------------------------------------------------------------ disconnect monitor */
-
-void cc_worker_watch(cc_worker *w, struct cc_wwatch *wt, int fd, atomic_int *cancel) {
-  wt->fd = fd;
-  wt->cancel = cancel;
-  wt->prev = NULL;
-  pthread_mutex_lock(&w->watch_mu);
-  wt->next = w->watches;
-  if (w->watches) w->watches->prev = wt;
-  w->watches = wt;
-  if (atomic_load(&w->stopping) > 1) atomic_store(cancel, 1); /* already canceling */
-  pthread_cond_signal(&w->watch_cond);
-  pthread_mutex_unlock(&w->watch_mu);
-}
-
-void cc_worker_unwatch(cc_worker *w, struct cc_wwatch *wt) {
-  pthread_mutex_lock(&w->watch_mu);
-  if (wt->prev)
-    wt->prev->next = wt->next;
-  else if (w->watches == wt)
-    w->watches = wt->next;
-  if (wt->next) wt->next->prev = wt->prev;
-  wt->next = wt->prev = NULL;
-  pthread_mutex_unlock(&w->watch_mu);
-}
-
-/* Sets the cancel flag of every registered call (shutdown). */
-static void cancel_all(cc_worker *w) {
-  pthread_mutex_lock(&w->watch_mu);
-  for (struct cc_wwatch *wt = w->watches; wt; wt = wt->next) atomic_store(wt->cancel, 1);
-  pthread_mutex_unlock(&w->watch_mu);
-}
-
-static void *monitor_main(void *arg) {
-  cc_worker *w = arg;
-  enum { MAXFD = 2048 };
-  struct pollfd *pfd = calloc(MAXFD, sizeof *pfd);
-  if (!pfd) return NULL;
-  for (;;) {
-    pthread_mutex_lock(&w->watch_mu);
-    while (!w->watches && !w->monitor_stop) pthread_cond_wait(&w->watch_cond, &w->watch_mu);
-    if (w->monitor_stop) {
-      pthread_mutex_unlock(&w->watch_mu);
-      break;
-    }
-    nfds_t n = 0;
-    for (struct cc_wwatch *wt = w->watches; wt && n < MAXFD; wt = wt->next)
-      if (wt->fd >= 0) {
-        pfd[n].fd = wt->fd;
-        pfd[n].events = POLLRDHUP;
-        pfd[n].revents = 0;
-        n++;
-      }
-    pthread_mutex_unlock(&w->watch_mu);
-    if (n == 0 || poll(pfd, n, 100) <= 0) {
-      if (n == 0) {
-        struct timespec ts = {0, 100 * 1000000L};
-        nanosleep(&ts, NULL);
-      }
-      continue;
-    }
-    pthread_mutex_lock(&w->watch_mu);
-    for (nfds_t i = 0; i < n; i++) {
-      if (!(pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))) continue;
-      for (struct cc_wwatch *wt = w->watches; wt; wt = wt->next)
-        if (wt->fd == pfd[i].fd) atomic_store(wt->cancel, 1);
-    }
-    pthread_mutex_unlock(&w->watch_mu);
-    struct timespec ts = {0, 20 * 1000000L}; /* do not spin on a socket that stays hung up */
-    nanosleep(&ts, NULL);
-  }
-  free(pfd);
-  return NULL;
-}
-
 /* ------------------------------------------------------------------ per-request state */
 
 struct stream;
@@ -1037,7 +962,7 @@ cc_status cc_worker_start(cc_worker *w, int *port, char *err, size_t errlen) {
   }
   sa.sin_port = htons((uint16_t)p);
   w->monitor_stop = false;
-  if (pthread_create(&w->monitor, NULL, monitor_main, w) != 0) return CC_INTERNAL;
+  if (pthread_create(&w->monitor, NULL, cc_wmonitor_main, w) != 0) return CC_INTERNAL;
   w->monitor_started = true;
   unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
                    MHD_ALLOW_UPGRADE; /* the terminal's WebSocket (cc_wterm.c) */
@@ -1068,10 +993,10 @@ void cc_worker_shutdown(cc_worker *w, long grace_ms) {
     fprintf(stderr, "codecanvas-worker: canceling %ld operation(s) still running\n",
             atomic_load(&w->ops_in_flight));
     atomic_store(&w->stopping, 2);
-    cancel_all(w);
+    cc_worker_cancel_all(w);
     deadline = mono_us() + 15 * 1000000LL;
     while (atomic_load(&w->ops_in_flight) > 0 && mono_us() < deadline) {
-      cancel_all(w);
+      cc_worker_cancel_all(w);
       nanosleep(&tick, NULL);
     }
   }

@@ -126,6 +126,10 @@ void cc_wops_cleanup(cc_worker *w);
 /* Registers fd for hang-up detection while a call runs (cc_worker.c). */
 void cc_worker_watch(cc_worker *w, struct cc_wwatch *wt, int fd, atomic_int *cancel);
 void cc_worker_unwatch(cc_worker *w, struct cc_wwatch *wt);
+/* Sets the cancel flag of every registered call (shutdown).  (cc_wmonitor.c) */
+void cc_worker_cancel_all(cc_worker *w);
+/* The monitor thread's body (arg: the worker).  (cc_wmonitor.c) */
+void *cc_wmonitor_main(void *arg);
 
 struct MHD_Connection;
 struct MHD_Response;
