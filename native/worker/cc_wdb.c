@@ -97,6 +97,7 @@ bool cc_wdb_healthy(cc_wdb *d, char *buf, size_t len) {
 void cc_wdb_report_down(cc_wdb *d, const char *why) {
   if (!d) return;
   pthread_mutex_lock(&d->mu);
+  if (d->healthy) fprintf(stderr, "codecanvas-worker: database unreachable: %s\n", why ? why : "");
   d->healthy = false;
   snprintf(d->why, sizeof d->why, "%s", why ? why : "");
   d->wake = true;

@@ -60,7 +60,10 @@ cc_status cc_wops_store_fail(op *o, cc_status st, const char *what) {
   if (st == CC_NOT_FOUND) return cc_wops_fail(o, st, "%s not found", what);
   char buf[256];
   cc_store_last_error(o->w->store, buf, sizeof buf);
-  if (st == CC_UPSTREAM_ERROR) cc_wdb_report_down(o->w->db, buf);
+  if (st == CC_UPSTREAM_ERROR) { /* the detail (hosts, ports) is for the operator's log only */
+    cc_wdb_report_down(o->w->db, buf);
+    return cc_wops_fail(o, st, "%s: the database is unreachable; retry later", what);
+  }
   return cc_wops_fail(o, st, "%s: %s", what, st == CC_INTERNAL ? "storage error" : buf);
 }
 

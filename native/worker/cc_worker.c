@@ -766,19 +766,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     char why[256];
     if (atomic_load(&w->stopping))
       return queue_text(w, c, r, 503, "application/json", "{\"ok\":false,\"status\":\"stopping\"}");
-    if (!cc_wdb_healthy(w->db, why, sizeof why)) { /* a shared database that does not answer */
-      cJSON *o = cJSON_CreateObject();
-      cJSON_AddBoolToObject(o, "ok", false);
-      cJSON_AddStringToObject(o, "status", "database_unreachable");
-      cJSON_AddStringToObject(o, "store", cc_store_name(w->store));
-      cJSON_AddStringToObject(o, "message", why);
-      char *text = cJSON_PrintUnformatted(o);
-      cJSON_Delete(o);
-      if (!text) return MHD_NO;
-      enum MHD_Result ret = queue_text(w, c, r, 503, "application/json", text);
-      cJSON_free(text);
-      return ret;
-    }
+    /* A shared database that does not answer.  Why (its host, port, libpq's words) is in the
+     * worker's log, not in this unauthenticated answer. */
+    if (!cc_wdb_healthy(w->db, why, sizeof why))
+      return queue_text(w, c, r, 503, "application/json",
+                        "{\"ok\":false,\"status\":\"database_unreachable\",\"store\":\"postgresql\"}");
     return queue_text(w, c, r, 200, "application/json", "{\"ok\":true}");
   }
   if (get && strcmp(url, "/metrics") == 0) {

@@ -164,6 +164,8 @@ test('PostgreSQL stopped: fast upstream_error and /healthz 503; started again: t
     assert.equal(r.body.error.code, 'upstream_error');
     assert.equal(r.body.error.retryable, true);
     assert.match(r.body.error.message, /database/);
+    // where the database is stays with the operator: no host or port in what users see
+    assert.ok(!r.text.includes(String(pg.port)) && !r.text.includes('127.0.0.1'), r.text);
     assert.ok(ms < 2000, `failed in ${ms} ms`);
     // the worker that just met the outage says so at once (the others at their next check)
     const hb = await fetch(`${w1.url}/healthz`);
@@ -171,6 +173,8 @@ test('PostgreSQL stopped: fast upstream_error and /healthz 503; started again: t
     const body = await hb.json();
     assert.equal(body.status, 'database_unreachable');
     assert.equal(body.store, 'postgresql');
+    assert.ok(!JSON.stringify(body).includes(String(pg.port)), 'no database address in /healthz');
+    assert.match(w1.stderr, /database unreachable: .*PostgreSQL unreachable/, 'the reason is in the log');
   } finally {
     pg.start();
   }
