@@ -310,7 +310,13 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
   }
   rt->info.cgroup = rt->cg.mode;
   rt->seccomp = cc_sbx_seccomp_program(&rt->seccomp_len);
-  if (!cc_sbx_launch_probe(rt, why, sizeof why)) {
+  /* Root inside where we can write a two-range uid map (we are root); if that probe fails,
+   * sandboxes run as before (no uid 0 inside) and the report says why. */
+  rt->info.root_inside = rt->info.root && !cfg->no_root_inside;
+  char riwhy[300] = "";
+  if (rt->info.root_inside && !cc_sbx_launch_probe(rt, riwhy, sizeof riwhy))
+    rt->info.root_inside = false;
+  if (!rt->info.root_inside && !cc_sbx_launch_probe(rt, why, sizeof why)) {
     st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, EPERM, "%s", why);
     goto fail;
   }
@@ -327,15 +333,20 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
   }
   probe_egress(rt);
   /* A report longer than the buffer is cut, which is fine for a human-readable line. */
+  char rootuid[16];
+  snprintf(rootuid, sizeof rootuid, "%u", rt->host_uid + 1);
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
   int rn = snprintf(
       rt->info.report, sizeof rt->info.report,
-      "sandbox runtime: %s (sandbox user 1000 = host uid %u), bubblewrap %s, agent %s; "
+      "sandbox runtime: %s (sandbox user 1000 = host uid %u%s%s%.200s), bubblewrap %s, agent %s; "
       "limits: %s%.300s; egress: %s%.250s; seccomp: %s",
-      rt->info.root ? "root" : "unprivileged", rt->host_uid, rt->info.bwrap, rt->info.agent,
+      rt->info.root ? "root" : "unprivileged", rt->host_uid,
+      rt->info.root_inside ? ", root 0 = host uid " : riwhy[0] ? "; no root inside: " : "",
+      rt->info.root_inside ? rootuid : "", rt->info.root_inside ? "" : riwhy, rt->info.bwrap,
+      rt->info.agent,
       rt->cg.mode == CC_SBX_CGROUP_V1   ? "cgroup v1 (memory, pids, cpu, freezer)"
       : rt->cg.mode == CC_SBX_CGROUP_V2 ? "cgroup v2 (memory, pids, cpu)"
                                         : "NONE — memory/pids/CPU are NOT limited: ",
@@ -464,7 +475,7 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
   pthread_condattr_destroy(&ca);
   sbx->sock = sbx->bwrap_pidfd = sbx->bwrap_errfd = -1;
   sbx->child_sock = sbx->passwd_fd = sbx->group_fd = sbx->resolv_fd = sbx->agent_fd = -1;
-  sbx->seccomp_fd = -1;
+  sbx->seccomp_fd = sbx->userns_fd = sbx->sudo_fd = -1;
   for (int i = 0; i < CC_SBX_CG_NCTRL; i++) sbx->cg.procs_fd[i] = -1;
   sbx->t_sock = (tag){TAG_SOCK, sbx};
   sbx->t_pidfd = (tag){TAG_PIDFD, sbx};
@@ -533,7 +544,8 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
     /* No egress is not a reason to fail: the sandbox keeps loopback only and says why.
      * slirp4netns exits with its netns, and when we kill it at teardown. */
     char nwhy[200];
-    pid_t sp = cc_sbx_net_attach(&rt->net, sbx->agent_pid, &sbx->cg, nwhy, sizeof nwhy);
+    pid_t sp = cc_sbx_net_attach(&rt->net, sbx->agent_pid, !rt->info.root_inside, &sbx->cg, nwhy,
+                                 sizeof nwhy);
     pthread_mutex_lock(&sbx->lock);
     sbx->slirp_pid = sp;
     if (!sp) snprintf(sbx->net_why, sizeof sbx->net_why, "slirp4netns: %.180s", nwhy);

@@ -8,7 +8,13 @@
  * SCM_RIGHTS), to signal them, to open/stat/list/move/remove files, and to connect to
  * 127.0.0.1:PORT inside the sandbox and pass back the connected socket.  So the host never
  * resolves a path the sandbox can write and never enters a namespace: the kernel applies the
- * sandbox's own view and permissions (uid 1000 "user") to every file operation.
+ * sandbox's own view and permissions (uid 1000 "user", or uid 0 "root" when asked for and
+ * the runtime has root_inside) to every file operation.
+ *
+ * Root inside (sandboxd running as root): the sandbox's user namespace, made by the runtime,
+ * maps uid 0 to host uid host_uid + 1 and uid 1000 to host_uid; the agent runs as that uid 0
+ * with a few capabilities of the namespace, drops to 1000 for "user", and serves the
+ * sandbox's `sudo` (docs/sandboxd.md "Root inside").
  *
  * Inside: `/usr`, `/etc` (with our own passwd/group), `/bin`, `/lib*`, `/sbin` read-only from
  * the host; `/home/user` (HOME, the default cwd) and `/tmp` are private size-capped tmpfs
@@ -132,6 +138,8 @@ typedef struct {
   cc_sbx_limits limits;      /* defaults for every sandbox (cc_sbx_config_init fills them) */
   uint32_t host_uid;      /* root only: host uid/gid the sandbox runs as (CC_SBX_DEFAULT_HOST_UID);
                              not root: ignored, the sandbox maps to our own uid */
+  bool no_root_inside;    /* root only: true = no uid 0 inside ("root" runs as "user", no
+                             sudo), as when unprivileged; default false */
   bool allow_no_cgroups;  /* false (default): runtime_new fails when no cgroup is writable.
                              true: sandboxes run without memory/pids/CPU limits, and
                              cc_sbx_runtime_info says so (C2 must print it at start) */
@@ -148,6 +156,10 @@ void cc_sbx_config_init(cc_sbx_config *cfg);
 /* Capabilities found at cc_sbx_runtime_new, for sandboxd's startup line and /health. */
 typedef struct {
   bool root;                 /* running as uid 0 */
+  bool root_inside;          /* root only: each sandbox's user namespace maps uid 0 (to host
+                                uid host_uid + 1) besides uid 1000 (to host_uid), so requests
+                                for user "root" run as uid 0 inside and `sudo` works; false:
+                                "root" runs as uid 1000 ("user") */
   cc_sbx_cgroup_mode cgroup; /* how limits are applied */
   bool egress_available;     /* proven at start by a probe sandbox: allow_internet sandboxes
                                 get egress through slirp4netns */
@@ -281,12 +293,17 @@ typedef struct {
                           xterm-256color (what E2B's SDK sends; envs override it) */
   uint16_t pty_cols;   /* pty only: its initial window size */
   uint16_t pty_rows;
+  bool as_root;        /* run as uid 0 "root" (HOME=/root, default cwd /root, "~" = /root)
+                          where cc_sbx_runtime_info.root_inside; else ignored (uid 1000) */
 } cc_sbx_proc_spec;
 
 /* Environment of a process, in envd's order (later wins): PATH, HOME=/home/user, USER=user,
- * LOGNAME=user, then E2B_SANDBOX=true, E2B_SANDBOX_ID, E2B_TEMPLATE_ID, the create-time envs,
- * then spec->envs.  Every process runs as uid/gid 1000 ("user"); there is no root inside, so a
- * request for user "root" (Basic auth) still runs as "user" (C2 decides whether to refuse). */
+ * LOGNAME=user (root: /root, root, root), then E2B_SANDBOX=true, E2B_SANDBOX_ID,
+ * E2B_TEMPLATE_ID, the create-time envs, then spec->envs.  A process runs as uid/gid 1000
+ * ("user"), or as uid 0 of the sandbox's user namespace with spec->as_root where the runtime
+ * has root_inside (without it, as "user" too).  "user" processes keep CAP_SETUID/CAP_SETGID of
+ * the sandbox's namespace (ambient) so that the sandbox's `sudo` can switch to root, as
+ * E2B's passwordless sudo does. */
 
 typedef struct cc_sbx_sub cc_sbx_sub;
 
@@ -474,6 +491,22 @@ cc_status cc_sbx_fs_open_read(cc_sbx *sbx, const char *path, int *fd, int64_t *s
  * ENOSPC when the sandbox's disk quota is full: map that with cc_sbx_err_from_errno.
  * IS_DIR if the path is a directory; NOT_DIR if a parent is a file. */
 cc_status cc_sbx_fs_open_write(cc_sbx *sbx, const char *path, int *fd, cc_sbx_err *err);
+
+/* The same operations performed as uid 0 "root" inside (where cc_sbx_runtime_info.root_inside;
+ * else as uid 1000): as_root selects; "" and "~" resolve to /root for root. */
+cc_status cc_sbx_fs_stat_as(cc_sbx *sbx, bool as_root, const char *path, cc_sbx_entry *out,
+                            cc_sbx_err *err);
+cc_status cc_sbx_fs_mkdir_as(cc_sbx *sbx, bool as_root, const char *path, cc_sbx_entry *out,
+                             cc_sbx_err *err);
+cc_status cc_sbx_fs_move_as(cc_sbx *sbx, bool as_root, const char *src, const char *dst,
+                            cc_sbx_entry *out, cc_sbx_err *err);
+cc_status cc_sbx_fs_list_as(cc_sbx *sbx, bool as_root, const char *dir, uint32_t depth,
+                            size_t max_entries, cc_sbx_entry **list, size_t *n, cc_sbx_err *err);
+cc_status cc_sbx_fs_remove_as(cc_sbx *sbx, bool as_root, const char *path, cc_sbx_err *err);
+cc_status cc_sbx_fs_open_read_as(cc_sbx *sbx, bool as_root, const char *path, int *fd,
+                                 int64_t *size, cc_sbx_err *err);
+cc_status cc_sbx_fs_open_write_as(cc_sbx *sbx, bool as_root, const char *path, int *fd,
+                                  cc_sbx_err *err);
 
 /* Convenience: whole-file read (fails with LIMIT above max_bytes) and write.  *data is
  * malloc'd (free with free()), NUL-terminated beyond *len. */

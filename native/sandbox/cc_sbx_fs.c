@@ -2,10 +2,10 @@
  * cc_sbx_fs: file operations and port connections in a sandbox (see cc_sbx.h "Ports" and "Files").
  *
  * Every operation is one request to the agent, which performs it inside the sandbox's
- * namespaces as uid 1000: the host resolves a path only as text (cc_sbx_resolve_path, which
- * refuses ".."), never through the sandbox's filesystem.  Files are read and written through
- * descriptors the agent opens and passes back; a port is a socket the agent connects inside
- * and passes back.
+ * namespaces as uid 1000 (or root, the _as calls): the host resolves a path only as text
+ * (cc_sbx_resolve_path, which refuses ".."), never through the sandbox's filesystem.  Files
+ * are read and written through descriptors the agent opens and passes back; a port is a
+ * socket the agent connects inside and passes back.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,17 +20,18 @@
 /* ---- paths and payloads ------------------------------------------------------------------- */
 
 /* Resolves a cwd or file path the way envd does (see cc_sbx.h); refuses "..". */
-bool cc_sbx_resolve_path(const char *in, char *out, size_t cap) {
+bool cc_sbx_resolve_path(const char *in, bool root, char *out, size_t cap) {
   char raw[CC_SBX_WIRE_PATH_MAX + 16];
+  const char *home = root ? "/root" : "/home/user";
   if (!in || !in[0]) in = "~";
   if (strlen(in) >= CC_SBX_WIRE_PATH_MAX) return false;
   if (in[0] == '~') {
     if (in[1] && in[1] != '/') return false; /* ~otheruser */
-    snprintf(raw, sizeof raw, "/home/user%s", in + 1);
+    snprintf(raw, sizeof raw, "%s%s", home, in + 1);
   } else if (in[0] == '/') {
     snprintf(raw, sizeof raw, "%s", in);
   } else {
-    snprintf(raw, sizeof raw, "/home/user/%s", in);
+    snprintf(raw, sizeof raw, "%s/%s", home, in);
   }
   size_t o = 0;
   char *save = NULL;
@@ -90,20 +91,22 @@ void cc_sbx_entries_free(cc_sbx_entry *list, size_t n) {
 }
 
 /* Runs one file operation in the agent.  path2 only for MOVE. */
-static cc_status fs_call(cc_sbx *sbx, uint32_t op, const char *in, const char *in2, int32_t a,
-                         int32_t b, char *path, char *path2, pending *pd, cc_sbx_err *err) {
-  if (!cc_sbx_resolve_path(in, path, CC_SBX_WIRE_PATH_MAX))
+static cc_status fs_call(cc_sbx *sbx, bool as_root, uint32_t op, const char *in, const char *in2,
+                         int32_t a, int32_t b, char *path, char *path2, pending *pd,
+                         cc_sbx_err *err) {
+  bool root = as_root && sbx->rt->info.root_inside;
+  if (!cc_sbx_resolve_path(in, root, path, CC_SBX_WIRE_PATH_MAX))
     return cc_sbx_fail(
         err, CC_SBX_ERR_INVALID_PATH, EINVAL,
         "invalid path '%s': '..' components, '~user' and paths over %d bytes are refused",
         in ? in : "", CC_SBX_WIRE_PATH_MAX - 1);
-  if (in2 && !cc_sbx_resolve_path(in2, path2, CC_SBX_WIRE_PATH_MAX))
+  if (in2 && !cc_sbx_resolve_path(in2, root, path2, CC_SBX_WIRE_PATH_MAX))
     return cc_sbx_fail(err, CC_SBX_ERR_INVALID_PATH, EINVAL, "invalid path '%s'", in2);
   char payload[2 * CC_SBX_WIRE_PATH_MAX + 2];
   size_t off = 0;
   cc_sbx_put_str(payload, sizeof payload, &off, path);
   if (in2) cc_sbx_put_str(payload, sizeof payload, &off, path2);
-  cc_sbx_wire_hdr h = {.op = op, .a = a, .b = b};
+  cc_sbx_wire_hdr h = {.op = op, .a = a, .b = b, .flags = root ? CC_SBX_AS_ROOT : 0u};
   int e = cc_sbx_agent_call(sbx, &h, payload, off, NULL, 0, pd, CC_SBX_AGENT_TIMEOUT_MS);
   if (e) return cc_sbx_gone(sbx, err, e);
   return CC_OK;
@@ -117,11 +120,12 @@ static cc_status entry_reply(pending *pd, cc_sbx_entry *out, cc_sbx_err *err, co
   return CC_OK;
 }
 
-cc_status cc_sbx_fs_stat(cc_sbx *sbx, const char *in, cc_sbx_entry *out, cc_sbx_err *err) {
+cc_status cc_sbx_fs_stat_as(cc_sbx *sbx, bool as_root, const char *in, cc_sbx_entry *out,
+                            cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   memset(out, 0, sizeof *out);
-  cc_status st = fs_call(sbx, CC_SBX_OP_STAT, in, NULL, 0, 0, path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_STAT, in, NULL, 0, 0, path, NULL, &pd, err);
   if (st == CC_OK) {
     int ae = pd.hdr.err;
     if (ae == ENOENT)
@@ -135,11 +139,12 @@ cc_status cc_sbx_fs_stat(cc_sbx *sbx, const char *in, cc_sbx_entry *out, cc_sbx_
   return st;
 }
 
-cc_status cc_sbx_fs_mkdir(cc_sbx *sbx, const char *in, cc_sbx_entry *out, cc_sbx_err *err) {
+cc_status cc_sbx_fs_mkdir_as(cc_sbx *sbx, bool as_root, const char *in, cc_sbx_entry *out,
+                             cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   if (out) memset(out, 0, sizeof *out);
-  cc_status st = fs_call(sbx, CC_SBX_OP_MKDIR, in, NULL, 0, 0, path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_MKDIR, in, NULL, 0, 0, path, NULL, &pd, err);
   if (st == CC_OK) {
     int ae = pd.hdr.err;
     if (ae == EEXIST)
@@ -156,12 +161,13 @@ cc_status cc_sbx_fs_mkdir(cc_sbx *sbx, const char *in, cc_sbx_entry *out, cc_sbx
   return st;
 }
 
-cc_status cc_sbx_fs_move(cc_sbx *sbx, const char *src, const char *dst, cc_sbx_entry *out,
-                         cc_sbx_err *err) {
+cc_status cc_sbx_fs_move_as(cc_sbx *sbx, bool as_root, const char *src, const char *dst,
+                            cc_sbx_entry *out, cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX], path2[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   if (out) memset(out, 0, sizeof *out);
-  cc_status st = fs_call(sbx, CC_SBX_OP_MOVE, src, dst ? dst : "", 0, 0, path, path2, &pd, err);
+  cc_status st =
+      fs_call(sbx, as_root, CC_SBX_OP_MOVE, src, dst ? dst : "", 0, 0, path, path2, &pd, err);
   if (st == CC_OK) {
     int ae = pd.hdr.err;
     if (ae == ENOENT && pd.hdr.a == 1)
@@ -175,8 +181,9 @@ cc_status cc_sbx_fs_move(cc_sbx *sbx, const char *src, const char *dst, cc_sbx_e
   return st;
 }
 
-cc_status cc_sbx_fs_list(cc_sbx *sbx, const char *dir, uint32_t depth, size_t max_entries,
-                         cc_sbx_entry **list, size_t *n, cc_sbx_err *err) {
+cc_status cc_sbx_fs_list_as(cc_sbx *sbx, bool as_root, const char *dir, uint32_t depth,
+                            size_t max_entries, cc_sbx_entry **list, size_t *n,
+                            cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   *list = NULL;
@@ -184,8 +191,8 @@ cc_status cc_sbx_fs_list(cc_sbx *sbx, const char *dir, uint32_t depth, size_t ma
   if (max_entries == 0 || max_entries > 1000000) max_entries = 100000;
   if (depth == 0) depth = 1;
   if (depth > 64) depth = 64;
-  cc_status st = fs_call(sbx, CC_SBX_OP_LIST, dir, NULL, (int32_t)depth, (int32_t)max_entries, path,
-                         NULL, &pd, err);
+  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_LIST, dir, NULL, (int32_t)depth,
+                         (int32_t)max_entries, path, NULL, &pd, err);
   if (st != CC_OK) goto out;
   int ae = pd.hdr.err;
   if (ae == ENOENT) {
@@ -233,10 +240,10 @@ out:
   return st;
 }
 
-cc_status cc_sbx_fs_remove(cc_sbx *sbx, const char *in, cc_sbx_err *err) {
+cc_status cc_sbx_fs_remove_as(cc_sbx *sbx, bool as_root, const char *in, cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
-  cc_status st = fs_call(sbx, CC_SBX_OP_REMOVE, in, NULL, 0, 0, path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_REMOVE, in, NULL, 0, 0, path, NULL, &pd, err);
   if (st == CC_OK && pd.hdr.err) st = cc_sbx_err_from_errno(err, pd.hdr.err, "remove", path);
   cc_sbx_pending_cleanup(&pd);
   return st;
@@ -250,13 +257,13 @@ static cc_status open_errors(cc_sbx_err *err, int ae, const char *path) {
   return cc_sbx_err_from_errno(err, ae, "open", path);
 }
 
-cc_status cc_sbx_fs_open_read(cc_sbx *sbx, const char *in, int *fd, int64_t *size,
+cc_status cc_sbx_fs_open_read_as(cc_sbx *sbx, bool as_root, const char *in, int *fd, int64_t *size,
                               cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   *fd = -1;
   if (size) *size = 0;
-  cc_status st = fs_call(sbx, CC_SBX_OP_OPEN_READ, in, NULL, 0, 0, path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_OPEN_READ, in, NULL, 0, 0, path, NULL, &pd, err);
   if (st == CC_OK) {
     if (pd.hdr.err) {
       st = open_errors(err, pd.hdr.err, path);
@@ -272,11 +279,12 @@ cc_status cc_sbx_fs_open_read(cc_sbx *sbx, const char *in, int *fd, int64_t *siz
   return st;
 }
 
-cc_status cc_sbx_fs_open_write(cc_sbx *sbx, const char *in, int *fd, cc_sbx_err *err) {
+cc_status cc_sbx_fs_open_write_as(cc_sbx *sbx, bool as_root, const char *in, int *fd,
+                                  cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   *fd = -1;
-  cc_status st = fs_call(sbx, CC_SBX_OP_OPEN_WRITE, in, NULL, 0, 0, path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_OPEN_WRITE, in, NULL, 0, 0, path, NULL, &pd, err);
   if (st == CC_OK) {
     if (pd.hdr.err)
       st = open_errors(err, pd.hdr.err, path);
@@ -361,4 +369,37 @@ cc_status cc_sbx_fs_write_file(cc_sbx *sbx, const char *path, const void *data, 
   }
   if (close(fd) != 0 && st == CC_OK) st = cc_sbx_err_from_errno(err, errno, "write", path);
   return st;
+}
+
+/* ---- as uid 1000, the default ------------------------------------------------------------ */
+
+cc_status cc_sbx_fs_stat(cc_sbx *sbx, const char *path, cc_sbx_entry *out, cc_sbx_err *err) {
+  return cc_sbx_fs_stat_as(sbx, false, path, out, err);
+}
+
+cc_status cc_sbx_fs_mkdir(cc_sbx *sbx, const char *path, cc_sbx_entry *out, cc_sbx_err *err) {
+  return cc_sbx_fs_mkdir_as(sbx, false, path, out, err);
+}
+
+cc_status cc_sbx_fs_move(cc_sbx *sbx, const char *src, const char *dst, cc_sbx_entry *out,
+                         cc_sbx_err *err) {
+  return cc_sbx_fs_move_as(sbx, false, src, dst, out, err);
+}
+
+cc_status cc_sbx_fs_list(cc_sbx *sbx, const char *dir, uint32_t depth, size_t max_entries,
+                         cc_sbx_entry **list, size_t *n, cc_sbx_err *err) {
+  return cc_sbx_fs_list_as(sbx, false, dir, depth, max_entries, list, n, err);
+}
+
+cc_status cc_sbx_fs_remove(cc_sbx *sbx, const char *path, cc_sbx_err *err) {
+  return cc_sbx_fs_remove_as(sbx, false, path, err);
+}
+
+cc_status cc_sbx_fs_open_read(cc_sbx *sbx, const char *path, int *fd, int64_t *size,
+                              cc_sbx_err *err) {
+  return cc_sbx_fs_open_read_as(sbx, false, path, fd, size, err);
+}
+
+cc_status cc_sbx_fs_open_write(cc_sbx *sbx, const char *path, int *fd, cc_sbx_err *err) {
+  return cc_sbx_fs_open_write_as(sbx, false, path, fd, err);
 }

@@ -121,9 +121,11 @@ typedef struct {
 void cc_sbx_net_init(cc_sbx_net *n, const char *slirp_cfg, bool root, uint32_t host_uid);
 
 /* Starts slirp4netns for the sandbox whose agent (PID 1 inside) is agent_pid, in cgroup cg,
- * and waits (bounded) until its tap device is configured.  Returns its pid, or 0 with why
- * (slirp4netns's own message where it gave one). */
-pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, const cc_sbx_cg *cg, char *why,
-                        size_t whycap);
+ * and waits (bounded) until its tap device is configured.  nested: bwrap made the user
+ * namespaces (the network belongs to the agent's parent one); else the agent's own user
+ * namespace is the sandbox's.  Returns its pid, or 0 with why (slirp4netns's own message
+ * where it gave one). */
+pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, bool nested, const cc_sbx_cg *cg,
+                        char *why, size_t whycap);
 
 #endif

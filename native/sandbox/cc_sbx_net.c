@@ -124,8 +124,8 @@ static void read_log(int fd, pid_t pid, int wstatus, bool exited, char *why, siz
     snprintf(why, cap, "tap device not up within %d ms (pid %d)", READY_TIMEOUT_MS, (int)pid);
 }
 
-pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, const cc_sbx_cg *cg, char *why,
-                        size_t whycap) {
+pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, bool nested, const cc_sbx_cg *cg,
+                        char *why, size_t whycap) {
   if (n->tun == CC_SBX_TUN_NONE) {
     snprintf(why, whycap, "%s", n->why);
     return 0;
@@ -135,8 +135,8 @@ pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, const cc_sbx_cg *c
   char nspath[64];
   snprintf(nspath, sizeof nspath, "/proc/%d/ns/user", (int)agent_pid);
   int inner = open(nspath, O_RDONLY | O_CLOEXEC);
-  int outer = inner >= 0 ? ioctl(inner, NS_GET_PARENT) : -1;
-  if (inner >= 0) close(inner);
+  int outer = inner >= 0 && nested ? ioctl(inner, NS_GET_PARENT) : inner;
+  if (inner >= 0 && nested) close(inner);
   int rp[2] = {-1, -1};
   int log = memfd_create("slirp4netns-log", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -134,6 +134,8 @@ struct cc_sbx {
   /* launch inputs (built by the caller, consumed by the I/O thread) */
   char **argv;
   int child_sock, passwd_fd, group_fd, resolv_fd, agent_fd, seccomp_fd;
+  int userns_fd; /* root_inside: the user namespace made for it (bwrap --userns) */
+  int sudo_fd;   /* root_inside with a host /usr/bin/sudo: the agent again, run as `sudo` */
   cc_sbx *next_launch, *next, *next_dead;
 };
 
@@ -248,8 +250,9 @@ void cc_sbx_close_launch_fds(cc_sbx *sbx);
 /* ---- cc_sbx_fs.c: paths and payloads ------------------------------------------------------ */
 
 /* Resolves a cwd or file path the way envd does (see cc_sbx.h "Files") into out (cap bytes):
- * absolute, no "." or empty components.  false for "..", "~user" or a path too long. */
-bool cc_sbx_resolve_path(const char *in, char *out, size_t cap);
+ * absolute, no "." or empty components; the home is /root when root, else /home/user.  false
+ * for "..", "~user" or a path too long. */
+bool cc_sbx_resolve_path(const char *in, bool root, char *out, size_t cap);
 
 /* Appends s with its NUL at buf + *off (advancing it); false, and nothing written, when it
  * does not fit in cap. */

@@ -53,7 +53,8 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
       (spec->n_envs && !spec->envs))
     return cc_sbx_fail(err, CC_SBX_ERR_INVALID_ARG, EINVAL, "cmd is required");
   char cwd[CC_SBX_WIRE_PATH_MAX];
-  if (!cc_sbx_resolve_path(spec->cwd, cwd, sizeof cwd))
+  bool root = spec && spec->as_root && rt->info.root_inside;
+  if (!cc_sbx_resolve_path(spec->cwd, root, cwd, sizeof cwd))
     return cc_sbx_fail(err, CC_SBX_ERR_INVALID_PATH, EINVAL, "invalid cwd '%s'", spec->cwd);
   pthread_mutex_lock(&sbx->lock);
   size_t running = 0;
@@ -72,6 +73,10 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
     snprintf(name, sizeof name, "%.*s", (int)(eq - sbx->base_env[i]), sbx->base_env[i]);
     ok = cc_sbx_env_set(&env, &n_env, name, eq + 1);
   }
+  if (ok && root)
+    ok = cc_sbx_env_set(&env, &n_env, "HOME", "/root") &&
+         cc_sbx_env_set(&env, &n_env, "USER", "root") &&
+         cc_sbx_env_set(&env, &n_env, "LOGNAME", "root");
   if (ok && spec->pty) ok = cc_sbx_env_set(&env, &n_env, "TERM", "xterm-256color");
   for (size_t i = 0; ok && i < spec->n_envs; i++)
     if (spec->envs[i].name && spec->envs[i].value)
@@ -152,6 +157,7 @@ cc_status cc_sbx_proc_start(cc_sbx *sbx, const cc_sbx_proc_spec *spec, uint32_t 
                        .b = (int32_t)n_env,
                        .flags = stdin_pipe ? 1u : 0u};
   if (spec->pty) h.flags = CC_SBX_SPAWN_PTY;
+  if (root) h.flags |= CC_SBX_AS_ROOT;
   int fds[3], nfds = 0;
   if (stdin_pipe) fds[nfds++] = pi[0];
   if (!spec->pty) fds[nfds++] = po[1], fds[nfds++] = pe[1];

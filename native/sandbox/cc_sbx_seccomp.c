@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -59,7 +60,11 @@ static const int denied_eperm[] = {
     SYS_setns,
 };
 
-static const int denied_enosys[] = {SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register};
+/* clone3: its flags are in memory a filter cannot read, so it is ENOSYS and libc falls back
+ * to clone, whose CLONE_NEWUSER is refused below (no nested user namespaces, also where bwrap
+ * joins a user namespace we made and its --disable-userns cannot be used). */
+static const int denied_enosys[] = {SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
+                                    SYS_clone3};
 
 #define N_EPERM (sizeof denied_eperm / sizeof denied_eperm[0])
 #define N_ENOSYS (sizeof denied_enosys / sizeof denied_enosys[0])
@@ -69,7 +74,7 @@ void *cc_sbx_seccomp_program(size_t *len) {
   *len = 0;
   return NULL; /* unknown architecture: no filter (reported by the runtime) */
 #else
-  size_t max = 8 + N_EPERM + N_ENOSYS + 4;
+  size_t max = 8 + 5 + N_EPERM + N_ENOSYS + 4;
   struct sock_filter *f = calloc(max, sizeof *f), *p = f;
   if (!f) return NULL;
   const unsigned ret_enosys = SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA);
@@ -84,6 +89,13 @@ void *cc_sbx_seccomp_program(size_t *len) {
   *p++ = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, CC_X32_BIT, 0, 1);
   *p++ = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ret_enosys);
 #endif
+  /* clone with CLONE_NEWUSER in its flags (the first argument, low word) → EPERM. */
+  *p++ = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
+  *p++ = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                                      offsetof(struct seccomp_data, args)); /* low word */
+  *p++ = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWUSER, 0, 1);
+  *p++ = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, ret_eperm);
+  *p++ = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   /* nr in the EPERM list → jump to the EPERM return; in the ENOSYS list → ENOSYS return. */
   size_t n = N_EPERM + N_ENOSYS;
   for (size_t i = 0; i < n; i++) {

@@ -51,6 +51,7 @@ typedef struct {
   size_t max_upload;      /* one /files upload */
   size_t max_connections;
   bool internet;          /* whether allow_internet_access may be honoured */
+  bool no_root;           /* --no-root: no uid 0 inside sandboxes */
   long warm_pool;         /* sandboxes kept started ahead of create (--warm-pool) */
 } cc_sbd_config;
 
@@ -94,6 +95,7 @@ typedef struct cc_sbd_sandbox {
 struct cc_sbd_server {
   cc_sbd_config cfg;
   struct cc_sbx_runtime *rt; /* owned by main */
+  bool root_inside;          /* the runtime runs user "root" as uid 0 inside (its info) */
   int port;                  /* the bound port */
   char domain[64];           /* "localhost:<port>" */
   pthread_mutex_t mu;

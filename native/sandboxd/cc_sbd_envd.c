@@ -100,13 +100,18 @@ static bool b64_decode(const char *s, uint8_t **out, size_t *out_len) {
 /* envd path resolution for display (the runtime resolves again, inside the sandbox):
  * "" → /home/user, "~"/"~/x" → home, relative → under home, then cleaned lexically. */
 bool cc_sbd_envd_resolve_path(const char *in, char *out, size_t out_size) {
+  return cc_sbd_envd_resolve_path_as(false, in, out, out_size);
+}
+
+bool cc_sbd_envd_resolve_path_as(bool root, const char *in, char *out, size_t out_size) {
   char tmp[8192];
-  if (!in || !in[0]) snprintf(tmp, sizeof tmp, "%s", HOME);
-  else if (strcmp(in, "~") == 0) snprintf(tmp, sizeof tmp, "%s", HOME);
-  else if (strncmp(in, "~/", 2) == 0) snprintf(tmp, sizeof tmp, "%s/%s", HOME, in + 2);
+  const char *home = root ? "/root" : HOME;
+  if (!in || !in[0]) snprintf(tmp, sizeof tmp, "%s", home);
+  else if (strcmp(in, "~") == 0) snprintf(tmp, sizeof tmp, "%s", home);
+  else if (strncmp(in, "~/", 2) == 0) snprintf(tmp, sizeof tmp, "%s/%s", home, in + 2);
   else if (in[0] == '~') return false;
   else if (in[0] == '/') snprintf(tmp, sizeof tmp, "%s", in);
-  else snprintf(tmp, sizeof tmp, "%s/%s", HOME, in);
+  else snprintf(tmp, sizeof tmp, "%s/%s", home, in);
   /* clean: collapse "//" and "/./", drop a trailing "/" */
   size_t o = 0;
   for (size_t i = 0; tmp[i]; i++) {
@@ -168,7 +173,7 @@ enum MHD_Result cc_sbd_envd_rpc_ok(cc_sbd_req *r, cJSON *msg) {
 }
 
 /* Checks the Basic-auth user of an RPC.  envd's users here are "user" (the default) and
- * "root", which runs as "user" too: the sandbox has no root (docs/sandboxd.md). */
+ * "root" (uid 0 inside where the runtime has root_inside, else "user"; docs/sandboxd.md). */
 bool cc_sbd_envd_user_ok(const char *name) {
   return !name || !name[0] || strcmp(name, "user") == 0 || strcmp(name, "root") == 0;
 }
@@ -624,6 +629,7 @@ static enum MHD_Result process_start(cc_sbd_req *r, cJSON *msg) {
     .pty = pty,
     .pty_cols = cols,
     .pty_rows = rows,
+    .as_root = r->as_root,
   };
   stream *s = stream_new(r);
   uint32_t pid = 0;
@@ -856,11 +862,11 @@ static enum MHD_Result fs_watch(cc_sbd_req *r, cJSON *msg) {
   const char *path = json_str(msg, "path");
   bool recursive = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "recursive"));
   char abs[4096];
-  if (!cc_sbd_envd_resolve_path(path ? path : "", abs, sizeof abs))
+  if (!cc_sbd_envd_resolve_path_as(r->as_root, path ? path : "", abs, sizeof abs))
     return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "invalid path %s", path ? path : "");
   cc_sbx_err err = {0};
   cc_sbx_entry e = {0};
-  cc_status st = cc_sbx_fs_stat(r->sb->sbx, abs, &e, &err);
+  cc_status st = cc_sbx_fs_stat_as(r->sb->sbx, r->as_root, abs, &e, &err);
   cc_sbx_filetype type = e.type;
   cc_sbx_entry_cleanup(&e);
   if (st == CC_NOT_FOUND || err.kind == CC_SBX_ERR_NOT_FOUND)
@@ -877,6 +883,7 @@ static enum MHD_Result fs_watch(cc_sbd_req *r, cJSON *msg) {
     .tag = WATCH_TAG,
     .stdin_pipe = false,
     .timeout_ms = t > 0 ? (uint64_t)t + 1000 : 0,
+    .as_root = r->as_root,
   };
   stream *s = stream_new(r);
   if (!s) return stream_error(r, CC_CONNECT_INTERNAL, "out of memory");
@@ -972,6 +979,7 @@ enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r) {
   char *pass = NULL;
   char *user = MHD_basic_auth_get_username_password(r->conn, &pass);
   bool uok = cc_sbd_envd_user_ok(user);
+  r->as_root = uok && user && strcmp(user, "root") == 0 && r->srv->root_inside;
   char ubuf[128];
   snprintf(ubuf, sizeof ubuf, "%s", user ? user : "");
   if (user) MHD_free(user);

@@ -40,6 +40,8 @@ enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r);
 /* envd's path mapping for display ("" and "~" → /home/user, relative → under it, cleaned
  * lexically); false for "~user" forms and paths that do not fit out. */
 bool cc_sbd_envd_resolve_path(const char *in, char *out, size_t out_size);
+/* The same with root's home (/root) when root. */
+bool cc_sbd_envd_resolve_path_as(bool root, const char *in, char *out, size_t out_size);
 
 /* True for the users envd accepts here: none (the default), "user" and "root". */
 bool cc_sbd_envd_user_ok(const char *name);

@@ -124,18 +124,19 @@ static unsigned files_check(cc_sbd_req *r, char *msg, size_t msg_size) {
     snprintf(msg, msg_size, "error looking up user '%.100s': user: unknown user %.100s", u, u);
     return 401;
   }
+  r->as_root = u && strcmp(u, "root") == 0 && r->srv->root_inside;
   return 0;
 }
 
 static enum MHD_Result files_download(cc_sbd_req *r) {
   const char *path = cc_sbd_query(r->conn, "path");
   char abs[4096];
-  if (!cc_sbd_envd_resolve_path(path, abs, sizeof abs))
+  if (!cc_sbd_envd_resolve_path_as(r->as_root, path, abs, sizeof abs))
     return cc_sbd_respond_error(r->conn, 400, "invalid path '%s'", path ? path : "");
   int fd = -1;
   int64_t size = 0;
   cc_sbx_err err = {0};
-  cc_status st = cc_sbx_fs_open_read(r->sb->sbx, abs, &fd, &size, &err);
+  cc_status st = cc_sbx_fs_open_read_as(r->sb->sbx, r->as_root, abs, &fd, &size, &err);
   if (st != CC_OK) {
     switch (err.kind) {
       case CC_SBX_ERR_NOT_FOUND:
@@ -196,7 +197,7 @@ static cc_status up_begin(void *ctx, const char *name, const char *filename, con
   if (u->skipping) return CC_OK;
   const char *p = u->qpath ? u->qpath : filename;
   if (!p) return upload_fail(u, 400, "missing path: no path parameter and no filename");
-  if (!cc_sbd_envd_resolve_path(p, u->cur, sizeof u->cur))
+  if (!cc_sbd_envd_resolve_path_as(u->r->as_root, p, u->cur, sizeof u->cur))
     return upload_fail(u, 400, "invalid path '%s'", p);
   const cJSON *it;
   cJSON_ArrayForEach(it, u->result) {
@@ -208,7 +209,7 @@ static cc_status up_begin(void *ctx, const char *name, const char *filename, con
                          u->cur);
   }
   cc_sbx_err err = {0};
-  cc_status st = cc_sbx_fs_open_write(u->r->sb->sbx, u->cur, &u->fd, &err);
+  cc_status st = cc_sbx_fs_open_write_as(u->r->sb->sbx, u->r->as_root, u->cur, &u->fd, &err);
   if (st != CC_OK) {
     u->fd = -1;
     switch (err.kind) {
@@ -399,17 +400,18 @@ enum MHD_Result cc_sbd_files_rpc(cc_sbd_req *r, const char *method, cJSON *msg) 
   cc_sbx_entry e = {0};
   const char *path = json_str(msg, "path");
   if (!path) path = "";
+  bool root = r->as_root;
   if (strcmp(method, "Stat") == 0)
-    return fs_entry_result(r, cc_sbx_fs_stat(sbx, path, &e, &err), &e, &err);
+    return fs_entry_result(r, cc_sbx_fs_stat_as(sbx, root, path, &e, &err), &e, &err);
   if (strcmp(method, "MakeDir") == 0)
-    return fs_entry_result(r, cc_sbx_fs_mkdir(sbx, path, &e, &err), &e, &err);
+    return fs_entry_result(r, cc_sbx_fs_mkdir_as(sbx, root, path, &e, &err), &e, &err);
   if (strcmp(method, "Move") == 0) {
     const char *src = json_str(msg, "source"), *dst = json_str(msg, "destination");
-    return fs_entry_result(r, cc_sbx_fs_move(sbx, src ? src : "", dst ? dst : "", &e, &err), &e,
-                           &err);
+    return fs_entry_result(
+        r, cc_sbx_fs_move_as(sbx, root, src ? src : "", dst ? dst : "", &e, &err), &e, &err);
   }
   if (strcmp(method, "Remove") == 0) {
-    cc_status st = cc_sbx_fs_remove(sbx, path, &err);
+    cc_status st = cc_sbx_fs_remove_as(sbx, root, path, &err);
     return st == CC_OK ? cc_sbd_envd_rpc_ok(r, cJSON_CreateObject())
                        : cc_sbd_envd_rpc_error(r, &err, st);
   }
@@ -418,7 +420,7 @@ enum MHD_Result cc_sbd_files_rpc(cc_sbd_req *r, const char *method, cJSON *msg) 
     uint32_t depth = cJSON_IsNumber(d) && d->valuedouble > 0 ? (uint32_t)d->valuedouble : 1;
     cc_sbx_entry *list = NULL;
     size_t n = 0;
-    cc_status st = cc_sbx_fs_list(sbx, path, depth, MAX_LIST_ENTRIES, &list, &n, &err);
+    cc_status st = cc_sbx_fs_list_as(sbx, root, path, depth, MAX_LIST_ENTRIES, &list, &n, &err);
     if (st != CC_OK) return cc_sbd_envd_rpc_error(r, &err, st);
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "entries");

@@ -50,6 +50,8 @@ struct cc_sbd_req {
   size_t len, cap;
   bool too_large;
   bool bad_credentials;    /* an envd token/signature was sent but matches no sandbox */
+  bool as_root;            /* envd user "root" where the runtime has a root inside: uid 0,
+                              paths relative to /root */
   bool responded;          /* the response was queued */
   unsigned early_status;   /* an error found before the body was read (e.g. 401 on an
                               upload, a failed write): the rest of the body is discarded and

@@ -61,6 +61,8 @@ static void usage(FILE *f) {
 "  --warm-pool N           keep N sandboxes started ahead of create (default 0), so that a\n"
 "                          create of the first template only hands one out\n"
 "  --no-internet           never give sandboxes internet access\n"
+"  --no-root               no root inside sandboxes: user \"root\" runs as \"user\" and there\n"
+"                          is no sudo (default when not run as root)\n"
 "  --allow-no-cgroups      start even if no cgroup is writable: sandboxes then run WITHOUT\n"
 "                          memory, process and CPU limits (refused by default)\n"
 "  --cgroup auto|v1|v2     which cgroup hierarchy applies the limits (default auto: v1 when\n"
@@ -144,7 +146,8 @@ int main(int argc, char **argv) {
   cc_sbx_cgroup_mode cgroup = CC_SBX_CGROUP_NONE; /* auto */
   enum {
     O_LISTEN = 256, O_STATE, O_KEYFILE, O_NOKEY, O_TEMPLATE, O_MEM, O_PIDS, O_CPU, O_DISK,
-    O_DEFTO, O_MAXTO, O_MAXSB, O_NOINET, O_NOCG, O_CGROUP, O_POOL, O_MAXBODY, O_MAXUP, O_MAXCONN
+    O_DEFTO, O_MAXTO, O_MAXSB, O_NOINET, O_NOROOT, O_NOCG, O_CGROUP, O_POOL, O_MAXBODY, O_MAXUP,
+    O_MAXCONN
   };
   static const struct option opts[] = {
     {"listen", required_argument, 0, O_LISTEN},
@@ -160,6 +163,7 @@ int main(int argc, char **argv) {
     {"max-timeout", required_argument, 0, O_MAXTO},
     {"max-sandboxes", required_argument, 0, O_MAXSB},
     {"no-internet", no_argument, 0, O_NOINET},
+    {"no-root", no_argument, 0, O_NOROOT},
     {"allow-no-cgroups", no_argument, 0, O_NOCG},
     {"cgroup", required_argument, 0, O_CGROUP},
     {"warm-pool", required_argument, 0, O_POOL},
@@ -206,6 +210,7 @@ int main(int argc, char **argv) {
     case O_MAXTO: NUM(c->max_timeout_s, 1, 365L * 86400, "max-timeout"); break;
     case O_MAXSB: NUM(c->max_sandboxes, 1, 100000, "max-sandboxes"); break;
     case O_NOINET: c->internet = false; break;
+    case O_NOROOT: c->no_root = true; break;
     case O_NOCG: allow_no_cgroups = true; break;
     case O_POOL: NUM(c->warm_pool, 0, 64, "warm-pool"); break;
     case O_CGROUP:
@@ -267,6 +272,7 @@ int main(int argc, char **argv) {
   sc.allow_no_cgroups = allow_no_cgroups;
   sc.cgroup = cgroup;
   if (!c->internet) sc.slirp_path = "";
+  sc.no_root_inside = c->no_root;
   sc.limits.memory_bytes = (uint64_t)c->memory_mb << 20;
   sc.limits.pids_max = (uint32_t)c->pids;
   sc.limits.cpu_millis = (uint32_t)(c->cpu_percent * 10);
@@ -279,6 +285,7 @@ int main(int argc, char **argv) {
   }
   cc_sbx_runtime_info info;
   cc_sbx_runtime_get_info(srv.rt, &info);
+  srv.root_inside = info.root_inside;
   fprintf(stderr, PROG ": %s\n", info.report);
   if (info.cgroup == CC_SBX_CGROUP_NONE)
     fprintf(stderr, PROG ": WARNING: no cgroup limits: sandboxes have no memory, process or "

@@ -741,6 +741,59 @@ static void seccomp_denies_kernel_attack_surface(void) {
   cc_sbx_kill(rt, "seccomp");
 }
 
+/* Where the runtime has root_inside (it runs as root): as_root runs as uid 0 of the sandbox's
+ * namespace in /root, file operations as root resolve "~" to /root and are root's, uid 1000
+ * stays uid 1000 and cannot read root's files, sudo reaches root through the agent, and no
+ * nested user namespace can be made (clone3 is ENOSYS, clone with CLONE_NEWUSER EPERM). */
+static void root_inside_is_uid_0_of_the_sandbox(void) {
+  cc_sbx_runtime_info info;
+  cc_sbx_runtime_get_info(rt, &info);
+  CHECK(info.root_inside == info.root);
+  if (!info.root_inside) return;
+  cc_sbx *s = make("rootin");
+  if (!s) return;
+  const char *args[] = {"-c", "id -u; id -g; pwd; echo $HOME $USER; grep CapEff /proc/self/status"};
+  cc_sbx_proc_spec spec = {.cmd = "/bin/bash", .args = args, .n_args = 2, .as_root = true};
+  uint32_t pid;
+  cc_sbx_sub *sub;
+  cc_sbx_err err;
+  result r;
+  CHECK_INT(cc_sbx_proc_start(s, &spec, &pid, &sub, &err), CC_OK);
+  collect(sub, &r);
+  cc_sbx_sub_free(sub);
+  r.out[r.out_len] = 0;
+  CHECK(strncmp(r.out, "0\n0\n/root\n/root root\nCapEff:\t", 27) == 0);
+  CHECK(strcmp(r.out + 27, "00000000000000000\n") != 0); /* root has capabilities (inside) */
+  CHECK_INT(cc_sbx_fs_write_file(s, "~/.profile-x", "x", 1, &err), CC_OK); /* user's home */
+  int fd = -1;
+  CHECK_INT(cc_sbx_fs_open_write_as(s, true, "r.txt", &fd, &err), CC_OK);
+  if (fd >= 0) {
+    CHECK(write(fd, "root", 4) == 4);
+    close(fd);
+  }
+  cc_sbx_entry e = {0};
+  CHECK_INT(cc_sbx_fs_stat_as(s, true, "r.txt", &e, &err), CC_OK);
+  CHECK_STR(e.path ? e.path : "", "/root/r.txt");
+  CHECK_STR(e.owner, "root");
+  cc_sbx_entry_cleanup(&e);
+  CHECK_INT(cc_sbx_fs_stat(s, "/root/r.txt", &e, &err), CC_FORBIDDEN);
+  cc_sbx_entry_cleanup(&e);
+  CHECK_INT(run(s, "id -u; cat /root/r.txt 2>/dev/null || echo denied; sudo cat /root/r.txt; echo; "
+                   "sudo -u user id -u; unshare -U true 2>/dev/null || echo nouserns",
+                &r),
+            CC_OK);
+  CHECK_STR(r.out, "1000\ndenied\nroot\n1000\nnouserns\n");
+  char script[256];
+  snprintf(script, sizeof script,
+           "python3 -c \"import ctypes; l = ctypes.CDLL(None, use_errno=True); "
+           "print(l.syscall(%d, 0, 0), ctypes.get_errno() == %d)\"",
+           SYS_clone3, ENOSYS);
+  CHECK_INT(run(s, script, &r), CC_OK);
+  CHECK_STR(r.out, "-1 True\n");
+  cc_sbx_release(s);
+  cc_sbx_kill(rt, "rootin");
+}
+
 /* sandboxd dies (SIGKILL, no cleanup): every process of its sandboxes dies with it, and the
  * next runtime removes the cgroups it left.  Runs first, before this process has threads, so
  * the forked "sandboxd" is an ordinary single-threaded child. */
@@ -1003,6 +1056,7 @@ int main(int argc, char **argv) {
   RUN(end_arrives_after_throttled_exit_with_lingering_child);
   RUN(concurrent_callers_and_kill_during_streaming);
   RUN(seccomp_denies_kernel_attack_surface);
+  RUN(root_inside_is_uid_0_of_the_sandbox);
   cc_sbx_runtime_free(rt);
   rmdir(state_dir);
   return CC_TEST_DONE();
