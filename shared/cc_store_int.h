@@ -119,6 +119,11 @@ cc_status cc_store_record_text(cc_store_errs *e, const cJSON *result,
 cc_status cc_store_record_text_from_row(cc_store_errs *e, const cc_store_record_fields *f,
                                         char **out);
 
+/* history() from history_json(): given history_json's status and text (taken: freed here),
+ * parses the page into *items; on a corrupt page frees *next and fails CC_INTERNAL. */
+cc_status cc_store_history_tree(cc_store_errs *e, cc_status rc, char *text, cJSON **items,
+                                char **next);
+
 /* What recover() and the sweep write into an interrupted record. */
 extern const char CC_STORE_RECOVER_MESSAGE[];
 

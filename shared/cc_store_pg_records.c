@@ -416,15 +416,6 @@ cc_status pg_history_json(void *ctx, const char *owner, const char *project, int
 cc_status pg_history(void *ctx, const char *owner, const char *project, int limit,
                      const char *before_id, cJSON **items, char **next) {
   char *text = NULL;
-  *items = NULL;
   cc_status rc = pg_history_json(ctx, owner, project, limit, before_id, &text, next);
-  if (rc) return rc;
-  *items = cJSON_Parse(text);
-  free(text);
-  if (*items) return CC_OK;
-  if (next) {
-    free(*next);
-    *next = NULL;
-  }
-  return fail((pg *)ctx, CC_INTERNAL, "store: corrupt JSON in database");
+  return cc_store_history_tree(&((pg *)ctx)->errs, rc, text, items, next);
 }

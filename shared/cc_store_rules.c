@@ -343,6 +343,23 @@ cc_status cc_store_record_text_from_row(cc_store_errs *e, const cc_store_record_
   return rc;
 }
 
+cc_status cc_store_history_tree(cc_store_errs *e, cc_status rc, char *text, cJSON **items,
+                                char **next) {
+  *items = NULL;
+  if (rc) {
+    free(text);
+    return rc;
+  }
+  *items = cJSON_Parse(text);
+  free(text);
+  if (*items) return CC_OK;
+  if (next) {
+    free(*next);
+    *next = NULL;
+  }
+  return cc_store_fail(e, CC_INTERNAL, "store: corrupt JSON in database");
+}
+
 /* ------------------------------------------------------------------ small things */
 
 bool cc_store_textbuf_put(cc_store_textbuf *b, const char *t, size_t n) {

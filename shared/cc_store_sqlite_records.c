@@ -558,19 +558,6 @@ cc_status sq_history_json(void *ctx, const char *owner, const char *project, int
 cc_status sq_history(void *ctx, const char *owner, const char *project, int limit,
                      const char *before, cJSON **items, char **next) {
   char *text = NULL;
-  *items = NULL;
   cc_status rc = sq_history_json(ctx, owner, project, limit, before, &text, next);
-  if (rc) return rc;
-  *items = cJSON_Parse(text);
-  free(text);
-  if (*items) return CC_OK;
-  if (next) {
-    free(*next);
-    *next = NULL;
-  }
-  sq *s = ctx;
-  LOCK(s);
-  rc = fail(s, CC_INTERNAL, "store: corrupt JSON in database");
-  UNLOCK(s);
-  return rc;
+  return cc_store_history_tree(&((sq *)ctx)->errs, rc, text, items, next);
 }
