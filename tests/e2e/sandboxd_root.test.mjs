@@ -110,7 +110,10 @@ describe('root and sudo', { skip: !isRoot && 'sandboxd must run as root for a ro
     try {
       const as = { user: 'root' };
       // host uid of sandbox root: the agent and root's commands are host uid 101001, not 0
-      const me = await run(sbx, 'sleep 30 & echo $!', as);
+      // A sleep with a duration no other test uses, reported once it has exec'd (its comm is
+      // sleep), so the host-side scan below finds exactly this process.
+      const tag = `${30 + (process.pid % 1000) / 1000}`;
+      const me = await run(sbx, `sleep ${tag} & p=$!; until [ "$(cat /proc/$p/comm)" = sleep ]; do :; done; echo $p`, as);
       const inner = me.stdout.trim();
       const uids = new Set();
       for (const p of fs.readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
@@ -120,7 +123,8 @@ describe('root and sudo', { skip: !isRoot && 'sandboxd must run as root for a ro
         } catch {
           continue;
         }
-        const nspid = /NSpid:\s+(\d+)\s+(\d+)/.exec(st);
+        const nsm = /NSpid:\s+([\d\s]+?)\n/.exec(st);
+        const ids = nsm ? nsm[1].trim().split(/\s+/) : [];
         const cmd = (() => {
           try {
             return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
@@ -128,7 +132,9 @@ describe('root and sudo', { skip: !isRoot && 'sandboxd must run as root for a ro
             return '';
           }
         })();
-        if (nspid && nspid[2] === inner && cmd.startsWith('sleep')) uids.add(/Uid:\s+(\d+)/.exec(st)[1]);
+        // innermost pid (the sandbox's own) and exactly our command line
+        if (ids.length > 1 && ids[ids.length - 1] === inner && cmd === `sleep\0${tag}\0`)
+          uids.add(/Uid:\s+(\d+)/.exec(st)[1]);
       }
       assert.deepEqual([...uids], ['101001']);
       // the same seccomp filter and no capabilities outside the sandbox's namespace
