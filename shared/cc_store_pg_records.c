@@ -383,29 +383,23 @@ cc_status pg_history_json(void *ctx, const char *owner, const char *project, int
   for (int attempt = 0; attempt < 2; attempt++) { /* CALL, with the page reset on a retry */
     conn *c = NULL;
     page.len = 0;
+    if (!cc_store_textbuf_put(&page, "[", 1)) {
+      rc = fail(s, CC_INTERNAL, "store: out of memory");
+      break;
+    }
     if ((rc = pg_acquire(s, &c))) break;
     rc = do_history(s, c, owner, project, limit, before_id, &page, &cursor);
     bool retry = rc == CC_UPSTREAM_ERROR && c->reused && c->in_call <= 1 && c->broken;
     pg_release(s, c);
     if (!retry) break;
   }
-  if (!rc) { /* "[" + items + "]" */
-    char *t = malloc(page.len + 3);
-    if (!t) {
-      rc = fail(s, CC_INTERNAL, "store: out of memory");
-    } else {
-      t[0] = '[';
-      if (page.len) memcpy(t + 1, page.p, page.len);
-      t[page.len + 1] = ']';
-      t[page.len + 2] = 0;
-      *items = t;
-    }
-  }
-  free(page.p);
+  if (!rc && !cc_store_textbuf_put(&page, "]", 1)) rc = fail(s, CC_INTERNAL, "store: out of memory");
   if (rc) {
+    free(page.p);
     free(cursor);
     return rc;
   }
+  *items = page.p; /* the page is built in place: "[" items "]" */
   if (next)
     *next = cursor;
   else
