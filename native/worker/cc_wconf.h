@@ -29,6 +29,7 @@
   X(STR, web,                    "web",                     "--web",                    "CODECANVAS_WEB",              "",  "static directories served for GET, comma-separated; DIR serves at /, PREFIX=DIR at PREFIX (repeat --web to add)") \
   X(STR, cors_origins,           "cors_origins",            "--cors-origins",           "CODECANVAS_CORS_ORIGINS",     "",  "origins allowed by CORS, comma-separated, or * for any (empty: no CORS headers)") \
   X(STR, access_log,             "access_log",              "--access-log",             "CODECANVAS_ACCESS_LOG",       "-", "JSON-lines access log file (- = stderr, empty = off)") \
+  X(INT, access_log_flush_ms,    "access_log_flush_ms",     "--access-log-flush",       "CODECANVAS_ACCESS_LOG_FLUSH", "1000", "access log lines are buffered (64 KiB) and written at most this many ms after a request (0: each line at once)") \
   X(STR, e2b_api_key_file,       "e2b_api_key_file",        "--e2b-api-key-file",       "CODECANVAS_E2B_API_KEY_FILE", "",  "file holding the E2B API key (alternative to E2B_API_KEY)") \
   X(STR, e2b_domain,             "e2b_domain",              "--e2b-domain",             "E2B_DOMAIN",                  "e2b.app", "E2B domain (as the E2B SDK reads it)") \
   X(STR, e2b_api_url,            "e2b_api_url",             "--e2b-api-url",            "E2B_API_URL",                 "",  "E2B control-plane URL (empty: https://api.<domain>)") \
@@ -51,7 +52,8 @@
   X(INT, rate_limit_burst,       "rate_limit_burst",        "--rate-limit-burst",       "CODECANVAS_RATE_LIMIT_BURST", "400", "requests per user allowed in a burst") \
   X(INT, command_timeout_ms,     "command_timeout_ms",      "--command-timeout",        "CODECANVAS_COMMAND_TIMEOUT",  "60000", "default command timeout in ms (timeout, HTTP 504)") \
   X(INT, max_command_timeout_ms, "max_command_timeout_ms",  "--max-command-timeout",    "CODECANVAS_MAX_COMMAND_TIMEOUT", "600000", "largest timeoutMs a request may ask for (bad_request above it)") \
-  X(INT, max_connections,        "max_connections",         "--max-connections",        "CODECANVAS_MAX_CONNECTIONS",  "1024", "HTTP connections served at once (one thread each)") \
+  X(INT, max_connections,        "max_connections",         "--max-connections",        "CODECANVAS_MAX_CONNECTIONS",  "1024", "HTTP connections served at once") \
+  X(INT, http_threads,           "http_threads",            "--http-threads",           "CODECANVAS_HTTP_THREADS",     "0", "threads running the HTTP event loop (0: one per core); slow operations run on their own threads") \
   X(INT, shutdown_grace_ms,      "shutdown_grace_ms",       "--shutdown-grace",         "CODECANVAS_SHUTDOWN_GRACE",   "5000", "on SIGTERM, how long in-flight work may finish before it is canceled") \
   X(STR, dev_server_cmd,         "dev_server_cmd",          "--dev-server-cmd",         "CODECANVAS_DEV_SERVER_CMD",   "python3 -m http.server {port}", "startDevServer's default command ({port} is replaced)")
 

@@ -758,6 +758,26 @@ static cc_status dispatch(op *o, char **response) {
   return st;
 }
 
+bool cc_wops_run_remembered(cc_wcall *call, char **response) {
+  *response = NULL;
+  call->cached = false;
+  call->record_id[0] = 0;
+  const cc_request *req = call->req;
+  if (req->op != CC_OP_EXEC || !req->exec.use_cache || req->stream ||
+      !cc_wqueue_idle(call->w->queue, call->user, req->project))
+    return false;
+  op o = {.call = call,
+          .w = call->w,
+          .req = req,
+          .user = call->user,
+          .project = req->project,
+          .t0_ms = cc_wops_mono_ms()};
+  char *key = cc_wexec_cache_key(&req->exec);
+  bool ok = key && cc_wexec_serve_remembered(&o, key, response);
+  free(key);
+  return ok;
+}
+
 cc_status cc_wops_run(cc_wcall *call, char **response) {
   *response = NULL;
   call->cached = false;

@@ -27,6 +27,7 @@
 #define CC_WORKER_VERSION "0.1.0"
 
 struct cc_sbx_cache; /* in-memory sandbox descriptors by sandbox id (cc_wsbx.c) */
+typedef struct cc_wlog cc_wlog;
 struct cc_wmemo;     /* tokens and cached results while the database is unchanged (cc_wmemo.c) */
 
 /* One registered cancellable call: the monitor thread sets *cancel when fd hangs up. */
@@ -49,10 +50,13 @@ struct cc_worker {
   cc_metrics metrics;
   cc_proto_limits proto_limits;
   struct MHD_Daemon *daemon;
-  int log_fd; /* -1 = access log off */
-  bool log_close;
+  struct cc_wlog *log; /* the access log (cc_wlog.c); NULL when off */
   atomic_int stopping;       /* refuse new RPCs */
   atomic_long ops_in_flight; /* RPCs being served */
+  atomic_long deferred;      /* requests on the pool, their connections suspended */
+  atomic_long terminals;     /* open terminal sessions (cc_wterm.c) */
+  struct cc_wpool *pool;     /* threads for what may block (cc_wpool.c) */
+  struct cc_wlinger *linger; /* lingering closes (cc_wlinger.c) */
 
   /* the disconnect monitor */
   pthread_mutex_t watch_mu;
@@ -101,6 +105,11 @@ typedef struct cc_wcall {
  * response message in *response (cc_proto_free).  Never fails to produce a response
  * unless memory is out (then *response is NULL and CC_INTERNAL is returned). */
 cc_status cc_wops_run(cc_wcall *call, char **response);
+
+/* The same for an exec whose result is remembered in memory (cc_wmemo) and whose project is
+ * idle: answers without any I/O or wait, or returns false having done nothing (the request
+ * then goes to cc_wops_run).  This is what the HTTP front's event loop may run itself. */
+bool cc_wops_run_remembered(cc_wcall *call, char **response);
 
 /* The user of a bearer token, for every route (cc_worker.c): CC_UNAUTHORIZED for an unknown
  * or revoked one.  *epoch is the memo epoch the answer belongs to. */

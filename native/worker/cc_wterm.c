@@ -19,9 +19,11 @@
  * for every operation), so one user's terminal is never reachable by another: a pid is only
  * ever looked up in the caller's project's sandbox.
  *
- * Threads: the connection's thread (the upgrade callback) reads the socket; a second
- * thread runs the E2B stream (start or attach) and writes output frames.  Writes to the
- * socket are serialised by a mutex.
+ * Threads: the handshake is checked in the HTTP front's event loop; the token, the rate limit
+ * and the project's sandbox (which may be created or resumed) on a pool thread (cc_wfront_defer).
+ * After the upgrade the session's own thread reads the socket and a second one runs the E2B
+ * stream (start or attach) and writes output frames.  Writes to the socket are serialised by a
+ * mutex.  The worker counts open sessions (terminals) and waits for them when it stops.
  */
 #define _GNU_SOURCE
 #include "cc_wterm.h"
@@ -39,6 +41,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cc_wfront.h"
 #include "cc_worker_internal.h"
 #include "cc_wsnap.h"
 #include "cc_wws.h"
@@ -60,7 +63,19 @@ typedef struct {
   atomic_int kill, detach, pump_done;
   atomic_uint pid;
   pthread_t pump;
+  char token[600];    /* until it is checked */
+  char accept[29];    /* Sec-WebSocket-Accept */
+  bool subprotocol;   /* the client offered SUBPROTOCOL */
+  char *extra;        /* bytes read past the upgrade request */
+  size_t extra_len;
 } session;
+
+static void session_free(session *s) {
+  explicit_bzero(s->token, sizeof s->token);
+  pthread_mutex_destroy(&s->write_mu);
+  free(s->extra);
+  free(s);
+}
 
 /* ------------------------------------------------------------------ frames out */
 
@@ -250,6 +265,28 @@ out:
   cc_ws_decoder_free(&d);
 }
 
+/* The session's own thread, from the upgrade on: reads the client while the pump thread
+ * writes the shell's output, then closes the connection. */
+static void *session_main(void *arg) {
+  session *s = arg;
+  bool started = pthread_create(&s->pump, NULL, pump_main, s) == 0;
+  if (!started) {
+    send_error(s, "internal", "cannot start the terminal");
+    ws_close(s, 1011, "internal");
+  } else {
+    read_loop(s, s->extra, s->extra_len);
+    if (!atomic_load(&s->kill)) atomic_store(&s->detach, 1); /* leave the shell running */
+    pthread_join(s->pump, NULL);
+  }
+  cc_wsnap_touch(s->w, s->user, s->project); /* what was typed may have changed files */
+  MHD_upgrade_action(s->urh, MHD_UPGRADE_ACTION_CLOSE);
+  atomic_long *open = &s->w->terminals;
+  session_free(s);
+  atomic_fetch_sub(open, 1);
+  return NULL;
+}
+
+/* libmicrohttpd hands over the socket, in its event loop: the session goes to a thread. */
 static void on_upgrade(void *cls, struct MHD_Connection *conn, void *req_cls,
                        const char *extra_in, size_t extra_in_size, MHD_socket sock,
                        struct MHD_UpgradeResponseHandle *urh) {
@@ -260,19 +297,22 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *req_cls,
   /* the socket may be non-blocking: our writes block (back-pressure), reads poll */
   int fl = fcntl(sock, F_GETFL);
   if (fl >= 0) fcntl(sock, F_SETFL, fl & ~O_NONBLOCK);
-  bool started = pthread_create(&s->pump, NULL, pump_main, s) == 0;
-  if (!started) {
-    send_error(s, "internal", "cannot start the terminal");
-    ws_close(s, 1011, "internal");
-  } else {
-    read_loop(s, extra_in, extra_in_size);
-    if (!atomic_load(&s->kill)) atomic_store(&s->detach, 1); /* leave the shell running */
-    pthread_join(s->pump, NULL);
+  if (extra_in_size && (s->extra = malloc(extra_in_size))) {
+    memcpy(s->extra, extra_in, extra_in_size);
+    s->extra_len = extra_in_size;
   }
-  cc_wsnap_touch(s->w, s->user, s->project); /* what was typed may have changed files */
-  MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-  pthread_mutex_destroy(&s->write_mu);
-  free(s);
+  atomic_fetch_add(&s->w->terminals, 1);
+  pthread_t th;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&th, &attr, session_main, s) != 0) {
+    cc_worker *w = s->w;
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    session_free(s);
+    atomic_fetch_sub(&w->terminals, 1);
+  }
+  pthread_attr_destroy(&attr);
 }
 
 /* ------------------------------------------------------------------ the handshake */
@@ -313,8 +353,7 @@ static bool find_token(struct MHD_Connection *c, char *out, size_t cap) {
 }
 
 /* The worker's JSON error answer, before any upgrade. */
-static enum MHD_Result refuse(struct MHD_Connection *c, int http, const char *code,
-                              const char *msg, int *http_out) {
+static struct MHD_Response *refusal(const char *code, const char *msg) {
   cJSON *o = cJSON_CreateObject();
   cJSON *e = cJSON_AddObjectToObject(o, "error");
   cJSON_AddFalseToObject(o, "ok");
@@ -322,15 +361,16 @@ static enum MHD_Result refuse(struct MHD_Connection *c, int http, const char *co
   cJSON_AddStringToObject(e, "message", msg);
   char *body = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
-  if (!body) return MHD_NO;
+  if (!body) return NULL;
   struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
   cJSON_free(body);
-  if (!r) return MHD_NO;
-  MHD_add_response_header(r, "Content-Type", "application/json");
-  enum MHD_Result ret = MHD_queue_response(c, (unsigned)http, r);
-  MHD_destroy_response(r);
-  *http_out = http;
-  return ret;
+  if (r) MHD_add_response_header(r, "Content-Type", "application/json");
+  return r;
+}
+
+static enum MHD_Result refuse(cc_worker *w, struct MHD_Connection *c, cc_wreq *r, int http,
+                              const char *code, const char *msg) {
+  return cc_wfront_queue(w, c, r, http, refusal(code, msg));
 }
 
 static long query_long(struct MHD_Connection *c, const char *k, long lo, long hi, long dflt,
@@ -343,70 +383,88 @@ static long query_long(struct MHD_Connection *c, const char *k, long lo, long hi
   return x;
 }
 
-enum MHD_Result cc_wterm_handle(cc_worker *w, struct MHD_Connection *c, char *user_out,
-                                size_t user_cap, int *http_out) {
-  *http_out = 0;
+/* On the pool: who (the token), the rate limit, the project's sandbox (may create it), then
+ * the upgrade. */
+static void open_session(cc_worker *w, cc_wreq *r, cc_wjob *job, void *arg,
+                         struct MHD_Connection *c) {
+  (void)c;
+  session *s = arg;
+  int http = 0;
+  const char *code = NULL;
+  char why[600] = "";
+  uint64_t epoch;
+  if (cc_worker_token_user(w, s->token, strlen(s->token), s->user, sizeof s->user, &epoch) !=
+      CC_OK) {
+    http = 401, code = "unauthorized";
+    snprintf(why, sizeof why, "unknown or revoked token");
+  } else {
+    cc_wfront_set_str(r->user, sizeof r->user, s->user);
+    if (cc_wlimit_request(w->limit, s->user, cc_worker_now_ms()) != CC_OK) {
+      http = 429, code = "rate_limited";
+      snprintf(why, sizeof why, "too many requests for this user");
+    } else {
+      cc_status st = cc_wops_terminal_sandbox(w, s->user, s->project, &s->sb, &s->restored, why,
+                                              sizeof why);
+      if (st != CC_OK) http = cc_status_http(st), code = cc_status_code(st);
+    }
+  }
+  explicit_bzero(s->token, sizeof s->token);
+  if (code) {
+    session_free(s);
+    cc_wfront_answer(job, refusal(code, why), http);
+    return;
+  }
+  struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgrade, s);
+  if (!resp) {
+    session_free(s);
+    cc_wfront_answer(job, NULL, 500);
+    return;
+  }
+  MHD_add_response_header(resp, "Upgrade", "websocket");
+  MHD_add_response_header(resp, "Sec-WebSocket-Accept", s->accept);
+  if (s->subprotocol) MHD_add_response_header(resp, "Sec-WebSocket-Protocol", SUBPROTOCOL);
+  cc_wfront_answer(job, resp, MHD_HTTP_SWITCHING_PROTOCOLS); /* s is on_upgrade's now */
+}
+
+static void free_session_arg(void *arg) {
+  session_free(arg);
+}
+
+enum MHD_Result cc_wterm_handle(cc_worker *w, struct MHD_Connection *c, cc_wreq *r) {
   const char *upg = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Upgrade");
   const char *con = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Connection");
   const char *ver = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Version");
   const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Key");
   char accept[29];
   if (!upg || strcasecmp(upg, "websocket") != 0 || !has_token(con, "upgrade"))
-    return refuse(c, 400, "bad_request", "a WebSocket upgrade is expected", http_out);
+    return refuse(w, c, r, 400, "bad_request", "a WebSocket upgrade is expected");
   if (!ver || strcmp(ver, "13") != 0)
-    return refuse(c, 400, "bad_request", "Sec-WebSocket-Version 13 is expected", http_out);
+    return refuse(w, c, r, 400, "bad_request", "Sec-WebSocket-Version 13 is expected");
   if (!cc_ws_accept_key(key, accept))
-    return refuse(c, 400, "bad_request", "invalid Sec-WebSocket-Key", http_out);
-  /* who: the token of every request */
+    return refuse(w, c, r, 400, "bad_request", "invalid Sec-WebSocket-Key");
+  /* who: the token of every request (checked on the pool: it may read the store) */
   char tok[600];
-  if (!find_token(c, tok, sizeof tok))
-    return refuse(c, 401, "unauthorized", "missing token", http_out);
-  char user[CC_STORE_NAME_MAX + 1];
-  uint64_t epoch;
-  if (cc_worker_token_user(w, tok, strlen(tok), user, sizeof user, &epoch) != CC_OK)
-    return refuse(c, 401, "unauthorized", "unknown or revoked token", http_out);
-  snprintf(user_out, user_cap, "%s", user);
-  if (cc_wlimit_request(w->limit, user, cc_worker_now_ms()) != CC_OK)
-    return refuse(c, 429, "rate_limited", "too many requests for this user", http_out);
+  if (!find_token(c, tok, sizeof tok)) return refuse(w, c, r, 401, "unauthorized", "missing token");
   /* what: the caller's own project */
   const char *project = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "project");
   bool bad = false;
   long cols = query_long(c, "cols", 1, 1000, 80, &bad);
   long rows = query_long(c, "rows", 1, 1000, 24, &bad);
   long pid = query_long(c, "pid", 1, 0x7fffffffL, 0, &bad);
-  if (!project || !cc_proto_valid_project_id(project) || bad) {
-    return refuse(c, 400, "bad_request", "project (a project id), cols, rows, pid: invalid",
-                  http_out);
-  }
+  if (!project || !cc_proto_valid_project_id(project) || bad)
+    return refuse(w, c, r, 400, "bad_request", "project (a project id), cols, rows, pid: invalid");
   session *s = calloc(1, sizeof *s);
   if (!s) return MHD_NO;
   s->w = w;
-  snprintf(s->user, sizeof s->user, "%s", user);
   snprintf(s->project, sizeof s->project, "%s", project);
+  snprintf(s->token, sizeof s->token, "%s", tok);
+  explicit_bzero(tok, sizeof tok);
+  memcpy(s->accept, accept, sizeof accept);
+  const char *sp = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Protocol");
+  s->subprotocol = has_token(sp, SUBPROTOCOL);
   s->cols = (uint16_t)cols;
   s->rows = (uint16_t)rows;
   s->attach_pid = (uint32_t)pid;
   pthread_mutex_init(&s->write_mu, NULL);
-  char why[600] = "";
-  cc_status st = cc_wops_terminal_sandbox(w, s->user, s->project, &s->sb, &s->restored, why,
-                                          sizeof why);
-  if (st != CC_OK) {
-    pthread_mutex_destroy(&s->write_mu);
-    free(s);
-    return refuse(c, cc_status_http(st), cc_status_code(st), why, http_out);
-  }
-  struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgrade, s);
-  if (!r) {
-    pthread_mutex_destroy(&s->write_mu);
-    free(s);
-    return MHD_NO;
-  }
-  MHD_add_response_header(r, "Upgrade", "websocket");
-  MHD_add_response_header(r, "Sec-WebSocket-Accept", accept);
-  const char *sp = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-WebSocket-Protocol");
-  if (has_token(sp, SUBPROTOCOL)) MHD_add_response_header(r, "Sec-WebSocket-Protocol", SUBPROTOCOL);
-  enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SWITCHING_PROTOCOLS, r);
-  MHD_destroy_response(r);
-  *http_out = 101;
-  return ret;
+  return cc_wfront_defer(w, c, r, open_session, s, free_session_arg);
 }

@@ -3,7 +3,7 @@
 // SQLite file, real HTTP over 127.0.0.1.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -223,15 +223,57 @@ test('metrics: Prometheus text with requests by op and code, in-flight, latency 
   assert.match(t, /codecanvas_sandboxes_created_total \d+/);
 });
 
+/* The access log's JSON lines in `text`. */
+const logRecords = (text) => text.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+
+/* Polls `get` until it returns something truthy, for at most ms. */
+async function eventually(get, ms, what) {
+  for (const t0 = Date.now(); ; await new Promise((r) => setTimeout(r, 20))) {
+    const v = get();
+    if (v) return v;
+    if (Date.now() - t0 > ms) assert.fail(`${what}: not within ${ms} ms`);
+  }
+}
+
 test('access log: one JSON object per request, with the user but never the token', async () => {
-  const lines = wk.stderr.split('\n').filter((l) => l.startsWith('{'));
-  assert.ok(lines.length > 10);
-  const recs = lines.map((l) => JSON.parse(l));
-  const hello = recs.find((x) => x.op === 'hello' && x.user === 'alice');
-  assert.ok(hello, 'a hello of alice is logged');
+  // Lines are buffered for at most access_log_flush_ms (1 s by default).
+  const hello = await eventually(
+    () => logRecords(wk.stderr).find((x) => x.op === 'hello' && x.user === 'alice'), 5000,
+    'a hello of alice is logged');
+  assert.ok(logRecords(wk.stderr).length > 10);
   assert.equal(hello.status, 200);
   assert.equal(typeof hello.durationMs, 'number');
   for (const t of [tokA, tokB]) assert.ok(!wk.stderr.includes(t), 'the token is never logged');
+});
+
+test('access log buffering: a line is written within access_log_flush_ms, every line by SIGTERM', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cc-alog-'));
+  const file = join(dir, 'access.log');
+  const w2 = await startWorker({ args: ['--access-log', file, '--access-log-flush', '300', '--rate-limit', '0'] });
+  try {
+    const t = w2.token('erin');
+    const t0 = Date.now();
+    assert.equal((await w2.rpc(t, { op: 'hello' })).status, 200);
+    const read = () => (existsSync(file) ? logRecords(readFileSync(file, 'utf8')) : []);
+    await eventually(() => read().some((x) => x.op === 'hello' && x.user === 'erin'), 3000,
+      'the hello line reaches the file');
+    // Written by the flush timer (300 ms), not held until the 64 KiB buffer fills.
+    assert.ok(Date.now() - t0 < 3000);
+    // 300 requests in quick succession, then SIGTERM at once: not one line is lost.
+    const N = 300;
+    for (let i = 0; i < N; i += 50)
+      await Promise.all(Array.from({ length: 50 }, (_, k) =>
+        w2.rpc(t, { op: 'hello', id: `h${i + k}` })));
+    const { code } = await w2.stop({ keep: true });
+    assert.equal(code, 0);
+    const ids = new Set(read().filter((x) => x.op === 'hello').map((x) => x.id));
+    for (let i = 0; i < N; i++) assert.ok(ids.has(`h${i}`), `line of request h${i}`);
+    // whole lines only: every line parsed above, and the file ends with a newline
+    assert.ok(readFileSync(file, 'utf8').endsWith('}\n'));
+  } finally {
+    w2.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('SIGTERM: graceful exit with status 0, the database stays consistent', async () => {
