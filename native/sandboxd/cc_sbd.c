@@ -38,6 +38,10 @@ static void free_strv(char **v, size_t n) {
 
 void cc_sbd_config_cleanup(cc_sbd_config *c) {
   free(c->listen_host);
+  free(c->domain_name);
+  free(c->tls_cert);
+  free(c->tls_key);
+  free(c->tls_ca_dir);
   free(c->state_dir);
   free_strv(c->api_keys, c->n_api_keys);
   free_strv(c->templates, c->n_templates);

@@ -51,6 +51,9 @@ typedef struct {
   size_t max_upload;      /* one /files upload */
   size_t max_connections;
   bool internet;          /* whether allow_internet_access may be honoured */
+  char *domain_name;      /* --domain: sandbox hosts are <port>-<id>.<domain_name>:<port> */
+  char *tls_cert, *tls_key; /* --tls-cert/--tls-key: PEM files to serve HTTPS with */
+  char *tls_ca_dir;       /* --tls-ca: a local CA kept there issues the certificate */
   bool no_root;           /* --no-root: no uid 0 inside sandboxes */
   long warm_pool;         /* sandboxes kept started ahead of create (--warm-pool) */
 } cc_sbd_config;
@@ -97,7 +100,8 @@ struct cc_sbd_server {
   struct cc_sbx_runtime *rt; /* owned by main */
   bool root_inside;          /* the runtime runs user "root" as uid 0 inside (its info) */
   int port;                  /* the bound port */
-  char domain[64];           /* "localhost:<port>" */
+  char domain[256];          /* "<domain_name>:<port>", as create answers it */
+  char *tls_cert_pem, *tls_key_pem; /* HTTPS when set (cc_sbd_tls.c) */
   pthread_mutex_t mu;
   pthread_cond_t reaper_cv;
   pthread_t reaper;

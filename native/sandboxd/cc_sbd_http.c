@@ -899,12 +899,20 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
 }
 
 struct MHD_Daemon *cc_sbd_http_start(cc_sbd_server *srv, int listen_fd) {
+  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                   MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE | MHD_USE_POLL;
+  /* HTTPS (GnuTLS inside libmicrohttpd) with the certificate of cc_sbd_tls.c */
+  bool tls = srv->tls_cert_pem && srv->tls_key_pem;
+  struct MHD_OptionItem tls_opts[] = {
+      {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, srv->tls_cert_pem},
+      {MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key_pem},
+      {MHD_OPTION_END, 0, NULL},
+  };
+  if (tls) flags |= MHD_USE_TLS;
   return MHD_start_daemon(
-      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-          MHD_ALLOW_UPGRADE | MHD_USE_POLL,
-      0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+      flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, listen_fd,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
       MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-      MHD_OPTION_END);
+      MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
 }

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 #include "cc_sbd.h"
 #include "cc_sbd_http.h"
+#include "cc_sbd_tls.h"
 #include "cc_sbx.h"
 
 #define PROG "codecanvas-sandboxd"
@@ -38,7 +40,7 @@ static void usage(FILE *f) {
 "\n"
 "Required:\n"
 "  --listen HOST:PORT      address to listen on; PORT 0 picks a free port.  Prints\n"
-"                          '" PROG ": listening on http://HOST:PORT' when ready.\n"
+"                          '" PROG ": listening on http(s)://HOST:PORT' when ready.\n"
 "  --state-dir DIR         directory for runtime state (created 0700 if missing)\n"
 "\n"
 "API keys (X-API-KEY on control-plane requests; at least one is required):\n"
@@ -68,6 +70,13 @@ static void usage(FILE *f) {
 "  --cgroup auto|v1|v2     which cgroup hierarchy applies the limits (default auto: v1 when\n"
 "                          its memory and pids controllers are mounted, else v2); the start\n"
 "                          line says which one is in use\n"
+"  --domain NAME           sandbox hosts are <port>-<id>.NAME:<port> (default localhost; on\n"
+"                          a host with nss-myhostname every *.localhost name is 127.0.0.1)\n"
+"  --tls-ca DIR            serve HTTPS with a certificate for *.NAME issued at start by a\n"
+"                          local CA kept in DIR (created on first use; clients trust\n"
+"                          DIR/ca.pem); NAME needs two labels or more, e.g. sandbox.localhost\n"
+"  --tls-cert FILE --tls-key FILE\n"
+"                          serve HTTPS with this certificate (chain) and key instead (PEM)\n"
 "\n"
 "Internet access: a sandbox created with allow_internet_access=true (the SDK default)\n"
 "gets outbound network through slirp4netns, with the host's loopback disabled.  sandboxd\n"
@@ -147,7 +156,7 @@ int main(int argc, char **argv) {
   enum {
     O_LISTEN = 256, O_STATE, O_KEYFILE, O_NOKEY, O_TEMPLATE, O_MEM, O_PIDS, O_CPU, O_DISK,
     O_DEFTO, O_MAXTO, O_MAXSB, O_NOINET, O_NOROOT, O_NOCG, O_CGROUP, O_POOL, O_MAXBODY, O_MAXUP,
-    O_MAXCONN
+    O_MAXCONN, O_DOMAIN, O_TLSCERT, O_TLSKEY, O_TLSCA
   };
   static const struct option opts[] = {
     {"listen", required_argument, 0, O_LISTEN},
@@ -170,6 +179,10 @@ int main(int argc, char **argv) {
     {"max-body", required_argument, 0, O_MAXBODY},
     {"max-upload", required_argument, 0, O_MAXUP},
     {"max-connections", required_argument, 0, O_MAXCONN},
+    {"domain", required_argument, 0, O_DOMAIN},
+    {"tls-cert", required_argument, 0, O_TLSCERT},
+    {"tls-key", required_argument, 0, O_TLSKEY},
+    {"tls-ca", required_argument, 0, O_TLSCA},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0},
   };
@@ -225,6 +238,17 @@ int main(int argc, char **argv) {
     case O_MAXBODY: NUM(c->max_body, 1024, 1L << 32, "max-body"); break;
     case O_MAXUP: NUM(c->max_upload, 1, 1L << 40, "max-upload"); break;
     case O_MAXCONN: NUM(c->max_connections, 4, 100000, "max-connections"); break;
+    case O_DOMAIN:
+      if (!cc_sbd_tls_domain_ok(optarg)) {
+        fprintf(stderr, PROG ": --domain needs a lower-case DNS name, got '%s'\n", optarg);
+        return 2;
+      }
+      free(c->domain_name);
+      c->domain_name = strdup(optarg);
+      break;
+    case O_TLSCERT: free(c->tls_cert); c->tls_cert = strdup(optarg); break;
+    case O_TLSKEY: free(c->tls_key); c->tls_key = strdup(optarg); break;
+    case O_TLSCA: free(c->tls_ca_dir); c->tls_ca_dir = strdup(optarg); break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -253,6 +277,19 @@ int main(int argc, char **argv) {
   }
   c->listen_host = strndup(listen, (size_t)(colon - listen));
   c->listen_port = (int)port;
+  if (!c->domain_name) c->domain_name = strdup("localhost");
+  if (c->tls_cert || c->tls_key || c->tls_ca_dir) {
+    char terr[512];
+    if ((c->tls_cert || c->tls_key) && c->tls_ca_dir) {
+      fprintf(stderr, PROG ": --tls-ca or --tls-cert/--tls-key, not both\n");
+      return 2;
+    }
+    if (cc_sbd_tls_setup(c->tls_cert, c->tls_key, c->tls_ca_dir, c->domain_name,
+                         &srv.tls_cert_pem, &srv.tls_key_pem, terr, sizeof terr) != CC_OK) {
+      fprintf(stderr, PROG ": TLS: %s\n", terr);
+      return 2;
+    }
+  }
   if (mkdir(c->state_dir, 0700) != 0 && errno != EEXIST) {
     fprintf(stderr, PROG ": cannot create --state-dir %s: %s\n", c->state_dir, strerror(errno));
     return 1;
@@ -296,7 +333,7 @@ int main(int argc, char **argv) {
     cc_sbx_runtime_free(srv.rt);
     return 1;
   }
-  snprintf(srv.domain, sizeof srv.domain, "localhost:%d", srv.port);
+  snprintf(srv.domain, sizeof srv.domain, "%s:%d", c->domain_name, srv.port);
   if (cc_sbd_server_init(&srv) != CC_OK) {
     fprintf(stderr, PROG ": cannot start the reaper and janitor threads\n");
     return 1;
@@ -315,7 +352,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, PROG ": cannot start the HTTP server\n");
     return 1;
   }
-  printf(PROG ": listening on http://%s:%d\n", c->listen_host, srv.port);
+  printf(PROG ": listening on %s://%s:%d\n", srv.tls_cert_pem ? "https" : "http", c->listen_host,
+         srv.port);
   fflush(stdout);
 
   int sig = 0;
@@ -328,5 +366,8 @@ int main(int argc, char **argv) {
   cc_sbd_server_cleanup(&srv);
   cc_sbx_runtime_free(srv.rt);
   cc_sbd_config_cleanup(c);
+  if (srv.tls_key_pem) OPENSSL_cleanse(srv.tls_key_pem, strlen(srv.tls_key_pem));
+  free(srv.tls_key_pem);
+  free(srv.tls_cert_pem);
   return 0;
 }

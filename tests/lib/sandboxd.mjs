@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const READY = /^codecanvas-sandboxd: listening on (http:\/\/127\.0\.0\.1:(\d+))$/m;
+const READY = /^codecanvas-sandboxd: listening on (https?:\/\/127\.0\.0\.1:(\d+))$/m;
 
 export async function startSandboxd(opts = {}) {
   const binDir = opts.binDir ?? process.env.CC_BIN_DIR;
