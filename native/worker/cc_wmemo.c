@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cc_store.h"
@@ -36,7 +39,17 @@ struct exec_slot {
   char record_id[CC_STORE_ID_LEN + 1];
 };
 
+/* SQLite's WAL-index header (sqlite.org/walformat.html, stable since 3.7.0): two copies of
+ * 48 bytes at the start of the database's -shm file; iVersion is 3007000. */
+#define WAL_HDR_BYTES 48
+#define WAL_HDR_VERSION 3007000u
+#define SHM_MAP_BYTES 4096
+
 struct cc_wmemo {
+  /* The change check, one of: the WAL-index header in shared memory (no system call), or
+   * inotify (one ioctl per request) where the header cannot be mapped. */
+  const volatile unsigned char *shm; /* mapping of the -shm file's first page, or NULL */
+  _Atomic uint64_t shm_sig;          /* signature of the header the epoch belongs to */
   int ifd;              /* inotify descriptor, fixed after cc_wmemo_new; -1: the memo is off */
   uint64_t (*feed)(void *); /* non-NULL: the epoch comes from this change feed (cc_wsync) */
   void *feed_ctx;
@@ -53,6 +66,43 @@ static uint64_t fnv(uint64_t h, const char *s) {
   return (h ^ 0xff) * 0x100000001b3ULL; /* a separator, so ("ab","c") != ("a","bc") */
 }
 
+/* A signature of the WAL-index header as it is now: 0 while a writer is between its two
+ * copies (SQLite writes copy 1, then copy 0; a reader compares them, as SQLite's own do). */
+static uint64_t shm_sig(const cc_wmemo *m) {
+  unsigned char a[WAL_HDR_BYTES], b[WAL_HDR_BYTES];
+  for (size_t i = 0; i < WAL_HDR_BYTES; i++) a[i] = m->shm[i];
+  atomic_thread_fence(memory_order_acquire);
+  for (size_t i = 0; i < WAL_HDR_BYTES; i++) b[i] = m->shm[WAL_HDR_BYTES + i];
+  if (memcmp(a, b, WAL_HDR_BYTES) != 0) return 0;
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < WAL_HDR_BYTES; i++) h = (h ^ a[i]) * 0x100000001b3ULL;
+  return h | 1;
+}
+
+/* Maps db_path-shm when it holds a WAL-index (the database is open in WAL mode by this
+ * process's store, which keeps its connection for the worker's life: so the file is never
+ * truncated under the mapping, SQLite truncates it only for the first connection). */
+static void map_shm(cc_wmemo *m, const char *db_path) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s-shm", db_path);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st;
+  void *p = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && st.st_size >= SHM_MAP_BYTES)
+    p = mmap(NULL, SHM_MAP_BYTES, PROT_READ, MAP_SHARED, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return;
+  uint32_t version;
+  memcpy(&version, p, sizeof version);
+  if (version != WAL_HDR_VERSION) {
+    munmap(p, SHM_MAP_BYTES);
+    return;
+  }
+  m->shm = p;
+  atomic_init(&m->shm_sig, shm_sig(m));
+}
+
 cc_wmemo *cc_wmemo_new(const char *db_path) {
   cc_wmemo *m = calloc(1, sizeof *m);
   if (!m) return NULL;
@@ -60,10 +110,10 @@ cc_wmemo *cc_wmemo_new(const char *db_path) {
   atomic_init(&m->epoch, 1);
   atomic_init(&m->lost, false);
   atomic_init(&m->draining, false);
-  if (!db_path) { /* no file to watch: off, quietly (the caller knows why) */
-    m->ifd = -1;
-    return m;
-  }
+  m->ifd = -1;
+  if (!db_path) return m; /* no file to watch: off, quietly (the caller knows why) */
+  map_shm(m, db_path);
+  if (m->shm) return m;
   m->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   char wal[4096];
   snprintf(wal, sizeof wal, "%s-wal", db_path);
@@ -101,14 +151,34 @@ static void exec_clear(struct exec_slot *x) {
 
 void cc_wmemo_free(cc_wmemo *m) {
   if (!m) return;
+  if (m->shm) munmap((void *)m->shm, SHM_MAP_BYTES);
   if (m->ifd >= 0) close(m->ifd);
   for (size_t i = 0; i < EXEC_SLOTS; i++) exec_clear(&m->execs[i]);
   pthread_mutex_destroy(&m->mu);
   free(m);
 }
 
+/* The epoch from the WAL-index header: every commit changes it (its transaction counter,
+ * frame count and checksums) before the commit is visible to any reader, so a request that
+ * starts after a commit sees a new signature.  The epoch moves before the signature is
+ * published (release/acquire), so a thread that sees the new signature sees the new epoch. */
+static uint64_t shm_epoch(cc_wmemo *m) {
+  uint64_t sig = shm_sig(m);
+  if (sig && sig == atomic_load_explicit(&m->shm_sig, memory_order_acquire))
+    return atomic_load(&m->epoch);
+  pthread_mutex_lock(&m->mu);
+  if (!sig || sig != atomic_load(&m->shm_sig)) { /* changed, or changing: a new epoch */
+    atomic_fetch_add(&m->epoch, 1);
+    atomic_store_explicit(&m->shm_sig, sig, memory_order_release);
+  }
+  uint64_t e = atomic_load(&m->epoch);
+  pthread_mutex_unlock(&m->mu);
+  return e;
+}
+
 uint64_t cc_wmemo_epoch(cc_wmemo *m) {
   if (m && m->feed) return m->feed(m->feed_ctx); /* a shared database's change feed */
+  if (m && m->shm) return shm_epoch(m);
   if (!m || m->ifd < 0 || atomic_load_explicit(&m->lost, memory_order_acquire)) return 0;
   /* No pending event and nobody consuming some: the epoch stands.  (A thread that finds the
    * queue empty because another one is consuming it must wait for that one's new epoch:
@@ -142,6 +212,13 @@ uint64_t cc_wmemo_epoch(cc_wmemo *m) {
   atomic_store(&m->draining, false);
   pthread_mutex_unlock(&m->mu);
   return atomic_load(&m->lost) ? 0 : e;
+}
+
+const char *cc_wmemo_how(const cc_wmemo *m) {
+  if (!m) return "off";
+  if (m->feed) return "change feed";
+  if (m->shm) return "WAL-index header";
+  return m->ifd >= 0 && !atomic_load(&m->lost) ? "inotify" : "off";
 }
 
 bool cc_wmemo_user(cc_wmemo *m, uint64_t epoch, const char *token_hash, char *user, size_t n) {

@@ -8,13 +8,16 @@
  * user; user+project+cache key -> the cached result, pre-rendered) and serves them only while
  * the database has not been written since they were read, by anyone: this worker, or another
  * process such as `codecanvas-worker token revoke` (with PostgreSQL: any worker; the epoch then
- * comes from the database's change feed, cc_wsync.h, instead of inotify).  "Written" is observed with inotify on the
- * database file and its write-ahead log: every commit writes the log, and the kernel queues
- * the event inside that write, before the commit is visible, so a request that starts after
- * a revocation has committed always sees the change (a revocation stays effective for the
- * next request).  Each request asks for the current epoch first (one ioctl, FIONREAD, on the
- * inotify descriptor); any pending event bumps it, which retires everything remembered
- * before.  Without inotify (or if a watch is lost) the memo is off: every lookup misses.
+ * comes from the database's change feed, cc_wsync.h).  Each request asks for the current
+ * epoch first; a change bumps it, which retires everything remembered before.  "Written" is
+ * observed, for SQLite in WAL mode, in SQLite's WAL-index header (the first bytes of the
+ * database's -shm file, mapped read-only): every commit changes it before the commit is
+ * visible to any reader (that is how SQLite's own readers notice commits), so a request that
+ * starts after a revocation has committed always sees the change, and the check is a few
+ * loads from memory, no system call.  Where the header cannot be mapped, inotify on the
+ * database file and its write-ahead log: the kernel queues the event inside the commit's
+ * write, and the check is one ioctl (FIONREAD) per request.  Without either (or if a watch
+ * is lost) the memo is off: every lookup misses.
  *
  * Bounds: a fixed number of slots (a new entry replaces whatever had its slot); cache entries
  * above CC_WMEMO_MAX_ENTRY_BYTES are not remembered (they are served from the store).
@@ -50,6 +53,9 @@ void cc_wmemo_free(cc_wmemo *m);
  * before reading the store; remember what was read under it; a lookup with a later epoch
  * misses.  0 when the memo is off (nothing is remembered under 0). */
 uint64_t cc_wmemo_epoch(cc_wmemo *m);
+
+/* How changes are seen: "WAL-index header", "inotify", "change feed" or "off". */
+const char *cc_wmemo_how(const cc_wmemo *m);
 
 /* Token hash (64 hex digits) -> user, as last read from the store.  Copies the user into
  * user[n] and returns true on a hit. */

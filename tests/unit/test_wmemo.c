@@ -1,12 +1,16 @@
 /*
  * Unit tests of codecanvas-worker's memo (native/worker/cc_wmemo.c): what it remembers is
  * served only under the epoch it was read in, and any write to the database file or its
- * write-ahead log (real files, real inotify) starts a new epoch; cache entries expire with
- * the cache TTL; a served response is byte for byte what cc_wjson_encode_ok prints for the
- * same result; oversized entries are not kept; a lost watch turns the memo off.
+ * write-ahead log (real files, real inotify) starts a new epoch; with a real SQLite database
+ * in WAL mode the check reads the WAL-index header instead, and every commit by another
+ * connection (another process, such as `token revoke`) starts a new epoch while reads do
+ * not; cache entries expire with the cache TTL; a served response is byte for byte what
+ * cc_wjson_encode_ok prints for the same result; oversized entries are not kept; a lost watch
+ * turns the memo off.
  */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +36,7 @@ static const char HASH_B[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 static void test_epochs_and_users(void) {
   cc_wmemo *m = cc_wmemo_new(g_db);
   CHECK(m != NULL);
+  CHECK_STR(cc_wmemo_how(m), "inotify"); /* no -shm file: the fallback */
   uint64_t e1 = cc_wmemo_epoch(m);
   CHECK(e1 != 0);
   CHECK_INT(cc_wmemo_epoch(m), e1); /* nothing written: the same epoch */
@@ -168,6 +173,64 @@ static void test_lost_watch(void) {
   cc_wmemo_free(NULL);
 }
 
+static void exec_sql(sqlite3 *db, const char *sql) {
+  char *err = NULL;
+  int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+  if (rc != SQLITE_OK) fprintf(stderr, "sqlite: %s: %s\n", sql, err ? err : "?");
+  CHECK_INT(rc, SQLITE_OK);
+  sqlite3_free(err);
+}
+
+static void test_wal_index_header(void) {
+  char db_path[200];
+  snprintf(db_path, sizeof db_path, "%s/real.db", g_dir);
+  /* "the store": the worker's own connection, open for the memo's whole life */
+  sqlite3 *store = NULL, *other = NULL;
+  CHECK_INT(sqlite3_open(db_path, &store), SQLITE_OK);
+  exec_sql(store, "PRAGMA journal_mode=WAL; CREATE TABLE t(k TEXT PRIMARY KEY, v TEXT);"
+                  "INSERT INTO t VALUES('tok','alice');");
+  cc_wmemo *m = cc_wmemo_new(db_path);
+  CHECK_STR(cc_wmemo_how(m), "WAL-index header"); /* not the inotify fallback */
+  uint64_t e1 = cc_wmemo_epoch(m);
+  CHECK(e1 != 0);
+  cc_wmemo_remember_user(m, e1, HASH_A, "alice");
+  /* reads, by this or another connection, change nothing */
+  exec_sql(store, "SELECT * FROM t;");
+  CHECK_INT(sqlite3_open(db_path, &other), SQLITE_OK);
+  exec_sql(other, "SELECT * FROM t;");
+  CHECK_INT(cc_wmemo_epoch(m), e1);
+  char user[129] = "";
+  CHECK(cc_wmemo_user(m, e1, HASH_A, user, sizeof user));
+  /* each commit of another connection is seen by the very next epoch */
+  for (int i = 0; i < 50; i++) {
+    uint64_t before = cc_wmemo_epoch(m);
+    char sql[64];
+    snprintf(sql, sizeof sql, "UPDATE t SET v='v%d'", i);
+    exec_sql(other, sql);
+    uint64_t after = cc_wmemo_epoch(m);
+    CHECK(after != before && after != 0);
+    CHECK_INT(cc_wmemo_epoch(m), after); /* and only once */
+  }
+  CHECK(!cc_wmemo_user(m, cc_wmemo_epoch(m), HASH_A, user, sizeof user));
+  /* a checkpoint that restarts the log is a change too (never missed, maybe conservative) */
+  uint64_t before = cc_wmemo_epoch(m);
+  exec_sql(other, "PRAGMA wal_checkpoint(TRUNCATE); UPDATE t SET v='carol';");
+  CHECK(cc_wmemo_epoch(m) != before);
+  /* a transaction rolled back leaves the epoch alone */
+  before = cc_wmemo_epoch(m);
+  exec_sql(other, "BEGIN; UPDATE t SET v='dave'; ROLLBACK;");
+  CHECK_INT(cc_wmemo_epoch(m), before);
+  sqlite3_close(other);
+  cc_wmemo_free(m);
+  sqlite3_close(store);
+  char side[220];
+  unlink(db_path);
+  snprintf(side, sizeof side, "%s-wal", db_path);
+  unlink(side);
+  snprintf(side, sizeof side, "%s-shm", db_path);
+  unlink(side);
+}
+
 int main(void) {
   snprintf(g_dir, sizeof g_dir, "/tmp/cc-wmemo-XXXXXX");
   if (!mkdtemp(g_dir)) return 1;
@@ -178,6 +241,7 @@ int main(void) {
   RUN(test_epochs_and_users);
   RUN(test_exec_entries);
   RUN(test_lost_watch);
+  RUN(test_wal_index_header);
   unlink(g_db);
   unlink(g_wal);
   rmdir(g_dir);
