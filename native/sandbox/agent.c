@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <grp.h>
 #include <sys/fsuid.h>
 #include <sys/un.h>
@@ -45,6 +46,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "cc_sbx.h"
 #include "cc_sbx_wire.h"
 
 #define SOCK CC_SBX_WIRE_SOCK_FD
@@ -368,6 +370,33 @@ static void do_connect(const cc_sbx_wire_hdr *h) {
 
 /* ---- files ---------------------------------------------------------------------------- */
 
+/* envd's user-defined metadata of path (its user.e2b.* attributes, following a symlink, read
+ * with the request's file-system identity: what that user may not read is left out) encoded
+ * as the wire's pairs into meta; returns the length (pairs that would pass CC_SBX_META_MAX
+ * are left out, as is everything when the file system keeps no attributes). */
+#define META_PREFIX "user.e2b."
+static char xnames[65536], xvalue[65536]; /* the kernel's XATTR_LIST_MAX / XATTR_SIZE_MAX */
+static unsigned char meta_buf[CC_SBX_META_MAX];
+
+static size_t encode_meta(const char *path) {
+  ssize_t n = listxattr(path, xnames, sizeof xnames);
+  size_t o = 0, pl = sizeof META_PREFIX - 1;
+  for (ssize_t off = 0; off < n; off += (ssize_t)strlen(xnames + off) + 1) {
+    const char *nm = xnames + off;
+    if (strncmp(nm, META_PREFIX, pl) != 0) continue;
+    ssize_t vl = getxattr(path, nm, xvalue, sizeof xvalue);
+    size_t kl = strlen(nm) - pl;
+    if (vl < 0 || kl == 0 || o + 4 + kl + (size_t)vl > sizeof meta_buf) continue;
+    uint16_t k16 = (uint16_t)kl, v16 = (uint16_t)vl;
+    memcpy(meta_buf + o, &k16, 2);
+    memcpy(meta_buf + o + 2, &v16, 2);
+    memcpy(meta_buf + o + 4, nm + pl, kl);
+    memcpy(meta_buf + o + 4 + kl, xvalue, (size_t)vl);
+    o += 4 + kl + (size_t)vl;
+  }
+  return o;
+}
+
 /* Appends one encoded entry to buf at *off; returns 0, or -1 when it does not fit. */
 static int encode_entry(unsigned char *buf, size_t cap, size_t *off, const char *dirfd_path,
                         int dirfd, const char *name, const char *path) {
@@ -405,12 +434,18 @@ static int encode_entry(unsigned char *buf, size_t cap, size_t *off, const char 
   e.name_len = (uint16_t)nl;
   e.path_len = (uint16_t)pl;
   e.target_len = (uint16_t)tl;
-  if (*off + sizeof e + nl + pl + tl > cap) return -1;
+  size_t ml = encode_meta(path);
+  e.meta_len = (uint16_t)ml;
+  if (*off + sizeof e + nl + pl + tl + ml > cap) return -1;
   memcpy(buf + *off, &e, sizeof e);
   *off += sizeof e;
   memcpy(buf + *off, name, nl), *off += nl;
   memcpy(buf + *off, path, pl), *off += pl;
   if (tl) memcpy(buf + *off, target, tl), *off += tl;
+  if (ml) {
+    memcpy(buf + *off, meta_buf, ml);
+    *off += ml;
+  }
   return 0;
 }
 
