@@ -11,12 +11,16 @@
 #include <string.h>
 
 #include "cc_sbd_envd.h"
+#include "cc_sbd_files.h"
 #include "cc_sbd_stream.h"
 #include "cc_sbx.h"
 
 /* What a WatchDir stream keeps besides the stream: the helper and its partial output. */
 typedef struct {
   bool started;  /* READY seen: the watches are set, the start message sent */
+  bool include_entry; /* events of entries that still exist carry their EntryInfo (0.6.3) */
+  bool as_root;
+  char root[4096]; /* the watched directory, resolved */
   uint32_t pid;  /* the helper, 0 once it ended */
   char line[8192];
   size_t line_len;
@@ -30,14 +34,23 @@ static const char *json_str(const cJSON *o, const char *k) {
 }
 
 /* The directory watcher: the runtime offers no inotify, so WatchDir runs this small python3
- * program inside the sandbox (as the sandbox user, in the sandbox's view of the files) and
+ * program inside the sandbox (as the requesting user, in the sandbox's view of the files) and
  * relays its lines: "READY" once the watches are set, then "<TYPE> <JSON name>" per event,
  * named like fsnotify's (a moved-in file is CREATE, a moved-out one RENAME), relative to the
- * watched directory.  Without python3 in the sandbox WatchDir is unimplemented. */
+ * watched directory.  Unless network mounts are allowed (argv[3] "1", envd 0.6.4) it first
+ * checks the directory's file system as envd does (statfs: NFS, CIFS, SMB, SMB2, FUSE) and
+ * prints "NETMOUNT" instead of watching one.  Without python3 in the sandbox WatchDir is
+ * unimplemented. */
 static const char watch_program[] =
     "import ctypes, json, os, struct, sys\n"
     "libc = ctypes.CDLL(None, use_errno=True)\n"
     "root, rec = sys.argv[1], sys.argv[2] == \"1\"\n"
+    "if sys.argv[3] != \"1\":\n"
+    "    sf = ctypes.create_string_buffer(512)\n"
+    "    NET = (0x6969, 0xFF534D42, 0x517B, 0xFE534D42, 0x65735546)\n"
+    "    if libc.statfs(root.encode(), sf) == 0 and struct.unpack_from(\"l\", sf)[0] & 0xFFFFFFFF in NET:\n"
+    "        print(\"NETMOUNT\", flush=True)\n"
+    "        sys.exit(0)\n"
     "fd = libc.inotify_init1(os.O_CLOEXEC)\n"
     "MASK = 0x100 | 0x2 | 0x200 | 0x40 | 0x80 | 0x4\n"
     "wds = {}\n"
@@ -71,6 +84,26 @@ static const char watch_program[] =
     "            add(full)\n";
 
 
+/* The EntryInfo of an event's entry, for the types whose entry still exists at its path
+ * (CREATE, WRITE, CHMOD: envd never attaches one to REMOVE or RENAME, whose path may already
+ * hold a different entry), stat'ed inside the sandbox as the watching user; NULL when the
+ * entry is gone meanwhile or cannot be read (best effort, as envd). */
+static cJSON *event_entry(cc_sbd_stream *s, const watch *w, const char *type, const char *rel) {
+  if (strcmp(type, "EVENT_TYPE_CREATE") != 0 && strcmp(type, "EVENT_TYPE_WRITE") != 0 &&
+      strcmp(type, "EVENT_TYPE_CHMOD") != 0)
+    return NULL;
+  char path[8200];
+  if (strcmp(rel, ".") == 0) snprintf(path, sizeof path, "%s", w->root);
+  else snprintf(path, sizeof path, "%s/%s", strcmp(w->root, "/") ? w->root : "", rel);
+  cc_sbx_err err = {0};
+  cc_sbx_entry e = {0};
+  cJSON *o = NULL;
+  if (cc_sbx_fs_stat_as(s->sb->sbx, w->as_root, path, &e, &err) == CC_OK)
+    o = cc_sbd_files_entry_json(&e);
+  cc_sbx_entry_cleanup(&e);
+  return o;
+}
+
 /* One line of the WatchDir helper: "READY" or "<TYPE> <JSON string name>". */
 static void watch_line(cc_sbd_stream *s, watch *w, const char *line) {
   if (strcmp(line, "READY") == 0) {
@@ -80,6 +113,12 @@ static void watch_line(cc_sbd_stream *s, watch *w, const char *line) {
       cJSON_AddObjectToObject(o, "start");
       cc_sbd_stream_push_json(s, 0, o);
     }
+    return;
+  }
+  if (strcmp(line, "NETMOUNT") == 0 && !w->started) {
+    char msg[4200];
+    snprintf(msg, sizeof msg, "cannot watch path on network filesystem: %s", w->root);
+    cc_sbd_stream_push_eos(s, CC_CONNECT_INVALID_ARGUMENT, msg);
     return;
   }
   const char *sp = strchr(line, ' ');
@@ -92,6 +131,8 @@ static void watch_line(cc_sbd_stream *s, watch *w, const char *line) {
     cJSON *ev = cJSON_AddObjectToObject(o, "filesystem");
     cJSON_AddStringToObject(ev, "name", name->valuestring);
     cJSON_AddStringToObject(ev, "type", type);
+    cJSON *entry = w->include_entry ? event_entry(s, w, type, name->valuestring) : NULL;
+    if (entry) cJSON_AddItemToObject(ev, "entry", entry);
     cc_sbd_stream_push_json(s, 0, o);
   }
   cJSON_Delete(name);
@@ -166,12 +207,14 @@ enum MHD_Result cc_sbd_watch_dir(cc_sbd_req *r, const cJSON *msg) {
   if (st != CC_OK) return cc_sbd_stream_error(r, cc_sbd_envd_connect_code(err.kind), "%s", cc_sbd_envd_err_msg(&err, st));
   if (type != CC_SBX_FT_DIR)
     return cc_sbd_stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "path %s not a directory", abs);
-  const char *args[] = {"-c", watch_program, abs, recursive ? "1" : "0"};
+  bool include_entry = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "includeEntry"));
+  bool allow_net = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "allowNetworkMounts"));
+  const char *args[] = {"-c", watch_program, abs, recursive ? "1" : "0", allow_net ? "1" : "0"};
   long t = cc_sbd_stream_timeout_ms(r);
   cc_sbx_proc_spec spec = {
     .cmd = "python3",
     .args = args,
-    .n_args = 4,
+    .n_args = 5,
     .tag = CC_SBD_WATCH_TAG,
     .stdin_pipe = false,
     .timeout_ms = t > 0 ? (uint64_t)t + 1000 : 0,
@@ -183,6 +226,9 @@ enum MHD_Result cc_sbd_watch_dir(cc_sbd_req *r, const cJSON *msg) {
     cc_sbd_stream_free(s);
     return cc_sbd_stream_error(r, CC_CONNECT_INTERNAL, "out of memory");
   }
+  w->include_entry = include_entry;
+  w->as_root = r->as_root;
+  snprintf(w->root, sizeof w->root, "%s", abs);
   s->ext = w;
   s->on_event = watch_event;
   s->keepalive = watch_keepalive;

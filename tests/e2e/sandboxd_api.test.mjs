@@ -3,7 +3,7 @@
 // GET /v2/sandboxes (order, startedAfter, template, beside state, metadata and paging), a
 // process stream that breaks off when its sandbox is killed under it (the SDK's TimeoutError,
 // as with E2B) while a process killed by the user still ends with its end event, and the
-// advertised envd version (0.6.2; closeStdin works; the 0.5.7-0.6.2 features are
+// advertised envd version (0.6.4; closeStdin works; the 0.5.7-0.6.4 features are
 // sandboxd_envd.test.mjs).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -195,10 +195,10 @@ describe('envd version', () => {
     await sbx?.kill().catch(() => {});
   });
 
-  test('advertises 0.6.2 in create, getInfo and list', async () => {
-    assert.equal((await sbx.getInfo()).envdVersion, '0.6.2');
+  test('advertises 0.6.4 in create, getInfo and list', async () => {
+    assert.equal((await sbx.getInfo()).envdVersion, '0.6.4');
     const listed = (await Sandbox.list().nextItems()).find((s) => s.sandboxId === sbx.sandboxId);
-    assert.equal(listed.envdVersion, '0.6.2');
+    assert.equal(listed.envdVersion, '0.6.4');
   });
 
   test('stdin: sendStdin, then closeStdin ends cat with what was sent', async () => {

@@ -1,4 +1,4 @@
-// envd 0.5.7 .. 0.6.2 in codecanvas-sandboxd, judged by the official SDK (e2b@2.51.0, which
+// envd 0.5.7 .. 0.6.4 in codecanvas-sandboxd, judged by the official SDK (e2b@2.51.0, which
 // enables each feature by the advertised envd version, and the pinned 2.9.0), against a real
 // sandboxd with real bubblewrap sandboxes:
 //  - 0.5.7 application/octet-stream uploads (and gzip-encoded bodies): byte for byte, 0 B to
@@ -6,7 +6,9 @@
 //  - 0.6.2 file metadata: X-Metadata-* on write, stored as user.e2b.<key> extended
 //    attributes, surfaced by getInfo/list (also when set inside the sandbox), replaced by
 //    every upload, refused with a clear error when oversized or malformed, read with the
-//    requesting user's rights.
+//    requesting user's rights;
+//  - 0.6.3 / 0.6.4 watchDir includeEntry (EntryInfo on create/write/chmod events) and
+//    allowNetworkMounts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -84,9 +86,9 @@ async function until(cond, ms = 5000) {
 }
 
 describe('envd version', () => {
-  test('0.6.2 is advertised in create and getInfo', async () => {
-    assert.equal((await sbx.getInfo()).envdVersion, '0.6.2');
-    assert.equal((await Sandbox.list().nextItems()).find((s) => s.sandboxId === sbx.sandboxId).envdVersion, '0.6.2');
+  test('0.6.4 is advertised in create and getInfo', async () => {
+    assert.equal((await sbx.getInfo()).envdVersion, '0.6.4');
+    assert.equal((await Sandbox.list().nextItems()).find((s) => s.sandboxId === sbx.sandboxId).envdVersion, '0.6.4');
   });
 });
 
@@ -278,5 +280,46 @@ os.setxattr('/home/user/inside', 'user.e2b.dir', b'd')
     await old.files.write('old/m.txt', 'new');
     assert.equal((await sbx.files.getInfo('old/m.txt')).metadata, undefined);
     assert.equal(await old.files.read('old/m.txt'), 'new');
+  });
+});
+
+describe('watchDir options (envd 0.6.3, 0.6.4)', () => {
+  test('includeEntry: create/write/chmod events carry the entry (with metadata), rename/remove none', async () => {
+    await sbx.files.makeDir('w1');
+    const events = [];
+    const h = await sbx.files.watchDir('w1', (e) => events.push(e), { includeEntry: true });
+    await sbx.files.write('w1/f.txt', 'abc', { metadata: { tag: 'one' } });
+    await sbx.commands.run('chmod 600 w1/f.txt');
+    // each step waits for its event, so the entry is still there when sandboxd stats it
+    const chmodded = (e) => e.type === 'chmod' && e.name === 'f.txt' && e.entry?.mode === 0o600;
+    assert.ok(await until(() => events.some(chmodded)), JSON.stringify(events));
+    await sbx.commands.run('mv w1/f.txt w1/g.txt');
+    assert.ok(await until(() => events.some((e) => e.type === 'create' && e.name === 'g.txt')), JSON.stringify(events));
+    await sbx.commands.run('rm w1/g.txt');
+    assert.ok(await until(() => events.some((e) => e.type === 'remove' && e.name === 'g.txt')), JSON.stringify(events));
+    await h.stop();
+    const create = events.find((e) => e.type === 'create' && e.name === 'f.txt');
+    assert.deepEqual([create.entry.name, create.entry.path, create.entry.type], ['f.txt', '/home/user/w1/f.txt', 'file']);
+    assert.ok(events.some((e) => e.type === 'write' && e.name === 'f.txt' && e.entry?.name === 'f.txt'), JSON.stringify(events));
+    assert.deepEqual(events.find(chmodded).entry.metadata, { tag: 'one' });
+    const moved = events.find((e) => e.type === 'create' && e.name === 'g.txt');
+    assert.deepEqual([moved.entry.path, moved.entry.size, moved.entry.metadata], ['/home/user/w1/g.txt', 3, { tag: 'one' }]);
+    const gone = events.filter((x) => x.type === 'rename' || x.type === 'remove');
+    assert.deepEqual(gone.map((e) => `${e.type} ${e.name}`), ['rename f.txt', 'remove g.txt']);
+    for (const e of gone) assert.equal(e.entry, undefined);
+  });
+
+  test('without includeEntry events carry no entry; allowNetworkMounts is accepted and watches', async () => {
+    await sbx.files.makeDir('w2');
+    const plain = [];
+    const net = [];
+    const h1 = await sbx.files.watchDir('w2', (e) => plain.push(e));
+    const h2 = await sbx.files.watchDir('w2', (e) => net.push(e), { allowNetworkMounts: true, recursive: true });
+    await sbx.files.write('w2/x.txt', 'x');
+    assert.ok(await until(() => plain.some((e) => e.type === 'write') && net.some((e) => e.type === 'write')));
+    await h1.stop();
+    await h2.stop();
+    assert.ok(plain.every((e) => e.entry === undefined), JSON.stringify(plain));
+    assert.deepEqual(net.filter((e) => e.type === 'create').map((e) => e.name), ['x.txt']);
   });
 });
