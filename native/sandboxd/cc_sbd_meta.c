@@ -101,6 +101,7 @@ static char *list_names(int fd, ssize_t *len) {
     if (!buf) return NULL;
     ssize_t got = n ? flistxattr(fd, buf, (size_t)n) : 0;
     if (got >= 0) {
+      buf[got] = 0; /* a list the kernel cut could otherwise end inside a name */
       *len = got;
       return buf;
     }
@@ -141,10 +142,11 @@ cJSON *cc_sbd_meta_read_fd(int fd) {
   char *names = list_names(fd, &len);
   if (!names) return NULL;
   cJSON *o = NULL;
-  char *val = malloc(VALUE_MAX + 1);
-  for (ssize_t off = 0; val && off < len; off += (ssize_t)strlen(names + off) + 1) {
+  char *val = NULL; /* allocated at the first attribute of ours: most files have none */
+  for (ssize_t off = 0; off < len; off += (ssize_t)strlen(names + off) + 1) {
     const char *nm = names + off;
     if (strncmp(nm, CC_SBD_META_PREFIX, PREFIX_LEN) != 0) continue;
+    if (!val && !(val = malloc(VALUE_MAX + 1))) break;
     const char *key = nm + PREFIX_LEN;
     ssize_t vl = fgetxattr(fd, nm, val, VALUE_MAX);
     if (vl < 0 || !cc_proto_utf8_valid(key, strlen(key)) || !cc_proto_utf8_valid(val, (size_t)vl))
