@@ -222,6 +222,8 @@ static bool utf8_valid(const char *bytes, size_t len) {
   return utf8_check(bytes, len, false);
 }
 
+bool cc_proto_utf8_valid(const char *bytes, size_t len) { return utf8_check(bytes, len, true); }
+
 cc_status cc_proto_utf8_sanitize(const char *bytes, size_t len, char **out, size_t *out_len) {
   *out = NULL;
   if (out_len) *out_len = 0;

@@ -424,6 +424,9 @@ cc_status cc_proto_base64_encode(const unsigned char *data, size_t len, char **o
 cc_status cc_proto_base64_decode(const char *text, size_t len, unsigned char **out,
                                  size_t *out_len);
 
+/* True when `len` bytes are valid UTF-8 without NUL (what a JSON or protobuf string carries
+ * unchanged). */
+bool cc_proto_utf8_valid(const char *bytes, size_t len);
 /* Copies `len` bytes into valid UTF-8 text: invalid sequences and NUL become U+FFFD.
  * *out is NUL-terminated; cc_proto_free(). */
 cc_status cc_proto_utf8_sanitize(const char *bytes, size_t len, char **out, size_t *out_len);

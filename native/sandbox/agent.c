@@ -4,7 +4,8 @@
  * Started by bubblewrap (--as-pid-1) as uid 1000, or as uid 0 of the sandbox's namespace
  * where the runtime has a root inside (then it runs "user" commands and file operations as
  * uid 1000 and serves `sudo`, see below), with the host socket on fd 3 (see cc_sbx_wire.h).
- * Called as `sudo` (the same binary bound over /usr/bin/sudo) it is sudo's client side.
+ * Called as `sudo` (the same binary bound over /usr/bin/sudo) it is sudo's client side; both
+ * sides of sudo are agent_sudo.c.
  * It serves the host's requests one at a time: spawn a process on the pipe fds it was sent
  * or on a pseudo-terminal it opens (in the sandbox's own devpts, so the process sees
  * /dev/pts/N; the master goes to the host), signal a process group it spawned,
@@ -37,12 +38,15 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <grp.h>
 #include <sys/fsuid.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include "agent.h"
+#include "cc_sbx.h"
 #include "cc_sbx_wire.h"
 
 #define SOCK CC_SBX_WIRE_SOCK_FD
@@ -52,7 +56,6 @@ static unsigned char inbuf[CC_SBX_WIRE_MAX];
 static unsigned char outbuf[CC_SBX_WIRE_MAX];
 static pid_t tracked[MAX_TRACKED]; /* pids spawned on request (0 = free slot) */
 static int is_root; /* started as uid 0 of the sandbox's namespace (the runtime's root_inside) */
-static int sudo_reaped(pid_t pid, int st);
 
 static void reply(uint32_t id, int err, int a, int b, const void *p, size_t len, int fd) {
   if (id == 0) return;
@@ -95,7 +98,7 @@ static void reap(void) {
   int st;
   pid_t p;
   while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
-    if (sudo_reaped(p, st)) continue;
+    if (agent_sudo_reaped(p, st)) continue;
     if (untrack(p)) {
       cc_sbx_wire_hdr h = {.op = CC_SBX_OP_EXIT, .a = p, .b = st};
       if (cc_sbx_wire_send(SOCK, &h, NULL, 0, NULL, 0, 0)) _exit(0);
@@ -104,7 +107,7 @@ static void reap(void) {
 }
 
 /* Splits a payload into n NUL-terminated strings; returns the number found or -1. */
-static int split(char *p, size_t len, char **out, int max) {
+int agent_split(char *p, size_t len, char **out, int max) {
   int n = 0;
   size_t i = 0;
   while (i < len && n < max) {
@@ -176,18 +179,6 @@ static void as_fs_root(void) {
   setfsgid(0);
 }
 
-/* What a spawned child needs between clone and exec.  It runs on spawn_stack but shares our
- * memory (CLONE_VM) while we are suspended (CLONE_VFORK), so it reports a failure before exec
- * through err instead of a pipe.  A fork would copy the page tables and then take a
- * copy-on-write fault for every page either side touches before the exec: measured here,
- * fork + exec + exit of /bin/true took 2.2-2.4 ms and this 1.6 ms. */
-typedef struct {
-  char **av, **envp;
-  const char *cwd;
-  int in, out, err_fd, slave; /* slave >= 0: a pty, made the controlling terminal */
-  int as_user;                /* the agent is root: switch to uid 1000 first */
-  int err;                    /* errno of the step that failed; 0 when exec succeeded */
-} spawn_args;
 
 /* 256 KiB: execvpe may put a PATH entry and, for a script, argc + 2 pointers on the stack. */
 static char spawn_stack[256 * 1024] __attribute__((aligned(16)));
@@ -225,6 +216,14 @@ fail:
   _exit(127);
 }
 
+pid_t agent_spawn(spawn_args *a) {
+  a->err = 0;
+  pid_t pid =
+      clone(spawn_child, spawn_stack + sizeof spawn_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+  if (pid < 0) a->err = errno;
+  return pid;
+}
+
 static void do_spawn(const cc_sbx_wire_hdr *h, char *p, size_t len, int *fds, int nfds) {
   int want_pty = (h->flags & CC_SBX_SPAWN_PTY) != 0;
   int want_stdin = !want_pty && (h->flags & 1);
@@ -249,7 +248,7 @@ static void do_spawn(const cc_sbx_wire_hdr *h, char *p, size_t len, int *fds, in
     reply(h->id, ENOMEM, 0, CC_SBX_STAGE_FORK, NULL, 0, -1);
     return;
   }
-  int n = split(p, len, strs, argc + envc + 1 + want_pty);
+  int n = agent_split(p, len, strs, argc + envc + 1 + want_pty);
   struct winsize ws;
   if (n != argc + envc + 1 + want_pty || (want_pty && parse_size(strs[n - 1], &ws) != 0)) {
     free(strs);
@@ -371,6 +370,33 @@ static void do_connect(const cc_sbx_wire_hdr *h) {
 
 /* ---- files ---------------------------------------------------------------------------- */
 
+/* envd's user-defined metadata of path (its user.e2b.* attributes, following a symlink, read
+ * with the request's file-system identity: what that user may not read is left out) encoded
+ * as the wire's pairs into meta; returns the length (pairs that would pass CC_SBX_META_MAX
+ * are left out, as is everything when the file system keeps no attributes). */
+#define META_PREFIX "user.e2b."
+static char xnames[65536], xvalue[65536]; /* the kernel's XATTR_LIST_MAX / XATTR_SIZE_MAX */
+static unsigned char meta_buf[CC_SBX_META_MAX];
+
+static size_t encode_meta(const char *path) {
+  ssize_t n = listxattr(path, xnames, sizeof xnames);
+  size_t o = 0, pl = sizeof META_PREFIX - 1;
+  for (ssize_t off = 0; off < n; off += (ssize_t)strlen(xnames + off) + 1) {
+    const char *nm = xnames + off;
+    if (strncmp(nm, META_PREFIX, pl) != 0) continue;
+    ssize_t vl = getxattr(path, nm, xvalue, sizeof xvalue);
+    size_t kl = strlen(nm) - pl;
+    if (vl < 0 || kl == 0 || o + 4 + kl + (size_t)vl > sizeof meta_buf) continue;
+    uint16_t k16 = (uint16_t)kl, v16 = (uint16_t)vl;
+    memcpy(meta_buf + o, &k16, 2);
+    memcpy(meta_buf + o + 2, &v16, 2);
+    memcpy(meta_buf + o + 4, nm + pl, kl);
+    memcpy(meta_buf + o + 4 + kl, xvalue, (size_t)vl);
+    o += 4 + kl + (size_t)vl;
+  }
+  return o;
+}
+
 /* Appends one encoded entry to buf at *off; returns 0, or -1 when it does not fit. */
 static int encode_entry(unsigned char *buf, size_t cap, size_t *off, const char *dirfd_path,
                         int dirfd, const char *name, const char *path) {
@@ -408,12 +434,18 @@ static int encode_entry(unsigned char *buf, size_t cap, size_t *off, const char 
   e.name_len = (uint16_t)nl;
   e.path_len = (uint16_t)pl;
   e.target_len = (uint16_t)tl;
-  if (*off + sizeof e + nl + pl + tl > cap) return -1;
+  size_t ml = encode_meta(path);
+  e.meta_len = (uint16_t)ml;
+  if (*off + sizeof e + nl + pl + tl + ml > cap) return -1;
   memcpy(buf + *off, &e, sizeof e);
   *off += sizeof e;
   memcpy(buf + *off, name, nl), *off += nl;
   memcpy(buf + *off, path, pl), *off += pl;
   if (tl) memcpy(buf + *off, target, tl), *off += tl;
+  if (ml) {
+    memcpy(buf + *off, meta_buf, ml);
+    *off += ml;
+  }
   return 0;
 }
 
@@ -618,7 +650,7 @@ static int open_regular(const char *path, int flags, int *err) {
 
 static void do_file(const cc_sbx_wire_hdr *h, char *p, size_t len) {
   char *s[2];
-  int n = split(p, len, s, 2);
+  int n = agent_split(p, len, s, 2);
   if (n < 1 || s[0][0] != '/' || (h->op == CC_SBX_OP_MOVE && (n < 2 || s[1][0] != '/'))) {
     reply(h->id, EINVAL, 0, 0, NULL, 0, -1);
     return;
@@ -754,296 +786,10 @@ static void write_run_file(const char *name, const char *value) {
   close(fd);
 }
 
-/* ---- sudo -------------------------------------------------------------------------------- */
-
-/* Debian's setuid sudo cannot work inside (its owner, host root, is not mapped, and bwrap sets
- * no_new_privs), so /usr/bin/sudo is this binary again, and it asks the agent — uid 0 of the
- * sandbox with root's capabilities there — to run the command.  The channel is a
- * SOCK_SEQPACKET socket at SUDO_SOCK that any process of the sandbox may use: passwordless
- * root *inside the sandbox*, exactly what E2B's sudo gives its user, and nothing on the host
- * (the agent's root is the sandbox namespace's, with the same seccomp filter and cgroup).
- * Request: one packet {uid, argc, envc} + cwd, argv, env as NUL-terminated strings, with the
- * caller's stdin, stdout and stderr as SCM_RIGHTS; the command runs in a session of its own.
- * Then the caller may send signal numbers (int32: SIGINT, SIGTERM, SIGHUP, SIGQUIT it
- * received), which go to the command's process group; the agent answers once with
- * {kind, value}: kind 1 = wait status, kind 2 = errno of a failed start. */
-#define SUDO_SOCK "/run/cc-sudo"
-#define MAX_SUDO 32
-
-typedef struct {
-  int32_t uid, argc, envc;
-} sudo_req;
-
-static int sudo_listen = -1;
-static struct {
-  int conn; /* -1: free slot */
-  pid_t pid; /* 0: request not read yet */
-} sudos[MAX_SUDO];
-static unsigned char sudobuf[CC_SBX_WIRE_MAX];
-
-static void sudo_init(void) {
-  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX, .sun_path = SUDO_SOCK};
-  if (s < 0) return;
-  unlink(SUDO_SOCK);
-  if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || chmod(SUDO_SOCK, 0666) != 0 ||
-      listen(s, 16) != 0) {
-    close(s);
-    return;
-  }
-  sudo_listen = s;
-}
-
-static void sudo_answer(int i, int32_t kind, int32_t value) {
-  int32_t m[2] = {kind, value};
-  (void)!send(sudos[i].conn, m, sizeof m, MSG_NOSIGNAL | MSG_DONTWAIT);
-  close(sudos[i].conn);
-  sudos[i].conn = -1;
-  sudos[i].pid = 0;
-}
-
-static void sudo_accept(void) {
-  int c = accept4(sudo_listen, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  if (c < 0) return;
-  for (int i = 0; i < MAX_SUDO; i++)
-    if (sudos[i].conn < 0 && sudos[i].pid == 0) {
-      sudos[i].conn = c;
-      return;
-    }
-  int32_t m[2] = {2, EAGAIN};
-  (void)!send(c, m, sizeof m, MSG_NOSIGNAL | MSG_DONTWAIT);
-  close(c);
-}
-
-/* The request on slot i (readable): starts the command, or answers the error. */
-static void sudo_start(int i) {
-  union {
-    char buf[CMSG_SPACE(sizeof(int) * 3)];
-    struct cmsghdr align;
-  } u;
-  struct iovec iov = {sudobuf, sizeof sudobuf - 1};
-  struct msghdr m = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-  ssize_t n = recvmsg(sudos[i].conn, &m, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  int fds[3], nfds = 0;
-  for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c))
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-      int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      for (int j = 0; j < k; j++) {
-        int fd;
-        memcpy(&fd, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-        if (nfds < 3) fds[nfds++] = fd;
-        else close(fd);
-      }
-    }
-  sudo_req rq;
-  int err = EINVAL;
-  char **strs = NULL, **envp = NULL;
-  if (n < (ssize_t)sizeof rq || nfds != 3 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) goto fail;
-  memcpy(&rq, sudobuf, sizeof rq);
-  if ((rq.uid != 0 && rq.uid != 1000) || rq.argc < 1 || rq.argc > 4096 || rq.envc < 0 ||
-      rq.envc > 4096)
-    goto fail;
-  char *p = (char *)sudobuf + sizeof rq;
-  size_t len = (size_t)n - sizeof rq;
-  p[len] = 0;
-  int want = 1 + rq.argc + rq.envc;
-  strs = calloc((size_t)want + 2, sizeof *strs);
-  envp = calloc((size_t)rq.envc + 1, sizeof *envp);
-  if (!strs || !envp) {
-    err = ENOMEM;
-    goto fail;
-  }
-  if (split(p, len, strs, want) != want) goto fail;
-  memcpy(envp, strs + 1 + rq.argc, sizeof(char *) * (size_t)rq.envc);
-  char **av = strs + 1;
-  strs[1 + rq.argc] = NULL; /* av's terminator; that string is envp[0] now */
-  spawn_args a = {.av = av,
-                  .envp = envp,
-                  .cwd = strs[0],
-                  .in = fds[0],
-                  .out = fds[1],
-                  .err_fd = fds[2],
-                  .slave = -1,
-                  .as_user = rq.uid == 1000};
-  pid_t pid =
-      clone(spawn_child, spawn_stack + sizeof spawn_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
-  err = pid < 0 ? errno : a.err;
-  if (pid < 0 || a.err) goto fail;
-  sudos[i].pid = pid;
-  for (int j = 0; j < nfds; j++) close(fds[j]);
-  free(strs), free(envp);
-  return;
-fail:
-  for (int j = 0; j < nfds; j++) close(fds[j]);
-  free(strs), free(envp);
-  sudo_answer(i, 2, err);
-}
-
-/* A signal number from the caller of a running command (or its end). */
-static void sudo_signal(int i) {
-  int32_t sig;
-  ssize_t n = recv(sudos[i].conn, &sig, sizeof sig, MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-  if (n == (ssize_t)sizeof sig) {
-    if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGQUIT)
-      kill(-sudos[i].pid, sig), kill(sudos[i].pid, sig);
-    return;
-  }
-  /* the caller is gone: the command goes on (as with sudo), nobody to answer */
-  close(sudos[i].conn);
-  sudos[i].conn = -1;
-}
-
-/* pid ended with status st: answers its caller.  true when it was a sudo command. */
-static int sudo_reaped(pid_t pid, int st) {
-  for (int i = 0; i < MAX_SUDO; i++)
-    if (sudos[i].pid == pid) {
-      if (sudos[i].conn >= 0) sudo_answer(i, 1, st);
-      sudos[i].pid = 0;
-      return 1;
-    }
-  return 0;
-}
-
-/* The caller's side: `sudo [-u USER] [-g G] [-E] [-H] [-n] [-i | -s] [--] [COMMAND [ARG...]]`.
- * The only users are root (0) and user (1000): the sandbox's namespace maps no other uid. */
-static volatile sig_atomic_t got_signal;
-static void on_signal(int sig) { got_signal = sig; }
-
-static int sudo_main(int argc, char **argv) {
-  int uid = 0, login = 0, shell = 0, i = 1;
-  for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
-    const char *o = argv[i];
-    if (!strcmp(o, "--")) {
-      i++;
-      break;
-    }
-    if (!strcmp(o, "-u") || !strcmp(o, "-g") || !strcmp(o, "--user") || !strcmp(o, "--group")) {
-      if (i + 1 >= argc) goto usage;
-      const char *v = argv[++i];
-      if (o[1] == 'g' || !strcmp(o, "--group")) continue; /* the group follows the user */
-      if (!strcmp(v, "root") || !strcmp(v, "0") || !strcmp(v, "#0"))
-        uid = 0;
-      else if (!strcmp(v, "user") || !strcmp(v, "1000") || !strcmp(v, "#1000"))
-        uid = 1000;
-      else {
-        fprintf(stderr, "sudo: unknown user %s\n", v);
-        return 1;
-      }
-      continue;
-    }
-    if (!strcmp(o, "-v") || !strcmp(o, "-k") || !strcmp(o, "-K")) return 0;
-    for (const char *c = o + 1; *c; c++) {
-      if (*c == 'i') login = 1;
-      else if (*c == 's') shell = 1;
-      else if (!strchr("EHnSAPb", *c)) goto usage;
-    }
-  }
-  if (i >= argc && !login && !shell) goto usage;
-  const char *home = uid ? "/home/user" : "/root", *name = uid ? "user" : "root";
-  char num[16];
-  snprintf(num, sizeof num, "%u", (unsigned)getuid());
-  setenv("SUDO_USER", getuid() == 1000 ? "user" : "root", 1);
-  setenv("SUDO_UID", num, 1);
-  setenv("SUDO_GID", num, 1);
-  setenv("HOME", home, 1);
-  setenv("USER", name, 1);
-  setenv("LOGNAME", name, 1);
-  if (!uid) setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
-  /* the command line: as given, or bash (-s) / a login bash (-i) running the words joined */
-  char cwd[CC_SBX_WIRE_PATH_MAX];
-  if (login) snprintf(cwd, sizeof cwd, "%s", home);
-  else if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, "/");
-  char *shv[4] = {"/bin/bash", login ? "-l" : NULL, NULL, NULL};
-  char **av = argv + i;
-  int ac = argc - i;
-  char *joined = NULL;
-  if (login || shell) {
-    size_t len = 1;
-    for (int k = i; k < argc; k++) len += strlen(argv[k]) + 1;
-    joined = calloc(len, 1);
-    if (!joined) return 1;
-    for (int k = i; k < argc; k++) strcat(strcat(joined, argv[k]), k + 1 < argc ? " " : "");
-    int n = login ? 2 : 1;
-    if (i < argc) shv[n++] = "-c", shv[n++] = joined;
-    av = shv;
-    ac = n;
-  }
-  extern char **environ;
-  int envc = 0;
-  while (environ[envc]) envc++;
-  sudo_req rq = {.uid = uid, .argc = ac, .envc = envc};
-  size_t off = sizeof rq;
-  memcpy(sudobuf, &rq, sizeof rq);
-  int fits = 1;
-  const char *one[] = {cwd};
-  for (int k = 0; fits && k < 1 + ac + envc; k++) {
-    const char *str = k == 0 ? one[0] : k <= ac ? av[k - 1] : environ[k - 1 - ac];
-    size_t l = strlen(str) + 1;
-    if (off + l > sizeof sudobuf - 1) fits = 0;
-    else memcpy(sudobuf + off, str, l), off += l;
-  }
-  if (!fits) {
-    fprintf(stderr, "sudo: command line and environment too long\n");
-    return 1;
-  }
-  int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX, .sun_path = SUDO_SOCK};
-  if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
-    fprintf(stderr, "sudo: cannot reach the sandbox agent: %s\n", strerror(errno));
-    return 1;
-  }
-  int fds[3] = {0, 1, 2};
-  union {
-    char buf[CMSG_SPACE(sizeof fds)];
-    struct cmsghdr align;
-  } u;
-  memset(&u, 0, sizeof u);
-  struct iovec iov = {sudobuf, off};
-  struct msghdr m = {
-      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof fds);
-  memcpy(CMSG_DATA(c), fds, sizeof fds);
-  if (sendmsg(s, &m, MSG_NOSIGNAL) < 0) {
-    fprintf(stderr, "sudo: %s\n", strerror(errno));
-    return 1;
-  }
-  struct sigaction sa = {.sa_handler = on_signal};
-  const int fwd[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-  for (int k = 0; k < 4; k++) sigaction(fwd[k], &sa, NULL);
-  int32_t ans[2];
-  for (;;) {
-    ssize_t n = recv(s, ans, sizeof ans, 0);
-    if (n == (ssize_t)sizeof ans) break;
-    if (n < 0 && errno == EINTR) {
-      int32_t sig = got_signal;
-      got_signal = 0;
-      if (sig) (void)!send(s, &sig, sizeof sig, MSG_NOSIGNAL);
-      continue;
-    }
-    fprintf(stderr, "sudo: the sandbox agent went away\n");
-    return 1;
-  }
-  if (ans[0] == 2) {
-    fprintf(stderr, "sudo: %s: %s\n", av[0], strerror(ans[1]));
-    return ans[1] == ENOENT ? 127 : 126;
-  }
-  if (WIFSIGNALED(ans[1])) return 128 + WTERMSIG(ans[1]);
-  return WEXITSTATUS(ans[1]);
-usage:
-  fprintf(stderr, "usage: sudo [-u user] [-E] [-H] [-n] [-i | -s] [--] command [arg ...]\n");
-  return 1;
-}
-
 int main(int argc, char **argv) {
   const char *base = argc > 0 ? strrchr(argv[0], '/') : NULL;
   base = base ? base + 1 : argc > 0 ? argv[0] : "";
-  if (!strcmp(base, "sudo")) return sudo_main(argc, argv);
+  if (!strcmp(base, "sudo")) return agent_sudo_main(argc, argv);
   prctl(PR_SET_DUMPABLE, 0);
   umask(022);
   sigset_t set;
@@ -1067,28 +813,17 @@ int main(int argc, char **argv) {
 
   cc_sbx_wire_hdr hello = {.op = CC_SBX_OP_HELLO, .a = getpid()};
   if (cc_sbx_wire_send(SOCK, &hello, NULL, 0, NULL, 0, 0)) return 1;
-  for (int i = 0; i < MAX_SUDO; i++) sudos[i].conn = -1;
-  if (is_root) sudo_init();
-  struct pollfd pf[3 + MAX_SUDO];
-  int slot[3 + MAX_SUDO];
+  agent_sudo_init(is_root);
+  struct pollfd pf[2 + 1 + AGENT_SUDO_MAX];
   for (;;) {
     pf[0] = (struct pollfd){.fd = SOCK, .events = POLLIN};
     pf[1] = (struct pollfd){.fd = sfd, .events = POLLIN};
-    pf[2] = (struct pollfd){.fd = sudo_listen, .events = POLLIN}; /* -1: ignored by poll */
-    int np = 3;
-    for (int i = 0; i < MAX_SUDO; i++)
-      if (sudos[i].conn >= 0)
-        slot[np] = i, pf[np++] = (struct pollfd){.fd = sudos[i].conn, .events = POLLIN};
-    if (poll(pf, (nfds_t)np, -1) < 0) {
+    int ns = agent_sudo_pollfds(pf + 2);
+    if (poll(pf, (nfds_t)(2 + ns), -1) < 0) {
       if (errno == EINTR) continue;
       return 1;
     }
-    for (int k = 3; k < np; k++)
-      if (pf[k].revents && sudos[slot[k]].conn == pf[k].fd) {
-        if (sudos[slot[k]].pid == 0) sudo_start(slot[k]);
-        else sudo_signal(slot[k]);
-      }
-    if (pf[2].revents & POLLIN) sudo_accept();
+    agent_sudo_serve(pf + 2, ns);
     if (pf[1].revents) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {

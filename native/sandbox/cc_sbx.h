@@ -452,7 +452,17 @@ typedef struct {
   int64_t mtime_sec;
   int32_t mtime_nsec;
   char *symlink_target; /* NULL unless a symlink */
+  /* envd's user-defined metadata: the entry's user.e2b.<key> extended attributes (following
+   * a symlink, as envd does), read inside the sandbox with the requesting user's rights (an
+   * attribute that user may not read is not reported).  Only pairs whose key and value are
+   * valid UTF-8 without NUL, and at most CC_SBX_META_MAX bytes of them per entry (each pair
+   * costs 4 + key + value), in the order the file system lists them. */
+  size_t n_meta;
+  char **meta_keys;   /* n_meta keys without the "user.e2b." prefix */
+  char **meta_values; /* n_meta values */
 } cc_sbx_entry;
+
+#define CC_SBX_META_MAX 32768
 
 void cc_sbx_entry_cleanup(cc_sbx_entry *e); /* frees the strings, not e; NULL-safe */
 void cc_sbx_entries_free(cc_sbx_entry *list, size_t n);

@@ -58,7 +58,9 @@ typedef struct {
 } cc_sbx_wire_hdr;
 
 /* One directory entry: this fixed part, then name, path and target (each NUL-terminated,
- * lengths include the NUL; target_len 0 = not a symlink). */
+ * lengths include the NUL; target_len 0 = not a symlink), then meta_len bytes of metadata:
+ * pairs of {uint16 key length, uint16 value length, key bytes, value bytes} (no NULs, key
+ * without the "user.e2b." prefix; at most CC_SBX_META_MAX bytes in all). */
 typedef struct {
   uint32_t lmode; /* lstat st_mode (type + permissions of the entry itself) */
   uint32_t tmode; /* stat st_mode of the target (0 = broken link) */
@@ -70,7 +72,7 @@ typedef struct {
   uint16_t name_len;
   uint16_t path_len;
   uint16_t target_len;
-  uint16_t pad;
+  uint16_t meta_len;
   uint32_t pad2; /* explicit: the struct is 48 bytes on every ABI we build for */
 } cc_sbx_wire_entry;
 

@@ -24,7 +24,7 @@
 #include "cc_status.h"
 
 #define CC_SBD_ENVD_PORT 49983
-#define CC_SBD_ENVD_VERSION "0.5.2"
+#define CC_SBD_ENVD_VERSION "0.6.4"
 #define CC_SBD_CLIENT_ID "6532622b"
 #define CC_SBD_ID_LEN 21    /* "i" + 20 of [a-z0-9] */
 #define CC_SBD_TOKEN_LEN 64 /* hex */

@@ -1,23 +1,24 @@
 /*
  * cc_sbd_envd: envd's HTTP and Connect-RPC API for one sandbox (see cc_sbd_envd.h): routing
- * of envd requests, /health, /envs, the process.Process service and the WatchDir stream; the
- * file API (/files, the unary filesystem.Filesystem RPCs) is cc_sbd_files.c.
+ * and authentication of envd requests, /health, /envs and the process.Process service, plus
+ * the helpers the other envd files share.  The file API (/files, the unary
+ * filesystem.Filesystem RPCs) is cc_sbd_files.c, WatchDir cc_sbd_watch.c, and the stream
+ * machinery both streaming services use cc_sbd_stream.c.
  *
  * Unary RPCs answer 200 with a JSON message or a Connect error with a string code and the
- * code's HTTP status.  Server streams (Start, Connect, WatchDir) answer 200
- * application/connect+json and write one envelope per event, each flushed as it is produced
- * by returning it from the MHD content reader; they end with the 0x02 end-of-stream envelope,
- * carrying the error if there was one (e2b-protocol.md §3.3) — except when the sandbox dies
- * under the stream (killed, timed out): then, as with E2B, the connection is cut after the
- * output already produced, with no end event and no end-of-stream, and the SDK reports the
- * sandbox gone (TimeoutError) after probing /health (502).
+ * code's HTTP status.  Process streams (Start, Connect) send start, data and end events and
+ * the end-of-stream envelope (e2b-protocol.md §3.3) — except when the sandbox dies under the
+ * stream (killed, timed out): then, as with E2B, the connection is cut after the output
+ * already produced, with no end event and no end-of-stream, and the SDK reports the sandbox
+ * gone (TimeoutError) after probing /health (502).
  */
 #include "cc_sbd_envd.h"
 #include "cc_sbd_files.h"
+#include "cc_sbd_stream.h"
+#include "cc_sbd_watch.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +31,6 @@
 
 #define HOME "/home/user"
 #define STDIN_TIMEOUT_MS 10000
-#define WATCH_TAG "cc-sandboxd-watch" /* the tag of WatchDir's helper process */
 
 /* ---------- small helpers ---------- */
 
@@ -132,7 +132,7 @@ bool cc_sbd_envd_resolve_path_as(bool root, const char *in, char *out, size_t ou
   return true;
 }
 
-static cc_connect_code connect_code_of(cc_sbx_errkind k) {
+cc_connect_code cc_sbd_envd_connect_code(cc_sbx_errkind k) {
   switch (k) {
   case CC_SBX_ERR_NOT_FOUND: return CC_CONNECT_NOT_FOUND;
   case CC_SBX_ERR_NOT_DIR:
@@ -155,7 +155,7 @@ const char *cc_sbd_envd_err_msg(const cc_sbx_err *e, cc_status st) {
 }
 
 enum MHD_Result cc_sbd_envd_rpc_error(cc_sbd_req *r, const cc_sbx_err *e, cc_status st) {
-  cc_connect_code code = e->kind != CC_SBX_ERR_NONE ? connect_code_of(e->kind)
+  cc_connect_code code = e->kind != CC_SBX_ERR_NONE ? cc_sbd_envd_connect_code(e->kind)
                          : st == CC_SANDBOX_UNAVAILABLE ? CC_CONNECT_UNAVAILABLE
                          : st == CC_NOT_FOUND           ? CC_CONNECT_NOT_FOUND
                          : st == CC_BAD_REQUEST         ? CC_CONNECT_INVALID_ARGUMENT
@@ -207,66 +207,6 @@ static bool selector_pid(cc_sbd_req *r, const cJSON *msg, uint32_t *pid, enum MH
   return false;
 }
 
-/* ---------- streams ---------- */
-
-typedef struct {
-  cc_sbd_sandbox *sb; /* reference */
-  cc_sbx_sub *sub;
-  int conn_fd;
-  int keepalive_ms;
-  int64_t last_sent_ms;
-  int64_t deadline_ms; /* 0: none (Connect stream's Connect-Timeout-Ms) */
-  uint8_t *out;
-  size_t out_len, out_off, out_cap;
-  bool done;
-  bool drop; /* the sandbox died under the stream: end it without end-of-stream (E2B) */
-  /* WatchDir: the stream relays the lines of an inotify helper process (watch_pid) */
-  bool watch;
-  bool watch_started;
-  uint32_t watch_pid;
-  char line[8192];
-  size_t line_len;
-  char err[512];
-  size_t err_len;
-} stream;
-
-static bool push_envelope(stream *s, uint8_t flags, const char *payload) {
-  size_t n = strlen(payload);
-  if (s->out_len + n + 5 > s->out_cap) {
-    size_t nc = s->out_cap ? s->out_cap : 1024;
-    while (nc < s->out_len + n + 5) nc *= 2;
-    uint8_t *nb = realloc(s->out, nc);
-    if (!nb) return false;
-    s->out = nb;
-    s->out_cap = nc;
-  }
-  cc_connect_envelope_header(s->out + s->out_len, flags, (uint32_t)n);
-  memcpy(s->out + s->out_len + 5, payload, n);
-  s->out_len += n + 5;
-  return true;
-}
-
-static bool push_json(stream *s, uint8_t flags, cJSON *msg) {
-  char *p = cJSON_PrintUnformatted(msg);
-  cJSON_Delete(msg);
-  if (!p) return false;
-  bool ok = push_envelope(s, flags, p);
-  free(p);
-  return ok;
-}
-
-/* Queues the end-of-stream envelope; code 0 = success. */
-static void push_eos(stream *s, cc_connect_code code, const char *msg) {
-  cJSON *o = cJSON_CreateObject();
-  if (code != CC_CONNECT_OK) {
-    cJSON *e = cJSON_AddObjectToObject(o, "error");
-    cJSON_AddStringToObject(e, "code", cc_connect_code_name(code));
-    cJSON_AddStringToObject(e, "message", msg);
-  }
-  if (!push_json(s, CC_CONNECT_FLAG_END_STREAM, o)) push_envelope(s, CC_CONNECT_FLAG_END_STREAM, "{}");
-  s->done = true;
-}
-
 static cJSON *event_wrap(const char *kind, cJSON *body) {
   cJSON *o = cJSON_CreateObject();
   cJSON *ev = cJSON_AddObjectToObject(o, "event");
@@ -275,12 +215,12 @@ static cJSON *event_wrap(const char *kind, cJSON *body) {
 }
 
 /* Turns one runtime event into envelopes. */
-static void push_event(stream *s, const cc_sbx_event *ev) {
+static void process_event(cc_sbd_stream *s, const cc_sbx_event *ev) {
   cJSON *body = cJSON_CreateObject();
   switch (ev->type) {
   case CC_SBX_EV_START:
     cJSON_AddNumberToObject(body, "pid", ev->pid);
-    push_json(s, 0, event_wrap("start", body));
+    cc_sbd_stream_push_json(s, 0, event_wrap("start", body));
     break;
   case CC_SBX_EV_STDOUT:
   case CC_SBX_EV_STDERR:
@@ -292,7 +232,7 @@ static void push_event(stream *s, const cc_sbx_event *ev) {
                                                            : "pty",
                             b ? b : "");
     free(b);
-    push_json(s, 0, event_wrap("data", body));
+    cc_sbd_stream_push_json(s, 0, event_wrap("data", body));
     break;
   }
   case CC_SBX_EV_END:
@@ -305,8 +245,8 @@ static void push_event(stream *s, const cc_sbx_event *ev) {
     if (ev->exited) cJSON_AddTrueToObject(body, "exited");
     cJSON_AddStringToObject(body, "status", ev->status);
     if (!ev->exited || ev->exit_code != 0) cJSON_AddStringToObject(body, "error", ev->status);
-    push_json(s, 0, event_wrap("end", body));
-    push_eos(s, CC_CONNECT_OK, NULL);
+    cc_sbd_stream_push_json(s, 0, event_wrap("end", body));
+    cc_sbd_stream_push_eos(s, CC_CONNECT_OK, NULL);
     break;
   default:
     cJSON_Delete(body);
@@ -314,225 +254,19 @@ static void push_event(stream *s, const cc_sbx_event *ev) {
   }
 }
 
-/* One line of the WatchDir helper: "READY" or "<TYPE> <JSON string name>". */
-static void watch_line(stream *s, const char *line) {
-  if (strcmp(line, "READY") == 0) {
-    if (!s->watch_started) {
-      s->watch_started = true;
-      cJSON *o = cJSON_CreateObject();
-      cJSON_AddObjectToObject(o, "start");
-      push_json(s, 0, o);
-    }
-    return;
-  }
-  const char *sp = strchr(line, ' ');
-  if (!sp || !s->watch_started) return;
-  cJSON *name = cJSON_Parse(sp + 1);
-  if (cJSON_IsString(name)) {
-    char type[48];
-    snprintf(type, sizeof type, "EVENT_TYPE_%.*s", (int)(sp - line), line);
-    cJSON *o = cJSON_CreateObject();
-    cJSON *ev = cJSON_AddObjectToObject(o, "filesystem");
-    cJSON_AddStringToObject(ev, "name", name->valuestring);
-    cJSON_AddStringToObject(ev, "type", type);
-    push_json(s, 0, o);
-  }
-  cJSON_Delete(name);
+static cJSON *process_keepalive(cc_sbd_stream *s) {
+  (void)s;
+  return event_wrap("keepalive", cJSON_CreateObject());
 }
 
-/* Turns a runtime event of the WatchDir helper into envelopes. */
-static void push_watch_event(stream *s, const cc_sbx_event *ev) {
-  switch (ev->type) {
-  case CC_SBX_EV_STDOUT:
-    for (size_t i = 0; i < ev->len; i++) {
-      char ch = (char)ev->data[i];
-      if (ch == '\n') {
-        s->line[s->line_len] = 0;
-        watch_line(s, s->line);
-        s->line_len = 0;
-      } else if (s->line_len + 1 < sizeof s->line) {
-        s->line[s->line_len++] = ch;
-      }
-    }
-    break;
-  case CC_SBX_EV_STDERR: {
-    size_t n = ev->len < sizeof s->err - 1 - s->err_len ? ev->len : sizeof s->err - 1 - s->err_len;
-    memcpy(s->err + s->err_len, ev->data, n);
-    s->err_len += n;
-    s->err[s->err_len] = 0;
-    break;
+/* A stream of process events (Start, Connect), or NULL when out of memory. */
+static cc_sbd_stream *process_stream_new(cc_sbd_req *r) {
+  cc_sbd_stream *s = cc_sbd_stream_new(r);
+  if (s) {
+    s->on_event = process_event;
+    s->keepalive = process_keepalive;
   }
-  case CC_SBX_EV_END:
-    s->watch_pid = 0;
-    if (ev->sandbox_gone) { /* as for a process stream */
-      s->done = s->drop = true;
-      break;
-    }
-    if (s->watch_started) push_eos(s, CC_CONNECT_OK, NULL);
-    else push_eos(s, CC_CONNECT_INTERNAL, s->err_len ? s->err : "the directory watcher ended");
-    break;
-  default:
-    break;
-  }
-}
-
-static bool client_gone(int fd) {
-  if (fd < 0) return false;
-  struct pollfd p = {.fd = fd, .events = POLLRDHUP};
-  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
-/* MHD content reader: blocks until the next envelope exists, returns it (so each envelope
- * is written and flushed on its own), then END_OF_STREAM after the 0x02 envelope. */
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
-  stream *s = cls;
-  for (;;) {
-    if (s->out_off < s->out_len) {
-      size_t n = s->out_len - s->out_off;
-      if (n > max) n = max;
-      memcpy(buf, s->out + s->out_off, n);
-      s->out_off += n;
-      s->last_sent_ms = cc_sbd_now_ms();
-      return (ssize_t)n;
-    }
-    if (s->done) return s->drop ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
-    s->out_len = s->out_off = 0;
-    int64_t now = cc_sbd_now_ms();
-    if (s->deadline_ms && now >= s->deadline_ms) {
-      push_eos(s, CC_CONNECT_DEADLINE_EXCEEDED, "context deadline exceeded");
-      continue;
-    }
-    int64_t wait = s->last_sent_ms + s->keepalive_ms - now;
-    if (wait > 1000) wait = 1000;
-    if (wait < 0) wait = 0;
-    if (s->deadline_ms && s->deadline_ms - now < wait) wait = s->deadline_ms - now;
-    /* wait for an event or for the client to hang up, whichever comes first */
-    int sub_fd = cc_sbx_sub_fd(s->sub);
-    if (sub_fd >= 0 && s->conn_fd >= 0) {
-      struct pollfd p[2] = {{.fd = sub_fd, .events = POLLIN}, {.fd = s->conn_fd, .events = POLLRDHUP}};
-      if (poll(p, 2, (int)wait) > 0 && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-      wait = 0;
-    }
-    cc_sbx_event ev;
-    cc_status st = cc_sbx_sub_next(s->sub, (int)wait, &ev);
-    if (st == CC_NOT_FOUND) {
-      push_eos(s, CC_CONNECT_OK, NULL);
-      continue;
-    }
-    if (st != CC_OK) {
-      push_eos(s, CC_CONNECT_UNAVAILABLE, "sandbox is not running anymore");
-      continue;
-    }
-    if (ev.type != CC_SBX_EV_NONE) {
-      if (s->watch) push_watch_event(s, &ev);
-      else push_event(s, &ev);
-      continue;
-    }
-    if (client_gone(s->conn_fd)) return MHD_CONTENT_READER_END_WITH_ERROR;
-    if (cc_sbd_now_ms() - s->last_sent_ms >= s->keepalive_ms && (!s->watch || s->watch_started)) {
-      if (s->watch) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddObjectToObject(o, "keepalive");
-        push_json(s, 0, o);
-      } else {
-        push_json(s, 0, event_wrap("keepalive", cJSON_CreateObject()));
-      }
-    }
-  }
-}
-
-static void stream_free(void *cls) {
-  stream *s = cls;
-  if (s->watch && s->watch_pid) cc_sbx_proc_signal(s->sb->sbx, s->watch_pid, 9, NULL);
-  cc_sbx_sub_free(s->sub);
-  cc_sbd_unref(s->sb);
-  free(s->out);
-  free(s);
-}
-
-static stream *stream_new(cc_sbd_req *r) {
-  stream *s = calloc(1, sizeof *s);
-  if (!s) return NULL;
-  s->sb = r->sb;
-  cc_sbd_ref(r->sb);
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-  s->conn_fd = ci ? ci->connect_fd : -1;
-  const char *ka = cc_sbd_header(r->conn, "Keepalive-Ping-Interval");
-  long kas = 90;
-  if (ka) {
-    char *end;
-    long v = strtol(ka, &end, 10);
-    if (!*end && v > 0 && v < 86400) kas = v;
-  }
-  s->keepalive_ms = (int)(kas * 1000);
-  s->last_sent_ms = cc_sbd_now_ms();
   return s;
-}
-
-/* Sends the stream response (takes ownership of s). */
-static enum MHD_Result stream_respond(cc_sbd_req *r, stream *s) {
-  struct MHD_Response *resp =
-      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, s, stream_free);
-  if (!resp) {
-    stream_free(s);
-    return MHD_NO;
-  }
-  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/connect+json");
-  enum MHD_Result res = MHD_queue_response(r->conn, 200, resp);
-  MHD_destroy_response(resp);
-  return res;
-}
-
-/* A stream that carries only an end-of-stream error (errors on streams are HTTP 200). */
-static enum MHD_Result stream_error(cc_sbd_req *r, cc_connect_code code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static enum MHD_Result stream_error(cc_sbd_req *r, cc_connect_code code, const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  stream s = {0};
-  push_eos(&s, code, msg);
-  enum MHD_Result res =
-      cc_sbd_respond_raw(r->conn, 200, "application/connect+json", s.out, s.out_len);
-  free(s.out);
-  return res;
-}
-
-typedef struct {
-  cJSON *msg;
-  int count;
-  bool bad; /* a compressed, second or non-JSON envelope */
-} envelope_ctx;
-
-/* Takes the one request envelope; anything else marks the request bad and stops reading. */
-static int take_envelope(void *ctx, unsigned flags, const uint8_t *p, size_t n) {
-  envelope_ctx *e = ctx;
-  if ((flags & CC_CONNECT_FLAG_COMPRESSED) || e->count++ > 0) {
-    e->bad = true;
-    return 1;
-  }
-  e->msg = cJSON_ParseWithLength((const char *)p, n);
-  e->bad = !e->msg;
-  return e->bad;
-}
-
-/* Parses the single request envelope of a server-streaming call. */
-static cJSON *stream_request(cc_sbd_req *r) {
-  cc_envelope_reader rd;
-  envelope_ctx e = {0};
-  cc_connect_reader_init(&rd, r->srv->cfg.max_body);
-  cc_status st = cc_envelope_reader_feed(&rd, r->body, r->len, take_envelope, &e);
-  bool complete = cc_envelope_reader_idle(&rd);
-  cc_envelope_reader_cleanup(&rd);
-  if (st != CC_OK || e.bad || !complete || e.count != 1) {
-    cJSON_Delete(e.msg);
-    return NULL;
-  }
-  return e.msg;
 }
 
 static cc_sbx_env *env_array(const cJSON *o, size_t *n) {
@@ -549,14 +283,6 @@ static cc_sbx_env *env_array(const cJSON *o, size_t *n) {
     (*n)++;
   }
   return v;
-}
-
-static long header_timeout_ms(cc_sbd_req *r) {
-  const char *t = cc_sbd_header(r->conn, "Connect-Timeout-Ms");
-  if (!t) return 0;
-  char *end;
-  long v = strtol(t, &end, 10);
-  return (*end || v < 0) ? 0 : v;
 }
 
 /* A uint32 of a JSON message: a number or a decimal string (protojson); absent = 0. */
@@ -597,11 +323,11 @@ static bool pty_size(const cJSON *msg, uint16_t *cols, uint16_t *rows, bool *bad
 static enum MHD_Result process_start(cc_sbd_req *r, cJSON *msg) {
   const cJSON *proc = cJSON_GetObjectItemCaseSensitive(msg, "process");
   const char *cmd = json_str(proc, "cmd");
-  if (!cmd || !cmd[0]) return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "process.cmd is required");
+  if (!cmd || !cmd[0]) return cc_sbd_stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "process.cmd is required");
   uint16_t cols = 0, rows = 0;
   bool bad_size;
   bool pty = pty_size(msg, &cols, &rows, &bad_size);
-  if (bad_size) return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "invalid pty size");
+  if (bad_size) return cc_sbd_stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "invalid pty size");
   const cJSON *args = cJSON_GetObjectItemCaseSensitive(proc, "args");
   size_t n_args = (size_t)(cJSON_IsArray(args) ? cJSON_GetArraySize(args) : 0);
   const char **argv = calloc(n_args ? n_args : 1, sizeof *argv);
@@ -609,7 +335,7 @@ static enum MHD_Result process_start(cc_sbd_req *r, cJSON *msg) {
   cc_sbx_env *envs = env_array(cJSON_GetObjectItemCaseSensitive(proc, "envs"), &n_envs);
   if (!argv) {
     free(envs);
-    return stream_error(r, CC_CONNECT_INTERNAL, "out of memory");
+    return cc_sbd_stream_error(r, CC_CONNECT_INTERNAL, "out of memory");
   }
   for (size_t i = 0; i < n_args; i++) {
     const cJSON *a = cJSON_GetArrayItem(args, (int)i);
@@ -625,26 +351,26 @@ static enum MHD_Result process_start(cc_sbd_req *r, cJSON *msg) {
     .cwd = json_str(proc, "cwd"),
     .tag = json_str(msg, "tag"),
     .stdin_pipe = in ? cJSON_IsTrue(in) : true, /* a pty's input is its terminal */
-    .timeout_ms = (uint64_t)header_timeout_ms(r),
+    .timeout_ms = (uint64_t)cc_sbd_stream_timeout_ms(r),
     .pty = pty,
     .pty_cols = cols,
     .pty_rows = rows,
     .as_root = r->as_root,
   };
-  stream *s = stream_new(r);
+  cc_sbd_stream *s = process_stream_new(r);
   uint32_t pid = 0;
   cc_sbx_err err = {0};
   cc_status st = s ? cc_sbx_proc_start(r->sb->sbx, &spec, &pid, &s->sub, &err) : CC_INTERNAL;
   free(argv);
   free(envs);
   if (st != CC_OK) {
-    if (s) stream_free(s);
-    cc_connect_code code = err.kind != CC_SBX_ERR_NONE ? connect_code_of(err.kind)
+    if (s) cc_sbd_stream_free(s);
+    cc_connect_code code = err.kind != CC_SBX_ERR_NONE ? cc_sbd_envd_connect_code(err.kind)
                            : st == CC_SANDBOX_UNAVAILABLE ? CC_CONNECT_UNAVAILABLE
                                                           : CC_CONNECT_INTERNAL;
-    return stream_error(r, code, "%s", cc_sbd_envd_err_msg(&err, st));
+    return cc_sbd_stream_error(r, code, "%s", cc_sbd_envd_err_msg(&err, st));
   }
-  return stream_respond(r, s);
+  return cc_sbd_stream_respond(r, s);
 }
 
 static enum MHD_Result process_connect(cc_sbd_req *r, cJSON *msg) {
@@ -655,23 +381,23 @@ static enum MHD_Result process_connect(cc_sbd_req *r, cJSON *msg) {
   if (cJSON_IsNumber(p)) pid = (uint32_t)p->valuedouble;
   else if (tag) {
     if (cc_sbx_proc_find_tag(r->sb->sbx, tag, &pid) != CC_OK)
-      return stream_error(r, CC_CONNECT_NOT_FOUND, "process with tag %s not found", tag);
+      return cc_sbd_stream_error(r, CC_CONNECT_NOT_FOUND, "process with tag %s not found", tag);
   } else {
-    return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "invalid process selector");
+    return cc_sbd_stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "invalid process selector");
   }
-  stream *s = stream_new(r);
-  if (!s) return stream_error(r, CC_CONNECT_INTERNAL, "out of memory");
+  cc_sbd_stream *s = process_stream_new(r);
+  if (!s) return cc_sbd_stream_error(r, CC_CONNECT_INTERNAL, "out of memory");
   cc_sbx_err err = {0};
   cc_status st = cc_sbx_proc_subscribe(r->sb->sbx, pid, &s->sub, &err);
   if (st != CC_OK) {
-    stream_free(s);
+    cc_sbd_stream_free(s);
     if (st == CC_NOT_FOUND)
-      return stream_error(r, CC_CONNECT_NOT_FOUND, "process with pid %u not found", pid);
-    return stream_error(r, connect_code_of(err.kind), "%s", cc_sbd_envd_err_msg(&err, st));
+      return cc_sbd_stream_error(r, CC_CONNECT_NOT_FOUND, "process with pid %u not found", pid);
+    return cc_sbd_stream_error(r, cc_sbd_envd_connect_code(err.kind), "%s", cc_sbd_envd_err_msg(&err, st));
   }
-  long t = header_timeout_ms(r);
+  long t = cc_sbd_stream_timeout_ms(r);
   if (t > 0) s->deadline_ms = cc_sbd_now_ms() + t;
-  return stream_respond(r, s);
+  return cc_sbd_stream_respond(r, s);
 }
 
 /* ---------- process unary ---------- */
@@ -687,7 +413,7 @@ static enum MHD_Result process_list(cc_sbd_req *r) {
   cJSON *o = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(o, "processes");
   for (size_t i = 0; i < n; i++) {
-    if (list[i].tag && strcmp(list[i].tag, WATCH_TAG) == 0) continue; /* WatchDir's helper */
+    if (list[i].tag && strcmp(list[i].tag, CC_SBD_WATCH_TAG) == 0) continue; /* WatchDir's helper */
     cJSON *p = cJSON_CreateObject();
     cJSON *cfg = cJSON_AddObjectToObject(p, "config");
     cJSON_AddStringToObject(cfg, "cmd", list[i].cmd ? list[i].cmd : "");
@@ -812,95 +538,6 @@ static enum MHD_Result process_update(cc_sbd_req *r, cJSON *msg) {
   return cc_sbd_envd_rpc_ok(r, cJSON_CreateObject());
 }
 
-/* ---------- filesystem unary ---------- */
-
-/* ---------- WatchDir ---------- */
-
-/* The directory watcher: the runtime offers no inotify, so WatchDir runs this small python3
- * program inside the sandbox (as the sandbox user, in the sandbox's view of the files) and
- * relays its lines: "READY" once the watches are set, then "<TYPE> <JSON name>" per event,
- * named like fsnotify's (a moved-in file is CREATE, a moved-out one RENAME), relative to the
- * watched directory.  Without python3 in the sandbox WatchDir is unimplemented. */
-static const char watch_program[] =
-    "import ctypes, json, os, struct, sys\n"
-    "libc = ctypes.CDLL(None, use_errno=True)\n"
-    "root, rec = sys.argv[1], sys.argv[2] == \"1\"\n"
-    "fd = libc.inotify_init1(os.O_CLOEXEC)\n"
-    "MASK = 0x100 | 0x2 | 0x200 | 0x40 | 0x80 | 0x4\n"
-    "wds = {}\n"
-    "def add(d):\n"
-    "    wd = libc.inotify_add_watch(fd, d.encode(), MASK)\n"
-    "    if wd >= 0:\n"
-    "        wds[wd] = d\n"
-    "add(root)\n"
-    "if rec:\n"
-    "    for dp, dns, _ in os.walk(root):\n"
-    "        for dn in dns:\n"
-    "            add(os.path.join(dp, dn))\n"
-    "print(\"READY\", flush=True)\n"
-    "KINDS = ((0x100, \"CREATE\"), (0x80, \"CREATE\"), (0x2, \"WRITE\"), (0x200, \"REMOVE\"), (0x40, \"RENAME\"), (0x4, \"CHMOD\"))\n"
-    "while True:\n"
-    "    buf = os.read(fd, 65536)\n"
-    "    i = 0\n"
-    "    while i + 16 <= len(buf):\n"
-    "        wd, mask, cookie, ln = struct.unpack_from(\"iIII\", buf, i)\n"
-    "        name = buf[i + 16:i + 16 + ln].rstrip(b\"\\0\").decode(errors=\"replace\")\n"
-    "        i += 16 + ln\n"
-    "        d = wds.get(wd)\n"
-    "        if d is None:\n"
-    "            continue\n"
-    "        full = os.path.join(d, name) if name else d\n"
-    "        rel = os.path.relpath(full, root)\n"
-    "        out = [k + \" \" + json.dumps(rel) for bit, k in KINDS if mask & bit]\n"
-    "        if out:\n"
-    "            print(\"\\n\".join(out), flush=True)\n"
-    "        if rec and mask & 0x40000000 and mask & (0x100 | 0x80):\n"
-    "            add(full)\n";
-
-
-static enum MHD_Result fs_watch(cc_sbd_req *r, cJSON *msg) {
-  const char *path = json_str(msg, "path");
-  bool recursive = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(msg, "recursive"));
-  char abs[4096];
-  if (!cc_sbd_envd_resolve_path_as(r->as_root, path ? path : "", abs, sizeof abs))
-    return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "invalid path %s", path ? path : "");
-  cc_sbx_err err = {0};
-  cc_sbx_entry e = {0};
-  cc_status st = cc_sbx_fs_stat_as(r->sb->sbx, r->as_root, abs, &e, &err);
-  cc_sbx_filetype type = e.type;
-  cc_sbx_entry_cleanup(&e);
-  if (st == CC_NOT_FOUND || err.kind == CC_SBX_ERR_NOT_FOUND)
-    return stream_error(r, CC_CONNECT_NOT_FOUND, "path %s not found: %s", abs, cc_sbd_envd_err_msg(&err, st));
-  if (st != CC_OK) return stream_error(r, connect_code_of(err.kind), "%s", cc_sbd_envd_err_msg(&err, st));
-  if (type != CC_SBX_FT_DIR)
-    return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "path %s not a directory", abs);
-  const char *args[] = {"-c", watch_program, abs, recursive ? "1" : "0"};
-  long t = header_timeout_ms(r);
-  cc_sbx_proc_spec spec = {
-    .cmd = "python3",
-    .args = args,
-    .n_args = 4,
-    .tag = WATCH_TAG,
-    .stdin_pipe = false,
-    .timeout_ms = t > 0 ? (uint64_t)t + 1000 : 0,
-    .as_root = r->as_root,
-  };
-  stream *s = stream_new(r);
-  if (!s) return stream_error(r, CC_CONNECT_INTERNAL, "out of memory");
-  s->watch = true;
-  st = cc_sbx_proc_start(r->sb->sbx, &spec, &s->watch_pid, &s->sub, &err);
-  if (st != CC_OK) {
-    s->watch_pid = 0;
-    stream_free(s);
-    if (err.kind == CC_SBX_ERR_NOT_FOUND)
-      return stream_error(r, CC_CONNECT_UNIMPLEMENTED,
-                          "WatchDir needs python3 inside the sandbox: %s", cc_sbd_envd_err_msg(&err, st));
-    return stream_error(r, connect_code_of(err.kind), "%s", cc_sbd_envd_err_msg(&err, st));
-  }
-  if (t > 0) s->deadline_ms = cc_sbd_now_ms() + t;
-  return stream_respond(r, s);
-}
-
 static bool newest_insecure(const cc_sbd_sandbox *sb, void *arg) {
   (void)arg;
   return sb->token[0] == 0;
@@ -987,17 +624,17 @@ enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r) {
 
   bool streaming = is_proc && (strcmp(method, "Start") == 0 || strcmp(method, "Connect") == 0);
   if (is_fs && strcmp(method, "WatchDir") == 0) {
-    if (!uok) return stream_error(r, CC_CONNECT_UNAUTHENTICATED, "invalid username: '%s'", ubuf);
-    cJSON *msg = stream_request(r);
-    if (!msg) return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "request must be one JSON envelope");
-    enum MHD_Result res = fs_watch(r, msg);
+    if (!uok) return cc_sbd_stream_error(r, CC_CONNECT_UNAUTHENTICATED, "invalid username: '%s'", ubuf);
+    cJSON *msg = cc_sbd_stream_request(r);
+    if (!msg) return cc_sbd_stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "request must be one JSON envelope");
+    enum MHD_Result res = cc_sbd_watch_dir(r, msg);
     cJSON_Delete(msg);
     return res;
   }
   if (streaming) {
-    if (!uok) return stream_error(r, CC_CONNECT_UNAUTHENTICATED, "invalid username: '%s'", ubuf);
-    cJSON *msg = stream_request(r);
-    if (!msg) return stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "request must be one JSON envelope");
+    if (!uok) return cc_sbd_stream_error(r, CC_CONNECT_UNAUTHENTICATED, "invalid username: '%s'", ubuf);
+    cJSON *msg = cc_sbd_stream_request(r);
+    if (!msg) return cc_sbd_stream_error(r, CC_CONNECT_INVALID_ARGUMENT, "request must be one JSON envelope");
     enum MHD_Result res = method[0] == 'S' ? process_start(r, msg) : process_connect(r, msg);
     cJSON_Delete(msg);
     return res;

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cc_connect.h"
 #include "cc_sbd_http.h"
 #include "cc_sbx.h"
 
@@ -35,7 +36,7 @@ void cc_sbd_envd_begin(cc_sbd_req *r);
 /* Answers an envd request once its body has been read. */
 enum MHD_Result cc_sbd_envd_handle(cc_sbd_req *r);
 
-/* ---- shared with cc_sbd_files.c ---- */
+/* ---- shared with cc_sbd_files.c and cc_sbd_watch.c ---- */
 
 /* envd's path mapping for display ("" and "~" → /home/user, relative → under it, cleaned
  * lexically); false for "~user" forms and paths that do not fit out. */
@@ -51,6 +52,9 @@ const char *cc_sbd_envd_err_msg(const cc_sbx_err *e, cc_status st);
 
 /* Base64 (standard alphabet, padded if pad) of d into a new string the caller frees. */
 char *cc_sbd_envd_b64(const uint8_t *d, size_t n, bool pad);
+
+/* The Connect code of a runtime error kind. */
+cc_connect_code cc_sbd_envd_connect_code(cc_sbx_errkind k);
 
 /* A Connect error for a runtime failure (code from e->kind, else from st). */
 enum MHD_Result cc_sbd_envd_rpc_error(cc_sbd_req *r, const cc_sbx_err *e, cc_status st);

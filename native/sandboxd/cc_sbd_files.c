@@ -22,6 +22,8 @@
 #include "cc_connect.h"
 #include "cc_multipart.h"
 #include "cc_sbd_envd.h"
+#include "cc_sbd_gunzip.h"
+#include "cc_sbd_meta.h"
 #include "cc_sbx.h"
 
 #define MAX_LIST_ENTRIES 100000
@@ -167,9 +169,17 @@ static enum MHD_Result files_download(cc_sbd_req *r) {
   return res;
 }
 
+/* One POST /files: a multipart body (each "file" part is a file) or, with Content-Type
+ * application/octet-stream, the body is the one file at ?path= (envd >= 0.5.7); either may be
+ * gzip-encoded (Content-Encoding: gzip).  Every file written gets the request's X-Metadata-*
+ * set as its whole metadata (envd >= 0.6.2).  The body streams through: gzip decoder (if
+ * any) -> multipart parser (if any) -> the file's fd. */
 typedef struct {
   cc_sbd_req *r;
-  cc_multipart *mp;
+  cc_multipart *mp;  /* NULL for a raw (octet-stream) body */
+  cc_sbd_gunzip *gz; /* NULL unless Content-Encoding: gzip */
+  cc_sbd_meta *meta; /* the X-Metadata-* set (possibly empty) */
+  cc_status inner;   /* the first failure behind the gzip decoder */
   const char *qpath;
   int fd;
   bool skipping;
@@ -192,6 +202,7 @@ static cc_status upload_fail(upload *u, unsigned status, const char *fmt, ...) {
 }
 
 static cc_status up_begin(void *ctx, const char *name, const char *filename, const char *ctype) {
+  (void)ctype;
   upload *u = ctx;
   u->skipping = !name || strcmp(name, "file") != 0;
   if (u->skipping) return CC_OK;
@@ -252,18 +263,35 @@ static cc_status up_data(void *ctx, const uint8_t *d, size_t n) {
   return CC_OK;
 }
 
+/* The file is written: its metadata becomes the request's set (an upload without
+ * X-Metadata-* headers clears what an earlier one left: O_TRUNC keeps attributes), then the
+ * entry reports what the file really holds. */
 static cc_status up_end(void *ctx) {
   upload *u = ctx;
   if (u->skipping) return CC_OK;
   int fd = u->fd;
   u->fd = -1;
-  if (close(fd) != 0 && (errno == ENOSPC || errno == EDQUOT))
-    return upload_fail(u, 507, "not enough disk space available");
+  int me = cc_sbd_meta_write_fd(fd, u->meta);
+  bool asked = u->meta && u->meta->n > 0;
+  cJSON *md = me == 0 ? cc_sbd_meta_read_fd(fd) : NULL;
+  if (close(fd) != 0 && (errno == ENOSPC || errno == EDQUOT) && !me) me = ENOSPC;
+  if (me == ENOSPC || me == EDQUOT) {
+    cJSON_Delete(md);
+    return upload_fail(u, 507, "not enough space for file metadata: %s", u->cur);
+  }
+  if ((me == ENOTSUP || me == EOPNOTSUPP) && asked)
+    return upload_fail(u, 400,
+                       "file metadata cannot be stored at %s: its file system keeps no extended "
+                       "attributes (the file was written without it)",
+                       u->cur);
+  if (me && me != ENOTSUP && me != EOPNOTSUPP)
+    return upload_fail(u, 500, "error writing file metadata of %s: %s", u->cur, strerror(me));
   const char *base = strrchr(u->cur, '/');
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "name", base ? base + 1 : u->cur);
   cJSON_AddStringToObject(o, "type", "file");
   cJSON_AddStringToObject(o, "path", u->cur);
+  if (md) cJSON_AddItemToObject(o, "metadata", md);
   cJSON_AddItemToArray(u->result, o);
   return CC_OK;
 }
@@ -273,32 +301,109 @@ static void upload_free(void *state) {
   if (!u) return;
   if (u->fd >= 0) close(u->fd);
   cc_multipart_free(u->mp);
+  cc_sbd_gunzip_free(u->gz);
+  cc_sbd_meta_free(u->meta);
   cJSON_Delete(u->result);
   free(u);
 }
 
-static bool upload_feed(cc_sbd_req *r, const char *data, size_t n) {
-  upload *u = r->sink_state;
-  cc_status st = cc_multipart_feed(u->mp, (const uint8_t *)data, n);
-  if (st == CC_OK) return true;
+/* Decoded body bytes: into the multipart parser, or straight into the one file. */
+static cc_status body_bytes(void *ctx, const uint8_t *d, size_t n) {
+  upload *u = ctx;
+  cc_status st = u->mp ? cc_multipart_feed(u->mp, d, n) : up_data(u, d, n);
+  if (st != CC_OK && u->inner == CC_OK) u->inner = st;
+  return st;
+}
+
+/* Records the failure of status st (from the decoder or behind it) on r; always false. */
+static bool upload_failed(cc_sbd_req *r, upload *u, cc_status st) {
   if (u->err_status) return cc_sbd_req_fail(r, u->err_status, "%s", u->fail_msg);
+  if (u->gz && u->inner == CC_OK)
+    return cc_sbd_req_fail(r, st == CC_INTERNAL ? 500 : 400,
+                           "error decompressing request body: not valid gzip data");
   if (st == CC_TOO_LARGE)
     return cc_sbd_req_fail(r, 400, "multipart headers too large or too many parts");
+  if (st == CC_INTERNAL) return cc_sbd_req_fail(r, 500, "out of memory");
   return cc_sbd_req_fail(r, 400, "error parsing multipart request");
+}
+
+static bool upload_feed(cc_sbd_req *r, const char *data, size_t n) {
+  upload *u = r->sink_state;
+  cc_status st = u->gz ? cc_sbd_gunzip_feed(u->gz, (const uint8_t *)data, n)
+                       : body_bytes(u, (const uint8_t *)data, n);
+  return st == CC_OK ? true : upload_failed(r, u, st);
 }
 
 static const cc_sbd_body_sink upload_sink = {upload_feed, upload_free};
 
-/* Sets up the streaming multipart parser of POST /files. */
+typedef struct {
+  cc_sbd_meta *meta;
+  cc_status st;
+  char err[300];
+} meta_scan;
+
+static enum MHD_Result meta_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+  (void)kind;
+  meta_scan *m = cls;
+  m->st = cc_sbd_meta_add_header(m->meta, key, value, m->err, sizeof m->err);
+  return m->st == CC_OK ? MHD_YES : MHD_NO;
+}
+
+/* The media type of a Content-Type value (before any ';', trimmed) into out, lowercased. */
+static void media_type(const char *ct, char *out, size_t out_size) {
+  size_t o = 0;
+  if (ct)
+    for (; *ct && *ct != ';' && o + 1 < out_size; ct++)
+      if (*ct != ' ' && *ct != '\t') out[o++] = (char)(*ct >= 'A' && *ct <= 'Z' ? *ct + 32 : *ct);
+  out[o] = 0;
+}
+
+/* Sets up the streaming upload of POST /files (see the upload struct). */
 static void upload_begin(cc_sbd_req *r) {
+  const char *ctype = cc_sbd_header(r->conn, "Content-Type");
+  const char *cenc = cc_sbd_header(r->conn, "Content-Encoding");
+  char mt[128], enc[64];
+  media_type(ctype, mt, sizeof mt);
+  media_type(cenc, enc, sizeof enc);
+  bool raw = strcmp(mt, "application/octet-stream") == 0;
+  bool gzip = strcmp(enc, "gzip") == 0;
+  if (enc[0] && !gzip && strcmp(enc, "identity") != 0) {
+    cc_sbd_req_fail(r, 400, "unsupported Content-Encoding: %s, supported: [gzip]", cenc);
+    return;
+  }
+  if (!raw && strncmp(mt, "multipart/", 10) != 0) {
+    cc_sbd_req_fail(r, 400,
+                    "unsupported content type: %s, expected multipart/form-data or "
+                    "application/octet-stream",
+                    ctype ? ctype : "");
+    return;
+  }
   char boundary[CC_MULTIPART_MAX_BOUNDARY + 1];
-  if (cc_multipart_boundary(cc_sbd_header(r->conn, "Content-Type"), boundary, sizeof boundary) !=
-      CC_OK) {
+  if (!raw && cc_multipart_boundary(ctype, boundary, sizeof boundary) != CC_OK) {
     cc_sbd_req_fail(r, 400, "request must be multipart/form-data with a boundary");
+    return;
+  }
+  const char *qpath = cc_sbd_query(r->conn, "path");
+  if (raw && !qpath) {
+    cc_sbd_req_fail(r, 400, "path query parameter is required for raw body upload");
+    return;
+  }
+  meta_scan ms = {.meta = cc_sbd_meta_new()};
+  if (!ms.meta) {
+    cc_sbd_req_fail(r, 500, "out of memory");
+    return;
+  }
+  MHD_get_connection_values(r->conn, MHD_HEADER_KIND, meta_header, &ms);
+  if (ms.st != CC_OK) {
+    cc_sbd_meta_free(ms.meta);
+    cc_sbd_req_fail(r, ms.st == CC_BAD_REQUEST ? 400 : 500, "%s",
+                    ms.st == CC_BAD_REQUEST ? ms.err : "out of memory");
     return;
   }
   upload *u = calloc(1, sizeof *u);
   if (!u) {
+    cc_sbd_meta_free(ms.meta);
     cc_sbd_req_fail(r, 500, "out of memory");
     return;
   }
@@ -306,23 +411,40 @@ static void upload_begin(cc_sbd_req *r) {
   u->r = r;
   u->fd = -1;
   u->max = r->srv->cfg.max_upload;
-  u->qpath = cc_sbd_query(r->conn, "path");
+  u->qpath = qpath;
+  u->meta = ms.meta;
   u->result = cJSON_CreateArray();
-  u->mp = cc_multipart_new(boundary, 1000, &cb, u);
-  if (!u->mp || !u->result) {
+  u->mp = raw ? NULL : cc_multipart_new(boundary, 1000, &cb, u);
+  u->gz = gzip ? cc_sbd_gunzip_new(body_bytes, u) : NULL;
+  if ((!raw && !u->mp) || (gzip && !u->gz) || !u->result) {
     upload_free(u);
     cc_sbd_req_fail(r, 500, "out of memory");
     return;
   }
   r->sink = &upload_sink;
   r->sink_state = u;
+  if (raw && up_begin(u, "file", NULL, NULL) != CC_OK) upload_failed(r, u, CC_BAD_REQUEST);
 }
 
 static enum MHD_Result upload_finish(cc_sbd_req *r) {
   upload *u = r->sink_state;
   if (!u) return cc_sbd_respond_error(r->conn, 400, "missing body");
-  cc_status st = cc_multipart_finish(u->mp);
-  if (st != CC_OK) return cc_sbd_respond_error(r->conn, 400, "incomplete multipart body");
+  cc_status st = u->gz ? cc_sbd_gunzip_finish(u->gz) : CC_OK;
+  if (st != CC_OK) {
+    if (u->err_status) return cc_sbd_respond_error(r->conn, u->err_status, "%s", u->fail_msg);
+    if (u->inner == CC_OK)
+      return cc_sbd_respond_error(r->conn, 400,
+                                  "error decompressing request body: unexpected end of gzip data");
+  }
+  if (st == CC_OK && u->mp) {
+    st = cc_multipart_finish(u->mp);
+    if (st != CC_OK) return cc_sbd_respond_error(r->conn, 400, "incomplete multipart body");
+  } else if (st == CC_OK) {
+    st = up_end(u);
+  }
+  if (st != CC_OK)
+    return u->err_status ? cc_sbd_respond_error(r->conn, u->err_status, "%s", u->fail_msg)
+                         : cc_sbd_respond_error(r->conn, 400, "error parsing multipart request");
   cJSON *res = u->result;
   u->result = NULL;
   return cc_sbd_respond_json(r->conn, 200, res);
@@ -360,7 +482,7 @@ static const char *filetype_name(cc_sbx_filetype t) {
   }
 }
 
-static cJSON *entry_json(const cc_sbx_entry *e) {
+cJSON *cc_sbd_files_entry_json(const cc_sbx_entry *e) {
   cJSON *o = cJSON_CreateObject();
   char size[32], ts[64], base[40];
   cJSON_AddStringToObject(o, "name", e->name ? e->name : "");
@@ -379,6 +501,11 @@ static cJSON *entry_json(const cc_sbx_entry *e) {
   snprintf(ts, sizeof ts, "%s.%09dZ", base, (int)e->mtime_nsec);
   cJSON_AddStringToObject(o, "modifiedTime", ts);
   if (e->symlink_target) cJSON_AddStringToObject(o, "symlinkTarget", e->symlink_target);
+  if (e->n_meta) {
+    cJSON *md = cJSON_AddObjectToObject(o, "metadata");
+    for (size_t i = 0; md && i < e->n_meta; i++)
+      cJSON_AddStringToObject(md, e->meta_keys[i], e->meta_values[i]);
+  }
   return o;
 }
 
@@ -389,7 +516,7 @@ static enum MHD_Result fs_entry_result(cc_sbd_req *r, cc_status st, cc_sbx_entry
     return cc_sbd_envd_rpc_error(r, err, st);
   }
   cJSON *o = cJSON_CreateObject();
-  cJSON_AddItemToObject(o, "entry", entry_json(e));
+  cJSON_AddItemToObject(o, "entry", cc_sbd_files_entry_json(e));
   cc_sbx_entry_cleanup(e);
   return cc_sbd_envd_rpc_ok(r, o);
 }
@@ -424,7 +551,7 @@ enum MHD_Result cc_sbd_files_rpc(cc_sbd_req *r, const char *method, cJSON *msg) 
     if (st != CC_OK) return cc_sbd_envd_rpc_error(r, &err, st);
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "entries");
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, entry_json(&list[i]));
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, cc_sbd_files_entry_json(&list[i]));
     cc_sbx_entries_free(list, n);
     return cc_sbd_envd_rpc_ok(r, o);
   }

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "cc_sbd_http.h"
+#include "cc_sbx.h"
 
 /* The sandbox whose envd token validates the request's /files URL signature (path,
  * operation, username, signature_expiration), as a reference the caller gives back with
@@ -27,6 +28,10 @@ enum MHD_Result cc_sbd_files_handle(cc_sbd_req *r);
 /* Answers filesystem.Filesystem/<method> (Stat, MakeDir, Move, ListDir, Remove; anything
  * else is unimplemented) for the JSON request msg (borrowed). */
 enum MHD_Result cc_sbd_files_rpc(cc_sbd_req *r, const char *method, cJSON *msg);
+
+/* envd's EntryInfo of e as protojson (size as a string, modifiedTime RFC 3339, metadata as a
+ * map when there is some); caller frees. */
+cJSON *cc_sbd_files_entry_json(const cc_sbx_entry *e);
 
 /* The `v1_` signature of a /files URL: base64 (no padding) of SHA-256 of
  * "path:operation:username:token[:expiration]".  out must hold 48 bytes. */

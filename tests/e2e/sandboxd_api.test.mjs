@@ -3,12 +3,12 @@
 // GET /v2/sandboxes (order, startedAfter, template, beside state, metadata and paging), a
 // process stream that breaks off when its sandbox is killed under it (the SDK's TimeoutError,
 // as with E2B) while a process killed by the user still ends with its end event, and the
-// advertised envd version (0.5.2: closeStdin works; file metadata, 0.6.2, is refused by the
-// SDK before anything is sent).
+// advertised envd version (0.6.4; closeStdin works; the 0.5.7-0.6.4 features are
+// sandboxd_envd.test.mjs).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { CommandExitError, Sandbox, SandboxError, TemplateError, TimeoutError } from 'e2b-2.51';
+import { CommandExitError, Sandbox, SandboxError, TimeoutError } from 'e2b-2.51';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
 
@@ -195,10 +195,10 @@ describe('envd version', () => {
     await sbx?.kill().catch(() => {});
   });
 
-  test('advertises 0.5.2 in create, getInfo and list', async () => {
-    assert.equal((await sbx.getInfo()).envdVersion, '0.5.2');
+  test('advertises 0.6.4 in create, getInfo and list', async () => {
+    assert.equal((await sbx.getInfo()).envdVersion, '0.6.4');
     const listed = (await Sandbox.list().nextItems()).find((s) => s.sandboxId === sbx.sandboxId);
-    assert.equal(listed.envdVersion, '0.5.2');
+    assert.equal(listed.envdVersion, '0.6.4');
   });
 
   test('stdin: sendStdin, then closeStdin ends cat with what was sent', async () => {
@@ -214,13 +214,5 @@ describe('envd version', () => {
     await sbx.commands.sendStdin(h2.pid, 'abc');
     await sbx.commands.closeStdin(h2.pid);
     assert.equal((await h2.wait()).stdout.trim(), '3');
-  });
-
-  test('file metadata (envd 0.6.2) is refused by the SDK, not silently dropped', async () => {
-    await assert.rejects(sbx.files.write('m.txt', 'x', { metadata: { k: 'v' } }), (e) => {
-      assert.ok(e instanceof TemplateError, String(e));
-      return true;
-    });
-    assert.equal(await sbx.files.exists('m.txt'), false);
   });
 });

@@ -62,7 +62,7 @@ describe('control plane', () => {
       assert.equal(info.templateId, 'base');
       assert.equal(info.state, 'running');
       assert.deepEqual(info.metadata, { suite: 'cp', n: '1' });
-      assert.equal(info.envdVersion, '0.5.2');
+      assert.equal(info.envdVersion, '0.6.4');
       const lifetime = info.endAt.getTime() - info.startedAt.getTime();
       assert.ok(lifetime > 100_000 && lifetime <= 121_000, `lifetime ${lifetime}`);
 
