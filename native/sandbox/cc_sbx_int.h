@@ -3,6 +3,7 @@
  *
  * cc_sbx_cgroup.c: per-runtime parent cgroup and per-sandbox child cgroups (v1 or v2).
  * cc_sbx_net.c: egress (how slirp4netns reaches the tap device; attaching it to a sandbox).
+ * cc_sbx_egress.c: egress rules (nftables in each sandbox's network namespace).
  * cc_sbx_pty.c: the host side of pseudo-terminals (input, resize, taking over the master).
  * What the core files (cc_sbx.c, cc_sbx_launch.c, cc_sbx_io.c, cc_sbx_proc.c, cc_sbx_fs.c)
  * share among themselves is in cc_sbx_priv.h.
@@ -127,5 +128,10 @@ void cc_sbx_net_init(cc_sbx_net *n, const char *slirp_cfg, bool root, uint32_t h
  * where it gave one). */
 pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, bool nested, const cc_sbx_cg *cg,
                         char *why, size_t whycap);
+
+/* cc_sbx_egress.c: finds nft for cc_sbx_set_egress (rt->nft; "" and info.egress_rules says
+ * why when there is none).  The runtime proves it with its egress probe sandbox. */
+struct cc_sbx_runtime;
+void cc_sbx_egress_init(struct cc_sbx_runtime *rt);
 
 #endif

@@ -122,6 +122,7 @@ struct cc_sbx {
   pthread_cond_t cond;
   sbx_state state;
   bool torn_down, in_registry, kill_requested, frozen;
+  bool egress_busy; /* cc_sbx_set_egress is running nft for it (one at a time) */
   char why[256];
   int sock, bwrap_pidfd, bwrap_errfd;
   pid_t bwrap_pid, agent_pid, slirp_pid;
@@ -158,6 +159,7 @@ struct cc_sbx_runtime {
   size_t agent_len;
   void *seccomp; /* struct sock_filter[] */
   size_t seccomp_len;
+  char nft[256]; /* nft for egress rules; "" = none (info.egress_rules says why) */
 };
 
 /* ---- cc_sbx.c: errors, time, references, environments ------------------------------------- */
