@@ -54,7 +54,9 @@ static void sb_str(sbuf *b, const char *s) {
 static bool hop_by_hop(const char *k, bool upgrade) {
   static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
                                       "proxy-authorization", "te", "trailer",
-                                      "transfer-encoding", "content-length"};
+                                      "transfer-encoding", "content-length",
+                                      /* the sandbox's own credential stays with sandboxd */
+                                      "e2b-traffic-access-token"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcasecmp(k, names[i]) == 0) return true;
   if (strcasecmp(k, "upgrade") == 0) return !upgrade;
