@@ -10,7 +10,10 @@
 // (ip netns, and the sandbox's root inside); otherwise every test is skipped.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { Sandbox as Sandbox29 } from 'e2b';
 import { Sandbox } from 'e2b-2.51';
@@ -90,6 +93,14 @@ describe('egress rules', { skip: !isRoot && 'needs root (ip netns, root inside)'
         assertReaches(await reach(sbx, A), A);
         const blocked = await reach(sbx, B);
         assert.match(blocked, REFUSED);
+        // UDP too: the sender is refused at once
+        const udp = (a) => run(sbx, `python3 -c "
+import socket
+try:
+  socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('${a}', 9999)); print('sent')
+except OSError as e: print(e.strerror)"`);
+        assert.equal((await udp(A)).stdout, 'sent\n');
+        assert.equal((await udp(B)).stdout, 'Operation not permitted\n');
         // the sandbox's own loopback is never filtered
         const lo = await run(sbx, 'python3 -c "import socket; s=socket.socket(); s.bind((\'127.0.0.1\',0)); s.listen(); c=socket.create_connection(s.getsockname()); print(\'lo ok\')"');
         assert.equal(lo.stdout, 'lo ok\n', lo.stderr);
@@ -217,6 +228,60 @@ describe('egress rules', { skip: !isRoot && 'needs root (ip netns, root inside)'
       assertReaches(await reach(back, A), A);
     } finally {
       await Sandbox.kill(sbx.sandboxId);
+    }
+  });
+
+  /** How many bubblewrap children the sandboxd with this pid has (one per started sandbox). */
+  function bwrapChildren(pid) {
+    let n = 0;
+    for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+        const m = /^\d+ \((.*)\) \S (\d+)/.exec(stat);
+        if (m && m[1] === 'bwrap' && Number(m[2]) === pid) n++;
+      } catch { /* exited meanwhile */ }
+    }
+    return n;
+  }
+
+  async function until(what, cond) {
+    for (let i = 0; i < 300; i++) {
+      if (cond()) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  }
+
+  test('with a warm pool, and across a sandboxd restart (paused, then resumed afresh)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cc-egress-'));
+    const saved = { ...sd.env() };
+    let pd = await startSandboxd({ stateDir: dir, args: ['--warm-pool', '1'] });
+    const apiKey = pd.apiKey;
+    Object.assign(process.env, pd.env());
+    try {
+      // the pool holds its started sandbox, so this create takes it and must install the rules
+      await until('the warm pool to fill', () => bwrapChildren(pd.pid) === 1);
+      const sbx = await Sandbox.create({ timeoutMs: 120_000, network: { denyOut: [B] } });
+      assert.match(await reach(sbx, B), REFUSED);
+      assertReaches(await reach(sbx, A), A);
+      const priv = await Sandbox.create({ timeoutMs: 120_000, network: { allowPublicTraffic: false } });
+      assert.equal(await sbx.pause(), true);
+      assert.equal(await priv.pause(), true);
+      assert.deepEqual(await pd.stop(), { code: 0, signal: null }, pd.stderr);
+      pd = await startSandboxd({ stateDir: dir, apiKey });
+      Object.assign(process.env, pd.env());
+      const back = await Sandbox.connect(sbx.sandboxId, { timeoutMs: 120_000 });
+      assert.match(await reach(back, B), REFUSED);
+      assertReaches(await reach(back, A), A);
+      assert.deepEqual((await Sandbox.getInfo(sbx.sandboxId)).network?.denyOut, [B]);
+      const privBack = await Sandbox.connect(priv.sandboxId, { timeoutMs: 120_000 });
+      assert.equal(privBack.trafficAccessToken, priv.trafficAccessToken);
+      await Sandbox.kill(sbx.sandboxId);
+      await Sandbox.kill(priv.sandboxId);
+    } finally {
+      Object.assign(process.env, saved);
+      assert.deepEqual(await pd.stop(), { code: 0, signal: null }, pd.stderr);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
