@@ -141,6 +141,7 @@ static void sbx_free(cc_sbx *sbx) {
   if (sbx->sock >= 0) close(sbx->sock);
   if (sbx->bwrap_pidfd >= 0) close(sbx->bwrap_pidfd);
   if (sbx->bwrap_errfd >= 0) close(sbx->bwrap_errfd);
+  if (sbx->slirp_exit_fd >= 0) close(sbx->slirp_exit_fd); /* slirp4netns exits */
   if (sbx->argv) {
     for (char **a = sbx->argv; *a; a++) free(*a);
     free(sbx->argv);
@@ -491,7 +492,7 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
   pthread_condattr_destroy(&ca);
   sbx->sock = sbx->bwrap_pidfd = sbx->bwrap_errfd = -1;
   sbx->child_sock = sbx->passwd_fd = sbx->group_fd = sbx->resolv_fd = sbx->agent_fd = -1;
-  sbx->seccomp_fd = sbx->userns_fd = sbx->sudo_fd = -1;
+  sbx->seccomp_fd = sbx->userns_fd = sbx->sudo_fd = sbx->slirp_exit_fd = -1;
   for (int i = 0; i < CC_SBX_CG_NCTRL; i++) sbx->cg.procs_fd[i] = -1;
   sbx->t_sock = (tag){TAG_SOCK, sbx};
   sbx->t_pidfd = (tag){TAG_PIDFD, sbx};
@@ -560,10 +561,12 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
     /* No egress is not a reason to fail: the sandbox keeps loopback only and says why.
      * slirp4netns exits with its netns, and when we kill it at teardown. */
     char nwhy[200];
-    pid_t sp = cc_sbx_net_attach(&rt->net, sbx->agent_pid, !rt->info.root_inside, &sbx->cg, nwhy,
-                                 sizeof nwhy);
+    int exit_fd = -1;
+    pid_t sp = cc_sbx_net_attach(&rt->net, sbx->agent_pid, !rt->info.root_inside, &sbx->cg,
+                                 &exit_fd, nwhy, sizeof nwhy);
     pthread_mutex_lock(&sbx->lock);
     sbx->slirp_pid = sp;
+    sbx->slirp_exit_fd = exit_fd;
     if (!sp) snprintf(sbx->net_why, sizeof sbx->net_why, "slirp4netns: %.180s", nwhy);
     pthread_mutex_unlock(&sbx->lock);
   }

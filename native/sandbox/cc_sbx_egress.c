@@ -167,7 +167,7 @@ static bool run_nft(cc_sbx_runtime *rt, int netns, int script, char *why, size_t
   int dst[] = {0, 1, 2};
   pid_t pid = fork();
   if (pid == 0)
-    cc_sbx_child_exec(rt->nft, argv, envp, NULL, rt->host_uid, rt->info.root, src, dst, 3,
+    cc_sbx_child_exec(rt->nft, argv, envp, NULL, rt->host_uid, rt->info.root, true, src, dst, 3,
                       enter_netns, &f);
   if (pid < 0) {
     snprintf(why, cap, "fork: %s", strerror(errno));

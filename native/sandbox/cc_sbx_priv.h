@@ -126,6 +126,7 @@ struct cc_sbx {
   char why[256];
   int sock, bwrap_pidfd, bwrap_errfd;
   pid_t bwrap_pid, agent_pid, slirp_pid;
+  int slirp_exit_fd; /* write end of slirp4netns's --exit-fd pipe (-1 = none) */
   tag t_sock, t_pidfd;
   pending *pend;
   uint32_t next_id;

@@ -83,6 +83,38 @@ describe('egress rules', { skip: !isRoot && 'needs root (ip netns, root inside)'
     }
   });
 
+  test('egress outlives the HTTP connection that created the sandbox', async () => {
+    // The create's connection closes at once (Connection: close), and with it sandboxd's
+    // thread for it: the network helper must not go with that thread.
+    const created = await new Promise((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1', port: sd.port, path: '/v2/sandboxes', method: 'POST', agent: false,
+          headers: { 'X-API-KEY': sd.apiKey, 'Content-Type': 'application/json', Connection: 'close' },
+        },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d) => (body += d));
+          res.socket.once('close', () => resolve({ status: res.statusCode, body }));
+          res.resume();
+        },
+      );
+      req.on('error', reject);
+      req.end(JSON.stringify({ templateID: 'base', timeout: 120, network: { denyOut: [B] } }));
+    });
+    assert.equal(created.status, 201, created.body);
+    const { sandboxID } = JSON.parse(created.body);
+    const sbx = await Sandbox.connect(sandboxID);
+    try {
+      for (let i = 0; i < 5; i++) assertReaches(await reach(sbx, A), A);
+      assert.match(await reach(sbx, B), REFUSED);
+      assert.equal((await run(sbx, 'grep -c tap0: /proc/net/dev')).stdout, '1\n');
+    } finally {
+      await sbx.kill();
+    }
+  });
+
   test('denyOut blocks what allowOut reaches: allow takes precedence (SDK 2.51 and 2.9.0)', async () => {
     for (const S of [Sandbox, Sandbox29]) {
       const sbx = await S.create({
