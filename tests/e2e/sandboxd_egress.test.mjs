@@ -248,7 +248,7 @@ except OSError as e: print(e.strerror)"`);
     }
   });
 
-  test('the rules survive a cold resume (the sandbox is started afresh)', async () => {
+  test('the rules survive a cold resume; updates while paused take effect', async () => {
     const sbx = await Sandbox.create({ timeoutMs: 120_000, network: { denyOut: [B] } });
     try {
       assert.match(await reach(sbx, B), REFUSED);
@@ -258,6 +258,18 @@ except OSError as e: print(e.strerror)"`);
       assert.equal(info.state, 'running');
       assert.match(await reach(back, B), REFUSED);
       assertReaches(await reach(back, A), A);
+      // an update while paused: with its memory (frozen) it applies at once, without it at
+      // the resume
+      assert.equal(await back.pause(), true);
+      await Sandbox.updateNetwork(sbx.sandboxId, { denyOut: [A] });
+      const thawed = await Sandbox.connect(sbx.sandboxId, { timeoutMs: 120_000 });
+      assert.match(await reach(thawed, A), REFUSED);
+      assertReaches(await reach(thawed, B), B);
+      assert.equal(await thawed.pause({ keepMemory: false }), true);
+      await Sandbox.updateNetwork(sbx.sandboxId, { denyOut: [B] });
+      const cold = await Sandbox.connect(sbx.sandboxId, { timeoutMs: 120_000 });
+      assert.match(await reach(cold, B), REFUSED);
+      assertReaches(await reach(cold, A), A);
     } finally {
       await Sandbox.kill(sbx.sandboxId);
     }
