@@ -29,6 +29,13 @@ void cc_sbd_net_add_json(cJSON *o, cc_sbd_sandbox *sb) {
   pthread_mutex_unlock(&sb->srv->mu);
 }
 
+bool cc_sbd_net_host_for(cc_sbd_sandbox *sb, int port, char *out, size_t cap) {
+  pthread_mutex_lock(&sb->srv->mu);
+  bool masked = cc_sbd_netcfg_host_for(&sb->net, port, out, cap);
+  pthread_mutex_unlock(&sb->srv->mu);
+  return masked;
+}
+
 bool cc_sbd_net_traffic_allowed(const cc_sbd_sandbox *sb, const char *token) {
   if (!sb->traffic_token[0]) return true;
   if (!token) return false;
@@ -69,10 +76,14 @@ enum MHD_Result cc_sbd_net_handle_update(cc_sbd_req *r, cc_sbd_sandbox *sb) {
              "allowInternetAccess: true and network.denyOut: ['0.0.0.0/0'] instead)",
              sb->id);
   } else {
-    /* the public-traffic setting belongs to create, not to an update of the egress rules */
+    /* public traffic and the host mask belong to create, not to an update of the egress
+     * rules: they stay */
     next.public_traffic = sb->net.public_traffic;
-    const cJSON *pub = cJSON_GetObjectItemCaseSensitive(sb->net.info, "allowPublicTraffic");
-    if (pub) cJSON_AddItemToObject(next.info, "allowPublicTraffic", cJSON_Duplicate(pub, 1));
+    static const char *const kept[] = {"allowPublicTraffic", "maskRequestHost"};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+      const cJSON *v = cJSON_GetObjectItemCaseSensitive(sb->net.info, kept[i]);
+      if (v) cJSON_AddItemToObject(next.info, kept[i], cJSON_Duplicate(v, 1));
+    }
     /* a paused sandbox without its memory has no runtime: its rules apply at resume */
     if (sb->sbx) {
       cc_sbx_egress rules = cc_sbd_netcfg_rules(&next);

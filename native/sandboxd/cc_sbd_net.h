@@ -25,6 +25,10 @@ cc_status cc_sbd_net_apply(cc_sbd_sandbox *sb, bool always, char *msg, size_t ms
  * sandbox has one. */
 void cc_sbd_net_add_json(cJSON *o, cc_sbd_sandbox *sb);
 
+/* The Host header to send to the sandbox's `port` when it was created with
+ * network.maskRequestHost (${PORT} replaced), into out; false: the client's own Host. */
+bool cc_sbd_net_host_for(cc_sbd_sandbox *sb, int port, char *out, size_t cap);
+
 /* Whether a request to one of the sandbox's port URLs may pass: always when its public traffic
  * is allowed, else only with its traffic access token (compared in constant time). */
 bool cc_sbd_net_traffic_allowed(const cc_sbd_sandbox *sb, const char *token);

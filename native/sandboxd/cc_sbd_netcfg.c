@@ -30,6 +30,18 @@ static bool domain_like(const char *s) {
   return letter && (label > 0 || n > 1);
 }
 
+/* A maskRequestHost value: it becomes a request's Host header, so visible ASCII only. */
+static bool host_mask_ok(const cJSON *m) {
+  if (!cJSON_IsString(m)) return false;
+  size_t n = strlen(m->valuestring);
+  if (n == 0 || n > CC_SBD_MASK_MAX) return false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)m->valuestring[i];
+    if (ch <= 0x20 || ch >= 0x7f || ch == ',') return false;
+  }
+  return true;
+}
+
 /* One list (allowOut / denyOut) into *v, *n; 0 or the HTTP status with msg. */
 static unsigned parse_list(const cJSON *list, const char *where, bool deny, cc_sbx_cidr **v,
                            size_t *n, char *msg, size_t cap) {
@@ -87,7 +99,6 @@ static const char *unsupported_field(const cJSON *it) {
   } fields[] = {
       {"rules", "network.rules (per-domain request transforms)"},
       {"egressProxy", "network.egressProxy (a SOCKS5 proxy for egress)"},
-      {"maskRequestHost", "network.maskRequestHost"},
       {"httpsPorts", "network.httpsPorts"},
   };
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -102,7 +113,8 @@ static const char *unsupported_field(const cJSON *it) {
 
 static bool known(const char *name, cc_sbd_netcfg_kind kind) {
   if (strcmp(name, "allowOut") == 0 || strcmp(name, "denyOut") == 0) return true;
-  if (kind == CC_SBD_NETCFG_CREATE) return strcmp(name, "allowPublicTraffic") == 0;
+  if (kind == CC_SBD_NETCFG_CREATE)
+    return strcmp(name, "allowPublicTraffic") == 0 || strcmp(name, "maskRequestHost") == 0;
   return strcmp(name, "allow_internet_access") == 0 || strcmp(name, "allowInternetAccess") == 0;
 }
 
@@ -144,6 +156,12 @@ unsigned cc_sbd_netcfg_parse(cc_sbd_netcfg_kind kind, const cJSON *network, cons
     snprintf(msg, msg_size, "network.allowPublicTraffic must be a boolean");
     return 400;
   }
+  const cJSON *mask = cJSON_GetObjectItemCaseSensitive(network, "maskRequestHost");
+  if (mask && !cJSON_IsNull(mask) && !host_mask_ok(mask)) {
+    snprintf(msg, msg_size, "network.maskRequestHost must be a host name (1 to %d visible ASCII "
+             "characters, no spaces or commas; ${PORT} stands for the port)", CC_SBD_MASK_MAX);
+    return 400;
+  }
   char where[32];
   cc_sbx_cidr *deny = NULL;
   size_t n_deny = 0;
@@ -174,7 +192,8 @@ unsigned cc_sbd_netcfg_parse(cc_sbd_netcfg_kind kind, const cJSON *network, cons
   free(deny);
   if (network) {
     out->info = cJSON_CreateObject();
-    static const char *const keep[] = {"allowOut", "denyOut", "allowPublicTraffic"};
+    static const char *const keep[] = {"allowOut", "denyOut", "allowPublicTraffic",
+                                       "maskRequestHost"};
     for (size_t i = 0; out->info && i < sizeof keep / sizeof keep[0]; i++) {
       const cJSON *v = cJSON_GetObjectItemCaseSensitive(network, keep[i]);
       if (v && !cJSON_IsNull(v)) cJSON_AddItemToObject(out->info, keep[i], cJSON_Duplicate(v, 1));
@@ -186,6 +205,24 @@ unsigned cc_sbd_netcfg_parse(cc_sbd_netcfg_kind kind, const cJSON *network, cons
     return 500;
   }
   return 0;
+}
+
+bool cc_sbd_netcfg_host_for(const cc_sbd_netcfg *c, int port, char *out, size_t cap) {
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(c->info, "maskRequestHost");
+  if (!cJSON_IsString(m)) return false;
+  size_t o = 0;
+  for (const char *p = m->valuestring; *p && o + 1 < cap;) {
+    if (strncmp(p, "${PORT}", 7) == 0) {
+      int k = snprintf(out + o, cap - o, "%d", port);
+      if (k < 0 || (size_t)k >= cap - o) break;
+      o += (size_t)k;
+      p += 7;
+    } else {
+      out[o++] = *p++;
+    }
+  }
+  out[o] = 0;
+  return true;
 }
 
 bool cc_sbd_netcfg_has_rules(const cc_sbd_netcfg *c) {

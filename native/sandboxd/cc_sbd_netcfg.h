@@ -5,9 +5,11 @@
  *
  * What is enforced (E2B's semantics): destinations in allowOut are reachable, else those in
  * denyOut are not, else everything is; allowInternetAccess: false is denyOut 0.0.0.0/0 (and
- * ::/0).  Entries are IP addresses and CIDR blocks.  Refused, never ignored: domain names in
- * allowOut, `rules`, `egressProxy`, `maskRequestHost`, `httpsPorts` and unknown fields (501,
- * not enforced here), domain names in denyOut and malformed entries (400, as E2B).
+ * ::/0).  Entries are IP addresses and CIDR blocks.  Create's maskRequestHost (the Host
+ * header the port proxy sends into the sandbox) and allowPublicTraffic are kept too.  Refused,
+ * never ignored: domain names in allowOut, `rules`, `egressProxy`, `httpsPorts` and unknown
+ * fields (501, not enforced here), domain names in denyOut and malformed entries (400, as
+ * E2B).
  *
  * Ownership: a cc_sbd_netcfg owns its info and rule arrays; cc_sbd_netcfg_cleanup frees them
  * (and accepts a zeroed struct).  Inputs are only read.
@@ -24,7 +26,8 @@
 
 typedef struct {
   cJSON *info;         /* E2B's network info for GET /sandboxes/{id} ({allowOut?, denyOut?,
-                          allowPublicTraffic?}, entries as given); NULL when none was given */
+                          allowPublicTraffic?, maskRequestHost?}, as given); NULL when none
+                          was given */
   bool allow_internet; /* allowInternetAccess (default true) */
   bool public_traffic; /* allowPublicTraffic (default true); false: port URLs need the
                           sandbox's traffic access token */
@@ -48,6 +51,12 @@ typedef enum {
  * holds nothing to free. */
 unsigned cc_sbd_netcfg_parse(cc_sbd_netcfg_kind kind, const cJSON *network, const cJSON *inet,
                              cc_sbd_netcfg *out, char *msg, size_t msg_size);
+
+#define CC_SBD_MASK_MAX 255 /* longest maskRequestHost */
+
+/* The Host header the port proxy sends for `port`: maskRequestHost with each ${PORT}
+ * replaced, into out (cut at cap).  false when there is no mask (send the client's Host). */
+bool cc_sbd_netcfg_host_for(const cc_sbd_netcfg *c, int port, char *out, size_t cap);
 
 /* True when there is any rule to install. */
 bool cc_sbd_netcfg_has_rules(const cc_sbd_netcfg *c);

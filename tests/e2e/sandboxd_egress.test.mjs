@@ -350,7 +350,8 @@ except OSError as e: print(e.strerror)"`);
       [{ allowOut: ['1.2.3.4 '] }, /400.*invalid network\.allowOut entry/s],
       [{ rules: { 'api.example.com': [{ transform: { headers: { a: 'b' } } }] }, allowOut: ['api.example.com'] }, /501/],
       [{ egressProxy: { address: '127.0.0.1:1080' } }, /501.*egressProxy/s],
-      [{ maskRequestHost: '${PORT}-x.example.com' }, /501.*maskRequestHost/s],
+      [{ httpsPorts: [3000] }, /501.*httpsPorts/s],
+      [{ maskRequestHost: 'two words' }, /400.*maskRequestHost must be a host name/s],
     ];
     for (const [network, re] of cases)
       await assert.rejects(Sandbox.create({ timeoutMs: 60_000, network }), re, JSON.stringify(network));
@@ -428,6 +429,42 @@ describe('public traffic', { skip: !isRoot && 'needs root' }, () => {
       assert.equal((await getPort(old, 8000)).status, 403);
     } finally {
       await old.kill();
+    }
+  });
+
+  test('maskRequestHost: the server in the sandbox sees that Host, ${PORT} replaced', async () => {
+    const echo = `import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        b = (self.headers.get('Host') or '-').encode()
+        self.send_response(200); self.send_header('Content-Length', str(len(b))); self.end_headers(); self.wfile.write(b)
+http.server.HTTPServer(('127.0.0.1', 8001), H).serve_forever()`;
+    const serveEcho = async (s) => {
+      await s.files.write('/home/user/echo.py', echo);
+      await s.commands.run('python3 echo.py', { background: true });
+      const up = await run(s, 'for i in $(seq 100); do curl -s -o /dev/null localhost:8001 && exit 0; sleep 0.1; done; exit 1');
+      assert.equal(up.exitCode, 0, 'the server in the sandbox did not start');
+    };
+    // without a mask the server sees the Host the client sent (the control)
+    const plain = await Sandbox.create({ timeoutMs: 120_000 });
+    try {
+      await serveEcho(plain);
+      assert.equal((await getPort(plain, 8001)).body, plain.getHost(8001));
+    } finally {
+      await plain.kill();
+    }
+    const sbx = await Sandbox.create({ timeoutMs: 120_000, network: { maskRequestHost: 'app-${PORT}.example.test' } });
+    try {
+      await serveEcho(sbx);
+      const r = await getPort(sbx, 8001);
+      assert.equal(r.status, 200);
+      assert.equal(r.body, 'app-8001.example.test');
+      assert.equal((await Sandbox.getInfo(sbx.sandboxId)).network?.maskRequestHost, 'app-${PORT}.example.test');
+      // an update of the egress rules keeps it
+      await sbx.updateNetwork({ denyOut: [B] });
+      assert.equal((await getPort(sbx, 8001)).body, 'app-8001.example.test');
+    } finally {
+      await sbx.kill();
     }
   });
 

@@ -101,7 +101,11 @@ static void test_netcfg(void) {
       {0, "{}", "1", 400, "allow_internet_access must be a boolean"},
       {0, "{\"rules\":{\"a.com\":[{}]}}", NULL, 501, "network.rules"},
       {0, "{\"egressProxy\":{\"address\":\"x:1\"}}", NULL, 501, "egressProxy"},
-      {0, "{\"maskRequestHost\":\"x\"}", NULL, 501, "maskRequestHost"},
+      {0, "{\"maskRequestHost\":\"a b\"}", NULL, 400, "maskRequestHost must be a host name"},
+      {0, "{\"maskRequestHost\":\"\"}", NULL, 400, "maskRequestHost must be a host name"},
+      {0, "{\"maskRequestHost\":\"a\\r\\nX: y\"}", NULL, 400, "maskRequestHost"},
+      {0, "{\"maskRequestHost\":7}", NULL, 400, "maskRequestHost"},
+      {1, "{\"maskRequestHost\":\"x\"}", NULL, 501, "maskRequestHost is not supported"},
       {0, "{\"httpsPorts\":[3000]}", NULL, 501, "httpsPorts"},
       {0, "{\"newThing\":1}", NULL, 501, "network.newThing is not supported"},
       {1, "{\"allowPublicTraffic\":false}", NULL, 501, "allowPublicTraffic is not supported"},
@@ -115,6 +119,16 @@ static void test_netcfg(void) {
     CHECK(strstr(msg, bad[i].says) != NULL);
     CHECK(!c.info && !c.allow && !c.deny);
   }
+  /* maskRequestHost: the Host the proxy sends, ${PORT} replaced */
+  char host[300];
+  CHECK_INT(parse(0, "{\"maskRequestHost\":\"p${PORT}.x:${PORT}\"}", NULL, &c, msg), 0);
+  CHECK(cc_sbd_netcfg_host_for(&c, 8080, host, sizeof host));
+  CHECK_STR(host, "p8080.x:8080");
+  cc_sbd_netcfg_cleanup(&c);
+  CHECK_INT(parse(0, "{}", NULL, &c, msg), 0);
+  CHECK(!cc_sbd_netcfg_host_for(&c, 8080, host, sizeof host));
+  cc_sbd_netcfg_cleanup(&c);
+
   /* empty values of the unsupported fields ask for nothing */
   CHECK_INT(parse(0, "{\"rules\":{},\"httpsPorts\":[],\"egressProxy\":null}", NULL, &c, msg), 0);
   cc_sbd_netcfg_cleanup(&c);
