@@ -167,7 +167,8 @@ typedef struct {
                                 not ("/dev/net/tun is not accessible to uid 1000 (mode 0600);
                                 sandboxes get loopback only") */
   char egress_rules[256];    /* how egress rules (cc_sbx_set_egress) are enforced ("nftables
-                                (/usr/sbin/nft) in each sandbox's network namespace"), or
+                                (libnftables) in each sandbox's network namespace", or
+                                "(/usr/sbin/nft)" unprivileged), or
                                 "unavailable: <why>" (then cc_sbx_set_egress fails) */
   char bwrap[256];           /* bwrap path used */
   char agent[256];           /* agent path used */
@@ -283,8 +284,9 @@ typedef struct {
 /* Replaces the sandbox's egress rules atomically (NULL or empty lists: no rules), enforced in
  * its network namespace where nothing inside can change them (docs/sandboxd.md "Egress
  * rules").  A sandbox without egress (no slirp4netns) sends nothing out, so every rule holds
- * and this returns CC_OK without doing anything.  Blocks while nft runs (a few ms; at most
- * 5 s).  CC_SANDBOX_UNAVAILABLE if it is not running, CC_RATE_LIMITED over
+ * and this returns CC_OK without doing anything.  Blocks while nftables runs (about a
+ * millisecond as root; unprivileged, an nft process, at most 5 s).  CC_SANDBOX_UNAVAILABLE if
+ * it is not running, CC_RATE_LIMITED over
  * CC_SBX_EGRESS_MAX entries, CC_INTERNAL when the rules could not be installed (err says why;
  * the previous rules then still hold). */
 cc_status cc_sbx_set_egress(cc_sbx *sbx, const cc_sbx_egress *rules, cc_sbx_err *err);

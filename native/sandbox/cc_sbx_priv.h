@@ -160,7 +160,9 @@ struct cc_sbx_runtime {
   size_t agent_len;
   void *seccomp; /* struct sock_filter[] */
   size_t seccomp_len;
-  char nft[256]; /* nft for egress rules; "" = none (info.egress_rules says why) */
+  char nft[256]; /* egress rules: "libnftables" (root), the nft program (unprivileged), or
+                    "" = none (info.egress_rules says why) */
+  pthread_mutex_t nft_lock; /* one libnftables run at a time */
 };
 
 /* ---- cc_sbx.c: errors, time, references, environments ------------------------------------- */

@@ -77,7 +77,7 @@ static void usage(FILE *f) {
 "GET /sandboxes/{id} says \"internet\": false with an \"internetReason\".\n"
 "A sandbox can never reach this server's port or any other host loopback port.\n"
 "Egress rules (network.allowOut/denyOut of IP addresses and CIDR blocks, updateNetwork)\n"
-"are enforced by nftables (nft) in each sandbox's own network namespace, out of reach of\n"
+"are enforced by nftables in each sandbox's own network namespace, out of reach of\n"
 "root inside; 'egress rules: ...' at start says how, or why not.  Domain rules are refused.\n"
 "\n"
 "Request limits:\n"

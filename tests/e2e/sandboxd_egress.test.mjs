@@ -67,7 +67,7 @@ function assertReaches(got, addr) {
 
 describe('egress rules', { skip: !isRoot && 'needs root (ip netns, root inside)' }, () => {
   test('the start line says how egress rules are enforced', () => {
-    assert.match(sd.stderr, /egress rules: nftables \(\S*nft\) in each sandbox's network namespace/);
+    assert.match(sd.stderr, /egress rules: nftables \((libnftables|\S*nft)\) in each sandbox's network namespace/);
   });
 
   test('without rules both targets are reachable (the control for every block below)', async () => {
