@@ -75,7 +75,8 @@ bool cc_sbx_cidr_parse(const char *s, cc_sbx_cidr *out) {
   out->family = v6 ? 6 : 4;
   out->prefix = (uint8_t)prefix;
   /* the network address: host bits cleared ("10.1.2.3/8" is 10.0.0.0/8) */
-  for (unsigned bit = prefix; bit < max; bit++) out->addr[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+  for (unsigned bit = prefix; bit < max; bit++)
+    out->addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
   return true;
 }
 
@@ -133,8 +134,9 @@ static void print_script(FILE *f, const cc_sbx_egress *r) {
   print_set(f, "allow6", 6, r->allow, r->n_allow);
   print_set(f, "deny4", 4, r->deny, r->n_deny);
   print_set(f, "deny6", 6, r->deny, r->n_deny);
-  fprintf(f, "  chain output {\n    type filter hook output priority 0; policy accept;\n"
-              "    oifname \"lo\" accept\n");
+  fprintf(f,
+          "  chain output {\n    type filter hook output priority 0; policy accept;\n"
+          "    oifname \"lo\" accept\n");
   if (has_family(r->allow, r->n_allow, 4)) fprintf(f, "    ip daddr @allow4 accept\n");
   if (has_family(r->allow, r->n_allow, 6)) fprintf(f, "    ip6 daddr @allow6 accept\n");
   if (has_family(r->deny, r->n_deny, 4))
@@ -247,8 +249,7 @@ static void *lib_main(void *arg) {
     j->ok = true;
   } else {
     const char *e = nft_ctx_get_error_buffer(ctx);
-    snprintf(j->why, sizeof j->why, "nftables: %.*s", (int)strcspn(e ? e : "", "\n"),
-             e ? e : "");
+    snprintf(j->why, sizeof j->why, "nftables: %.*s", (int)strcspn(e ? e : "", "\n"), e ? e : "");
   }
   nft_ctx_free(ctx);
   return NULL;

@@ -104,12 +104,18 @@ enum MHD_Result cc_sbd_net_handle_update(cc_sbd_req *r, cc_sbd_sandbox *sb) {
   }
   pthread_mutex_unlock(&sb->life_mu);
   switch (st) {
-    case CC_OK: return cc_sbd_respond_empty(r->conn, 204);
+    case CC_OK:
+      return cc_sbd_respond_empty(r->conn, 204);
     case CC_NOT_FOUND:
-      return cc_sbd_respond_error(r->conn, 404, "Sandbox \"%s\" doesn't exist or you don't have "
-                                  "access to it", sb->id);
-    case CC_CONFLICT: return cc_sbd_respond_error(r->conn, 409, "%s", msg);
-    case CC_SANDBOX_UNAVAILABLE: return cc_sbd_respond_error(r->conn, 409, "%s", msg);
-    default: return cc_sbd_respond_error(r->conn, 500, "%s", msg);
+      return cc_sbd_respond_error(r->conn, 404,
+                                  "Sandbox \"%s\" doesn't exist or you don't have "
+                                  "access to it",
+                                  sb->id);
+    case CC_CONFLICT:
+      return cc_sbd_respond_error(r->conn, 409, "%s", msg);
+    case CC_SANDBOX_UNAVAILABLE:
+      return cc_sbd_respond_error(r->conn, 409, "%s", msg);
+    default:
+      return cc_sbd_respond_error(r->conn, 500, "%s", msg);
   }
 }

@@ -74,13 +74,17 @@ static unsigned parse_list(const cJSON *list, const char *where, bool deny, cc_s
     if (!s)
       snprintf(msg, cap, "%s entries must be strings", where);
     else if (domain_like(s) && deny)
-      snprintf(msg, cap, "%s: domain names are not supported for deny rules ('%.100s'); use IP "
-               "addresses or CIDR blocks", where, s);
+      snprintf(msg, cap,
+               "%s: domain names are not supported for deny rules ('%.100s'); use IP "
+               "addresses or CIDR blocks",
+               where, s);
     else if (domain_like(s))
       status = 501,
-      snprintf(msg, cap, "domain rules are not supported by codecanvas-sandboxd: %s '%.100s' is "
+      snprintf(msg, cap,
+               "domain rules are not supported by codecanvas-sandboxd: %s '%.100s' is "
                "a domain name, and sandboxd enforces IP addresses and CIDR blocks only (see "
-               "docs/sandboxd.md, \"Egress rules\")", where, s);
+               "docs/sandboxd.md, \"Egress rules\")",
+               where, s);
     else
       snprintf(msg, cap, "invalid %s entry '%.100s': not an IP address, CIDR block or domain name",
                where, s);
@@ -104,8 +108,7 @@ static const char *unsupported_field(const cJSON *it) {
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     if (strcmp(it->string, fields[i].name) != 0) continue;
     /* an empty value asks for nothing */
-    if (cJSON_IsNull(it) || ((cJSON_IsArray(it) || cJSON_IsObject(it)) && !it->child))
-      return "";
+    if (cJSON_IsNull(it) || ((cJSON_IsArray(it) || cJSON_IsObject(it)) && !it->child)) return "";
     return fields[i].what;
   }
   return NULL;
@@ -158,8 +161,10 @@ unsigned cc_sbd_netcfg_parse(cc_sbd_netcfg_kind kind, const cJSON *network, cons
   }
   const cJSON *mask = cJSON_GetObjectItemCaseSensitive(network, "maskRequestHost");
   if (mask && !cJSON_IsNull(mask) && !host_mask_ok(mask)) {
-    snprintf(msg, msg_size, "network.maskRequestHost must be a host name (1 to %d visible ASCII "
-             "characters, no spaces or commas; ${PORT} stands for the port)", CC_SBD_MASK_MAX);
+    snprintf(msg, msg_size,
+             "network.maskRequestHost must be a host name (1 to %d visible ASCII "
+             "characters, no spaces or commas; ${PORT} stands for the port)",
+             CC_SBD_MASK_MAX);
     return 400;
   }
   char where[32];
@@ -237,8 +242,8 @@ bool cc_sbd_netcfg_denies_all(const cc_sbd_netcfg *c) {
 }
 
 cc_sbx_egress cc_sbd_netcfg_rules(const cc_sbd_netcfg *c) {
-  return (cc_sbx_egress){.allow = c->allow, .n_allow = c->n_allow, .deny = c->deny,
-                         .n_deny = c->n_deny};
+  return (cc_sbx_egress){
+      .allow = c->allow, .n_allow = c->n_allow, .deny = c->deny, .n_deny = c->n_deny};
 }
 
 void cc_sbd_netcfg_cleanup(cc_sbd_netcfg *c) {

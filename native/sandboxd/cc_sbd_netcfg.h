@@ -17,10 +17,9 @@
 #ifndef CC_SBD_NETCFG_H
 #define CC_SBD_NETCFG_H
 
+#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
-
-#include <cjson/cJSON.h>
 
 #include "cc_sbx.h"
 

@@ -37,12 +37,11 @@ static void test_cidr(void) {
 }
 
 /* Parses JSON text as a create's network (kind 0) or an update body (kind 1). */
-static unsigned parse(int kind, const char *json, const char *inet, cc_sbd_netcfg *out,
-                      char *msg) {
+static unsigned parse(int kind, const char *json, const char *inet, cc_sbd_netcfg *out, char *msg) {
   cJSON *j = json ? cJSON_Parse(json) : NULL;
   cJSON *i = inet ? cJSON_Parse(inet) : NULL;
-  unsigned st = cc_sbd_netcfg_parse(kind ? CC_SBD_NETCFG_UPDATE : CC_SBD_NETCFG_CREATE, j, i,
-                                    out, msg, 512);
+  unsigned st =
+      cc_sbd_netcfg_parse(kind ? CC_SBD_NETCFG_UPDATE : CC_SBD_NETCFG_CREATE, j, i, out, msg, 512);
   cJSON_Delete(j);
   cJSON_Delete(i);
   return st;
@@ -57,14 +56,18 @@ static void test_netcfg(void) {
   cc_sbd_netcfg_cleanup(&c);
 
   /* rules as given, shown as given */
-  CHECK_INT(parse(0, "{\"allowOut\":[\"10.1.2.3\"],\"denyOut\":[\"0.0.0.0/0\"],"
-                     "\"allowPublicTraffic\":false}", "true", &c, msg), 0);
+  CHECK_INT(parse(0,
+                  "{\"allowOut\":[\"10.1.2.3\"],\"denyOut\":[\"0.0.0.0/0\"],"
+                  "\"allowPublicTraffic\":false}",
+                  "true", &c, msg),
+            0);
   CHECK_INT(c.n_allow, 1);
   CHECK_INT(c.n_deny, 1);
   CHECK(!c.public_traffic && c.allow_internet && !cc_sbd_netcfg_denies_all(&c));
   char *info = cJSON_PrintUnformatted(c.info);
-  CHECK_STR(info, "{\"allowOut\":[\"10.1.2.3\"],\"denyOut\":[\"0.0.0.0/0\"],"
-                  "\"allowPublicTraffic\":false}");
+  CHECK_STR(info,
+            "{\"allowOut\":[\"10.1.2.3\"],\"denyOut\":[\"0.0.0.0/0\"],"
+            "\"allowPublicTraffic\":false}");
   free(info);
   cc_sbd_netcfg_cleanup(&c);
 
@@ -73,8 +76,8 @@ static void test_netcfg(void) {
   CHECK_INT(c.n_deny, 2);
   CHECK(cc_sbd_netcfg_denies_all(&c));
   cc_sbd_netcfg_cleanup(&c);
-  CHECK_INT(parse(1, "{\"allow_internet_access\":false,\"allowOut\":[\"1.1.1.1\"]}", NULL, &c,
-                  msg), 0);
+  CHECK_INT(parse(1, "{\"allow_internet_access\":false,\"allowOut\":[\"1.1.1.1\"]}", NULL, &c, msg),
+            0);
   CHECK(!c.allow_internet && c.n_allow == 1 && c.n_deny == 2 && !cc_sbd_netcfg_denies_all(&c));
   cc_sbd_netcfg_cleanup(&c);
   CHECK_INT(parse(1, "{\"denyOut\":[\"10.0.0.0/8\",\"0.0.0.0/0\"]}", NULL, &c, msg), 0);
