@@ -329,6 +329,30 @@ except OSError as e: print(e.strerror)"`);
     }
   });
 
+  test('concurrent creates and updates each get their own rules', async () => {
+    const n = 6;
+    const boxes = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        Sandbox.create({ timeoutMs: 120_000, network: { denyOut: [i % 2 ? A : B] } })),
+    );
+    try {
+      const got = await Promise.all(boxes.map(async (s) => [await reach(s, A), await reach(s, B)]));
+      got.forEach(([a, b], i) => {
+        if (i % 2) assert.match(a, REFUSED), assertReaches(b, B);
+        else assertReaches(a, A), assert.match(b, REFUSED);
+      });
+      // swap every sandbox's rule at once
+      await Promise.all(boxes.map((s, i) => s.updateNetwork({ denyOut: [i % 2 ? B : A] })));
+      const after = await Promise.all(boxes.map(async (s) => [await reach(s, A), await reach(s, B)]));
+      after.forEach(([a, b], i) => {
+        if (i % 2) assertReaches(a, A), assert.match(b, REFUSED);
+        else assert.match(a, REFUSED), assertReaches(b, B);
+      });
+    } finally {
+      await Promise.all(boxes.map((s) => s.kill()));
+    }
+  });
+
   test('a sandbox created without internet access cannot be given egress by an update', async () => {
     const sbx = await Sandbox.create({ timeoutMs: 120_000, allowInternetAccess: false });
     try {
@@ -412,6 +436,26 @@ describe('public traffic', { skip: !isRoot && 'needs root' }, () => {
       assert.equal((await run(sbx, 'echo hi')).stdout, 'hi\n');
     } finally {
       await sbx.kill();
+    }
+  });
+
+  test('a request without the token does not wake a paused sandbox; one with it does', async () => {
+    const sbx = await Sandbox.create({
+      timeoutMs: 120_000,
+      network: { allowPublicTraffic: false },
+      lifecycle: { onTimeout: 'pause', autoResume: true },
+    });
+    try {
+      assert.equal(await sbx.pause(), true);
+      assert.equal((await getPort(sbx, 8000)).status, 403);
+      assert.equal((await Sandbox.getInfo(sbx.sandboxId)).state, 'paused');
+      // with the token it is resumed (auto-resume), and then nothing listens on the port
+      const r = await getPort(sbx, 8000, { 'e2b-traffic-access-token': sbx.trafficAccessToken });
+      assert.equal(r.status, 502);
+      assert.match(r.body, /port is not open/);
+      assert.equal((await Sandbox.getInfo(sbx.sandboxId)).state, 'running');
+    } finally {
+      await Sandbox.kill(sbx.sandboxId);
     }
   });
 
