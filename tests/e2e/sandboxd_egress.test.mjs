@@ -239,8 +239,11 @@ except OSError as e: print(e.strerror)"`);
         const bits = BigInt(`0x${line.split(/\s+/)[1]}`);
         assert.equal(bits & (3n << 12n), 0n, line);
       }
-      // the target stays blocked for root and for user, and the allowed one stays reachable
+      // the target stays blocked for root and for user, and the allowed one stays reachable;
+      // an IPv4-mapped IPv6 address is the same IPv4 packet
       assert.match(await reach(sbx, B, { user: 'root' }), REFUSED);
+      assert.match(await reach(sbx, `[::ffff:${B}]`, { user: 'root' }), /^failed: /);
+      assertReaches(await reach(sbx, `[::ffff:${A}]`, { user: 'root' }), A);
       assert.match(await reach(sbx, B), REFUSED);
       assertReaches(await reach(sbx, A, { user: 'root' }), A);
     } finally {
