@@ -133,6 +133,12 @@ try:
 except OSError as e: print(e.strerror)"`);
         assert.equal((await udp(A)).stdout, 'sent\n');
         assert.equal((await udp(B)).stdout, 'Operation not permitted\n');
+        const tcp = await run(sbx, `python3 -c "
+import socket
+try:
+  socket.create_connection(('${B}', ${host.port}), timeout=5); print('connected')
+except OSError as e: print(e.strerror)"`);
+        assert.equal(tcp.stdout, 'No route to host\n');
         // the sandbox's own loopback is never filtered
         const lo = await run(sbx, 'python3 -c "import socket; s=socket.socket(); s.bind((\'127.0.0.1\',0)); s.listen(); c=socket.create_connection(s.getsockname()); print(\'lo ok\')"');
         assert.equal(lo.stdout, 'lo ok\n', lo.stderr);
