@@ -240,6 +240,12 @@ cc_status cc_sbd_resume(cc_sbd_server *srv, cc_sbd_sandbox *sb, long timeout_s, 
 cc_status cc_sbd_ensure_running(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
                                 size_t msg_size);
 
+/* Rewrites a paused sandbox's sandbox.json (its settings changed, e.g. by updateNetwork), so
+ * that a restarted sandboxd brings it back with them.  CC_OK when it has nothing on disk;
+ * CC_INTERNAL with msg when the file could not be written.  Caller holds life_mu. */
+cc_status cc_sbd_save_descriptor(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
+                                 size_t msg_size);
+
 /* Retires what a paused sandbox left on disk (at resume and at kill): one rename of
  * <state>/paused/<id> to <state>/retired/, after which a restarted sandboxd no longer sees
  * it; the janitor thread deletes it later, off the request path.  Nothing to do when the

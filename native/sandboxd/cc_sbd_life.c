@@ -253,6 +253,25 @@ static bool write_all_file(const char *path, const char *data, size_t len) {
   return ok;
 }
 
+/* Writes sandbox.json into the sandbox's paused dir (a temporary file, then a rename). */
+static cc_status write_descriptor(const cc_sbd_sandbox *sb, const char *dir, char *msg,
+                                  size_t msg_size) {
+  char tmp[700], fin[700];
+  cJSON *d = descriptor(sb);
+  char *text = d ? cJSON_PrintUnformatted(d) : NULL;
+  cJSON_Delete(d);
+  snprintf(tmp, sizeof tmp, "%s/sandbox.json.tmp", dir);
+  snprintf(fin, sizeof fin, "%s/sandbox.json", dir);
+  bool ok = text && write_all_file(tmp, text, strlen(text)) && rename(tmp, fin) == 0;
+  free(text);
+  if (!ok) {
+    snprintf(msg, msg_size, "cannot write %s: %s", fin, strerror(errno));
+    unlink(tmp);
+    return CC_INTERNAL;
+  }
+  return CC_OK;
+}
+
 /* Archives the home and writes the descriptor under the state dir. */
 static cc_status save_to_disk(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg, size_t msg_size) {
   char dir[600], tmp[700], fin[700];
@@ -284,19 +303,16 @@ static cc_status save_to_disk(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
     unlink(tmp);
     return st;
   }
-  cJSON *d = descriptor(sb);
-  char *text = d ? cJSON_PrintUnformatted(d) : NULL;
-  cJSON_Delete(d);
-  snprintf(tmp, sizeof tmp, "%s/sandbox.json.tmp", dir);
-  snprintf(fin, sizeof fin, "%s/sandbox.json", dir);
-  bool ok = text && write_all_file(tmp, text, strlen(text)) && rename(tmp, fin) == 0;
-  free(text);
-  if (!ok) {
-    snprintf(msg, msg_size, "cannot write %s: %s", fin, strerror(errno));
-    unlink(tmp);
-    return CC_INTERNAL;
-  }
-  return CC_OK;
+  return write_descriptor(sb, dir, msg, msg_size);
+}
+
+cc_status cc_sbd_save_descriptor(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
+                                 size_t msg_size) {
+  char dir[600];
+  struct stat st;
+  paused_dir(srv, sb->id, dir, sizeof dir);
+  if (stat(dir, &st) != 0) return CC_OK; /* not paused on disk */
+  return write_descriptor(sb, dir, msg, msg_size);
 }
 
 /* ---- pause / resume ---- */

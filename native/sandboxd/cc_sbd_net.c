@@ -97,8 +97,19 @@ enum MHD_Result cc_sbd_net_handle_update(cc_sbd_req *r, cc_sbd_sandbox *sb) {
     cc_sbd_netcfg old = sb->net;
     sb->net = next;
     sb->inet_access = next.allow_internet;
+    bool paused = sb->state == CC_SBD_PAUSED;
     pthread_mutex_unlock(&r->srv->mu);
     cc_sbd_netcfg_cleanup(&old);
+    /* a paused sandbox's descriptor on disk must carry them too, or a restart before its
+     * resume would bring back the previous rules */
+    char dmsg[400] = "";
+    if (paused && cc_sbd_save_descriptor(r->srv, sb, dmsg, sizeof dmsg) != CC_OK) {
+      st = CC_INTERNAL;
+      snprintf(msg, sizeof msg,
+               "the new rules are in force, but could not be saved for a "
+               "restart of sandboxd: %s",
+               dmsg);
+    }
   } else {
     cc_sbd_netcfg_cleanup(&next);
   }
