@@ -21,7 +21,9 @@
  * mounts that live exactly as long as the sandbox; minimal `/proc` and `/dev`; `/run/e2b`
  * holds .E2B_SANDBOX, .E2B_SANDBOX_ID, .E2B_TEMPLATE_ID.  Only loopback networking unless
  * egress was asked for AND the runtime proved it at start (slirp4netns, started with
- * --disable-host-loopback, its own sandbox and seccomp; see cc_sbx_net.c for /dev/net/tun).
+ * --disable-host-loopback, its own sandbox and seccomp; see cc_sbx_net.c for /dev/net/tun),
+ * narrowed by egress rules where asked (cc_sbx_set_egress: nftables in the sandbox's network
+ * namespace, cc_sbx_egress.c).
  * Memory, process count and CPU are capped by a cgroup per sandbox (v1 memory/pids/cpu/
  * freezer controllers when mounted, else cgroup v2); a seccomp deny list narrows the syscalls.
  * Details: docs/sandboxd.md "Isolation".
