@@ -141,6 +141,7 @@ static void sbx_free(cc_sbx *sbx) {
   if (sbx->sock >= 0) close(sbx->sock);
   if (sbx->bwrap_pidfd >= 0) close(sbx->bwrap_pidfd);
   if (sbx->bwrap_errfd >= 0) close(sbx->bwrap_errfd);
+  if (sbx->slirp_exit_fd >= 0) close(sbx->slirp_exit_fd); /* slirp4netns exits */
   if (sbx->argv) {
     for (char **a = sbx->argv; *a; a++) free(*a);
     free(sbx->argv);
@@ -210,6 +211,18 @@ static void probe_egress(cc_sbx_runtime *rt) {
     cc_sbx_info in = {0};
     if (cc_sbx_create(rt, &o, &s, &e) == CC_OK) {
       cc_sbx_get_info(s, &in);
+      /* egress rules: one deny rule (TEST-NET-1) installed the way every sandbox gets them */
+      cc_sbx_cidr test;
+      cc_sbx_cidr_parse("192.0.2.0/24", &test);
+      cc_sbx_egress rules = {.deny = &test, .n_deny = 1};
+      if (in.egress && rt->nft[0]) {
+        if (cc_sbx_set_egress(s, &rules, &e) == CC_OK)
+          snprintf(rt->info.egress_rules, sizeof rt->info.egress_rules,
+                   "nftables (%.200s) in each sandbox's network namespace", rt->nft);
+        else /* every later call then fails at once with this reason */
+          snprintf(rt->info.egress_rules, sizeof rt->info.egress_rules, "unavailable: %.200s",
+                   e.msg), rt->nft[0] = 0;
+      }
       cc_sbx_release(s);
       cc_sbx_kill(rt, id);
       if (!in.egress) snprintf(n->why, sizeof n->why, "%s", in.egress_why);
@@ -219,6 +232,9 @@ static void probe_egress(cc_sbx_runtime *rt) {
     if (!in.egress) n->tun = CC_SBX_TUN_NONE;
   }
   rt->info.egress_available = n->tun != CC_SBX_TUN_NONE;
+  if (!rt->info.egress_available && !rt->info.egress_rules[0])
+    snprintf(rt->info.egress_rules, sizeof rt->info.egress_rules,
+             "not needed: sandboxes have no egress");
   if (rt->info.egress_available)
     snprintf(rt->info.egress, sizeof rt->info.egress,
              "%.60s (%.120s; its own seccomp filter; host loopback disabled)", n->slirp, n->how);
@@ -293,6 +309,7 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
   close(afd);
   /* egress: what /dev/net/tun allows (proven by a probe sandbox below) */
   cc_sbx_net_init(&rt->net, cfg->slirp_path, rt->info.root, rt->host_uid);
+  cc_sbx_egress_init(rt);
   /* cgroups */
   char prefix[64];
   if (cfg->cgroup_prefix)
@@ -342,7 +359,7 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
   int rn = snprintf(
       rt->info.report, sizeof rt->info.report,
       "sandbox runtime: %s (sandbox user 1000 = host uid %u%s%s%.200s), bubblewrap %s, agent %s; "
-      "limits: %s%.300s; egress: %s%.250s; seccomp: %s",
+      "limits: %s%.300s; egress: %s%.250s; egress rules: %.200s; seccomp: %s",
       rt->info.root ? "root" : "unprivileged", rt->host_uid,
       rt->info.root_inside ? ", root 0 = host uid " : riwhy[0] ? "; no root inside: " : "",
       rt->info.root_inside ? rootuid : "", rt->info.root_inside ? "" : riwhy, rt->info.bwrap,
@@ -352,7 +369,7 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
                                         : "NONE — memory/pids/CPU are NOT limited: ",
       rt->cg.mode == CC_SBX_CGROUP_NONE ? cgwhy : "",
       rt->info.egress_available ? "slirp4netns " : "unavailable: ", rt->info.egress,
-      rt->seccomp_len ? "deny list (keyrings, bpf, perf, io_uring, mounts, namespaces...)"
+      rt->info.egress_rules, rt->seccomp_len ? "deny list (keyrings, bpf, perf, io_uring, mounts, namespaces...)"
                       : "NONE (no filter for this architecture)");
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -475,7 +492,7 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
   pthread_condattr_destroy(&ca);
   sbx->sock = sbx->bwrap_pidfd = sbx->bwrap_errfd = -1;
   sbx->child_sock = sbx->passwd_fd = sbx->group_fd = sbx->resolv_fd = sbx->agent_fd = -1;
-  sbx->seccomp_fd = sbx->userns_fd = sbx->sudo_fd = -1;
+  sbx->seccomp_fd = sbx->userns_fd = sbx->sudo_fd = sbx->slirp_exit_fd = -1;
   for (int i = 0; i < CC_SBX_CG_NCTRL; i++) sbx->cg.procs_fd[i] = -1;
   sbx->t_sock = (tag){TAG_SOCK, sbx};
   sbx->t_pidfd = (tag){TAG_PIDFD, sbx};
@@ -544,10 +561,12 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
     /* No egress is not a reason to fail: the sandbox keeps loopback only and says why.
      * slirp4netns exits with its netns, and when we kill it at teardown. */
     char nwhy[200];
-    pid_t sp = cc_sbx_net_attach(&rt->net, sbx->agent_pid, !rt->info.root_inside, &sbx->cg, nwhy,
-                                 sizeof nwhy);
+    int exit_fd = -1;
+    pid_t sp = cc_sbx_net_attach(&rt->net, sbx->agent_pid, !rt->info.root_inside, &sbx->cg,
+                                 &exit_fd, nwhy, sizeof nwhy);
     pthread_mutex_lock(&sbx->lock);
     sbx->slirp_pid = sp;
+    sbx->slirp_exit_fd = exit_fd;
     if (!sp) snprintf(sbx->net_why, sizeof sbx->net_why, "slirp4netns: %.180s", nwhy);
     pthread_mutex_unlock(&sbx->lock);
   }

@@ -21,7 +21,9 @@
  * mounts that live exactly as long as the sandbox; minimal `/proc` and `/dev`; `/run/e2b`
  * holds .E2B_SANDBOX, .E2B_SANDBOX_ID, .E2B_TEMPLATE_ID.  Only loopback networking unless
  * egress was asked for AND the runtime proved it at start (slirp4netns, started with
- * --disable-host-loopback, its own sandbox and seccomp; see cc_sbx_net.c for /dev/net/tun).
+ * --disable-host-loopback, its own sandbox and seccomp; see cc_sbx_net.c for /dev/net/tun),
+ * narrowed by egress rules where asked (cc_sbx_set_egress: nftables in the sandbox's network
+ * namespace, cc_sbx_egress.c).
  * Memory, process count and CPU are capped by a cgroup per sandbox (v1 memory/pids/cpu/
  * freezer controllers when mounted, else cgroup v2); a seccomp deny list narrows the syscalls.
  * Details: docs/sandboxd.md "Isolation".
@@ -166,6 +168,10 @@ typedef struct {
   char egress[256];          /* how they get it ("/usr/bin/slirp4netns (tap via ...)"), or why
                                 not ("/dev/net/tun is not accessible to uid 1000 (mode 0600);
                                 sandboxes get loopback only") */
+  char egress_rules[256];    /* how egress rules (cc_sbx_set_egress) are enforced ("nftables
+                                (libnftables) in each sandbox's network namespace", or
+                                "(/usr/sbin/nft)" unprivileged), or
+                                "unavailable: <why>" (then cc_sbx_set_egress fails) */
   char bwrap[256];           /* bwrap path used */
   char agent[256];           /* agent path used */
   char report[1024];         /* one paragraph, e.g. "sandbox runtime: root, cgroup v1
@@ -247,6 +253,45 @@ cc_status cc_sbx_get_info(cc_sbx *sbx, cc_sbx_info *out);
  * started ahead of its create, from a warm pool): every process started afterwards gets
  * them, as if they had been in cc_sbx_create_opts.envs. */
 cc_status cc_sbx_add_envs(cc_sbx *sbx, const cc_sbx_env *envs, size_t n);
+
+/* Egress rules.  An IP address or CIDR block: family 4 or 6, the prefix length, and the
+ * network address (host bits cleared). */
+typedef struct {
+  uint8_t family; /* 4 or 6 */
+  uint8_t prefix; /* 0..32 / 0..128 */
+  uint8_t addr[16];
+} cc_sbx_cidr;
+
+#define CC_SBX_CIDR_TEXT 64    /* room for cc_sbx_cidr_format's text */
+#define CC_SBX_EGRESS_MAX 1024 /* entries per list of cc_sbx_egress */
+
+/* Parses an IPv4 or IPv6 address, alone ("10.1.2.3", "2001:db8::1") or as a CIDR block
+ * ("10.0.0.0/8", "10.1.2.3/8" = 10.0.0.0/8, "::/0"): inet_pton's forms plus a decimal prefix
+ * without sign or leading zero.  false for anything else (host names, spaces, "/33"). */
+bool cc_sbx_cidr_parse(const char *s, cc_sbx_cidr *out);
+
+/* Canonical text "addr/prefix" of a parsed block. */
+void cc_sbx_cidr_format(const cc_sbx_cidr *c, char out[CC_SBX_CIDR_TEXT]);
+
+/* What a sandbox may reach: a packet to a destination in allow is sent; else one to a
+ * destination in deny is refused (the sender gets EHOSTUNREACH at once); else it is sent.
+ * Loopback inside the sandbox is never filtered.  Arrays are read during the call only. */
+typedef struct {
+  const cc_sbx_cidr *allow;
+  size_t n_allow;
+  const cc_sbx_cidr *deny;
+  size_t n_deny;
+} cc_sbx_egress;
+
+/* Replaces the sandbox's egress rules atomically (NULL or empty lists: no rules), enforced in
+ * its network namespace where nothing inside can change them (docs/sandboxd.md "Egress
+ * rules").  A sandbox without egress (no slirp4netns) sends nothing out, so every rule holds
+ * and this returns CC_OK without doing anything.  Blocks while nftables runs (about a
+ * millisecond as root; unprivileged, an nft process, at most 5 s).  CC_SANDBOX_UNAVAILABLE if
+ * it is not running, CC_RATE_LIMITED over
+ * CC_SBX_EGRESS_MAX entries, CC_INTERNAL when the rules could not be installed (err says why;
+ * the previous rules then still hold). */
+cc_status cc_sbx_set_egress(cc_sbx *sbx, const cc_sbx_egress *rules, cc_sbx_err *err);
 
 /* Pause with memory: stops (frozen) or restarts every process of the sandbox with the cgroup
  * freezer.  Memory, files, open streams and the network helper are kept; nothing runs.  While

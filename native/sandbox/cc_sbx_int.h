@@ -3,6 +3,7 @@
  *
  * cc_sbx_cgroup.c: per-runtime parent cgroup and per-sandbox child cgroups (v1 or v2).
  * cc_sbx_net.c: egress (how slirp4netns reaches the tap device; attaching it to a sandbox).
+ * cc_sbx_egress.c: egress rules (nftables in each sandbox's network namespace).
  * cc_sbx_pty.c: the host side of pseudo-terminals (input, resize, taking over the master).
  * What the core files (cc_sbx.c, cc_sbx_launch.c, cc_sbx_io.c, cc_sbx_proc.c, cc_sbx_fs.c)
  * share among themselves is in cc_sbx_priv.h.
@@ -76,11 +77,13 @@ void *cc_sbx_seccomp_program(size_t *len);
 
 /* cc_sbx_launch.c: in a freshly forked child, joins the cgroup, runs prep (may be NULL; raw
  * syscalls only, _exit on failure), drops to uid/gid `uid` when `drop`, moves src[i] to
- * dst[i] (dst ascending; everything above dst[n-1] is closed) and execs path.  Never
- * returns. */
+ * dst[i] (dst ascending; everything above dst[n-1] is closed) and execs path.  pdeathsig:
+ * the child gets SIGKILL when the forking *thread* ends (PR_SET_PDEATHSIG is tied to the
+ * thread, not the process), so only for a child that lives no longer than that thread (one
+ * forked by the I/O thread, or waited for).  Never returns. */
 void cc_sbx_child_exec(const char *path, char **argv, char **envp, const cc_sbx_cg *cg,
-                       uint32_t uid, bool drop, const int *src, const int *dst, int n,
-                       void (*prep)(const void *), const void *prep_arg)
+                       uint32_t uid, bool drop, bool pdeathsig, const int *src, const int *dst,
+                       int n, void (*prep)(const void *), const void *prep_arg)
     __attribute__((noreturn));
 
 /* cc_sbx_launch.c: the first executable `name` on $PATH, into out. */
@@ -123,9 +126,15 @@ void cc_sbx_net_init(cc_sbx_net *n, const char *slirp_cfg, bool root, uint32_t h
 /* Starts slirp4netns for the sandbox whose agent (PID 1 inside) is agent_pid, in cgroup cg,
  * and waits (bounded) until its tap device is configured.  nested: bwrap made the user
  * namespaces (the network belongs to the agent's parent one); else the agent's own user
- * namespace is the sandbox's.  Returns its pid, or 0 with why (slirp4netns's own message
- * where it gave one). */
+ * namespace is the sandbox's.  Returns its pid and, in *exit_fd, the write end of its exit
+ * pipe (CLOEXEC; closing it makes slirp4netns exit; the caller keeps it for the sandbox's
+ * life), or 0 with why (slirp4netns's own message where it gave one) and *exit_fd = -1. */
 pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, bool nested, const cc_sbx_cg *cg,
-                        char *why, size_t whycap);
+                        int *exit_fd, char *why, size_t whycap);
+
+/* cc_sbx_egress.c: finds nft for cc_sbx_set_egress (rt->nft; "" and info.egress_rules says
+ * why when there is none).  The runtime proves it with its egress probe sandbox. */
+struct cc_sbx_runtime;
+void cc_sbx_egress_init(struct cc_sbx_runtime *rt);
 
 #endif

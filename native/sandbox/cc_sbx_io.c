@@ -304,6 +304,8 @@ void cc_sbx_teardown(cc_sbx *sbx) {
     waitpid(sbx->slirp_pid, NULL, 0);
     sbx->slirp_pid = 0;
   }
+  if (sbx->slirp_exit_fd >= 0) close(sbx->slirp_exit_fd);
+  sbx->slirp_exit_fd = -1;
   pthread_mutex_lock(&sbx->lock);
   if (sbx->state == ST_STARTING && !sbx->why[0]) {
     char msg[200] = "";

@@ -298,7 +298,7 @@ bool cc_sbx_launch_probe(cc_sbx_runtime *rt, char *why, size_t cap) {
     int dst[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
     pid_t pid = fork();
     if (pid == 0)
-      cc_sbx_child_exec(rt->info.bwrap, argv, envp, NULL, rt->host_uid, rt->info.root, src, dst,
+      cc_sbx_child_exec(rt->info.bwrap, argv, envp, NULL, rt->host_uid, rt->info.root, true, src, dst,
                         ns >= 0 ? 10 : 8, NULL, NULL);
     close(errp[1]);
     char msg[300] = "";
@@ -343,8 +343,8 @@ void cc_sbx_close_launch_fds(cc_sbx *sbx) {
 
 /* Between fork and exec: only async-signal-safe calls, raw syscalls for credentials. */
 void cc_sbx_child_exec(const char *path, char **argv, char **envp, const cc_sbx_cg *cg,
-                       uint32_t uid, bool drop, const int *src, const int *dst, int n,
-                       void (*prep)(const void *), const void *prep_arg) {
+                       uint32_t uid, bool drop, bool pdeathsig, const int *src, const int *dst,
+                       int n, void (*prep)(const void *), const void *prep_arg) {
   char pidbuf[16];
   long pid = syscall(SYS_getpid);
   int k = 0;
@@ -360,7 +360,7 @@ void cc_sbx_child_exec(const char *path, char **argv, char **envp, const cc_sbx_
     if (syscall(SYS_setresgid, uid, uid, uid) != 0) _exit(122);
     if (syscall(SYS_setresuid, uid, uid, uid) != 0) _exit(122);
   }
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (pdeathsig) prctl(PR_SET_PDEATHSIG, SIGKILL);
   int hi[16];
   if (n > 16) _exit(123);
   for (int i = 0; i < n; i++) {
@@ -404,7 +404,7 @@ void cc_sbx_launch(cc_sbx_runtime *rt, cc_sbx *sbx) {
   }
   pid_t pid = fork();
   if (pid == 0)
-    cc_sbx_child_exec(rt->info.bwrap, sbx->argv, envp, &sbx->cg, rt->host_uid, drop, src, dst,
+    cc_sbx_child_exec(rt->info.bwrap, sbx->argv, envp, &sbx->cg, rt->host_uid, drop, true, src, dst,
                       nfd, NULL, NULL);
   if (pid < 0) {
     pthread_mutex_unlock(&sbx->lock);

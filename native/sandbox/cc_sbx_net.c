@@ -125,7 +125,8 @@ static void read_log(int fd, pid_t pid, int wstatus, bool exited, char *why, siz
 }
 
 pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, bool nested, const cc_sbx_cg *cg,
-                        char *why, size_t whycap) {
+                        int *exit_fd, char *why, size_t whycap) {
+  *exit_fd = -1;
   if (n->tun == CC_SBX_TUN_NONE) {
     snprintf(why, whycap, "%s", n->why);
     return 0;
@@ -137,17 +138,18 @@ pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, bool nested, const
   int inner = open(nspath, O_RDONLY | O_CLOEXEC);
   int outer = inner >= 0 && nested ? ioctl(inner, NS_GET_PARENT) : inner;
   if (inner >= 0 && nested) close(inner);
-  int rp[2] = {-1, -1};
+  int rp[2] = {-1, -1}, ep[2] = {-1, -1};
   int log = memfd_create("slirp4netns-log", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (outer < 0 || log < 0 || devnull < 0 || pipe2(rp, O_CLOEXEC) != 0 ||
-      ftruncate(log, LOG_BYTES) != 0 ||
+      pipe2(ep, O_CLOEXEC) != 0 || ftruncate(log, LOG_BYTES) != 0 ||
       fcntl(log, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
     snprintf(why, whycap, "cannot prepare slirp4netns: %s", strerror(errno));
     if (outer >= 0) close(outer);
     if (log >= 0) close(log);
     if (devnull >= 0) close(devnull);
     if (rp[0] >= 0) close(rp[0]), close(rp[1]);
+    if (ep[0] >= 0) close(ep[0]), close(ep[1]);
     return 0;
   }
   char pidarg[16];
@@ -161,22 +163,28 @@ pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, bool nested, const
                   "--enable-seccomp",
                   "--userns-path=/proc/self/fd/4",
                   "--ready-fd=3",
+                  "--exit-fd=5",
                   pidarg,
                   "tap0",
                   NULL};
   char *envp[] = {"PATH=/usr/bin:/bin", NULL};
-  int src[] = {devnull, devnull, log, rp[1], outer};
-  int dst[] = {0, 1, 2, 3, 4};
+  int src[] = {devnull, devnull, log, rp[1], outer, ep[0]};
+  int dst[] = {0, 1, 2, 3, 4, 5};
+  /* Not tied to this thread's life (the caller is often a short-lived HTTP connection
+   * thread, whose end would SIGKILL it a few seconds after create): it ends when the
+   * sandbox's teardown kills it or, if sandboxd itself dies, when the write end of its
+   * exit pipe (held by sandboxd only) closes. */
   pid_t pid = fork();
   if (pid == 0)
-    cc_sbx_child_exec(n->slirp, argv, envp, cg, n->host_uid, n->drop, src, dst, 5,
+    cc_sbx_child_exec(n->slirp, argv, envp, cg, n->host_uid, n->drop, false, src, dst, 6,
                       n->tun == CC_SBX_TUN_PRIVATE ? private_tun : NULL, n);
   close(rp[1]);
   close(outer);
   close(devnull);
+  close(ep[0]);
   if (pid < 0) {
     snprintf(why, whycap, "fork: %s", strerror(errno));
-    close(rp[0]), close(log);
+    close(rp[0]), close(log), close(ep[1]);
     return 0;
   }
   /* Wait (bounded) until the tap device is configured, so the first command has network. */
@@ -196,8 +204,10 @@ pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, bool nested, const
     }
     read_log(log, pid, ws, exited, why, whycap);
     close(log);
+    close(ep[1]);
     return 0;
   }
   close(log);
+  *exit_fd = ep[1];
   return pid;
 }

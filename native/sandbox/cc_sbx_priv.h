@@ -122,9 +122,11 @@ struct cc_sbx {
   pthread_cond_t cond;
   sbx_state state;
   bool torn_down, in_registry, kill_requested, frozen;
+  bool egress_busy; /* cc_sbx_set_egress is running nft for it (one at a time) */
   char why[256];
   int sock, bwrap_pidfd, bwrap_errfd;
   pid_t bwrap_pid, agent_pid, slirp_pid;
+  int slirp_exit_fd; /* write end of slirp4netns's --exit-fd pipe (-1 = none) */
   tag t_sock, t_pidfd;
   pending *pend;
   uint32_t next_id;
@@ -158,6 +160,9 @@ struct cc_sbx_runtime {
   size_t agent_len;
   void *seccomp; /* struct sock_filter[] */
   size_t seccomp_len;
+  char nft[256]; /* egress rules: "libnftables" (root), the nft program (unprivileged), or
+                    "" = none (info.egress_rules says why) */
+  pthread_mutex_t nft_lock; /* one libnftables run at a time */
 };
 
 /* ---- cc_sbx.c: errors, time, references, environments ------------------------------------- */

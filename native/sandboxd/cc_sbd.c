@@ -3,6 +3,7 @@
  * sandbox timeouts (see cc_sbd.h).
  */
 #include "cc_sbd.h"
+#include "cc_sbd_net.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -123,7 +124,16 @@ cc_status cc_sbd_runtime_start(cc_sbd_sandbox *sb, char *msg, size_t msg_size) {
   cc_sbx_err err = {0};
   cc_status st = cc_sbx_create(sb->srv->rt, &o, (cc_sbx **)&sb->sbx, &err);
   free(envs);
-  if (st != CC_OK) snprintf(msg, msg_size, "%s", err.msg[0] ? err.msg : cc_status_message(st));
+  if (st != CC_OK) {
+    snprintf(msg, msg_size, "%s", err.msg[0] ? err.msg : cc_status_message(st));
+    return st;
+  }
+  /* its egress rules hold before anyone can run a command in it */
+  st = cc_sbd_net_apply(sb, false, msg, msg_size);
+  if (st != CC_OK) {
+    cc_sbd_runtime_stop(sb);
+    st = CC_SANDBOX_UNAVAILABLE;
+  }
   return st;
 }
 
@@ -140,6 +150,7 @@ void cc_sbd_sandbox_free(cc_sbd_sandbox *sb) {
   if (sb->sbx) cc_sbx_release(sb->sbx);
   cJSON_Delete(sb->metadata);
   cJSON_Delete(sb->env_vars);
+  cc_sbd_netcfg_cleanup(&sb->net);
   pthread_mutex_destroy(&sb->life_mu);
   free(sb);
 }
@@ -197,6 +208,8 @@ static cc_sbd_sandbox *sandbox_new(cc_sbd_server *srv) {
   cc_sbd_sandbox *sb = calloc(1, sizeof *sb);
   if (!sb) return NULL;
   sb->srv = srv;
+  sb->inet_access = true;
+  sb->net.allow_internet = sb->net.public_traffic = true; /* no network settings */
   pthread_mutex_init(&sb->life_mu, NULL);
   return sb;
 }
@@ -240,6 +253,11 @@ cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_
   sb->env_vars = o->env_vars ? cJSON_Duplicate(o->env_vars, 1) : cJSON_CreateObject();
   snprintf(sb->template_id, sizeof sb->template_id, "%s", o->template_id);
   sb->internet = o->internet;
+  sb->inet_access = o->inet_access;
+  if (o->net) {
+    sb->net = *o->net;
+    memset(o->net, 0, sizeof *o->net);
+  }
   sb->auto_pause = o->auto_pause;
   sb->auto_pause_memory = o->auto_pause_memory;
   sb->auto_resume = o->auto_resume;
@@ -247,7 +265,9 @@ cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_
   sb->id[0] = 'i';
   if (!sb->metadata || !sb->env_vars ||
       cc_sbd_random(sb->id + 1, CC_SBD_ID_LEN, "abcdefghijklmnopqrstuvwxyz0123456789") != CC_OK ||
-      (o->secure && cc_sbd_random(sb->token, sizeof sb->token, "0123456789abcdef") != CC_OK)) {
+      (o->secure && cc_sbd_random(sb->token, sizeof sb->token, "0123456789abcdef") != CC_OK) ||
+      (!sb->net.public_traffic &&
+       cc_sbd_random(sb->traffic_token, sizeof sb->traffic_token, "0123456789abcdef") != CC_OK)) {
     cc_sbd_sandbox_free(sb);
     snprintf(msg, msg_size, "out of memory or randomness");
     return CC_INTERNAL;
@@ -282,6 +302,8 @@ cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_
     st = envs ? cc_sbx_add_envs(sb->sbx, envs, n) : CC_INTERNAL;
     free(envs);
     if (st != CC_OK) snprintf(msg, msg_size, "out of memory");
+    else if ((st = cc_sbd_net_apply(sb, false, msg, msg_size)) != CC_OK)
+      st = CC_SANDBOX_UNAVAILABLE;
   } else {
     st = cc_sbd_runtime_start(sb, msg, msg_size);
   }

@@ -21,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cc_sbd_netcfg.h"
 #include "cc_status.h"
 
 #define CC_SBD_ENVD_PORT 49983
@@ -89,7 +90,13 @@ typedef struct cc_sbd_sandbox {
   char template_id[128];
   cJSON *metadata;           /* object string->string, never NULL */
   cJSON *env_vars;           /* object string->string, never NULL */
-  bool internet;
+  bool internet;             /* a network helper is attached (allowInternetAccess, or allowOut) */
+  bool inet_access;          /* allowInternetAccess as created / last updated (guarded by
+                                srv->mu) */
+  cc_sbd_netcfg net;         /* egress rules and public traffic (cc_sbd_net.c): replaced under
+                                life_mu, read under srv->mu */
+  char traffic_token[CC_SBD_TOKEN_LEN + 1]; /* trafficAccessToken when !net.public_traffic:
+                                               port URLs need it; else empty */
   int64_t started_ms;
   int64_t end_ms;            /* expiry, guarded by srv->mu */
   struct cc_sbx *sbx;
@@ -150,7 +157,10 @@ typedef struct {
   const cJSON *metadata; /* may be NULL */
   const cJSON *env_vars; /* may be NULL */
   bool secure;
-  bool internet;
+  bool internet;         /* attach a network helper (egress) */
+  bool inet_access;      /* allowInternetAccess as asked (shown in the sandbox's info) */
+  cc_sbd_netcfg *net;    /* checked network settings, moved into the sandbox (left zeroed);
+                            NULL: none (all egress allowed, public traffic) */
   bool auto_pause, auto_pause_memory, auto_resume; /* lifecycle */
 } cc_sbd_create_opts;
 
@@ -233,6 +243,12 @@ cc_status cc_sbd_resume(cc_sbd_server *srv, cc_sbd_sandbox *sb, long timeout_s, 
  * lifecycle says autoResume), CC_CONFLICT if it stays paused. */
 cc_status cc_sbd_ensure_running(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
                                 size_t msg_size);
+
+/* Rewrites a paused sandbox's sandbox.json (its settings changed, e.g. by updateNetwork), so
+ * that a restarted sandboxd brings it back with them.  CC_OK when it has nothing on disk;
+ * CC_INTERNAL with msg when the file could not be written.  Caller holds life_mu. */
+cc_status cc_sbd_save_descriptor(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
+                                 size_t msg_size);
 
 /* Retires what a paused sandbox left on disk (at resume and at kill): one rename of
  * <state>/paused/<id> to <state>/retired/, after which a restarted sandboxd no longer sees

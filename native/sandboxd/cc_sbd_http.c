@@ -17,6 +17,7 @@
 
 #include "cc_connect.h"
 #include "cc_sbd_envd.h"
+#include "cc_sbd_net.h"
 #include "cc_sbx.h"
 #include "cc_sbd_proxy.h"
 
@@ -141,10 +142,13 @@ static bool string_map(const cJSON *o) {
 
 /* Network facts (sandboxd's own fields beside E2B's allowInternetAccess): whether the sandbox
  * really has egress, and why not when it has loopback only. */
-static void add_network(cJSON *o, const cc_sbd_sandbox *sb) {
+static void add_network(cJSON *o, cc_sbd_sandbox *sb) {
   cc_sbx_info in = {0};
   if (sb->sbx) cc_sbx_get_info(sb->sbx, &in);
-  cJSON_AddBoolToObject(o, "allowInternetAccess", sb->internet);
+  pthread_mutex_lock(&sb->srv->mu);
+  bool inet_access = sb->inet_access;
+  pthread_mutex_unlock(&sb->srv->mu);
+  cJSON_AddBoolToObject(o, "allowInternetAccess", inet_access);
   cJSON_AddBoolToObject(o, "internet", in.egress);
   if (!in.egress)
     cJSON_AddStringToObject(o, "internetReason",
@@ -154,7 +158,7 @@ static void add_network(cJSON *o, const cc_sbd_sandbox *sb) {
 }
 
 /* The Sandbox JSON of create/connect. */
-static cJSON *sandbox_json(cc_sbd_server *srv, const cc_sbd_sandbox *sb) {
+static cJSON *sandbox_json(cc_sbd_server *srv, cc_sbd_sandbox *sb) {
   cJSON *o = cJSON_CreateObject();
   cJSON_AddStringToObject(o, "templateID", sb->template_id);
   cJSON_AddStringToObject(o, "sandboxID", sb->id);
@@ -162,7 +166,10 @@ static cJSON *sandbox_json(cc_sbd_server *srv, const cc_sbd_sandbox *sb) {
   cJSON_AddStringToObject(o, "clientID", CC_SBD_CLIENT_ID);
   cJSON_AddStringToObject(o, "envdVersion", CC_SBD_ENVD_VERSION);
   if (sb->token[0]) cJSON_AddStringToObject(o, "envdAccessToken", sb->token);
-  cJSON_AddNullToObject(o, "trafficAccessToken");
+  if (sb->traffic_token[0])
+    cJSON_AddStringToObject(o, "trafficAccessToken", sb->traffic_token);
+  else
+    cJSON_AddNullToObject(o, "trafficAccessToken");
   cJSON_AddStringToObject(o, "domain", srv->domain);
   add_network(o, sb);
   return o;
@@ -198,6 +205,7 @@ static cJSON *detail_json(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool detail) {
   /* sandboxd's own: the last resume started it afresh (its processes did not survive) */
   if (cold) cJSON_AddTrueToObject(o, "coldResumed");
   add_network(o, sb);
+  cc_sbd_net_add_json(o, sb);
   if (detail) {
     if (sb->token[0]) cJSON_AddStringToObject(o, "envdAccessToken", sb->token);
     cJSON_AddStringToObject(o, "domain", srv->domain);
@@ -252,19 +260,10 @@ static bool template_allowed(cc_sbd_server *srv, const char *t) {
 }
 
 /* A create field asking for something a local server does not do, as the 501 message; NULL
- * when there is none.  (network.allowPublicTraffic is accepted: the port proxy serves only
- * this host's loopback clients anyway.) */
+ * when there is none.  (`network` is checked by cc_sbd_netcfg_parse.) */
 static const char *unsupported_create_field(const cJSON *body) {
-  const cJSON *net = cJSON_GetObjectItemCaseSensitive(body, "network");
   const cJSON *mcp = cJSON_GetObjectItemCaseSensitive(body, "mcp");
   const cJSON *vol = cJSON_GetObjectItemCaseSensitive(body, "volumeMounts");
-  const cJSON *it, *netobj = cJSON_IsObject(net) ? net : NULL;
-  cJSON_ArrayForEach(it, netobj) {
-    if (cJSON_IsNull(it) || strcmp(it->string, "allowPublicTraffic") == 0) continue;
-    if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 0) continue;
-    return "network egress rules (network.allowOut/denyOut/rules/egressProxy/...) are not "
-           "supported by codecanvas-sandboxd";
-  }
   if (mcp && !cJSON_IsNull(mcp)) return "the MCP gateway (mcp) is not supported by codecanvas-sandboxd";
   if (cJSON_IsArray(vol) && cJSON_GetArraySize(vol) > 0)
     return "volumes (volumeMounts) are not supported by codecanvas-sandboxd";
@@ -289,6 +288,12 @@ static enum MHD_Result handle_create(cc_sbd_req *r, bool v2) {
   const cJSON *autopm = cJSON_GetObjectItemCaseSensitive(body, "autoPauseMemory");
   const cJSON *autor = cJSON_GetObjectItemCaseSensitive(body, "autoResume");
   const char *unsupported = unsupported_create_field(body);
+  bool secure_on = v2 ? !cJSON_IsFalse(secure) : cJSON_IsTrue(secure);
+  char netmsg[512] = "";
+  cc_sbd_netcfg net;
+  unsigned netst = cc_sbd_netcfg_parse(CC_SBD_NETCFG_CREATE,
+                                       cJSON_GetObjectItemCaseSensitive(body, "network"), inet,
+                                       &net, netmsg, sizeof netmsg);
   long timeout;
   if (!cJSON_IsString(tpl) || !tpl->valuestring[0]) {
     res = cc_sbd_respond_error(r->conn, 400, "templateID is required");
@@ -299,6 +304,11 @@ static enum MHD_Result handle_create(cc_sbd_req *r, bool v2) {
     res = cc_sbd_respond_error(r->conn, 400, "metadata and envVars must map strings to strings");
   } else if (unsupported) {
     res = cc_sbd_respond_error(r->conn, 501, "%s", unsupported);
+  } else if (netst) {
+    res = cc_sbd_respond_error(r->conn, netst, "%s", netmsg);
+  } else if (!net.public_traffic && !secure_on) {
+    res = cc_sbd_respond_error(r->conn, 400, "network.allowPublicTraffic: false needs a secure "
+                               "sandbox (secure: true)");
   } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(autor, "enabled")) &&
              !cJSON_IsTrue(autop)) {
     res = cc_sbd_respond_error(r->conn, 400, "autoResume needs autoPause (onTimeout: pause)");
@@ -308,8 +318,12 @@ static enum MHD_Result handle_create(cc_sbd_req *r, bool v2) {
       .timeout_s = timeout,
       .metadata = cJSON_IsObject(meta) ? meta : NULL,
       .env_vars = cJSON_IsObject(envs) ? envs : NULL,
-      .secure = v2 ? !cJSON_IsFalse(secure) : cJSON_IsTrue(secure),
-      .internet = inet ? cJSON_IsTrue(inet) : true,
+      .secure = secure_on,
+      /* allowInternetAccess: false with allowOut entries is E2B's "deny all but these": the
+       * sandbox needs its network helper, and the rules do the rest */
+      .internet = net.allow_internet || net.n_allow > 0,
+      .inet_access = net.allow_internet,
+      .net = &net,
       .auto_pause = cJSON_IsTrue(autop),
       .auto_pause_memory = !cJSON_IsFalse(autopm),
       .auto_resume = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(autor, "enabled")),
@@ -328,6 +342,7 @@ static enum MHD_Result handle_create(cc_sbd_req *r, bool v2) {
       res = cc_sbd_respond_error(r->conn, 500, "could not start sandbox: %s", msg);
     }
   }
+  cc_sbd_netcfg_cleanup(&net);
   cJSON_Delete(body);
   return res;
 }
@@ -628,12 +643,9 @@ static enum MHD_Result handle_sandbox(cc_sbd_req *r, const char *id, const char 
                                       bool v2) {
   const char *m = r->method;
   if (!valid_id(id, 63)) return cc_sbd_respond_error(r->conn, 400, "Invalid sandbox ID");
-  if (action && (strcmp(action, "snapshots") == 0 || strcmp(action, "fork") == 0 ||
-                 strcmp(action, "network") == 0))
+  if (action && (strcmp(action, "snapshots") == 0 || strcmp(action, "fork") == 0))
     return cc_sbd_respond_error(r->conn, 501, "%s are not supported by codecanvas-sandboxd",
-                                action[0] == 's'   ? "snapshots"
-                                : action[0] == 'f' ? "sandbox forks"
-                                                   : "network updates (egress rules)");
+                                action[0] == 's' ? "snapshots" : "sandbox forks");
   cc_sbd_sandbox *sb = cc_sbd_find(r->srv, id);
   enum MHD_Result res;
   if (!sb) return not_found_sandbox(r->conn, id);
@@ -648,6 +660,8 @@ static enum MHD_Result handle_sandbox(cc_sbd_req *r, const char *id, const char 
     } else {
       res = cc_sbd_respond_error(r->conn, 405, "method %s not allowed", m);
     }
+  } else if (strcmp(action, "network") == 0) {
+    res = cc_sbd_net_handle_update(r, sb);
   } else if (strcmp(action, "metrics") == 0) {
     res = strcmp(m, "GET") == 0 ? cc_sbd_respond_json(r->conn, 200, cc_sbd_metrics_json(r->srv, sb))
                                 : cc_sbd_respond_error(r->conn, 405, "method %s not allowed", m);
@@ -815,6 +829,18 @@ static void route(cc_sbd_req *r) {
   }
   r->port = port;
   if (r->sandbox_id[0]) r->sb = cc_sbd_find(r->srv, r->sandbox_id);
+  /* A sandbox created with allowPublicTraffic: false serves its ports only to requests that
+   * carry its traffic access token (envd has its own token); checked before an auto-resume,
+   * so a stranger's request cannot wake it. */
+  if (r->sb && r->route == CC_SBD_ROUTE_PROXY &&
+      !cc_sbd_net_traffic_allowed(r->sb, cc_sbd_header(r->conn, CC_SBD_TRAFFIC_HEADER))) {
+    cc_sbd_req_fail(r, 403, "sandbox %s does not allow public traffic: requests to its ports "
+                    "need its trafficAccessToken in the " CC_SBD_TRAFFIC_HEADER " header",
+                    r->sb->id);
+    cc_sbd_unref(r->sb);
+    r->sb = NULL;
+    return;
+  }
   ensure_running(r);
 }
 

@@ -222,6 +222,13 @@ static cJSON *descriptor(const cc_sbd_sandbox *sb) {
   cJSON_AddItemToObject(o, "metadata", cJSON_Duplicate(sb->metadata, 1));
   cJSON_AddItemToObject(o, "envVars", cJSON_Duplicate(sb->env_vars, 1));
   cJSON_AddBoolToObject(o, "internet", sb->internet);
+  /* the network settings as create or the last update gave them: the rules are checked
+   * again at load, and a sandbox whose rules cannot be is not brought back without them */
+  pthread_mutex_lock(&sb->srv->mu);
+  cJSON_AddBoolToObject(o, "allowInternetAccess", sb->inet_access);
+  if (sb->net.info) cJSON_AddItemToObject(o, "network", cJSON_Duplicate(sb->net.info, 1));
+  pthread_mutex_unlock(&sb->srv->mu);
+  cJSON_AddStringToObject(o, "trafficAccessToken", sb->traffic_token);
   cJSON_AddBoolToObject(o, "autoPause", sb->auto_pause);
   cJSON_AddBoolToObject(o, "autoPauseMemory", sb->auto_pause_memory);
   cJSON_AddBoolToObject(o, "autoResume", sb->auto_resume);
@@ -244,6 +251,25 @@ static bool write_all_file(const char *path, const char *data, size_t len) {
   ok = ok && fsync(fd) == 0;
   close(fd);
   return ok;
+}
+
+/* Writes sandbox.json into the sandbox's paused dir (a temporary file, then a rename). */
+static cc_status write_descriptor(const cc_sbd_sandbox *sb, const char *dir, char *msg,
+                                  size_t msg_size) {
+  char tmp[700], fin[700];
+  cJSON *d = descriptor(sb);
+  char *text = d ? cJSON_PrintUnformatted(d) : NULL;
+  cJSON_Delete(d);
+  snprintf(tmp, sizeof tmp, "%s/sandbox.json.tmp", dir);
+  snprintf(fin, sizeof fin, "%s/sandbox.json", dir);
+  bool ok = text && write_all_file(tmp, text, strlen(text)) && rename(tmp, fin) == 0;
+  free(text);
+  if (!ok) {
+    snprintf(msg, msg_size, "cannot write %s: %s", fin, strerror(errno));
+    unlink(tmp);
+    return CC_INTERNAL;
+  }
+  return CC_OK;
 }
 
 /* Archives the home and writes the descriptor under the state dir. */
@@ -277,19 +303,16 @@ static cc_status save_to_disk(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
     unlink(tmp);
     return st;
   }
-  cJSON *d = descriptor(sb);
-  char *text = d ? cJSON_PrintUnformatted(d) : NULL;
-  cJSON_Delete(d);
-  snprintf(tmp, sizeof tmp, "%s/sandbox.json.tmp", dir);
-  snprintf(fin, sizeof fin, "%s/sandbox.json", dir);
-  bool ok = text && write_all_file(tmp, text, strlen(text)) && rename(tmp, fin) == 0;
-  free(text);
-  if (!ok) {
-    snprintf(msg, msg_size, "cannot write %s: %s", fin, strerror(errno));
-    unlink(tmp);
-    return CC_INTERNAL;
-  }
-  return CC_OK;
+  return write_descriptor(sb, dir, msg, msg_size);
+}
+
+cc_status cc_sbd_save_descriptor(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg,
+                                 size_t msg_size) {
+  char dir[600];
+  struct stat st;
+  paused_dir(srv, sb->id, dir, sizeof dir);
+  if (stat(dir, &st) != 0) return CC_OK; /* not paused on disk */
+  return write_descriptor(sb, dir, msg, msg_size);
 }
 
 /* ---- pause / resume ---- */
@@ -481,6 +504,24 @@ static cc_sbd_sandbox *load_one(cc_sbd_server *srv, const char *dir_id) {
     sb->metadata = cJSON_Duplicate(meta, 1);
     sb->env_vars = cJSON_Duplicate(envs, 1);
     sb->internet = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "internet"));
+    const cJSON *inet = cJSON_GetObjectItemCaseSensitive(d, "allowInternetAccess");
+    const char *traffic = jstr(d, "trafficAccessToken");
+    char nmsg[512];
+    cc_sbd_netcfg_cleanup(&sb->net);
+    unsigned nst = cc_sbd_netcfg_parse(CC_SBD_NETCFG_CREATE,
+                                       cJSON_GetObjectItemCaseSensitive(d, "network"),
+                                       inet ? inet : cJSON_GetObjectItemCaseSensitive(d, "internet"),
+                                       &sb->net, nmsg, sizeof nmsg);
+    sb->inet_access = sb->net.allow_internet;
+    if (traffic && strlen(traffic) <= CC_SBD_TOKEN_LEN)
+      snprintf(sb->traffic_token, sizeof sb->traffic_token, "%s", traffic);
+    if (nst || (!sb->net.public_traffic && !sb->traffic_token[0])) {
+      fprintf(stderr, "codecanvas-sandboxd: paused sandbox %s not restored: its network "
+              "settings are unusable (%s)\n", id, nst ? nmsg : "no traffic access token");
+      cc_sbd_sandbox_free(sb);
+      cJSON_Delete(d);
+      return NULL;
+    }
     sb->auto_pause = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "autoPause"));
     sb->auto_pause_memory = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "autoPauseMemory"));
     sb->auto_resume = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "autoResume"));

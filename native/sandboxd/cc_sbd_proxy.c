@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "cc_sbd_net.h"
 #include "cc_sbx.h"
 
 #define MAX_RESPONSE_HEAD 65536
@@ -54,7 +55,9 @@ static void sb_str(sbuf *b, const char *s) {
 static bool hop_by_hop(const char *k, bool upgrade) {
   static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
                                       "proxy-authorization", "te", "trailer",
-                                      "transfer-encoding", "content-length"};
+                                      "transfer-encoding", "content-length",
+                                      /* the sandbox's own credential stays with sandboxd */
+                                      "e2b-traffic-access-token"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (strcasecmp(k, names[i]) == 0) return true;
   if (strcasecmp(k, "upgrade") == 0) return !upgrade;
@@ -64,12 +67,13 @@ static bool hop_by_hop(const char *k, bool upgrade) {
 typedef struct {
   sbuf *b;
   bool upgrade;
+  bool mask_host; /* the sandbox's maskRequestHost replaces the client's Host */
 } hdr_ctx;
 
 static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *k,
                                    const char *v) {
   hdr_ctx *h = cls;
-  if (hop_by_hop(k, h->upgrade) || strchr(k, '\r') || strchr(k, '\n') || (v && (strchr(v, '\r') || strchr(v, '\n'))))
+  if ((h->mask_host && strcasecmp(k, "host") == 0) || hop_by_hop(k, h->upgrade) || strchr(k, '\r') || strchr(k, '\n') || (v && (strchr(v, '\r') || strchr(v, '\n'))))
     return MHD_YES;
   sb_str(h->b, k);
   sb_str(h->b, ": ");
@@ -247,7 +251,13 @@ enum MHD_Result cc_sbd_proxy_handle(cc_sbd_req *r) {
   sb_str(&req, " ");
   sb_str(&req, r->raw_uri ? r->raw_uri : r->url);
   sb_str(&req, upgrade ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
-  hdr_ctx hc = {&req, upgrade};
+  char mask[CC_SBD_MASK_MAX + 16];
+  hdr_ctx hc = {&req, upgrade, cc_sbd_net_host_for(r->sb, r->port, mask, sizeof mask)};
+  if (hc.mask_host) {
+    sb_str(&req, "Host: ");
+    sb_str(&req, mask);
+    sb_str(&req, "\r\n");
+  }
   MHD_get_connection_values(r->conn, MHD_HEADER_KIND, copy_header, &hc);
   if (upgrade) sb_str(&req, "Connection: Upgrade\r\n");
   else sb_str(&req, "Connection: close\r\n");

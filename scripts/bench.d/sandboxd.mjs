@@ -5,7 +5,9 @@
 //      commands.run sends) until the end-of-stream, over N sandboxes (default 50), one at a
 //      time; and the same with allow_internet_access: true (the SDK's default: slirp4netns
 //      attached, through whatever tap path the host allows, before create answers), whose
-//      baseline is the no-egress figure (target <= 2x);
+//      baseline is the no-egress figure (target <= 2x); and with egress rules
+//      (network: {denyOut: ['0.0.0.0/0'], allowOut: two entries}: nft in the sandbox's network
+//      namespace before create answers), whose baseline is the egress figure;
 //   2. exec latency of `true` in a live sandbox (Start of /bin/true until end-of-stream) and of
 //      the SDK form `/bin/bash -l -c true`;
 //   3. pause (keeping memory: the cgroup freezer, after /home/user is archived) and
@@ -109,6 +111,10 @@ async function run(sbx, cmd, args) {
 
 const create = () => api('POST', '/sandboxes', { templateID: 'base', timeout: 300, secure: true, allow_internet_access: false });
 const createNet = () => api('POST', '/sandboxes', { templateID: 'base', timeout: 300, secure: true, allow_internet_access: true });
+const createRules = () => api('POST', '/sandboxes', {
+  templateID: 'base', timeout: 300, secure: true, allow_internet_access: true,
+  network: { denyOut: ['0.0.0.0/0'], allowOut: ['10.0.2.3', '192.0.2.0/24'] },
+});
 const kill = (s) => api('DELETE', `/sandboxes/${s.sandboxID}`);
 
 function line(label, value, base) {
@@ -132,6 +138,7 @@ async function main() {
     const c2r = [];
     const createOnly = [];
     const c2rNet = [];
+    const c2rRules = [];
     let netSaid = null;
     for (let i = 0; i < N; i++) {
       {
@@ -140,6 +147,14 @@ async function main() {
         if ((await run(s, '/bin/bash', ['-l', '-c', 'true'])) !== 0) throw new Error('exit');
         c2rNet.push(performance.now() - t0);
         netSaid ??= s.internet ? 'egress attached' : `no egress: ${s.internetReason}`;
+        await kill(s);
+      }
+      {
+        const t0 = performance.now();
+        const s = await createRules();
+        if (!s.sandboxID) throw new Error(`create with egress rules: ${JSON.stringify(s)}`);
+        if ((await run(s, '/bin/bash', ['-l', '-c', 'true'])) !== 0) throw new Error('exit');
+        c2rRules.push(performance.now() - t0);
         await kill(s);
       }
       bareTrue.push(await bare(['/bin/true']));
@@ -253,6 +268,8 @@ async function main() {
     line(`create+egress -> first result p95`, ms(pct(c2rNet, 0.95)), ms(pct(c2r, 0.95)));
     line(`create+egress vs bare bwrap p50`, ms(pct(c2rNet, 0.5)), ms(pct(bareTrue, 0.5)));
     console.log(`create+egress: ${netSaid}; sandboxd said "egress: ${(sd.stderr.match(/egress: (.*?); seccomp:/) ?? [])[1]}"`);
+    line(`create+egress rules -> first result p50`, ms(pct(c2rRules, 0.5)), ms(pct(c2rNet, 0.5)));
+    line(`create+egress rules -> first result p95`, ms(pct(c2rRules, 0.95)), ms(pct(c2rNet, 0.95)));
     line(`warm pool: create -> /bin/true result p50`, ms(pct(poolTrue, 0.5)), ms(pct(bareW, 0.5)));
     line(`warm pool: create -> /bin/true result p95`, ms(pct(poolTrue, 0.95)), ms(pct(bareW, 0.95)));
     line(`warm pool: create -> bash -l -c true p50`, ms(pct(poolT, 0.5)), ms(pct(bareW, 0.5)));

@@ -141,7 +141,11 @@ describe('lifecycle', () => {
   });
 
   test('what the SDK offers and a local server does not is a clear 501, not a 404 or 405', async () => {
-    await assert.rejects(Sandbox.create({ network: { denyOut: ['0.0.0.0/0'] } }), /network egress rules/);
+    // IP rules are enforced now (sandboxd_egress); domain rules are not, and say so
+    await assert.rejects(
+      Sandbox.create({ network: { allowOut: ['example.com'], denyOut: ['0.0.0.0/0'] } }),
+      /domain rules are not supported by codecanvas-sandboxd/,
+    );
     const sbx = await Sandbox.create();
     try {
       await assert.rejects(sbx.createSnapshot(), /snapshots/);
