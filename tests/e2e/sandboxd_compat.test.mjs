@@ -1,9 +1,11 @@
 // What running E2B's own JS SDK test suite against codecanvas-sandboxd found missing (see
 // docs/sandboxd.md, "E2B's SDK test suite"), each checked here with the current official SDK
 // (e2b@2.51.0, unchanged) against a real sandboxd with real bubblewrap sandboxes: the time
-// range of getMetrics ({start, end}, sent as Unix seconds).
+// range of getMetrics ({start, end}, sent as Unix seconds); a boot id of each sandbox's own,
+// new at every start (what shows that a resume without memory rebooted it).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 
 import { Sandbox, SandboxError } from 'e2b-2.51';
 
@@ -77,5 +79,45 @@ describe('getMetrics time range', () => {
       (e) => e instanceof SandboxError && /must not be after end/.test(e.message));
     // and the server keeps serving
     assert.equal((await sbx.getMetrics()).length, 1);
+  });
+});
+
+describe('boot id', () => {
+  const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+  const bootId = async (sbx, opts) =>
+    (await sbx.commands.run('cat /proc/sys/kernel/random/boot_id', opts)).stdout.trim();
+
+  test('each sandbox has its own, not the host\'s; kept by a pause with memory, new after a resume without', async () => {
+    const host = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const [a, b] = await Promise.all([0, 1].map(() => Sandbox.create({ timeoutMs: 120_000 })));
+    try {
+      const idA = await bootId(a);
+      assert.match(idA, UUID4);
+      assert.notEqual(idA, host);
+      assert.notEqual(await bootId(b), idA);
+      assert.equal(await bootId(a), idA, 'the same for every command of one boot');
+      assert.equal(await bootId(a, { user: 'root' }), idA);
+      // read-only, for root inside too
+      const w = await a.commands.run('echo x > /proc/sys/kernel/random/boot_id', { user: 'root' }).catch((e) => e);
+      assert.notEqual(w.exitCode, 0);
+      assert.equal(await bootId(a), idA);
+
+      // a pause that keeps memory is not a reboot
+      assert.equal(await a.pause(), true);
+      await a.connect();
+      assert.equal(await bootId(a), idA);
+
+      // a pause without memory: the files stay, the sandbox starts afresh with a new boot id
+      await a.files.write('/home/user/kept.txt', 'kept');
+      await a.pause({ keepMemory: false });
+      assert.equal(await a.isRunning(), false);
+      await a.connect();
+      assert.equal(await a.files.read('/home/user/kept.txt'), 'kept');
+      const idAfter = await bootId(a);
+      assert.match(idAfter, UUID4);
+      assert.notEqual(idAfter, idA);
+    } finally {
+      await Promise.all([a.kill(), b.kill()]);
+    }
   });
 });
