@@ -492,7 +492,7 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
   pthread_condattr_destroy(&ca);
   sbx->sock = sbx->bwrap_pidfd = sbx->bwrap_errfd = -1;
   sbx->child_sock = sbx->passwd_fd = sbx->group_fd = sbx->resolv_fd = sbx->agent_fd = -1;
-  sbx->seccomp_fd = sbx->userns_fd = sbx->sudo_fd = sbx->slirp_exit_fd = -1;
+  sbx->seccomp_fd = sbx->userns_fd = sbx->sudo_fd = sbx->slirp_exit_fd = sbx->bootid_fd = -1;
   for (int i = 0; i < CC_SBX_CG_NCTRL; i++) sbx->cg.procs_fd[i] = -1;
   sbx->t_sock = (tag){TAG_SOCK, sbx};
   sbx->t_pidfd = (tag){TAG_PIDFD, sbx};

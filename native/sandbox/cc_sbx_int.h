@@ -77,10 +77,10 @@ void *cc_sbx_seccomp_program(size_t *len);
 
 /* cc_sbx_launch.c: in a freshly forked child, joins the cgroup, runs prep (may be NULL; raw
  * syscalls only, _exit on failure), drops to uid/gid `uid` when `drop`, moves src[i] to
- * dst[i] (dst ascending; everything above dst[n-1] is closed) and execs path.  pdeathsig:
- * the child gets SIGKILL when the forking *thread* ends (PR_SET_PDEATHSIG is tied to the
- * thread, not the process), so only for a child that lives no longer than that thread (one
- * forked by the I/O thread, or waited for).  Never returns. */
+ * dst[i] (dst ascending; dst[i] is closed where src[i] is -1, and everything above dst[n-1])
+ * and execs path.  pdeathsig: the child gets SIGKILL when the forking *thread* ends
+ * (PR_SET_PDEATHSIG is tied to the thread, not the process), so only for a child that lives
+ * no longer than that thread (one forked by the I/O thread, or waited for).  Never returns. */
 void cc_sbx_child_exec(const char *path, char **argv, char **envp, const cc_sbx_cg *cg,
                        uint32_t uid, bool drop, bool pdeathsig, const int *src, const int *dst,
                        int n, void (*prep)(const void *), const void *prep_arg)

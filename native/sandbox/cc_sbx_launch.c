@@ -2,8 +2,8 @@
  * cc_sbx_launch: starting bubblewrap, for a sandbox and for the probe at runtime start.
  *
  * A sandbox's launch inputs are made by the creating thread (cc_sbx_launch_prepare: the bwrap
- * command line, pipes holding /etc/passwd, /etc/group and resolv.conf, memfds holding the
- * agent and the seccomp program, all CLOEXEC) and consumed by the I/O thread, which forks
+ * command line, pipes holding /etc/passwd, /etc/group, resolv.conf and the boot id, memfds
+ * holding the agent and the seccomp program, all CLOEXEC) and consumed by the I/O thread, which forks
  * and execs bwrap (cc_sbx_launch) with them on fixed descriptors.  cc_sbx_child_exec is the
  * one fork/exec path; slirp4netns (cc_sbx_net.c) uses it too.
  */
@@ -19,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -48,7 +49,8 @@ static const char *const ROOT_CAPS[] = {"CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_F
 
 /* The bwrap command line of a sandbox (argv[last] = the program to run as PID 1).  With
  * root_inside, bwrap joins the user namespace on fd 9 (made by make_userns) and starts the
- * agent as its uid 0; sudo: the agent's copy on fd 10 becomes /usr/bin/sudo. */
+ * agent as its uid 0; sudo: the agent's copy on fd 10 becomes /usr/bin/sudo.  fd 11 holds the
+ * boot id of this start. */
 static char **build_argv(cc_sbx_runtime *rt, const cc_sbx_limits *lim, bool resolv, bool sudo,
                          const char *program) {
   char **v = calloc(128, sizeof *v);
@@ -96,6 +98,9 @@ static char **build_argv(cc_sbx_runtime *rt, const cc_sbx_limits *lim, bool reso
   if (rt->seccomp_len) A("--seccomp"), A("7");
   if (resolv) A("--perms"), A("0644"), A("--ro-bind-data"), A("8"), A("/etc/resolv.conf");
   A("--proc"), A("/proc"), A("--dev"), A("/dev");
+  /* A boot id of its own, new at every start (as a VM's after a reboot; a resume without
+   * memory starts the sandbox afresh), instead of the host's. */
+  A("--perms"), A("0444"), A("--ro-bind-data"), A("11"), A("/proc/sys/kernel/random/boot_id");
   A("--size"), A("16777216"), A("--tmpfs"), A("/dev/shm"); /* capped like the other tmpfs */
   A("--remount-ro"), A("/dev"); /* device nodes still work; no files can be created there */
   snprintf(num, sizeof num, "%llu", (unsigned long long)lim->home_bytes);
@@ -134,6 +139,24 @@ static int data_pipe(const char *data) {
   }
   close(p[1]);
   return p[0];
+}
+
+/* A pipe holding a new random boot id, formatted as the kernel's (a version 4 UUID and a
+ * newline); -1 with errno when getrandom or the pipe fails. */
+static int bootid_pipe(void) {
+  unsigned char b[16];
+  if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) return -1;
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  char s[40];
+  int k = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s[k++] = '-';
+    k += snprintf(s + k, sizeof s - (size_t)k, "%02x", b[i]);
+  }
+  s[k++] = '\n';
+  s[k] = 0;
+  return data_pipe(s);
 }
 
 /* A fresh memfd holding bytes, positioned at 0 (bwrap reads it to EOF). */
@@ -270,9 +293,11 @@ bool cc_sbx_launch_prepare(cc_sbx_runtime *rt, cc_sbx *sbx) {
   sbx->passwd_fd = data_pipe(PASSWD);
   sbx->group_fd = data_pipe(GROUP);
   if (sbx->egress) sbx->resolv_fd = data_pipe("nameserver 10.0.2.3\n");
+  sbx->bootid_fd = bootid_pipe();
   sbx->agent_fd = agent_memfd(rt);
   sbx->seccomp_fd = seccomp_memfd(rt);
   return sbx->argv && sbx->passwd_fd >= 0 && sbx->group_fd >= 0 && sbx->agent_fd >= 0 &&
+         sbx->bootid_fd >= 0 &&
          (!rt->seccomp_len || sbx->seccomp_fd >= 0) && (!sbx->egress || sbx->resolv_fd >= 0);
 }
 
@@ -289,17 +314,18 @@ bool cc_sbx_launch_probe(cc_sbx_runtime *rt, char *why, size_t cap) {
     return false;
   }
   int pw = data_pipe(PASSWD), gr = data_pipe(GROUP), ag = agent_memfd(rt), sc = seccomp_memfd(rt);
+  int bi = bootid_pipe();
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
   bool ok = false;
-  if (pw >= 0 && gr >= 0 && ag >= 0 && (sc >= 0 || !rt->seccomp_len) && devnull >= 0 &&
-      pipe2(errp, O_CLOEXEC) == 0) {
+  if (pw >= 0 && gr >= 0 && ag >= 0 && (sc >= 0 || !rt->seccomp_len) && bi >= 0 &&
+      devnull >= 0 && pipe2(errp, O_CLOEXEC) == 0) {
     char *envp[] = {"PATH=" CC_SBX_SANDBOX_PATH, NULL};
-    int src[] = {devnull, devnull, errp[1], devnull, pw, gr, ag, sc, -1, ns};
-    int dst[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    int src[] = {devnull, devnull, errp[1], devnull, pw, gr, ag, sc, -1, ns, -1, bi};
+    int dst[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
     pid_t pid = fork();
     if (pid == 0)
       cc_sbx_child_exec(rt->info.bwrap, argv, envp, NULL, rt->host_uid, rt->info.root, true, src, dst,
-                        ns >= 0 ? 10 : 8, NULL, NULL);
+                        12, NULL, NULL);
     close(errp[1]);
     char msg[300] = "";
     size_t off = 0;
@@ -325,6 +351,7 @@ bool cc_sbx_launch_probe(cc_sbx_runtime *rt, char *why, size_t cap) {
   if (gr >= 0) close(gr);
   if (ag >= 0) close(ag);
   if (sc >= 0) close(sc);
+  if (bi >= 0) close(bi);
   if (ns >= 0) close(ns);
   if (devnull >= 0) close(devnull);
   for (char **a = argv; *a; a++) free(*a);
@@ -336,7 +363,8 @@ bool cc_sbx_launch_probe(cc_sbx_runtime *rt, char *why, size_t cap) {
 
 void cc_sbx_close_launch_fds(cc_sbx *sbx) {
   int *fds[] = {&sbx->child_sock, &sbx->passwd_fd,  &sbx->group_fd, &sbx->resolv_fd,
-                &sbx->agent_fd,   &sbx->seccomp_fd, &sbx->userns_fd, &sbx->sudo_fd};
+                &sbx->agent_fd,   &sbx->seccomp_fd, &sbx->userns_fd, &sbx->sudo_fd,
+                &sbx->bootid_fd};
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
     if (*fds[i] >= 0) close(*fds[i]), *fds[i] = -1;
 }
@@ -367,8 +395,8 @@ void cc_sbx_child_exec(const char *path, char **argv, char **envp, const cc_sbx_
     hi[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 64) : -1;
     if (src[i] >= 0 && hi[i] < 0) _exit(123);
   }
-  for (int i = 0; i < n; i++)
-    if (hi[i] >= 0 && dup2(hi[i], dst[i]) < 0) _exit(123);
+  for (int i = 0; i < n; i++) /* a descriptor not given is closed, not inherited */
+    if (hi[i] >= 0 ? dup2(hi[i], dst[i]) < 0 : (close(dst[i]), false)) _exit(123);
   syscall(SYS_close_range, (unsigned)dst[n - 1] + 1, ~0u, 0);
   execve(path, argv, envp);
   _exit(124);
@@ -390,9 +418,9 @@ void cc_sbx_launch(cc_sbx_runtime *rt, cc_sbx *sbx) {
   }
   int src[] = {devnull,       devnull,       errp[1],         sbx->child_sock, sbx->passwd_fd,
                sbx->group_fd, sbx->agent_fd, sbx->seccomp_fd, sbx->resolv_fd,  sbx->userns_fd,
-               sbx->sudo_fd};
-  int dst[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
-  int nfd = sbx->sudo_fd >= 0 ? 11 : sbx->userns_fd >= 0 ? 10 : sbx->resolv_fd >= 0 ? 9 : 8;
+               sbx->sudo_fd, sbx->bootid_fd};
+  int dst[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  int nfd = 12;
   bool drop = rt->info.root;
   /* Fork under the sandbox lock so cc_sbx_kill sees either kill_requested first (and we do
    * not launch) or a bwrap_pid it can kill. */

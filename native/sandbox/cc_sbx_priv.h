@@ -138,6 +138,7 @@ struct cc_sbx {
   int child_sock, passwd_fd, group_fd, resolv_fd, agent_fd, seccomp_fd;
   int userns_fd; /* root_inside: the user namespace made for it (bwrap --userns) */
   int sudo_fd;   /* root_inside with a host /usr/bin/sudo: the agent again, run as `sudo` */
+  int bootid_fd; /* this boot's /proc/sys/kernel/random/boot_id (a pipe) */
   cc_sbx *next_launch, *next, *next_dead;
 };
 

@@ -266,8 +266,10 @@ void cc_sbd_janitor_stop(cc_sbd_server *srv);
 size_t cc_sbd_load_paused(cc_sbd_server *srv);
 
 /* GET /sandboxes/{id}/metrics: [{timestamp, cpuCount, cpuUsedPct, memUsed, memTotal,
- * diskUsed, diskTotal}] (CPU use since the previous sample); [] while paused. */
-cJSON *cc_sbd_metrics_json(cc_sbd_server *srv, cc_sbd_sandbox *sb);
+ * diskUsed, diskTotal}]: one sample taken now (CPU use since the previous sample) when its
+ * whole second lies in [from_s, to_s] (Unix seconds, inclusive), else [] (sandboxd keeps no
+ * history, and a sample outside the range is not taken); [] while paused. */
+cJSON *cc_sbd_metrics_json(cc_sbd_server *srv, cc_sbd_sandbox *sb, int64_t from_s, int64_t to_s);
 
 /* Snapshot of live sandboxes in creation order (newest first), each with a reference; the
  * caller unrefs each and frees the array. */

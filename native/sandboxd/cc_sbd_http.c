@@ -639,6 +639,35 @@ static enum MHD_Result handle_connect(cc_sbd_req *r, cc_sbd_sandbox *sb, bool v2
   return res;
 }
 
+/* Query parameter NAME as Unix seconds (decimal digits only, at most 12 of them) into *out;
+ * absent leaves *out alone.  False, with the 400 queued in *res, for anything else. */
+static bool query_seconds(cc_sbd_req *r, const char *name, int64_t *out, enum MHD_Result *res) {
+  const char *v = cc_sbd_query(r->conn, name);
+  if (!v) return true;
+  size_t n = strspn(v, "0123456789");
+  if (n == 0 || n > 12 || v[n]) {
+    *res = cc_sbd_respond_error(r->conn, 400,
+                                "invalid %s '%.40s': must be a Unix time in seconds (an integer >= 0)",
+                                name, v);
+    return false;
+  }
+  *out = (int64_t)strtoll(v, NULL, 10);
+  return true;
+}
+
+/* GET /sandboxes/{id}/metrics[?start=&end=]: the range is in Unix seconds, both ends included
+ * (E2B's query parameters); sandboxd answers with the sample it takes now when now lies in
+ * it, else [] (it keeps no history).  400 for a malformed bound or start after end. */
+static enum MHD_Result handle_metrics(cc_sbd_req *r, cc_sbd_sandbox *sb) {
+  enum MHD_Result res;
+  int64_t from = 0, to = INT64_MAX;
+  if (!query_seconds(r, "start", &from, &res) || !query_seconds(r, "end", &to, &res)) return res;
+  if (from > to)
+    return cc_sbd_respond_error(r->conn, 400, "start (%lld) must not be after end (%lld)",
+                                (long long)from, (long long)to);
+  return cc_sbd_respond_json(r->conn, 200, cc_sbd_metrics_json(r->srv, sb, from, to));
+}
+
 static enum MHD_Result handle_sandbox(cc_sbd_req *r, const char *id, const char *action,
                                       bool v2) {
   const char *m = r->method;
@@ -663,7 +692,7 @@ static enum MHD_Result handle_sandbox(cc_sbd_req *r, const char *id, const char 
   } else if (strcmp(action, "network") == 0) {
     res = cc_sbd_net_handle_update(r, sb);
   } else if (strcmp(action, "metrics") == 0) {
-    res = strcmp(m, "GET") == 0 ? cc_sbd_respond_json(r->conn, 200, cc_sbd_metrics_json(r->srv, sb))
+    res = strcmp(m, "GET") == 0 ? handle_metrics(r, sb)
                                 : cc_sbd_respond_error(r->conn, 405, "method %s not allowed", m);
   } else if (strcmp(m, "POST") != 0) {
     res = cc_sbd_respond_error(r->conn, 405, "method %s not allowed", m);

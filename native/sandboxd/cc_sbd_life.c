@@ -569,15 +569,16 @@ size_t cc_sbd_load_paused(cc_sbd_server *srv) {
 
 /* ---- metrics ---- */
 
-cJSON *cc_sbd_metrics_json(cc_sbd_server *srv, cc_sbd_sandbox *sb) {
+cJSON *cc_sbd_metrics_json(cc_sbd_server *srv, cc_sbd_sandbox *sb, int64_t from_s, int64_t to_s) {
   cJSON *arr = cJSON_CreateArray();
   cc_sbx_usage u;
+  int64_t now = cc_sbd_now_ms();
+  if (now / 1000 < from_s || now / 1000 > to_s) return arr;
   pthread_mutex_lock(&sb->life_mu);
   bool running = sb->state == CC_SBD_RUNNING && sb->sbx;
   bool ok = running && cc_sbx_get_usage(sb->sbx, &u) == CC_OK;
   pthread_mutex_unlock(&sb->life_mu);
   if (!ok || !arr) return arr;
-  int64_t now = cc_sbd_now_ms();
   pthread_mutex_lock(&srv->mu);
   /* CPU use since the previous sample (or since the sandbox started) */
   int64_t t0 = sb->sample_ms ? sb->sample_ms : sb->started_ms;
