@@ -4,6 +4,7 @@
  * cc_sbx_cgroup.c: per-runtime parent cgroup and per-sandbox child cgroups (v1 or v2).
  * cc_sbx_net.c: egress (how slirp4netns reaches the tap device; attaching it to a sandbox).
  * cc_sbx_pty.c: the host side of pseudo-terminals (input, resize, taking over the master).
+ * cc_sbx_sys.c: the writable system (the base layers at start, each sandbox's disk).
  * What the core files (cc_sbx.c, cc_sbx_launch.c, cc_sbx_io.c, cc_sbx_proc.c, cc_sbx_fs.c)
  * share among themselves is in cc_sbx_priv.h.
  * Ownership: all paths live in the caller-owned structs below; no heap.
@@ -127,5 +128,53 @@ void cc_sbx_net_init(cc_sbx_net *n, const char *slirp_cfg, bool root, uint32_t h
  * where it gave one). */
 pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, bool nested, const cc_sbx_cg *cg,
                         char *why, size_t whycap);
+
+/* cc_sbx_sys.c: the writable system of sandboxes with root inside (see cc_sbx_sys.c). */
+typedef struct {
+  bool on;           /* sandboxes get a writable / and /usr */
+  char why[300];     /* !on after init: why not */
+  char dir[512];     /* <state dir>/sys */
+  uint32_t host_uid; /* the sandbox user's host uid; its root is host_uid + 1 */
+  size_t copied;     /* entries copied into the base (/etc, the package state) */
+  size_t masked;     /* entries of the host's /usr hidden (not world-readable) */
+  double build_ms;   /* time init took */
+} cc_sbx_sys;
+
+/* Root only.  Builds the base and mounts its ID-mapped layers (userns_fd: a user namespace
+ * mapped like every sandbox's; only used during the call), after removing a previous run's;
+ * a previous run's disks are kept (see cc_sbx_sys_disk_mount).  The base's /etc/passwd and
+ * group are the host's accounts with the sandbox user as uid/gid 1000 (passwd and group
+ * where the host has none).  false with s->why when the host cannot do it (then nothing is left
+ * mounted but the private <state>/sys). */
+bool cc_sbx_sys_init(cc_sbx_sys *s, const char *state_dir, uint32_t host_uid, int userns_fd,
+                     const char *passwd, const char *group);
+
+/* Unmounts the base layers (sandboxes' disks stay: cc_sbx_sys_disk_drop). */
+void cc_sbx_sys_cleanup(cc_sbx_sys *s);
+
+/* The host trees below / that have overlays of their own: their paths inside ("/usr", ...)
+ * and layer names (<disk>/m/<name>), in mount order.  Static arrays. */
+size_t cc_sbx_sys_trees(const char *const **paths, const char *const **names);
+
+/* <dir>/disks/<id>[/<sub>] into out. */
+void cc_sbx_sys_disk_path(const cc_sbx_sys *s, const char *id, const char *sub, char *out,
+                          size_t cap);
+
+/* Makes (or, when one is kept for id, reuses) the sandbox's disk: a tmpfs of `bytes` with its
+ * home (<disk>/home) and the overlays of / and of each host tree mounted at <disk>/m/root and
+ * <disk>/m/<tree name>.
+ * false with why (and nothing left) when it cannot. */
+bool cc_sbx_sys_disk_mount(const cc_sbx_sys *s, const char *id, uint64_t bytes, char *why,
+                           size_t cap);
+
+/* A disk is kept for id. */
+bool cc_sbx_sys_disk_exists(const cc_sbx_sys *s, const char *id);
+
+/* Unmounts and removes id's disk, if any (a running sandbox keeps its own mounts until it
+ * ends; the memory goes with it). */
+void cc_sbx_sys_disk_drop(const cc_sbx_sys *s, const char *id);
+
+/* Bytes used and size of id's disk; false when it has none. */
+bool cc_sbx_sys_disk_usage(const cc_sbx_sys *s, const char *id, uint64_t *used, uint64_t *total);
 
 #endif
