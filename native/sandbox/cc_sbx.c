@@ -695,7 +695,7 @@ bool cc_sbx_disk_kept(cc_sbx_runtime *rt, const char *id) {
 size_t cc_sbx_disk_prune(cc_sbx_runtime *rt, bool (*keep)(const char *id, void *ctx), void *ctx) {
   if (!rt->sys.on) return 0;
   char dir[600];
-  cc_sbx_sys_disk_path(&rt->sys, "", NULL, dir, sizeof dir);
+  snprintf(dir, sizeof dir, "%s/disks", rt->sys.dir);
   DIR *d = opendir(dir);
   size_t n = 0;
   for (struct dirent *e; d && (e = readdir(d));) {

@@ -138,6 +138,7 @@ typedef struct {
   size_t copied;     /* entries copied into the base (/etc, the package state) */
   size_t masked;     /* entries of the host's /usr hidden (not world-readable) */
   double build_ms;   /* time init took */
+  int dropping;      /* disks being unmounted by their threads (atomic) */
 } cc_sbx_sys;
 
 /* Root only.  Builds the base and mounts its ID-mapped layers (userns_fd: a user namespace
@@ -156,7 +157,7 @@ void cc_sbx_sys_cleanup(cc_sbx_sys *s);
  * and layer names (<disk>/m/<name>), in mount order.  Static arrays. */
 size_t cc_sbx_sys_trees(const char *const **paths, const char *const **names);
 
-/* <dir>/disks/<id>[/<sub>] into out. */
+/* The disk of id (<dir>/disks/<id>/d, the tmpfs), or <disk>/<sub>, into out. */
 void cc_sbx_sys_disk_path(const cc_sbx_sys *s, const char *id, const char *sub, char *out,
                           size_t cap);
 
@@ -164,15 +165,15 @@ void cc_sbx_sys_disk_path(const cc_sbx_sys *s, const char *id, const char *sub, 
  * home (<disk>/home) and the overlays of / and of each host tree mounted at <disk>/m/root and
  * <disk>/m/<tree name>.
  * false with why (and nothing left) when it cannot. */
-bool cc_sbx_sys_disk_mount(const cc_sbx_sys *s, const char *id, uint64_t bytes, char *why,
-                           size_t cap);
+bool cc_sbx_sys_disk_mount(cc_sbx_sys *s, const char *id, uint64_t bytes, char *why, size_t cap);
 
 /* A disk is kept for id. */
 bool cc_sbx_sys_disk_exists(const cc_sbx_sys *s, const char *id);
 
-/* Unmounts and removes id's disk, if any (a running sandbox keeps its own mounts until it
- * ends; the memory goes with it). */
-void cc_sbx_sys_disk_drop(const cc_sbx_sys *s, const char *id);
+/* Unmounts and removes id's disk, if any: at once out of the way (the id may have a new one),
+ * unmounted by a thread of its own (cc_sbx_sys_cleanup waits for those).  A running sandbox
+ * keeps its own mounts until it ends; the memory goes with it. */
+void cc_sbx_sys_disk_drop(cc_sbx_sys *s, const char *id);
 
 /* Bytes used and size of id's disk; false when it has none. */
 bool cc_sbx_sys_disk_usage(const cc_sbx_sys *s, const char *id, uint64_t *used, uint64_t *total);

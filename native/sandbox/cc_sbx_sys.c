@@ -11,9 +11,9 @@
  *   lower/  base, mounted read-only and ID-mapped through a user namespace mapped like every
  *           sandbox's (host 0 -> the sandbox's root, host 1000 -> its user);
  *   usr/, dpkg/  the host's /usr and /var/lib/dpkg (the "host trees"), mounted the same way.
- * Per sandbox, disks/<id> is a tmpfs of the sandbox's disk size holding its /home/user and
+ * Per sandbox, disks/<id>/d is a tmpfs of the sandbox's disk size holding its /home/user and
  * the upper and work dirs of one overlay per tree: / (lower: lower/), /usr (lowers:
- * lower/usr, then usr/) and /var/lib/dpkg (likewise), mounted at disks/<id>/m/<tree>; bwrap
+ * lower/usr, then usr/) and /var/lib/dpkg (likewise), mounted at disks/<id>/d/m/<tree>; bwrap
  * binds them.  Whatever the sandbox writes to its system lands in that tmpfs: counted in its
  * size and in the sandbox's memory cgroup, never in a host file.  The mounts live in the
  * host's mount namespace, so that a sandbox paused without its memory keeps them.
@@ -22,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,58 +69,80 @@ static bool world_readable(const struct stat *st) {
   return S_ISREG(st->st_mode) && (st->st_mode & S_IROTH);
 }
 
-static bool copy_file(int sfd, const char *name, int dfd, const struct stat *st) {
+/* A copy in progress: the source's filesystem, entries made, and failures (an entry that
+ * vanished under us is not one). */
+typedef struct {
+  dev_t dev;
+  size_t made, failed;
+  int first_errno;
+} copying;
+
+static void copy_failed(copying *c) {
+  if (errno == ENOENT) return;
+  if (!c->failed++) c->first_errno = errno;
+}
+
+static void copy_file(copying *c, int sfd, const char *name, int dfd, const struct stat *st) {
   int in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0) return false;
+  if (in < 0) return copy_failed(c);
   int out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   bool ok = out >= 0;
   /* sendfile, not copy_file_range: the host's /etc and the base's tmpfs are two filesystems
    * of different types, which copy_file_range refuses (EXDEV) since Linux 5.19 */
   for (off_t left = st->st_size; ok && left > 0;) {
     ssize_t k = sendfile(out, in, NULL, (size_t)left);
-    if (k <= 0) break; /* the file shrank under us: keep what was copied */
+    if (k == 0) break; /* the file shrank under us: keep what was copied */
+    ok = k > 0;
     left -= k;
   }
-  if (ok) ok = fchmod(out, st->st_mode & 0777) == 0;
+  ok = ok && fchmod(out, st->st_mode & 0777) == 0;
+  if (ok)
+    c->made++;
+  else
+    copy_failed(c);
   if (out >= 0) close(out);
   close(in);
-  return ok;
 }
 
 /* Copies the world-readable part of sfd into dfd (both directories): directories, regular
  * files (content and permission bits; owner: host root), symlinks.  Anything else (devices,
  * sockets, FIFOs) and anything an ordinary user could not read is left out, as are other
- * filesystems mounted below.  skip: a name left out at this level (NULL: none).  Returns the
- * number of entries made. */
-static size_t copy_tree(int sfd, int dfd, dev_t dev, const char *skip, int depth) {
+ * filesystems mounted below.  skip: a name left out at this level (NULL: none). */
+static void copy_tree(copying *c, int sfd, int dfd, const char *skip, int depth) {
   DIR *d = fdopendir(dup(sfd));
-  if (!d) return 0;
-  size_t n = 0;
+  if (!d) return copy_failed(c);
   for (struct dirent *e; (e = readdir(d));) {
     const char *nm = e->d_name;
     if (!strcmp(nm, ".") || !strcmp(nm, "..") || (skip && !strcmp(nm, skip))) continue;
     struct stat st;
     if (fstatat(sfd, nm, &st, AT_SYMLINK_NOFOLLOW) != 0 || !world_readable(&st)) continue;
     if (S_ISDIR(st.st_mode)) {
-      if (st.st_dev != dev || depth >= WALK_DEPTH_MAX) continue;
-      if (mkdirat(dfd, nm, 0700) != 0 && errno != EEXIST) continue;
+      if (st.st_dev != c->dev || depth >= WALK_DEPTH_MAX) continue;
+      if (mkdirat(dfd, nm, 0700) != 0 && errno != EEXIST) {
+        copy_failed(c);
+        continue;
+      }
       int s2 = openat(sfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       int d2 = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (s2 >= 0 && d2 >= 0) n += 1 + copy_tree(s2, d2, dev, NULL, depth + 1);
+      if (s2 >= 0 && d2 >= 0)
+        c->made++, copy_tree(c, s2, d2, NULL, depth + 1);
+      else
+        copy_failed(c);
       if (d2 >= 0) fchmod(d2, st.st_mode & 07777), close(d2);
       if (s2 >= 0) close(s2);
     } else if (S_ISLNK(st.st_mode)) {
       char t[4096];
       ssize_t k = readlinkat(sfd, nm, t, sizeof t - 1);
-      if (k <= 0) continue;
-      t[k] = 0;
-      if (symlinkat(t, dfd, nm) == 0) n++;
-    } else if (copy_file(sfd, nm, dfd, &st)) {
-      n++;
+      if (k > 0) t[k] = 0;
+      if (k > 0 && symlinkat(t, dfd, nm) == 0)
+        c->made++;
+      else
+        copy_failed(c);
+    } else {
+      copy_file(c, sfd, nm, dfd, &st);
     }
   }
   closedir(d);
-  return n;
 }
 
 /* ---- the masks over the host trees ------------------------------------------------------- */
@@ -210,7 +233,19 @@ static bool mask_tree(cc_sbx_sys *s, int base, const char *path, char *why, size
   mkdirat(base, rel, 0755);
   fchmodat(base, rel, st.st_mode & 07777, 0);
   w.mask = openat(base, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (w.mask >= 0) mask_walk_dir(&w, w.host, "", 0), close(w.mask);
+  if (w.mask >= 0) mask_walk_dir(&w, w.host, "", 0);
+  /* As on E2B, root's `pip install` goes to the system (/usr/local): Debian's PEP 668 marker
+   * (lib/python3.X/EXTERNALLY-MANAGED) is hidden in the sandbox's /usr, not on the host. */
+  DIR *lib = w.mask >= 0 && !strcmp(path, "/usr") ? opendir("/usr/lib") : NULL;
+  for (struct dirent *e; lib && (e = readdir(lib));) {
+    char rel_dir[300], marker[600];
+    snprintf(rel_dir, sizeof rel_dir, "lib/%s", e->d_name);
+    snprintf(marker, sizeof marker, "/usr/%s/EXTERNALLY-MANAGED", rel_dir);
+    if (!strncmp(e->d_name, "python3", 7) && access(marker, F_OK) == 0)
+      whiteout(&w, rel_dir, "EXTERNALLY-MANAGED");
+  }
+  if (lib) closedir(lib);
+  if (w.mask >= 0) close(w.mask);
   close(w.host);
   s->masked += w.masked;
   return w.mask >= 0 || (fail(why, cap, "mkdir", rel), false);
@@ -260,20 +295,22 @@ static void mkdir_mode(int dfd, const char *name, mode_t mode) {
 }
 
 /* Copies host /<src> into base/<src> when the host has it (parents must exist). */
-static size_t copy_host(int base, const char *src, const char *skip) {
+static void copy_host(copying *c, int base, const char *src, const char *skip) {
   char path[256];
   snprintf(path, sizeof path, "/%s", src);
   int s = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (s < 0) return 0;
+  if (s < 0) return;
   struct stat st;
-  size_t n = 0;
   if (fstat(s, &st) == 0 && world_readable(&st)) {
     mkdir_mode(base, src, st.st_mode & 07777);
     int d = openat(base, src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (d >= 0) n = copy_tree(s, d, st.st_dev, skip, 0), close(d);
+    c->dev = st.st_dev;
+    if (d >= 0)
+      copy_tree(c, s, d, skip, 0), close(d);
+    else
+      copy_failed(c);
   }
   close(s);
-  return n;
 }
 
 static bool build_base(cc_sbx_sys *s, int base, const char *passwd, const char *group, char *why,
@@ -327,11 +364,17 @@ static bool build_base(cc_sbx_sys *s, int base, const char *passwd, const char *
     return fail(why, cap, "symlink", "var/run"), false;
   /* /etc and apt's and debconf's state: copies of what an ordinary user can read (apt's
    * package lists are left out, as in container images: `apt-get update` fetches them) */
-  size_t n = copy_host(base, "etc", NULL);
-  if (n == 0) return snprintf(why, cap, "cannot copy /etc"), false;
-  n += copy_host(base, "var/lib/apt", "lists");
-  n += copy_host(base, "var/lib/ucf", NULL);
-  n += copy_host(base, "var/cache/debconf", NULL);
+  copying c = {0};
+  copy_host(&c, base, "etc", NULL);
+  copy_host(&c, base, "var/lib/apt", "lists");
+  copy_host(&c, base, "var/lib/ucf", NULL);
+  copy_host(&c, base, "var/cache/debconf", NULL);
+  if (c.failed || !c.made) {
+    errno = c.failed ? c.first_errno : ENOENT;
+    snprintf(why, cap, "cannot copy %zu entries of /etc and /var into the base: %s", c.failed,
+             strerror(errno));
+    return false;
+  }
   mkdir_mode(base, "var/lib/apt/lists", 0755);
   mkdir_mode(base, "var/lib/apt/lists/partial", 0700);
   mkdir_mode(base, "var/cache/apt/archives/partial", 0700);
@@ -344,7 +387,7 @@ static bool build_base(cc_sbx_sys *s, int base, const char *passwd, const char *
   /* the agent's mount point, so that bwrap does not create it in each sandbox's layer */
   ok = ok && write_file(base, ".cc-agent", "", 0555);
   if (!ok) return fail(why, cap, "cannot write", "base/etc"), false;
-  s->copied = n;
+  s->copied = c.made;
   for (size_t i = 0; i < N_TREES; i++)
     if (!mask_tree(s, base, TREES[i].path, why, cap)) return false;
   return true;
@@ -374,8 +417,18 @@ static double now_ms(void) {
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
+/* Unmounts (lazily: the tmpfs and the overlays below it, in one call) and removes a disk that
+ * was renamed out of the way to disks/.gone.*. */
+static void remove_gone(const char *gone) {
+  char d[1300];
+  snprintf(d, sizeof d, "%s/d", gone);
+  unmount_all(d);
+  rmdir(d);
+  rmdir(gone);
+}
+
 /* The layers a previous run left: its base mounts, and its disks' overlays (they name the old
- * base); the disks themselves are kept. */
+ * base); the disks themselves are kept, but for those it was dropping (.gone.*). */
 static void unmount_layers(const cc_sbx_sys *s) {
   char p[600];
   snprintf(p, sizeof p, "%s/disks", s->dir);
@@ -383,11 +436,16 @@ static void unmount_layers(const cc_sbx_sys *s) {
   for (struct dirent *e; d && (e = readdir(d));) {
     if (e->d_name[0] == '.' && (!e->d_name[1] || e->d_name[1] == '.')) continue;
     char m[1200];
+    snprintf(m, sizeof m, "%s/%s", p, e->d_name);
+    if (!strncmp(e->d_name, ".gone.", 6)) {
+      remove_gone(m);
+      continue;
+    }
     for (size_t i = 0; i < N_TREES; i++) {
-      snprintf(m, sizeof m, "%s/%s/m/%s", p, e->d_name, TREES[i].name);
+      snprintf(m, sizeof m, "%s/%s/d/m/%s", p, e->d_name, TREES[i].name);
       unmount_all(m);
     }
-    snprintf(m, sizeof m, "%s/%s/m/root", p, e->d_name);
+    snprintf(m, sizeof m, "%s/%s/d/m/root", p, e->d_name);
     unmount_all(m);
   }
   if (d) closedir(d);
@@ -460,6 +518,8 @@ bool cc_sbx_sys_init(cc_sbx_sys *s, const char *state_dir, uint32_t host_uid, in
 void cc_sbx_sys_cleanup(cc_sbx_sys *s) {
   s->on = false;
   if (!s->dir[0]) return;
+  /* the drops still under way use s (bounded: each is one unmount) */
+  for (int i = 0; i < 500 && __atomic_load_n(&s->dropping, __ATOMIC_ACQUIRE); i++) usleep(10000);
   unmount_layers(s);
   /* No disk kept (for a paused sandbox): nothing of ours is left mounted, or on disk. */
   char p[600];
@@ -487,7 +547,7 @@ size_t cc_sbx_sys_trees(const char *const **paths, const char *const **names) {
 
 void cc_sbx_sys_disk_path(const cc_sbx_sys *s, const char *id, const char *sub, char *out,
                           size_t cap) {
-  snprintf(out, cap, "%s/disks/%s%s%s", s->dir, id, sub && sub[0] ? "/" : "", sub ? sub : "");
+  snprintf(out, cap, "%s/disks/%s/d%s%s", s->dir, id, sub && sub[0] ? "/" : "", sub ? sub : "");
 }
 
 static bool overlay(const char *disk, const char *layer, const char *lowers, char *why,
@@ -522,12 +582,17 @@ static bool lay_out(const cc_sbx_sys *s, int fd) {
   return ok;
 }
 
-bool cc_sbx_sys_disk_mount(const cc_sbx_sys *s, const char *id, uint64_t bytes, char *why,
-                           size_t cap) {
+bool cc_sbx_sys_disk_mount(cc_sbx_sys *s, const char *id, uint64_t bytes, char *why, size_t cap) {
   char disk[600], lowers[1300];
   cc_sbx_sys_disk_path(s, id, NULL, disk, sizeof disk);
   if (!is_mount_root(disk)) {
-    if (mkdir(disk, 0711) != 0 && errno != EEXIST) return fail(why, cap, "mkdir", disk), false;
+    /* disks/<id> holds the mount point d, so that a drop can rename it away at once */
+    char *slash = strrchr(disk, '/');
+    *slash = 0;
+    bool made = mkdir(disk, 0711) == 0 || errno == EEXIST;
+    *slash = '/';
+    if (!made || (mkdir(disk, 0700) != 0 && errno != EEXIST))
+      return fail(why, cap, "mkdir", disk), false;
     /* One inode per KiB of its size at most: inodes cost kernel memory beyond size=.  Mode
      * 0710, group the host gid of the sandbox's root (bwrap sets its mounts up as root of the
      * sandbox's namespace, gid 0 = host host_uid + 1): bwrap reaches the trees it binds, no
@@ -537,7 +602,7 @@ bool cc_sbx_sys_disk_mount(const cc_sbx_sys *s, const char *id, uint64_t bytes, 
              (unsigned long long)(bytes / 1024 + 64), s->host_uid + 1);
     if (mount("tmpfs", disk, "tmpfs", MS_NOSUID | MS_NODEV, o) != 0) {
       fail(why, cap, "tmpfs mount at", disk);
-      rmdir(disk);
+      cc_sbx_sys_disk_drop(s, id);
       return false;
     }
     int fd = open(disk, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -566,19 +631,45 @@ bool cc_sbx_sys_disk_exists(const cc_sbx_sys *s, const char *id) {
   return is_mount_root(disk);
 }
 
-void cc_sbx_sys_disk_drop(const cc_sbx_sys *s, const char *id) {
-  char p[700];
-  for (size_t i = N_TREES; i-- > 0;) {
-    char sub[32];
-    snprintf(sub, sizeof sub, "m/%s", TREES[i].name);
-    cc_sbx_sys_disk_path(s, id, sub, p, sizeof p);
-    unmount_all(p);
+static void *drop_main(void *arg) {
+  struct drop {
+    cc_sbx_sys *s;
+    char path[];
+  } *d = arg;
+  remove_gone(d->path);
+  __atomic_fetch_sub(&d->s->dropping, 1, __ATOMIC_RELEASE);
+  free(d);
+  return NULL;
+}
+
+void cc_sbx_sys_disk_drop(cc_sbx_sys *s, const char *id) {
+  /* Every unmount waits for an RCU grace period (2-5 ms here): the disk is renamed out of the
+   * way at once (its id is free again) and unmounted, with the overlays below it, in one lazy
+   * call by a short-lived thread.  Its pages go with the last user of the sandbox's mounts. */
+  char dir[600], gone[700];
+  snprintf(dir, sizeof dir, "%s/disks/%s", s->dir, id);
+  static unsigned long seq;
+  snprintf(gone, sizeof gone, "%s/disks/.gone.%s.%lu", s->dir, id,
+           __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+  if (rename(dir, gone) != 0) return; /* none */
+  struct drop {
+    cc_sbx_sys *s;
+    char path[];
+  } *d = malloc(sizeof *d + strlen(gone) + 1);
+  pthread_t t;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  if (d) {
+    d->s = s;
+    strcpy(d->path, gone);
+    __atomic_fetch_add(&s->dropping, 1, __ATOMIC_ACQ_REL);
   }
-  cc_sbx_sys_disk_path(s, id, "m/root", p, sizeof p);
-  unmount_all(p);
-  cc_sbx_sys_disk_path(s, id, NULL, p, sizeof p);
-  unmount_all(p); /* the tmpfs: its pages go with the last user of the sandbox's mounts */
-  rmdir(p);
+  if (!d || pthread_create(&t, &a, drop_main, d) != 0) {
+    if (d) __atomic_fetch_sub(&s->dropping, 1, __ATOMIC_RELEASE), free(d);
+    remove_gone(gone);
+  }
+  pthread_attr_destroy(&a);
 }
 
 bool cc_sbx_sys_disk_usage(const cc_sbx_sys *s, const char *id, uint64_t *used, uint64_t *total) {

@@ -57,7 +57,7 @@ async function run(sbx, cmd, opts = {}) {
 
 /** The sandbox's disk on the host (a tmpfs mount under the state dir), or null. */
 function diskMount(id) {
-  const dir = path.join(sd.stateDir, 'sys', 'disks', id);
+  const dir = path.join(sd.stateDir, 'sys', 'disks', id, 'd');
   const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
   return mounts.some((l) => l.split(' ')[4] === dir) ? dir : null;
 }
@@ -148,6 +148,47 @@ describe('a writable system', { skip: !isRoot && 'sandboxd must run as root for 
     }
   });
 
+  test("E2B's base tools are there; root's pip install and npm install -g go to the system", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-rootfs-pkgs-'));
+    // a wheel (a zip with its metadata) and an npm package tarball, made here: no network
+    const wheel = path.join(dir, 'ccrootfs_mod-1.0-py3-none-any.whl');
+    execFileSync('python3', ['-c', `import zipfile
+z = zipfile.ZipFile(${JSON.stringify(wheel)}, 'w')
+z.writestr('ccrootfs_mod/__init__.py', 'VALUE = 42\\n')
+d = 'ccrootfs_mod-1.0.dist-info/'
+z.writestr(d + 'METADATA', 'Metadata-Version: 2.1\\nName: ccrootfs-mod\\nVersion: 1.0\\n')
+z.writestr(d + 'WHEEL', 'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')
+z.writestr(d + 'RECORD', 'ccrootfs_mod/__init__.py,,\\n' + d + 'METADATA,,\\n' + d + 'WHEEL,,\\n' + d + 'RECORD,,\\n')
+z.close()`]);
+    const cli = path.join(dir, 'cli');
+    fs.mkdirSync(cli);
+    fs.writeFileSync(path.join(cli, 'package.json'), JSON.stringify({ name: `${tag}-cli`, version: '1.0.0', bin: { [`${tag}-cli`]: 'cli.js' } }));
+    fs.writeFileSync(path.join(cli, 'cli.js'), "#!/usr/bin/env node\nconsole.log('cli ok');\n", { mode: 0o755 });
+    execFileSync('npm', ['pack', '--pack-destination', dir, '--loglevel=error'], { cwd: cli, stdio: 'ignore' });
+    const sbx = await Sandbox.create({ timeoutMs: 120_000, allowInternetAccess: false });
+    try {
+      const tools = await run(sbx, 'for t in python python3 pip node npm git curl sudo; do command -v $t; done');
+      assert.equal(tools.stdout.trim().split('\n').length, 8, tools.stdout + tools.stderr);
+      assert.equal((await run(sbx, 'python -c "print(1+1)"')).stdout, '2\n');
+      await sbx.files.write('/home/user/m.whl', fs.readFileSync(wheel));
+      const pip = await run(sbx, 'cp m.whl ccrootfs_mod-1.0-py3-none-any.whl && sudo pip install --no-index -q ccrootfs_mod-1.0-py3-none-any.whl');
+      assert.equal(pip.exitCode, 0, pip.stdout + pip.stderr);
+      const imp = await run(sbx, 'cd /tmp && python3 -c "import ccrootfs_mod as m; print(m.VALUE, m.__file__)"');
+      assert.match(imp.stdout, /^42 \/usr\/local\/lib\/python3[.\d]*\/dist-packages\/ccrootfs_mod\/__init__.py\n$/);
+      await sbx.files.write('/home/user/cli.tgz', fs.readFileSync(path.join(dir, `${tag}-cli-1.0.0.tgz`)));
+      const npm = await run(sbx, 'sudo npm install -g --offline --no-audit --no-fund --loglevel=error /home/user/cli.tgz');
+      assert.equal(npm.exitCode, 0, npm.stdout + npm.stderr);
+      assert.equal((await run(sbx, `${tag}-cli`)).stdout, 'cli ok\n');
+      // the host has neither
+      const prefix = execFileSync('npm', ['config', 'get', 'prefix']).toString().trim();
+      assert.equal(fs.existsSync(path.join(prefix, 'bin', `${tag}-cli`)), false);
+      assert.equal(fs.readdirSync('/usr/local/lib').some((d) => fs.existsSync(`/usr/local/lib/${d}/dist-packages/ccrootfs_mod`)), false);
+    } finally {
+      await sbx.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('pause and resume keep the system layer, with memory and without', async () => {
     const sbx = await Sandbox.create({ timeoutMs: 120_000 });
     try {
@@ -185,7 +226,7 @@ describe('a writable system', { skip: !isRoot && 'sandboxd must run as root for 
       const back = await Sandbox.connect(sbx.sandboxId);
       assert.equal((await run(back, 'cat /usr/local/share/kept')).stdout, 'kept\n');
       // the running one did not survive the restart, and neither did its disk
-      const disks = fs.readdirSync(path.join(stateDir, 'sys', 'disks'));
+      const disks = fs.readdirSync(path.join(stateDir, 'sys', 'disks')).filter((n) => !n.startsWith('.'));
       assert.deepEqual(disks, [sbx.sandboxId]);
       assert.ok(!disks.includes(gone.sandboxId));
       await back.kill();
