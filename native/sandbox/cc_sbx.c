@@ -250,6 +250,8 @@ static void setup_system(cc_sbx_runtime *rt) {
     } else if (!cc_sbx_launch_probe(rt, buf, sizeof buf)) {
       cc_sbx_sys_cleanup(s);
       why = buf;
+    } else {
+      cc_sbx_sys_spares_start(s, rt->cfg.limits.home_bytes);
     }
   }
   rt->info.writable_system = s->on;
@@ -594,6 +596,7 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
     if (!sp) snprintf(sbx->net_why, sizeof sbx->net_why, "slirp4netns: %.180s", nwhy);
     pthread_mutex_unlock(&sbx->lock);
   }
+  if (sbx->disk) cc_sbx_sys_spares_refill(&rt->sys); /* now that it started (see there) */
   if (!ready) {
     cc_sbx_kill(rt, sbx->id);
     cc_sbx_unref(sbx);

@@ -12,6 +12,7 @@
 #ifndef CC_SBX_INT_H
 #define CC_SBX_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -130,6 +131,7 @@ pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, bool nested, const
                         char *why, size_t whycap);
 
 /* cc_sbx_sys.c: the writable system of sandboxes with root inside (see cc_sbx_sys.c). */
+#define CC_SBX_SYS_SPARES 2
 typedef struct {
   bool on;           /* sandboxes get a writable / and /usr */
   char why[300];     /* !on after init: why not */
@@ -139,6 +141,14 @@ typedef struct {
   size_t masked;     /* entries of the host's /usr hidden (not world-readable) */
   double build_ms;   /* time init took */
   int dropping;      /* disks being unmounted by their threads (atomic) */
+  /* spare disks, made ahead by a thread of their own (cc_sbx_sys_spares_start) */
+  pthread_t spare_thread;
+  bool spare_thread_on, spare_stop;
+  pthread_mutex_t spare_mu;
+  pthread_cond_t spare_cv;
+  uint64_t spare_bytes;
+  unsigned spare[CC_SBX_SYS_SPARES], spare_seq;
+  size_t n_spare;
 } cc_sbx_sys;
 
 /* Root only.  Builds the base and mounts its ID-mapped layers (userns_fd: a user namespace
@@ -150,7 +160,16 @@ typedef struct {
 bool cc_sbx_sys_init(cc_sbx_sys *s, const char *state_dir, uint32_t host_uid, int userns_fd,
                      const char *passwd, const char *group);
 
-/* Unmounts the base layers (sandboxes' disks stay: cc_sbx_sys_disk_drop). */
+/* Starts the thread that keeps CC_SBX_SYS_SPARES fresh disks of `bytes` ready, so that
+ * cc_sbx_sys_disk_mount of that size only renames one (after a successful init). */
+void cc_sbx_sys_spares_start(cc_sbx_sys *s, uint64_t bytes);
+
+/* Lets the spares' thread replace the spares taken so far: called once a create is done, so
+ * that making a disk never competes with a sandbox's start (bwrap's mounts). */
+void cc_sbx_sys_spares_refill(cc_sbx_sys *s);
+
+/* Stops the spares' thread and drops the spares, waits for the drops under way, and unmounts
+ * the base layers (sandboxes' disks stay: cc_sbx_sys_disk_drop). */
 void cc_sbx_sys_cleanup(cc_sbx_sys *s);
 
 /* The host trees below / that have overlays of their own: their paths inside ("/usr", ...)
