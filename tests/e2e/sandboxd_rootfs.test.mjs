@@ -243,6 +243,30 @@ z.close()`]);
     }
   });
 
+  test('--read-only-system and --no-root keep the read-only system, and say so', async () => {
+    for (const [flag, why] of [['--read-only-system', '--read-only-system'], ['--no-root', 'no root inside']]) {
+      const other = await startSandboxd({ args: [flag] });
+      const env = { ...process.env };
+      try {
+        assert.match(other.stderr, new RegExp(`system: read-only: ${why}`));
+        Object.assign(process.env, other.env());
+        const sbx = await Sandbox.create({ timeoutMs: 120_000 });
+        try {
+          const w = await run(sbx, 'touch /usr/local/x || touch /0x', { user: 'root' });
+          assert.notEqual(w.exitCode, 0);
+          assert.match(w.stderr, /Read-only file system/);
+          assert.equal((await run(sbx, 'echo ok > ~/f && cat ~/f')).stdout, 'ok\n');
+        } finally {
+          await sbx.kill();
+        }
+        assert.equal(fs.existsSync(path.join(other.stateDir, 'sys')), false);
+      } finally {
+        Object.assign(process.env, env);
+        assert.deepEqual(await other.stop(), { code: 0, signal: null });
+      }
+    }
+  });
+
   test('the system layer obeys the disk limit (ENOSPC) and shares it with the home', async () => {
     const sbx = await Sandbox.create({ timeoutMs: 120_000 });
     try {
