@@ -521,6 +521,13 @@ size_t cc_sbd_load_paused(cc_sbd_server *srv) {
       continue;
     }
     sb->disk_kept = cc_sbx_disk_kept(srv->rt, sb->id);
+    cc_sbx_runtime_info ri;
+    cc_sbx_runtime_get_info(srv->rt, &ri);
+    if (ri.writable_system && !sb->disk_kept)
+      fprintf(stderr,
+              "codecanvas-sandboxd: paused sandbox %s: its disk (system layer, /root) is gone "
+              "(a host restart?); it resumes with its home only\n",
+              sb->id);
     if (cc_sbd_register_cold(srv, sb) == CC_OK)
       count++;
     else

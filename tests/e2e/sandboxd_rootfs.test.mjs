@@ -218,13 +218,26 @@ z.close()`]);
       Object.assign(process.env, one.env());
       const sbx = await Sandbox.create({ timeoutMs: 120_000 });
       const gone = await Sandbox.create({ timeoutMs: 120_000 });
+      // one whose disk a host restart would lose (unmounted below while sandboxd is down)
+      const lost = await Sandbox.create({ timeoutMs: 120_000 });
       await run(sbx, 'sudo sh -c "echo kept > /usr/local/share/kept"');
+      await run(lost, 'echo home > ~/h && sudo sh -c "echo sys > /usr/local/share/sys"');
       assert.equal(await sbx.pause({ keepMemory: false }), true);
+      assert.equal(await lost.pause({ keepMemory: false }), true);
       assert.deepEqual(await one.stop(), { code: 0, signal: null });
+      const lostDisk = path.join(stateDir, 'sys', 'disks', lost.sandboxId);
+      execFileSync('umount', ['--recursive', '--lazy', path.join(lostDisk, 'd')]);
+      fs.rmSync(lostDisk, { recursive: true });
       one = await startSandboxd({ stateDir });
       Object.assign(process.env, one.env());
       const back = await Sandbox.connect(sbx.sandboxId);
       assert.equal((await run(back, 'cat /usr/local/share/kept')).stdout, 'kept\n');
+      // the lost one: said at start, and it resumes with its home (the archive) only
+      assert.match(one.stderr, new RegExp(`paused sandbox ${lost.sandboxId}: its disk \\(system layer, /root\\) is gone`));
+      const lb = await Sandbox.connect(lost.sandboxId);
+      assert.equal((await run(lb, 'cat ~/h')).stdout, 'home\n');
+      assert.notEqual((await run(lb, 'cat /usr/local/share/sys')).exitCode, 0);
+      await lb.kill();
       // the running one did not survive the restart, and neither did its disk
       const disks = fs.readdirSync(path.join(stateDir, 'sys', 'disks')).filter((n) => !n.startsWith('.'));
       assert.deepEqual(disks, [sbx.sandboxId]);
