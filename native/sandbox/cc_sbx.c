@@ -257,9 +257,9 @@ static void setup_system(cc_sbx_runtime *rt) {
   rt->info.writable_system = s->on;
   if (s->on)
     snprintf(rt->info.system, sizeof rt->info.system,
-             "writable (overlays of / and /usr per sandbox on its disk over the host's /usr "
-             "with %zu entries hidden and a copy of /etc and the package state, %zu entries; "
-             "built in %.0f ms)",
+             "writable (each sandbox's /, /usr and /var/lib/dpkg are overlays on its own disk "
+             "over the host's /usr and /var/lib/dpkg, %zu entries an ordinary user cannot read "
+             "hidden, and a copy of /etc and apt's state, %zu entries; built in %.0f ms)",
              s->masked, s->copied, s->build_ms);
   else
     snprintf(rt->info.system, sizeof rt->info.system, "read-only: %.280s", why);

@@ -141,6 +141,7 @@ typedef struct {
   size_t masked;     /* entries of the host's /usr hidden (not world-readable) */
   double build_ms;   /* time init took */
   int dropping;      /* disks being unmounted by their threads (atomic) */
+  unsigned gone_seq; /* names disks/.gone.<id>.<n> (atomic) */
   /* spare disks, made ahead by a thread of their own (cc_sbx_sys_spares_start) */
   pthread_t spare_thread;
   bool spare_thread_on, spare_stop;

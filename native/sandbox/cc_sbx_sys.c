@@ -16,7 +16,10 @@
  * lower/usr, then usr/) and /var/lib/dpkg (likewise), mounted at disks/<id>/d/m/<tree>; bwrap
  * binds them.  Whatever the sandbox writes to its system lands in that tmpfs: counted in its
  * size and in the sandbox's memory cgroup, never in a host file.  The mounts live in the
- * host's mount namespace, so that a sandbox paused without its memory keeps them.
+ * host's mount namespace, so that a sandbox paused without its memory keeps them.  A thread
+ * keeps spare disks ready (disks/.spare.<n>, renamed to disks/<id> by a create), and a drop
+ * renames a disk away (disks/.gone.*) and leaves its unmount to a thread of its own: mounts
+ * and unmounts (an RCU grace period each) stay off the create and kill paths.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -417,8 +420,9 @@ static double now_ms(void) {
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-/* Unmounts (lazily: the tmpfs and the overlays below it, in one call) and removes a disk that
- * was renamed out of the way to disks/.gone.*. */
+/* Unmounts (lazily: the tmpfs and the overlays below it, in one call) and removes a disk's
+ * container (<container>/d is the tmpfs): one renamed out of the way (disks/.gone.*), a spare,
+ * or one that could not be made. */
 static void remove_gone(const char *gone) {
   char d[1300];
   snprintf(d, sizeof d, "%s/d", gone);
@@ -633,11 +637,6 @@ static void spare_path(const cc_sbx_sys *s, unsigned n, const char *sub, char *o
   snprintf(out, cap, "%s/disks/.spare.%u%s", s->dir, n, sub);
 }
 
-/* Drops a spare (or a disk that could not be made) right away. */
-static void remove_container(const char *container) {
-  remove_gone(container);
-}
-
 static void *spare_main(void *arg) {
   cc_sbx_sys *s = arg;
   pthread_mutex_lock(&s->spare_mu);
@@ -653,7 +652,7 @@ static void *spare_main(void *arg) {
     spare_path(s, n, "/d", disk, sizeof disk);
     spare_path(s, n, "", container, sizeof container);
     bool ok = make_disk(s, disk, bytes, why, sizeof why);
-    if (!ok) remove_container(container);
+    if (!ok) remove_gone(container);
     pthread_mutex_lock(&s->spare_mu);
     if (ok)
       s->spare[s->n_spare++] = n;
@@ -682,7 +681,7 @@ static void spares_stop(cc_sbx_sys *s) {
   for (size_t i = 0; i < s->n_spare; i++) {
     char container[600];
     spare_path(s, s->spare[i], "", container, sizeof container);
-    remove_container(container);
+    remove_gone(container);
   }
   s->n_spare = 0;
   pthread_mutex_destroy(&s->spare_mu);
@@ -708,7 +707,7 @@ static bool take_spare(cc_sbx_sys *s, const char *id, uint64_t bytes) {
   spare_path(s, n, "", from, sizeof from);
   snprintf(to, sizeof to, "%s/disks/%s", s->dir, id);
   if (rename(from, to) == 0) return true;
-  remove_container(from);
+  remove_gone(from);
   return false;
 }
 
@@ -744,9 +743,8 @@ void cc_sbx_sys_disk_drop(cc_sbx_sys *s, const char *id) {
    * call by a short-lived thread.  Its pages go with the last user of the sandbox's mounts. */
   char dir[600], gone[700];
   snprintf(dir, sizeof dir, "%s/disks/%s", s->dir, id);
-  static unsigned long seq;
-  snprintf(gone, sizeof gone, "%s/disks/.gone.%s.%lu", s->dir, id,
-           __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+  snprintf(gone, sizeof gone, "%s/disks/.gone.%s.%u", s->dir, id,
+           __atomic_fetch_add(&s->gone_seq, 1, __ATOMIC_RELAXED));
   if (rename(dir, gone) != 0) return; /* none */
   struct drop {
     cc_sbx_sys *s;
