@@ -14,6 +14,7 @@
 #define _GNU_SOURCE
 #include "cc_sbx.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -243,6 +244,43 @@ static void probe_egress(cc_sbx_runtime *rt) {
              n->why);
 }
 
+/* The writable system (root inside only): builds the base, then proves it with a probe
+ * sandbox on a disk; either failure leaves the system read-only, with the reason in the
+ * report (as egress does). */
+static void setup_system(cc_sbx_runtime *rt) {
+  cc_sbx_sys *s = &rt->sys;
+  const char *why = NULL;
+  char buf[300];
+  if (!rt->info.root_inside)
+    why = rt->info.root ? "no root inside" : "sandboxd is not root";
+  else if (rt->cfg.read_only_system)
+    why = "--read-only-system";
+  int ns = why ? -1 : cc_sbx_make_userns(rt, buf, sizeof buf);
+  if (!why && ns < 0) why = buf;
+  if (!why) {
+    bool ok = cc_sbx_sys_init(s, rt->state_dir, rt->host_uid, ns, cc_sbx_passwd(), cc_sbx_group());
+    close(ns);
+    if (!ok) {
+      snprintf(buf, sizeof buf, "%s", s->why);
+      why = buf;
+    } else if (!cc_sbx_launch_probe(rt, buf, sizeof buf)) {
+      cc_sbx_sys_cleanup(s);
+      why = buf;
+    } else {
+      cc_sbx_sys_spares_start(s, rt->cfg.limits.home_bytes);
+    }
+  }
+  rt->info.writable_system = s->on;
+  if (s->on)
+    snprintf(rt->info.system, sizeof rt->info.system,
+             "writable (each sandbox's /, /usr and /var/lib/dpkg are overlays on its own disk "
+             "over the host's /usr and /var/lib/dpkg, %zu entries an ordinary user cannot read "
+             "hidden, and a copy of /etc and apt's state, %zu entries; built in %.0f ms)",
+             s->masked, s->copied, s->build_ms);
+  else
+    snprintf(rt->info.system, sizeof rt->info.system, "read-only: %.280s", why);
+}
+
 cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_sbx_err *err) {
   *out = NULL;
   if (!cfg || !cfg->state_dir || !cfg->state_dir[0])
@@ -337,6 +375,7 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
     st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, EPERM, "%s", why);
     goto fail;
   }
+  setup_system(rt);
   rt->epfd = epoll_create1(EPOLL_CLOEXEC);
   rt->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   rt->t_wake.kind = TAG_WAKE;
@@ -359,7 +398,7 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
   int rn = snprintf(
       rt->info.report, sizeof rt->info.report,
       "sandbox runtime: %s (sandbox user 1000 = host uid %u%s%s%.200s), bubblewrap %s, agent %s; "
-      "limits: %s%.300s; egress: %s%.250s; egress rules: %.200s; seccomp: %s",
+      "limits: %s%.300s; egress: %s%.250s; egress rules: %.200s; seccomp: %s; system: %.300s",
       rt->info.root ? "root" : "unprivileged", rt->host_uid,
       rt->info.root_inside ? ", root 0 = host uid " : riwhy[0] ? "; no root inside: " : "",
       rt->info.root_inside ? rootuid : "", rt->info.root_inside ? "" : riwhy, rt->info.bwrap,
@@ -369,8 +408,10 @@ cc_status cc_sbx_runtime_new(const cc_sbx_config *cfg, cc_sbx_runtime **out, cc_
                                         : "NONE — memory/pids/CPU are NOT limited: ",
       rt->cg.mode == CC_SBX_CGROUP_NONE ? cgwhy : "",
       rt->info.egress_available ? "slirp4netns " : "unavailable: ", rt->info.egress,
-      rt->info.egress_rules, rt->seccomp_len ? "deny list (keyrings, bpf, perf, io_uring, mounts, namespaces...)"
-                      : "NONE (no filter for this architecture)");
+      rt->info.egress_rules,
+      rt->seccomp_len ? "deny list (keyrings, bpf, perf, io_uring, mounts, namespaces...)"
+                      : "NONE (no filter for this architecture)",
+      rt->info.system);
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -408,6 +449,7 @@ void cc_sbx_runtime_free(cc_sbx_runtime *rt) {
     }
   }
   cc_sbx_cg_root_cleanup(&rt->cg);
+  cc_sbx_sys_cleanup(&rt->sys);
   if (rt->epfd >= 0) close(rt->epfd);
   if (rt->wakefd >= 0) close(rt->wakefd);
   pthread_mutex_destroy(&rt->lock);
@@ -479,6 +521,7 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
   sbx->template_id = strdup(opts->template_id ? opts->template_id : "base");
   merge_limits(&sbx->limits, &rt->cfg.limits, &opts->limits);
   sbx->allow_internet = opts->allow_internet;
+  sbx->resume_disk = opts->resume_disk;
   sbx->egress = opts->allow_internet && rt->net.tun != CC_SBX_TUN_NONE;
   if (!opts->allow_internet)
     snprintf(sbx->net_why, sizeof sbx->net_why, "internet access was not requested");
@@ -531,8 +574,11 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
     st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, errno, "%s", why);
     goto fail_unregistered;
   }
-  if (!cc_sbx_launch_prepare(rt, sbx) ||
-      socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) {
+  if (!cc_sbx_launch_prepare(rt, sbx, why, sizeof why)) {
+    st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, errno, "cannot prepare sandbox: %s", why);
+    goto fail_unregistered;
+  }
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) {
     st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, errno, "cannot prepare sandbox: %s", strerror(errno));
     goto fail_unregistered;
   }
@@ -570,6 +616,7 @@ cc_status cc_sbx_create(cc_sbx_runtime *rt, const cc_sbx_create_opts *opts, cc_s
     if (!sp) snprintf(sbx->net_why, sizeof sbx->net_why, "slirp4netns: %.180s", nwhy);
     pthread_mutex_unlock(&sbx->lock);
   }
+  if (sbx->disk) cc_sbx_sys_spares_refill(&rt->sys); /* now that it started (see there) */
   if (!ready) {
     cc_sbx_kill(rt, sbx->id);
     cc_sbx_unref(sbx);
@@ -591,6 +638,7 @@ fail_unregistered:
     if (sp[1] >= 0) close(sp[1]);
   }
   cc_sbx_cg_destroy(&sbx->cg);
+  if (sbx->disk && !sbx->resume_disk) cc_sbx_sys_disk_drop(&rt->sys, sbx->id);
   cc_sbx_unref(sbx); /* registry */
   cc_sbx_unref(sbx); /* ours */
   return st;
@@ -608,13 +656,14 @@ cc_status cc_sbx_open(cc_sbx_runtime *rt, const char *id, cc_sbx **out) {
   return CC_OK;
 }
 
-cc_status cc_sbx_kill(cc_sbx_runtime *rt, const char *id) {
+static cc_status kill_sandbox(cc_sbx_runtime *rt, const char *id, bool keep_disk) {
   pthread_mutex_lock(&rt->lock);
   cc_sbx *sbx = id ? lookup(rt, id) : NULL;
   if (sbx) unregister(rt, sbx);
   pthread_mutex_unlock(&rt->lock);
   if (!sbx) return CC_NOT_FOUND;
   pthread_mutex_lock(&sbx->lock);
+  sbx->keep_disk = keep_disk;
   /* A frozen task takes a SIGKILL only once thawed: thaw first, so the kill lands now. */
   if (sbx->frozen && cc_sbx_cg_freeze(&sbx->cg, false)) sbx->frozen = false;
   sbx->kill_requested = true;
@@ -648,8 +697,47 @@ cc_status cc_sbx_kill(cc_sbx_runtime *rt, const char *id) {
   /* Anything else in the cgroup (slirp4netns, a task that escaped the namespace). */
   cc_sbx_cg_kill(&sbx->cg);
   cc_sbx_cg_destroy(&sbx->cg);
+  /* Its overlays die with its mount namespace; the host's copies and the tmpfs go now. */
+  if (sbx->disk && !keep_disk) cc_sbx_sys_disk_drop(&rt->sys, sbx->id);
   cc_sbx_unref(sbx); /* the registry's reference */
   return CC_OK;
+}
+
+cc_status cc_sbx_kill(cc_sbx_runtime *rt, const char *id) {
+  return kill_sandbox(rt, id, false);
+}
+
+cc_status cc_sbx_kill_keep_disk(cc_sbx_runtime *rt, const char *id) {
+  return kill_sandbox(rt, id, true);
+}
+
+bool cc_sbx_disk_kept(cc_sbx_runtime *rt, const char *id) {
+  return rt->sys.on && valid_id(id) && cc_sbx_sys_disk_exists(&rt->sys, id);
+}
+
+size_t cc_sbx_disk_prune(cc_sbx_runtime *rt, bool (*keep)(const char *id, void *ctx), void *ctx) {
+  if (!rt->sys.on) return 0;
+  char dir[600];
+  snprintf(dir, sizeof dir, "%s/disks", rt->sys.dir);
+  DIR *d = opendir(dir);
+  size_t n = 0;
+  for (struct dirent *e; d && (e = readdir(d));) {
+    if (!valid_id(e->d_name) || keep(e->d_name, ctx)) continue;
+    pthread_mutex_lock(&rt->lock);
+    bool live = lookup(rt, e->d_name) != NULL;
+    pthread_mutex_unlock(&rt->lock);
+    if (!live) cc_sbx_sys_disk_drop(&rt->sys, e->d_name), n++;
+  }
+  if (d) closedir(d);
+  return n;
+}
+
+void cc_sbx_disk_drop(cc_sbx_runtime *rt, const char *id) {
+  if (!rt->sys.on || !valid_id(id)) return;
+  pthread_mutex_lock(&rt->lock);
+  bool live = lookup(rt, id) != NULL;
+  pthread_mutex_unlock(&rt->lock);
+  if (!live) cc_sbx_sys_disk_drop(&rt->sys, id);
 }
 
 cc_status cc_sbx_get_info(cc_sbx *sbx, cc_sbx_info *out) {
@@ -703,6 +791,10 @@ cc_status cc_sbx_get_usage(cc_sbx *sbx, cc_sbx_usage *out) {
   if (up) cc_sbx_cg_usage(&sbx->cg, &out->cpu_ns, &out->mem_bytes);
   pthread_mutex_unlock(&sbx->lock);
   if (!up) return CC_SANDBOX_UNAVAILABLE;
+  /* With a writable system the disk is a host mount the sandbox cannot move. */
+  if (sbx->disk &&
+      cc_sbx_sys_disk_usage(&sbx->rt->sys, sbx->id, &out->disk_bytes, &out->disk_total))
+    return CC_OK;
   /* The home is a tmpfs mount point on the sandbox's read-only root: statvfs through the
    * agent's root resolves no path the sandbox can change. */
   char p[64];

@@ -16,9 +16,11 @@
  * with a few capabilities of the namespace, drops to 1000 for "user", and serves the
  * sandbox's `sudo` (docs/sandboxd.md "Root inside").
  *
- * Inside: `/usr`, `/etc` (with our own passwd/group), `/bin`, `/lib*`, `/sbin` read-only from
- * the host; `/home/user` (HOME, the default cwd) and `/tmp` are private size-capped tmpfs
- * mounts that live exactly as long as the sandbox; minimal `/proc` and `/dev`; `/run/e2b`
+ * Inside, with root inside (unless read_only_system): a writable system of the sandbox's own,
+ * overlays over the host's /usr and a copy of its /etc (cc_sbx_sys.c), on a size-capped tmpfs
+ * "disk" that also holds /home/user; otherwise `/usr`, `/etc` (with our own passwd/group),
+ * `/bin`, `/lib*`, `/sbin` read-only from the host and `/home/user` (HOME, the default cwd) a
+ * private size-capped tmpfs; `/tmp` is a private tmpfs; each lives as long as the sandbox; minimal `/proc` and `/dev`; `/run/e2b`
  * holds .E2B_SANDBOX, .E2B_SANDBOX_ID, .E2B_TEMPLATE_ID.  Only loopback networking unless
  * egress was asked for AND the runtime proved it at start (slirp4netns, started with
  * --disable-host-loopback, its own sandbox and seccomp; see cc_sbx_net.c for /dev/net/tun),
@@ -131,8 +133,8 @@ typedef enum {
 
 typedef struct {
   const char *state_dir;     /* required: sandboxd's state dir, created 0700 if missing.  No
-                                sandbox data lives there: homes are tmpfs mounts inside each
-                                sandbox and vanish with it */
+                                sandbox data lives there on disk: homes (and, with a writable
+                                system, the sandboxes' disks under sys/) are tmpfs mounts */
   const char *agent_path;    /* NULL: codecanvas-sandbox-agent next to /proc/self/exe */
   const char *bwrap_path;    /* NULL: /usr/bin/bwrap, else bwrap from PATH */
   const char *slirp_path;    /* NULL: slirp4netns from PATH; "" disables egress entirely */
@@ -150,6 +152,9 @@ typedef struct {
   uint32_t max_procs;     /* max tracked processes per sandbox (default 1024) */
   cc_sbx_cgroup_mode cgroup; /* NONE (default): v1 when its memory and pids controllers are
                                 mounted, else v2; V1 or V2: that hierarchy only */
+  bool read_only_system;     /* root inside only: true = the host's system read-only, as
+                                without root inside; default false: a writable system (see
+                                cc_sbx_runtime_info.writable_system) */
 } cc_sbx_config;
 
 /* Fills defaults (limits, host uid, queue size); state_dir stays NULL. */
@@ -172,6 +177,10 @@ typedef struct {
                                 (libnftables) in each sandbox's network namespace", or
                                 "(/usr/sbin/nft)" unprivileged), or
                                 "unavailable: <why>" (then cc_sbx_set_egress fails) */
+  bool writable_system;      /* root inside: each sandbox's / and /usr are overlays of its
+                                own over a read-only base, on a tmpfs disk of home_bytes that
+                                also holds /home/user (docs/sandboxd.md "A writable system") */
+  char system[300];          /* how ("overlay over ...") or why not ("read-only: ...") */
   char bwrap[256];           /* bwrap path used */
   char agent[256];           /* agent path used */
   char report[1024];         /* one paragraph, e.g. "sandbox runtime: root, cgroup v1
@@ -211,6 +220,8 @@ typedef struct {
   size_t n_envs;
   bool allow_internet;  /* egress through slirp4netns if available (else none; see info) */
   cc_sbx_limits limits; /* 0 fields = runtime defaults */
+  bool resume_disk;     /* writable system: reuse the disk cc_sbx_kill_keep_disk kept for this
+                           id (its system layer, /root and home), else start from the base */
 } cc_sbx_create_opts;
 
 /* Starts a sandbox and waits until its agent answered (fast: one bwrap start, no exec of
@@ -232,6 +243,21 @@ void cc_sbx_release(cc_sbx *sbx);
  * that was still running gets its END ("signal: killed", exit_code -1).  A second call (or
  * an unknown id) returns CC_NOT_FOUND.  Blocks for the kill itself (a few milliseconds). */
 cc_status cc_sbx_kill(cc_sbx_runtime *rt, const char *id);
+
+/* As cc_sbx_kill, but with a writable system the sandbox's disk (system layer, /root, home)
+ * is kept, mounted on the host, for a later cc_sbx_create with resume_disk; it is also kept
+ * when the runtime is freed, and survives the process.  Freed by cc_sbx_disk_drop. */
+cc_status cc_sbx_kill_keep_disk(cc_sbx_runtime *rt, const char *id);
+
+/* A disk is kept for id (only with a writable system). */
+bool cc_sbx_disk_kept(cc_sbx_runtime *rt, const char *id);
+
+/* Drops the disk kept for id, if any (no-op for a live sandbox's own: its kill does that). */
+void cc_sbx_disk_drop(cc_sbx_runtime *rt, const char *id);
+
+/* Drops every kept disk (a previous run's too) that belongs to no live sandbox and for whose
+ * id keep(id, ctx) is false; returns how many it dropped. */
+size_t cc_sbx_disk_prune(cc_sbx_runtime *rt, bool (*keep)(const char *id, void *ctx), void *ctx);
 
 /* Facts about a live sandbox.  alive = false once killed or once its agent died (e.g. the
  * whole sandbox was OOM-killed); then every call on it returns CC_SANDBOX_UNAVAILABLE. */

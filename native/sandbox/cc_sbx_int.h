@@ -5,6 +5,7 @@
  * cc_sbx_net.c: egress (how slirp4netns reaches the tap device; attaching it to a sandbox).
  * cc_sbx_egress.c: egress rules (nftables in each sandbox's network namespace).
  * cc_sbx_pty.c: the host side of pseudo-terminals (input, resize, taking over the master).
+ * cc_sbx_sys.c: the writable system (the base layers at start, each sandbox's disk).
  * What the core files (cc_sbx.c, cc_sbx_launch.c, cc_sbx_io.c, cc_sbx_proc.c, cc_sbx_fs.c)
  * share among themselves is in cc_sbx_priv.h.
  * Ownership: all paths live in the caller-owned structs below; no heap.
@@ -12,6 +13,7 @@
 #ifndef CC_SBX_INT_H
 #define CC_SBX_INT_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -136,5 +138,73 @@ pid_t cc_sbx_net_attach(const cc_sbx_net *n, pid_t agent_pid, bool nested, const
  * why when there is none).  The runtime proves it with its egress probe sandbox. */
 struct cc_sbx_runtime;
 void cc_sbx_egress_init(struct cc_sbx_runtime *rt);
+
+/* cc_sbx_sys.c: the writable system of sandboxes with root inside (see cc_sbx_sys.c). */
+#define CC_SBX_SYS_SPARES 2
+typedef struct {
+  bool on;           /* sandboxes get a writable / and /usr */
+  char why[300];     /* !on after init: why not */
+  char dir[512];     /* <state dir>/sys */
+  uint32_t host_uid; /* the sandbox user's host uid; its root is host_uid + 1 */
+  size_t copied;     /* entries copied into the base (/etc, the package state) */
+  size_t masked;     /* entries of the host's /usr hidden (not world-readable) */
+  double build_ms;   /* time init took */
+  int dropping;      /* disks being unmounted by their threads (atomic) */
+  unsigned gone_seq; /* names disks/.gone.<id>.<n> (atomic) */
+  /* spare disks, made ahead by a thread of their own (cc_sbx_sys_spares_start) */
+  pthread_t spare_thread;
+  bool spare_thread_on, spare_stop;
+  pthread_mutex_t spare_mu;
+  pthread_cond_t spare_cv;
+  uint64_t spare_bytes;
+  unsigned spare[CC_SBX_SYS_SPARES], spare_seq;
+  size_t n_spare;
+} cc_sbx_sys;
+
+/* Root only.  Builds the base and mounts its ID-mapped layers (userns_fd: a user namespace
+ * mapped like every sandbox's; only used during the call), after removing a previous run's;
+ * a previous run's disks are kept (see cc_sbx_sys_disk_mount).  The base's /etc/passwd and
+ * group are the host's accounts with the sandbox user as uid/gid 1000 (passwd and group
+ * where the host has none).  false with s->why when the host cannot do it (then nothing is left
+ * mounted but the private <state>/sys). */
+bool cc_sbx_sys_init(cc_sbx_sys *s, const char *state_dir, uint32_t host_uid, int userns_fd,
+                     const char *passwd, const char *group);
+
+/* Starts the thread that keeps CC_SBX_SYS_SPARES fresh disks of `bytes` ready, so that
+ * cc_sbx_sys_disk_mount of that size only renames one (after a successful init). */
+void cc_sbx_sys_spares_start(cc_sbx_sys *s, uint64_t bytes);
+
+/* Lets the spares' thread replace the spares taken so far: called once a create is done, so
+ * that making a disk never competes with a sandbox's start (bwrap's mounts). */
+void cc_sbx_sys_spares_refill(cc_sbx_sys *s);
+
+/* Stops the spares' thread and drops the spares, waits for the drops under way, and unmounts
+ * the base layers (sandboxes' disks stay: cc_sbx_sys_disk_drop). */
+void cc_sbx_sys_cleanup(cc_sbx_sys *s);
+
+/* The host trees below / that have overlays of their own: their paths inside ("/usr", ...)
+ * and layer names (<disk>/m/<name>), in mount order.  Static arrays. */
+size_t cc_sbx_sys_trees(const char *const **paths, const char *const **names);
+
+/* The disk of id (<dir>/disks/<id>/d, the tmpfs), or <disk>/<sub>, into out. */
+void cc_sbx_sys_disk_path(const cc_sbx_sys *s, const char *id, const char *sub, char *out,
+                          size_t cap);
+
+/* Makes (or, when one is kept for id, reuses) the sandbox's disk: a tmpfs of `bytes` with its
+ * home (<disk>/home) and the overlays of / and of each host tree mounted at <disk>/m/root and
+ * <disk>/m/<tree name>.
+ * false with why (and nothing left) when it cannot. */
+bool cc_sbx_sys_disk_mount(cc_sbx_sys *s, const char *id, uint64_t bytes, char *why, size_t cap);
+
+/* A disk is kept for id. */
+bool cc_sbx_sys_disk_exists(const cc_sbx_sys *s, const char *id);
+
+/* Unmounts and removes id's disk, if any: at once out of the way (the id may have a new one),
+ * unmounted by a thread of its own (cc_sbx_sys_cleanup waits for those).  A running sandbox
+ * keeps its own mounts until it ends; the memory goes with it. */
+void cc_sbx_sys_disk_drop(cc_sbx_sys *s, const char *id);
+
+/* Bytes used and size of id's disk; false when it has none. */
+bool cc_sbx_sys_disk_usage(const cc_sbx_sys *s, const char *id, uint64_t *used, uint64_t *total);
 
 #endif

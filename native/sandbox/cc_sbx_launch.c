@@ -48,11 +48,13 @@ static const char *const ROOT_CAPS[] = {"CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_F
                                         "CAP_SETUID", "CAP_NET_BIND_SERVICE"};
 
 /* The bwrap command line of a sandbox (argv[last] = the program to run as PID 1).  With
- * root_inside, bwrap joins the user namespace on fd 9 (made by make_userns) and starts the
- * agent as its uid 0; sudo: the agent's copy on fd 10 becomes /usr/bin/sudo.  fd 11 holds the
- * boot id of this start. */
+ * root_inside, bwrap joins the user namespace on fd 9 (made by cc_sbx_make_userns) and starts
+ * the agent as its uid 0; sudo: the agent's copy on fd 10 becomes /usr/bin/sudo.  fd 11 holds
+ * the boot id of this start.  disk: the sandbox's disk with a writable system (cc_sbx_sys.c):
+ * its overlays become /, /usr and /var/lib/dpkg and its home /home/user; NULL: the host's
+ * system read-only, tmpfs homes. */
 static char **build_argv(cc_sbx_runtime *rt, const cc_sbx_limits *lim, bool resolv, bool sudo,
-                         const char *program) {
+                         const char *program, const char *disk) {
   char **v = calloc(128, sizeof *v);
   if (!v) return NULL;
   int n = 0;
@@ -75,9 +77,23 @@ static char **build_argv(cc_sbx_runtime *rt, const cc_sbx_limits *lim, bool reso
     A("--disable-userns");
     A("--uid"), A("1000"), A("--gid"), A("1000"), A("--hostname"), A("e2b");
   }
-  A("--ro-bind"), A("/usr"), A("/usr");
+  char dp[700];
+  if (disk) {
+    /* the merged trees (the base's skeleton, /etc and /var; /usr, /var/lib/dpkg), writable
+     * by root inside */
+    snprintf(dp, sizeof dp, "%s/m/root", disk);
+    A("--bind"), A(dp), A("/");
+    const char *const *paths, *const *names;
+    size_t nt = cc_sbx_sys_trees(&paths, &names);
+    for (size_t i = 0; i < nt; i++) {
+      snprintf(dp, sizeof dp, "%s/m/%s", disk, names[i]);
+      A("--bind"), A(dp), A(paths[i]);
+    }
+  } else {
+    A("--ro-bind"), A("/usr"), A("/usr");
+  }
   static const char *const tops[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
-  for (size_t i = 0; i < sizeof tops / sizeof tops[0]; i++) {
+  for (size_t i = 0; !disk && i < sizeof tops / sizeof tops[0]; i++) {
     struct stat st;
     if (lstat(tops[i], &st) != 0) continue;
     if (S_ISLNK(st.st_mode)) {
@@ -90,11 +106,13 @@ static char **build_argv(cc_sbx_runtime *rt, const cc_sbx_limits *lim, bool reso
       A("--ro-bind"), A(tops[i]), A(tops[i]);
     }
   }
-  A("--ro-bind"), A("/etc"), A("/etc");
-  /* 0644: bwrap makes these files the sandbox uid's, mode 0600 unless told (root's, with a
-   * root inside, and user must read them) */
-  A("--perms"), A("0644"), A("--ro-bind-data"), A("4"), A("/etc/passwd");
-  A("--perms"), A("0644"), A("--ro-bind-data"), A("5"), A("/etc/group");
+  if (!disk) {
+    A("--ro-bind"), A("/etc"), A("/etc");
+    /* 0644: bwrap makes these files the sandbox uid's, mode 0600 unless told (root's, with a
+     * root inside, and user must read them); with a disk they are the base's own */
+    A("--perms"), A("0644"), A("--ro-bind-data"), A("4"), A("/etc/passwd");
+    A("--perms"), A("0644"), A("--ro-bind-data"), A("5"), A("/etc/group");
+  }
   if (rt->seccomp_len) A("--seccomp"), A("7");
   if (resolv) A("--perms"), A("0644"), A("--ro-bind-data"), A("8"), A("/etc/resolv.conf");
   A("--proc"), A("/proc"), A("--dev"), A("/dev");
@@ -103,19 +121,25 @@ static char **build_argv(cc_sbx_runtime *rt, const cc_sbx_limits *lim, bool reso
   A("--perms"), A("0444"), A("--ro-bind-data"), A("11"), A("/proc/sys/kernel/random/boot_id");
   A("--size"), A("16777216"), A("--tmpfs"), A("/dev/shm"); /* capped like the other tmpfs */
   A("--remount-ro"), A("/dev"); /* device nodes still work; no files can be created there */
-  snprintf(num, sizeof num, "%llu", (unsigned long long)lim->home_bytes);
-  A("--size"), A(num), A("--tmpfs"), A("/home/user");
+  if (disk) {
+    /* the home shares the disk (and its size) with the system layer */
+    snprintf(dp, sizeof dp, "%s/home", disk);
+    A("--bind"), A(dp), A("/home/user");
+  } else {
+    snprintf(num, sizeof num, "%llu", (unsigned long long)lim->home_bytes);
+    A("--size"), A(num), A("--tmpfs"), A("/home/user");
+  }
   snprintf(num, sizeof num, "%llu", (unsigned long long)lim->tmp_bytes);
   if (ri) A("--perms"), A("1777"); /* root owns it: everyone may create files, as on E2B */
   A("--size"), A(num), A("--tmpfs"), A("/tmp");
-  if (ri) /* root's home, capped like /tmp (its pages count in the memory limit too) */
+  if (ri && !disk) /* root's home, capped like /tmp (its pages count in the memory limit too) */
     A("--perms"), A("0700"), A("--size"), A(num), A("--tmpfs"), A("/root");
   A("--size"), A("1048576"), A("--tmpfs"), A("/run");
   if (ri && sudo) A("--perms"), A("0555"), A("--ro-bind-data"), A("10"), A("/usr/bin/sudo");
   /* The agent is copied in from a memfd (fd 6): its host path may not be reachable by the
    * sandbox's host uid (a 0700 build directory), and a copy cannot be swapped underneath. */
   A("--perms"), A("0555"), A("--ro-bind-data"), A("6"), A("/.cc-agent");
-  A("--remount-ro"), A("/");
+  if (!disk) A("--remount-ro"), A("/");
   A("--chdir"), A("/home/user");
   A("--");
   A(program);
@@ -183,6 +207,11 @@ static int seccomp_memfd(cc_sbx_runtime *rt) {
   return rt->seccomp_len ? memfd_with("cc-seccomp", rt->seccomp, rt->seccomp_len) : -1;
 }
 
+static bool fail_errno(char *why, size_t cap, const char *what) {
+  snprintf(why, cap, "%s: %s", what, strerror(errno ? errno : ENOMEM));
+  return false;
+}
+
 static const char PASSWD[] =
     "root:x:0:0:root:/root:/bin/bash\n"
     "user:x:1000:1000:user:/home/user:/bin/bash\n"
@@ -218,7 +247,7 @@ __attribute__((no_sanitize("address", "undefined"))) static int holder_main(void
  * then tearing down our page tables made a fork-based holder cost 3.1 ms per create (p50,
  * Release), against about 0.6 ms for the whole root inside now.  Returns the namespace's fd
  * (CLOEXEC), or -1 with why. */
-static int make_userns(cc_sbx_runtime *rt, char *why, size_t cap) {
+int cc_sbx_make_userns(cc_sbx_runtime *rt, char *why, size_t cap) {
   /* Each side waits for a byte, not for EOF: a child forked at the same time by another
    * thread holds copies of these pipes until it exits or execs. */
   int up[2], down[2];
@@ -275,20 +304,25 @@ static bool host_has_sudo(void) {
   return stat("/usr/bin/sudo", &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Makes the launch inputs of sbx: its bwrap command line and the data bwrap reads (passwd,
- * group, resolv.conf with egress, the agent, the seccomp program).  false when one could not
- * be made, errno as the failing call left it; what was made is sbx's (sbx_free closes it). */
-bool cc_sbx_launch_prepare(cc_sbx_runtime *rt, cc_sbx *sbx) {
+/* Makes the launch inputs of sbx: its disk with a writable system (a fresh one, or the one
+ * kept for its id with resume_disk), its bwrap command line and the data bwrap reads (passwd,
+ * group, resolv.conf with egress, the agent, the seccomp program).  false with why when one
+ * could not be made; what was made is sbx's (sbx_free closes it; its kill drops the disk). */
+bool cc_sbx_launch_prepare(cc_sbx_runtime *rt, cc_sbx *sbx, char *why, size_t cap) {
   bool sudo = rt->info.root_inside && host_has_sudo();
-  sbx->argv = build_argv(rt, &sbx->limits, sbx->egress, sudo, "/.cc-agent");
+  char disk[600];
+  if (rt->sys.on) {
+    if (!sbx->resume_disk) cc_sbx_sys_disk_drop(&rt->sys, sbx->id); /* a stale one */
+    if (!cc_sbx_sys_disk_mount(&rt->sys, sbx->id, sbx->limits.home_bytes, why, cap)) return false;
+    sbx->disk = true;
+    cc_sbx_sys_disk_path(&rt->sys, sbx->id, NULL, disk, sizeof disk);
+  }
+  sbx->argv =
+      build_argv(rt, &sbx->limits, sbx->egress, sudo, "/.cc-agent", sbx->disk ? disk : NULL);
   if (rt->info.root_inside) {
-    char why[160];
-    sbx->userns_fd = make_userns(rt, why, sizeof why);
-    if (sbx->userns_fd < 0) {
-      errno = EPERM;
-      return false;
-    }
-    if (sudo && (sbx->sudo_fd = agent_memfd(rt)) < 0) return false;
+    sbx->userns_fd = cc_sbx_make_userns(rt, why, cap);
+    if (sbx->userns_fd < 0) return false;
+    if (sudo && (sbx->sudo_fd = agent_memfd(rt)) < 0) return fail_errno(why, cap, "memfd");
   }
   sbx->passwd_fd = data_pipe(PASSWD);
   sbx->group_fd = data_pipe(GROUP);
@@ -296,19 +330,45 @@ bool cc_sbx_launch_prepare(cc_sbx_runtime *rt, cc_sbx *sbx) {
   sbx->bootid_fd = bootid_pipe();
   sbx->agent_fd = agent_memfd(rt);
   sbx->seccomp_fd = seccomp_memfd(rt);
-  return sbx->argv && sbx->passwd_fd >= 0 && sbx->group_fd >= 0 && sbx->agent_fd >= 0 &&
-         sbx->bootid_fd >= 0 &&
-         (!rt->seccomp_len || sbx->seccomp_fd >= 0) && (!sbx->egress || sbx->resolv_fd >= 0);
+  if (!(sbx->argv && sbx->passwd_fd >= 0 && sbx->group_fd >= 0 && sbx->agent_fd >= 0 &&
+        sbx->bootid_fd >= 0 && (!rt->seccomp_len || sbx->seccomp_fd >= 0) &&
+        (!sbx->egress || sbx->resolv_fd >= 0)))
+    return fail_errno(why, cap, "cannot prepare the launch");
+  return true;
 }
 
-/* Runs `bwrap <sandbox args> /usr/bin/true` once with the real credentials and mounts, so a
- * missing capability shows up at start with bwrap's own message. */
+/* The sandbox users' /etc/passwd and /etc/group (also the writable base's). */
+const char *cc_sbx_passwd(void) {
+  return PASSWD;
+}
+const char *cc_sbx_group(void) {
+  return GROUP;
+}
+
+#define PROBE_DISK ".probe" /* not a valid sandbox id */
+
+static bool probe_with(cc_sbx_runtime *rt, const char *disk, char *why, size_t cap);
+
+/* Runs `bwrap <sandbox args> /usr/bin/true` once with the real credentials and mounts (with a
+ * writable system: on a disk of its own), so a missing capability shows up at start with
+ * bwrap's own message. */
 bool cc_sbx_launch_probe(cc_sbx_runtime *rt, char *why, size_t cap) {
-  char **argv = build_argv(rt, &rt->cfg.limits, false, false, "/usr/bin/true");
+  char disk[600] = "";
+  if (rt->sys.on) {
+    if (!cc_sbx_sys_disk_mount(&rt->sys, PROBE_DISK, 16 << 20, why, cap)) return false;
+    cc_sbx_sys_disk_path(&rt->sys, PROBE_DISK, NULL, disk, sizeof disk);
+  }
+  bool ok = probe_with(rt, disk[0] ? disk : NULL, why, cap);
+  if (disk[0]) cc_sbx_sys_disk_drop(&rt->sys, PROBE_DISK);
+  return ok;
+}
+
+static bool probe_with(cc_sbx_runtime *rt, const char *disk, char *why, size_t cap) {
+  char **argv = build_argv(rt, &rt->cfg.limits, false, false, "/usr/bin/true", disk);
   if (!argv) return snprintf(why, cap, "out of memory"), false;
   int errp[2];
   int ns = -1;
-  if (rt->info.root_inside && (ns = make_userns(rt, why, cap)) < 0) {
+  if (rt->info.root_inside && (ns = cc_sbx_make_userns(rt, why, cap)) < 0) {
     for (char **a = argv; *a; a++) free(*a);
     free(argv);
     return false;

@@ -139,6 +139,9 @@ struct cc_sbx {
   int userns_fd; /* root_inside: the user namespace made for it (bwrap --userns) */
   int sudo_fd;   /* root_inside with a host /usr/bin/sudo: the agent again, run as `sudo` */
   int bootid_fd; /* this boot's /proc/sys/kernel/random/boot_id (a pipe) */
+  bool disk;     /* it has a disk with a writable system (rt->sys) */
+  bool resume_disk; /* created to reuse the disk kept for its id */
+  bool keep_disk;   /* its kill keeps the disk (cc_sbx_kill_keep_disk) */
   cc_sbx *next_launch, *next, *next_dead;
 };
 
@@ -148,6 +151,7 @@ struct cc_sbx_runtime {
   cc_sbx_runtime_info info;
   cc_sbx_net net;
   cc_sbx_cg_root cg;
+  cc_sbx_sys sys; /* the writable system (sys.on), set up before any sandbox */
   pthread_mutex_t lock;
   cc_sbx *sandboxes;
   cc_sbx *launch_q;
@@ -238,10 +242,19 @@ cc_status cc_sbx_gone(cc_sbx *sbx, cc_sbx_err *err, int e);
 
 /* ---- cc_sbx_launch.c: starting bubblewrap ------------------------------------------------- */
 
-/* Makes sbx's launch inputs (argv, passwd/group/resolv pipes, agent and seccomp memfds).
- * false when one could not be made, errno as the failing call left it; what was made is
- * sbx's to close. */
-bool cc_sbx_launch_prepare(cc_sbx_runtime *rt, cc_sbx *sbx);
+/* Makes sbx's launch inputs (its disk with a writable system, argv, passwd/group/resolv
+ * pipes, agent and seccomp memfds).  false with why when one could not be made; what was
+ * made is sbx's to close (and its disk, sbx->disk, to drop). */
+bool cc_sbx_launch_prepare(cc_sbx_runtime *rt, cc_sbx *sbx, char *why, size_t cap);
+
+/* A user namespace owned by the sandbox's host uid, mapping uid/gid 0 to host_uid + 1 and 1000
+ * to host_uid (what bwrap joins with root inside; also the ID map of the writable system's
+ * layers).  Its fd (CLOEXEC), or -1 with why. */
+int cc_sbx_make_userns(cc_sbx_runtime *rt, char *why, size_t cap);
+
+/* The sandbox users' /etc/passwd and /etc/group. */
+const char *cc_sbx_passwd(void);
+const char *cc_sbx_group(void);
 
 /* Runs bwrap with a sandbox's arguments and /usr/bin/true once; false with why (bwrap's own
  * message where it gave one) when it fails. */

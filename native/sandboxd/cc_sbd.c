@@ -120,6 +120,7 @@ cc_status cc_sbd_runtime_start(cc_sbd_sandbox *sb, char *msg, size_t msg_size) {
       .cpu_millis = (uint32_t)(c->cpu_percent * 10),
       .home_bytes = (uint64_t)c->disk_mb << 20,
     },
+    .resume_disk = sb->disk_kept,
   };
   cc_sbx_err err = {0};
   cc_status st = cc_sbx_create(sb->srv->rt, &o, (cc_sbx **)&sb->sbx, &err);
@@ -128,20 +129,27 @@ cc_status cc_sbd_runtime_start(cc_sbd_sandbox *sb, char *msg, size_t msg_size) {
     snprintf(msg, msg_size, "%s", err.msg[0] ? err.msg : cc_status_message(st));
     return st;
   }
+  sb->disk_kept = false;
   /* its egress rules hold before anyone can run a command in it */
   st = cc_sbd_net_apply(sb, false, msg, msg_size);
   if (st != CC_OK) {
-    cc_sbd_runtime_stop(sb);
+    cc_sbd_runtime_stop(sb, o.resume_disk); /* a resumed sandbox keeps its disk for a retry */
     st = CC_SANDBOX_UNAVAILABLE;
   }
   return st;
 }
 
 /* Ends every process of the sandbox and drops its runtime (under life_mu, or before the
- * sandbox is shared). */
-void cc_sbd_runtime_stop(cc_sbd_sandbox *sb) {
+ * sandbox is shared); keep_disk: its disk (a writable system's layer, /root, home) stays for
+ * the next start (a pause without memory). */
+void cc_sbd_runtime_stop(cc_sbd_sandbox *sb, bool keep_disk) {
   if (!sb->sbx) return;
-  cc_sbx_kill(sb->srv->rt, sb->id);
+  if (keep_disk) {
+    cc_sbx_kill_keep_disk(sb->srv->rt, sb->id);
+    sb->disk_kept = cc_sbx_disk_kept(sb->srv->rt, sb->id);
+  } else {
+    cc_sbx_kill(sb->srv->rt, sb->id);
+  }
   cc_sbx_release(sb->sbx);
   sb->sbx = NULL;
 }
@@ -191,8 +199,9 @@ static cc_status kill_sandbox(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool shutd
   pthread_mutex_unlock(&srv->mu);
   if (was) {
     /* end every process and stream now; memory goes with the last reference */
-    cc_sbd_runtime_stop(sb);
+    cc_sbd_runtime_stop(sb, keep_files);
     if (!keep_files) cc_sbd_retire_paused(srv, sb->id);
+    if (!keep_files) cc_sbx_disk_drop(srv->rt, sb->id);
   }
   pthread_mutex_unlock(&sb->life_mu);
   if (!was) return CC_NOT_FOUND;
@@ -316,7 +325,7 @@ cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_
   }
   if (st != CC_OK) {
     pthread_mutex_unlock(&srv->mu);
-    cc_sbd_runtime_stop(sb);
+    cc_sbd_runtime_stop(sb, false);
     cc_sbd_sandbox_free(sb);
     return st == CC_SANDBOX_UNAVAILABLE || st == CC_RATE_LIMITED ? st : CC_INTERNAL;
   }
@@ -324,7 +333,7 @@ cc_status cc_sbd_create(cc_sbd_server *srv, const cc_sbd_create_opts *o, cc_sbd_
   sb->end_ms = sb->started_ms + (int64_t)o->timeout_s * 1000;
   if (!insert_locked(srv, sb)) {
     pthread_mutex_unlock(&srv->mu);
-    cc_sbd_runtime_stop(sb);
+    cc_sbd_runtime_stop(sb, false);
     cc_sbd_sandbox_free(sb);
     snprintf(msg, msg_size, "out of memory");
     return CC_INTERNAL;

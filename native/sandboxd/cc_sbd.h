@@ -56,6 +56,7 @@ typedef struct {
   char *tls_cert, *tls_key; /* --tls-cert/--tls-key: PEM files to serve HTTPS with */
   char *tls_ca_dir;       /* --tls-ca: a local CA kept there issues the certificate */
   bool no_root;           /* --no-root: no uid 0 inside sandboxes */
+  bool read_only_system;  /* --read-only-system: no writable layer over the system */
   long warm_pool;         /* sandboxes kept started ahead of create (--warm-pool) */
 } cc_sbd_config;
 
@@ -77,6 +78,8 @@ typedef struct cc_sbd_sandbox {
   cc_sbd_state state;
   bool memory_kept;          /* paused with its processes frozen; else files only, no runtime */
   bool cold_resumed;         /* the last resume started it afresh from its files */
+  bool disk_kept;            /* no runtime, but the runtime keeps its disk (writable system:
+                                its system layer, /root and home) for the next start */
   bool auto_pause;           /* lifecycle.onTimeout = pause (create's autoPause) */
   bool auto_pause_memory;    /* ...keeping memory (autoPauseMemory, default true) */
   bool auto_resume;          /* traffic to a paused sandbox resumes it */
@@ -198,7 +201,7 @@ void cc_sbd_set_timeout(cc_sbd_server *srv, cc_sbd_sandbox *sb, long timeout_s, 
 
 /* Starts / stops the sandbox's runtime instance (cc_sbd.c; used by cc_sbd_life.c). */
 cc_status cc_sbd_runtime_start(cc_sbd_sandbox *sb, char *msg, size_t msg_size);
-void cc_sbd_runtime_stop(cc_sbd_sandbox *sb);
+void cc_sbd_runtime_stop(cc_sbd_sandbox *sb, bool keep_disk);
 
 /* A zeroed sandbox of srv (for cc_sbd_load_paused and the pool), or NULL; and its free
  * (its runtime must have been stopped). */

@@ -357,7 +357,7 @@ cc_status cc_sbd_pause(cc_sbd_server *srv, cc_sbd_sandbox *sb, bool keep_memory,
         fprintf(stderr, "codecanvas-sandboxd: sandbox %s: %s; pausing with its files only\n",
                 sb->id, e.msg);
     }
-    if (st == CC_OK && !frozen) cc_sbd_runtime_stop(sb);
+    if (st == CC_OK && !frozen) cc_sbd_runtime_stop(sb, true);
     if (st == CC_OK) {
       pthread_mutex_lock(&srv->mu);
       sb->state = CC_SBD_PAUSED;
@@ -380,8 +380,11 @@ static cc_status cold_start(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg, s
     snprintf(msg, msg_size, "maximum number of sandboxes (%ld) reached", srv->cfg.max_sandboxes);
     return CC_RATE_LIMITED;
   }
+  /* A kept disk holds the home as it was: the archive is for when the disk is gone (a host
+   * restart; a sandboxd without a writable system) */
+  bool had_disk = sb->disk_kept;
   cc_status st = cc_sbd_runtime_start(sb, msg, msg_size);
-  if (st != CC_OK) return st;
+  if (st != CC_OK || had_disk) return st;
   char path[700];
   paused_dir(srv, sb->id, path, sizeof path);
   strncat(path, "/home.tar", sizeof path - strlen(path) - 1);
@@ -393,7 +396,7 @@ static cc_status cold_start(cc_sbd_server *srv, cc_sbd_sandbox *sb, char *msg, s
     st = run_tar(sb->sbx, false, fd, msg, msg_size);
     close(fd);
   }
-  if (st != CC_OK) cc_sbd_runtime_stop(sb);
+  if (st != CC_OK) cc_sbd_runtime_stop(sb, true);
   return st;
 }
 
@@ -417,7 +420,7 @@ cc_status cc_sbd_resume(cc_sbd_server *srv, cc_sbd_sandbox *sb, long timeout_s, 
       }
     } else {
       bool had_runtime = sb->sbx != NULL;
-      cc_sbd_runtime_stop(sb); /* reboot: its processes end; its files come back */
+      cc_sbd_runtime_stop(sb, true); /* reboot: its processes end; its files come back */
       pthread_mutex_lock(&srv->mu);
       if (had_runtime) srv->n_cold++;
       sb->memory_kept = false;
@@ -558,6 +561,14 @@ size_t cc_sbd_load_paused(cc_sbd_server *srv) {
               dir, e->d_name);
       continue;
     }
+    sb->disk_kept = cc_sbx_disk_kept(srv->rt, sb->id);
+    cc_sbx_runtime_info ri;
+    cc_sbx_runtime_get_info(srv->rt, &ri);
+    if (ri.writable_system && !sb->disk_kept)
+      fprintf(stderr,
+              "codecanvas-sandboxd: paused sandbox %s: its disk (system layer, /root) is gone "
+              "(a host restart?); it resumes with its home only\n",
+              sb->id);
     if (cc_sbd_register_cold(srv, sb) == CC_OK)
       count++;
     else

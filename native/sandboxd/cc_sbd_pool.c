@@ -28,7 +28,7 @@ static cc_sbd_sandbox *prestart(cc_sbd_server *srv) {
       cc_sbd_runtime_start(sb, msg, sizeof msg) != CC_OK) {
     fprintf(stderr, "codecanvas-sandboxd: warm pool: could not start a sandbox: %s\n",
             msg[0] ? msg : "out of memory");
-    cc_sbd_runtime_stop(sb);
+    cc_sbd_runtime_stop(sb, false);
     cc_sbd_sandbox_free(sb);
     return NULL;
   }
@@ -59,7 +59,7 @@ static void *pool_main(void *arg) {
     failures = 0;
     if (!srv->pool_running) {
       pthread_mutex_unlock(&srv->mu);
-      cc_sbd_runtime_stop(sb);
+      cc_sbd_runtime_stop(sb, false);
       cc_sbd_sandbox_free(sb);
       pthread_mutex_lock(&srv->mu);
       break;
@@ -92,7 +92,7 @@ void cc_sbd_pool_stop(cc_sbd_server *srv) {
   pthread_mutex_unlock(&srv->mu);
   if (was) pthread_join(srv->pool_thread, NULL);
   for (size_t i = 0; i < srv->n_pool; i++) {
-    cc_sbd_runtime_stop(srv->pool[i]);
+    cc_sbd_runtime_stop(srv->pool[i], false);
     cc_sbd_sandbox_free(srv->pool[i]);
   }
   srv->n_pool = 0;

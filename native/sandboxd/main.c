@@ -26,6 +26,15 @@
 
 #define PROG "codecanvas-sandboxd"
 
+/* cc_sbx_disk_prune's keep: id is a sandbox paused here. */
+static bool paused_here(const char *id, void *ctx) {
+  cc_sbd_sandbox *sb = cc_sbd_find(ctx, id);
+  if (!sb) return false;
+  bool paused = sb->state == CC_SBD_PAUSED;
+  cc_sbd_unref(sb);
+  return paused;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
 "Usage: " PROG " --listen HOST:PORT --state-dir DIR [options]\n"
@@ -41,7 +50,8 @@ static void usage(FILE *f) {
 "Required:\n"
 "  --listen HOST:PORT      address to listen on; PORT 0 picks a free port.  Prints\n"
 "                          '" PROG ": listening on http(s)://HOST:PORT' when ready.\n"
-"  --state-dir DIR         directory for runtime state (created 0700 if missing)\n"
+"  --state-dir DIR         directory for runtime state (created 0700 if missing; made\n"
+"                          searchable, 0711, for the writable system's mounts)\n"
 "\n"
 "API keys (X-API-KEY on control-plane requests; at least one is required):\n"
 "  --api-key-file FILE     accepted keys, one per line (blank lines and #comments ignored)\n"
@@ -50,13 +60,15 @@ static void usage(FILE *f) {
 "\n"
 "Sandboxes:\n"
 "  --template NAME         a templateID accepted by create (repeatable; default: base).\n"
-"                          Every template is the host's read-only /usr, /bin, /lib, /etc.\n"
+"                          Every template is the same system: the host's /usr and a copy\n"
+"                          of its /etc, writable per sandbox by its root (see below)\n"
 "  --memory-mb N           memory limit per sandbox, including files in /home/user and\n"
 "                          /tmp (default 512)\n"
 "  --pids N                max processes+threads per sandbox (default 256)\n"
 "  --cpu-percent N         CPU bandwidth per sandbox, 100 = one core (default 100)\n"
-"  --disk-mb N             size of each sandbox's /home/user (default 256); a write past it\n"
-"                          fails with ENOSPC (HTTP 507 on /files)\n"
+"  --disk-mb N             each sandbox's disk (default 1024): its /home/user and, with a\n"
+"                          writable system, everything it writes to /, /usr, /root; a\n"
+"                          write past it fails with ENOSPC (HTTP 507 on /files)\n"
 "  --default-timeout SEC   lifetime when create sends no timeout (default 15, as E2B)\n"
 "  --max-timeout SEC       largest timeout create/setTimeout/connect accept (default 86400)\n"
 "  --max-sandboxes N       sandboxes alive at once; create answers 429 beyond (default 64)\n"
@@ -64,7 +76,11 @@ static void usage(FILE *f) {
 "                          create of the first template only hands one out\n"
 "  --no-internet           never give sandboxes internet access\n"
 "  --no-root               no root inside sandboxes: user \"root\" runs as \"user\" and there\n"
-"                          is no sudo (default when not run as root)\n"
+"                          is no sudo, and the system is read-only (default when not run\n"
+"                          as root)\n"
+"  --read-only-system      the host's system read-only in every sandbox, for root too\n"
+"                          (default with root inside: each sandbox's own writable layer\n"
+"                          over it; the start line says 'system: ...')\n"
 "  --allow-no-cgroups      start even if no cgroup is writable: sandboxes then run WITHOUT\n"
 "                          memory, process and CPU limits (refused by default)\n"
 "  --cgroup auto|v1|v2     which cgroup hierarchy applies the limits (default auto: v1 when\n"
@@ -158,8 +174,8 @@ int main(int argc, char **argv) {
   cc_sbx_cgroup_mode cgroup = CC_SBX_CGROUP_NONE; /* auto */
   enum {
     O_LISTEN = 256, O_STATE, O_KEYFILE, O_NOKEY, O_TEMPLATE, O_MEM, O_PIDS, O_CPU, O_DISK,
-    O_DEFTO, O_MAXTO, O_MAXSB, O_NOINET, O_NOROOT, O_NOCG, O_CGROUP, O_POOL, O_MAXBODY, O_MAXUP,
-    O_MAXCONN, O_DOMAIN, O_TLSCERT, O_TLSKEY, O_TLSCA
+    O_DEFTO, O_MAXTO, O_MAXSB, O_NOINET, O_NOROOT, O_ROSYS, O_NOCG, O_CGROUP, O_POOL, O_MAXBODY,
+    O_MAXUP, O_MAXCONN, O_DOMAIN, O_TLSCERT, O_TLSKEY, O_TLSCA
   };
   static const struct option opts[] = {
     {"listen", required_argument, 0, O_LISTEN},
@@ -176,6 +192,7 @@ int main(int argc, char **argv) {
     {"max-sandboxes", required_argument, 0, O_MAXSB},
     {"no-internet", no_argument, 0, O_NOINET},
     {"no-root", no_argument, 0, O_NOROOT},
+    {"read-only-system", no_argument, 0, O_ROSYS},
     {"allow-no-cgroups", no_argument, 0, O_NOCG},
     {"cgroup", required_argument, 0, O_CGROUP},
     {"warm-pool", required_argument, 0, O_POOL},
@@ -227,6 +244,7 @@ int main(int argc, char **argv) {
     case O_MAXSB: NUM(c->max_sandboxes, 1, 100000, "max-sandboxes"); break;
     case O_NOINET: c->internet = false; break;
     case O_NOROOT: c->no_root = true; break;
+    case O_ROSYS: c->read_only_system = true; break;
     case O_NOCG: allow_no_cgroups = true; break;
     case O_POOL: NUM(c->warm_pool, 0, 64, "warm-pool"); break;
     case O_CGROUP:
@@ -313,6 +331,7 @@ int main(int argc, char **argv) {
   sc.cgroup = cgroup;
   if (!c->internet) sc.slirp_path = "";
   sc.no_root_inside = c->no_root;
+  sc.read_only_system = c->read_only_system;
   sc.limits.memory_bytes = (uint64_t)c->memory_mb << 20;
   sc.limits.pids_max = (uint32_t)c->pids;
   sc.limits.cpu_millis = (uint32_t)(c->cpu_percent * 10);
@@ -346,6 +365,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   size_t kept = cc_sbd_load_paused(&srv);
+  /* disks a previous run kept for sandboxes that are not paused any more */
+  cc_sbx_disk_prune(srv.rt, paused_here, &srv);
   if (kept)
     fprintf(stderr, PROG ": %zu paused sandbox%s kept in %s/paused (files only: their processes "
                     "did not survive the restart)\n",

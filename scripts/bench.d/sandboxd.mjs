@@ -5,9 +5,12 @@
 //      commands.run sends) until the end-of-stream, over N sandboxes (default 50), one at a
 //      time; and the same with allow_internet_access: true (the SDK's default: slirp4netns
 //      attached, through whatever tap path the host allows, before create answers), whose
-//      baseline is the no-egress figure (target <= 2x); and with egress rules
+//      baseline is the no-egress figure (target <= 2x); with egress rules
 //      (network: {denyOut: ['0.0.0.0/0'], allowOut: two entries}: nft in the sandbox's network
-//      namespace before create answers), whose baseline is the egress figure;
+//      namespace before create answers), whose baseline is the egress figure; and the same
+//      create -> first result on a second sandboxd started with --read-only-system (the host's
+//      system read-only, no per-sandbox disk and overlays), the baseline of the writable
+//      system's cost (target: <= 1 ms more);
 //   2. exec latency of `true` in a live sandbox (Start of /bin/true until end-of-stream) and of
 //      the SDK form `/bin/bash -l -c true`;
 //   3. pause (keeping memory: the cgroup freezer, after /home/user is archived) and
@@ -123,11 +126,22 @@ function line(label, value, base) {
 
 async function main() {
   sd = await startSandboxd({ args: ['--max-sandboxes', String(Math.max(64, ALIVE + 4))] });
+  const ro = await startSandboxd({ args: ['--read-only-system'] });
   console.log(`codecanvas-sandboxd at ${sd.url}; ${N} sandboxes, ${EXEC_N} execs, ${ALIVE} alive at once`);
+  const onRo = async (fn) => {
+    const main = sd;
+    sd = ro;
+    try {
+      return await fn();
+    } finally {
+      sd = main;
+    }
+  };
   try {
     // warm up both paths (page cache, first bwrap)
     for (let i = 0; i < 3; i++) await bare(['/bin/true']);
     { const s = await create(); await run(s, '/bin/true', []); await kill(s); }
+    await onRo(async () => { const s = await create(); await run(s, '/bin/true', []); await kill(s); });
 
     // Baseline and measurement are interleaved sample by sample, so that both see the same
     // machine load (the CI machine is shared).
@@ -139,6 +153,7 @@ async function main() {
     const createOnly = [];
     const c2rNet = [];
     const c2rRules = [];
+    const c2rRo = [];
     let netSaid = null;
     for (let i = 0; i < N; i++) {
       {
@@ -165,7 +180,15 @@ async function main() {
       c2r.push(performance.now() - t0);
       createOnly.push(t1 - t0);
       await kill(s);
+      await onRo(async () => {
+        const t2 = performance.now();
+        const r = await create();
+        if ((await run(r, '/bin/bash', ['-l', '-c', 'true'])) !== 0) throw new Error('exit');
+        c2rRo.push(performance.now() - t2);
+        await kill(r);
+      });
     }
+    await ro.stop();
 
     // 2. exec latency in a live sandbox
     const s = await create();
@@ -264,6 +287,12 @@ async function main() {
     line(`create -> first result p50 (n=${N})`, ms(pct(c2r, 0.5)), ms(pct(bareTrue, 0.5)));
     line(`create -> first result p95`, ms(pct(c2r, 0.95)), ms(pct(bareTrue, 0.95)));
     line(`  of which POST /sandboxes p50`, ms(pct(createOnly, 0.5)), ms(pct(bareTrue, 0.5)));
+    line(`create, read-only system -> result p50`, ms(pct(c2rRo, 0.5)), ms(pct(bareTrue, 0.5)));
+    line(`create, read-only system -> result p95`, ms(pct(c2rRo, 0.95)), ms(pct(bareTrue, 0.95)));
+    line(`writable vs read-only system p50`, ms(pct(c2r, 0.5)), ms(pct(c2rRo, 0.5)));
+    line(`writable vs read-only system p95`, ms(pct(c2r, 0.95)), ms(pct(c2rRo, 0.95)));
+    const pairs = c2r.map((x, i) => x - c2rRo[i]); // sample i of each, taken one after the other
+    console.log(`writable system: cost per pair p50 ${ms(pct(pairs, 0.5))}, p25 ${ms(pct(pairs, 0.25))}, p75 ${ms(pct(pairs, 0.75))} (target <= 1 ms); sandboxd said "${(sd.stderr.match(/system: (writable|read-only)[^\n]*/) ?? ['?'])[0]}"`);
     line(`create+egress -> first result p50`, ms(pct(c2rNet, 0.5)), ms(pct(c2r, 0.5)));
     line(`create+egress -> first result p95`, ms(pct(c2rNet, 0.95)), ms(pct(c2r, 0.95)));
     line(`create+egress vs bare bwrap p50`, ms(pct(c2rNet, 0.5)), ms(pct(bareTrue, 0.5)));
@@ -288,6 +317,7 @@ async function main() {
     console.log(`baseline = bare bwrap ${BWRAP_ARGS.length} args + /bin/true (or bash -l -c true), spawned from Node; for "alive", ${ALIVE} bare bwraps at once`);
     console.log(`targets: create -> first result p50 <= 50 ms; exec <= 1.5x baseline; create+egress <= 2x create (its baseline); resume -> first result <= 10 ms; warm pool create -> first result <= bare bwrap`);
   } finally {
+    await ro.stop();
     await sd.stop();
   }
 }

@@ -6,10 +6,14 @@
  *   exec                  spawn /bin/true in a live sandbox until its END (200 runs)
  *   kill                  cc_sbx_kill of one sandbox (all 50)
  *   create+egress         the same first-result time with allow_internet (slirp4netns), 20 runs
+ *   writable vs read-only create→first result with the writable system (a second runtime with
+ *                         read_only_system beside it), one sandbox at a time, interleaved,
+ *                         60 pairs; target: the writable system costs <= 1 ms
  *
  * Targets (issue 3): create→first result p50 ≤ 50 ms; exec ≤ 1.5× the bare bwrap baseline.
  * Run as root (cgroups); uses a temporary state dir. */
 #define _GNU_SOURCE
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +26,7 @@
 #define N_SBX 50
 #define N_EXEC 200
 #define N_NET 20
+#define N_RW 60
 
 static double now_ms(void) {
   struct timespec t;
@@ -126,6 +131,48 @@ int main(void) {
       cc_sbx_release(s);
       cc_sbx_kill(rt, "bench-net");
     }
+  /* The writable system's cost: the same create -> first result on a runtime without it,
+   * interleaved sample by sample (and in alternating order) so both see the same load. */
+  char dir2[] = "/tmp/cc-bench-sbx-ro-XXXXXX";
+  cc_sbx_runtime *ro = NULL;
+  static double rw_ms[N_RW], ro_ms[N_RW], diff[N_RW], rw_c[N_RW], ro_c[N_RW], diff_c[N_RW];
+  if (info.writable_system && mkdtemp(dir2)) {
+    cc_sbx_config c2 = cfg;
+    c2.state_dir = dir2;
+    c2.read_only_system = true;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "codecanvas-%d-ro", (int)getpid());
+    c2.cgroup_prefix = prefix;
+    if (cc_sbx_runtime_new(&c2, &ro, &err) != CC_OK) {
+      fprintf(stderr, "bench_sandbox: read-only runtime: %s\n", err.msg);
+      return 1;
+    }
+    for (int i = 0; i < N_RW + 2; i++)
+      for (int k = 0; k < 2; k++) {
+        bool writable = (i + k) % 2 == 0;
+        cc_sbx_runtime *r = writable ? rt : ro;
+        cc_sbx_create_opts o = {.id = "bench-rw"};
+        cc_sbx *s;
+        double t0 = now_ms();
+        if (cc_sbx_create(r, &o, &s, &err) != CC_OK) {
+          fprintf(stderr, "create: %s\n", err.msg);
+          return 1;
+        }
+        double tc = now_ms() - t0;
+        failures += run_true(s) != 0;
+        double t = now_ms() - t0;
+        cc_sbx_release(s);
+        cc_sbx_kill(r, "bench-rw");
+        int j = i - 2; /* the first two warm up */
+        if (j >= 0 && j < N_RW) {
+          if (writable)
+            rw_ms[j] = t, rw_c[j] = tc;
+          else
+            ro_ms[j] = t, ro_c[j] = tc;
+        }
+      }
+    for (int i = 0; i < N_RW; i++) diff[i] = rw_ms[i] - ro_ms[i], diff_c[i] = rw_c[i] - ro_c[i];
+  }
   report("baseline: bare bwrap /bin/true", base, N_SBX);
   report("create -> first result (true)", create, N_SBX);
   report("exec /bin/true in a live sandbox", exec, N_EXEC);
@@ -134,6 +181,16 @@ int main(void) {
     report("create+egress -> first result", create_net, n_net);
   else
     printf("create+egress: slirp4netns not installed, sandboxes get no egress\n");
+  if (ro) {
+    report("create -> result, writable system", rw_ms, N_RW);
+    report("create -> result, read-only system", ro_ms, N_RW);
+    report("  difference of each pair", diff, N_RW);
+    report("  of which cc_sbx_create", diff_c, N_RW);
+    cc_sbx_runtime_free(ro);
+    rmdir(dir2);
+  } else {
+    printf("writable system: %s\n", info.system);
+  }
   printf("(%d sandboxes alive at once at the end of the create phase; %d failed commands)\n", N_SBX,
          failures);
   cc_sbx_runtime_free(rt);

@@ -10,9 +10,9 @@
 // sd.env() gives the environment the official E2B SDK needs to talk to it.
 // opts.wrap = [cmd, ...args] runs `cmd ...args <sandboxd> <its args>` instead (e.g. unshare,
 // to stage another host's /dev in a private mount namespace).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -77,7 +77,8 @@ export async function startSandboxd(opts = {}) {
     env() {
       return { E2B_API_URL: ready.url, E2B_SANDBOX_URL: ready.url, E2B_API_KEY: apiKey };
     },
-    /** Stops the server (SIGTERM, then SIGKILL after 15 s) and removes its state dir. */
+    /** Stops the server (SIGTERM, then SIGKILL after 15 s) and removes its state dir (and
+     * the mounts it keeps there for paused sandboxes). */
     async stop() {
       if (stopped) return exited;
       stopped = true;
@@ -85,7 +86,12 @@ export async function startSandboxd(opts = {}) {
       const t = setTimeout(() => child.kill('SIGKILL'), 15000);
       const r = await exited;
       clearTimeout(t);
-      if (!opts.stateDir) rmSync(stateDir, { recursive: true, force: true });
+      if (!opts.stateDir) {
+        // disks sandboxd keeps mounted for sandboxes left paused (a writable system) go first
+        const sys = join(stateDir, 'sys');
+        if (existsSync(sys)) spawnSync('umount', ['--recursive', '--lazy', sys]);
+        rmSync(stateDir, { recursive: true, force: true });
+      }
       return r;
     },
   };
