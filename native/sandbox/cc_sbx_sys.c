@@ -292,6 +292,32 @@ static bool adopt_ids(int etc, const char *name, const char *mine, const char *f
   return ok;
 }
 
+/* etc/<out>: a shadow file of the sandbox's own for the names in etc/<from> (its passwd or
+ * group), every password locked (`fmt` gets the name): as on E2B the system has one, 0600 to
+ * root, so that tools that read or update it (passwd, useradd, sudo's lecture) find it, and
+ * none of the host's hashes is in it. */
+static bool own_shadow(int etc, const char *from, const char *out, const char *fmt) {
+  char buf[256 << 10];
+  ssize_t k = -1;
+  int fd = openat(etc, from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) k = read(fd, buf, sizeof buf - 1), close(fd);
+  if (k <= 0 || k == (ssize_t)sizeof buf - 1) return false;
+  buf[k] = 0;
+  size_t cap = 2 * (size_t)k + 64, o = 0;
+  char *text = malloc(cap);
+  if (!text) return false;
+  for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+    size_t n = strcspn(l, ":");
+    if (n == 0 || n > 64 || !l[n]) continue;
+    l[n] = 0;
+    o += (size_t)snprintf(text + o, cap - o, fmt, l);
+    if (o >= cap) break;
+  }
+  bool ok = o < cap && write_file(etc, out, text, 0600);
+  free(text);
+  return ok;
+}
+
 static void mkdir_mode(int dfd, const char *name, mode_t mode) {
   mkdirat(dfd, name, mode);
   fchmodat(dfd, name, mode, 0);
@@ -385,6 +411,8 @@ static bool build_base(cc_sbx_sys *s, int base, const char *passwd, const char *
   bool ok = etc >= 0 &&
             adopt_ids(etc, "passwd", "user:x:1000:1000:user:/home/user:/bin/bash\n", passwd) &&
             adopt_ids(etc, "group", "user:x:1000:\n", group) &&
+            own_shadow(etc, "passwd", "shadow", "%s:*:20000:0:99999:7:::\n") &&
+            own_shadow(etc, "group", "gshadow", "%s:*::\n") &&
             write_file(etc, "hostname", "e2b\n", 0644);
   if (etc >= 0) close(etc);
   /* the agent's mount point, so that bwrap does not create it in each sandbox's layer */
@@ -542,8 +570,9 @@ void cc_sbx_sys_cleanup(cc_sbx_sys *s) {
 }
 
 size_t cc_sbx_sys_trees(const char *const **paths, const char *const **names) {
-  static const char *const p[] = {TREES[0].path, TREES[1].path};
-  static const char *const n[] = {TREES[0].name, TREES[1].name};
+  /* the same strings as TREES (a constant initializer cannot read TREES' members) */
+  static const char *const p[] = {"/usr", "/var/lib/dpkg"};
+  static const char *const n[] = {"usr", "dpkg"};
   _Static_assert(N_TREES == 2, "the arrays above list every tree");
   *paths = p;
   *names = n;

@@ -306,7 +306,16 @@ z.close()`]);
     const sbx = await Sandbox.create({ timeoutMs: 120_000 });
     const as = { user: 'root' };
     try {
-      for (const f of ['/etc/shadow', '/etc/gshadow', etcSecret, usrSecret, late]) {
+      // /etc/shadow and /etc/gshadow are the sandbox's own: root reads them (user does not),
+      // and they hold no password of the host's (every one locked)
+      for (const f of ['/etc/shadow', '/etc/gshadow']) {
+        const r = await run(sbx, `cat ${f}`, as);
+        assert.equal(r.exitCode, 0, r.stderr);
+        for (const line of r.stdout.trim().split('\n')) assert.match(line, /^[^:]+:\*:/, f);
+        assert.match(r.stdout, f === '/etc/shadow' ? /^root:\*:/m : /^root:\*::/m);
+        assert.notEqual((await run(sbx, `cat ${f}`)).exitCode, 0, `${f} is not user's to read`);
+      }
+      for (const f of [etcSecret, usrSecret, late]) {
         const r = await run(sbx, `cat ${f}`, as);
         assert.notEqual(r.exitCode, 0, `${f} is readable: ${r.stdout}`);
         assert.doesNotMatch(r.stdout, /secret/);
