@@ -271,8 +271,14 @@ int cc_sbx_make_userns(cc_sbx_runtime *rt, char *why, size_t cap) {
   } else if (poll(&pf, 1, 5000) != 1 || read(up[0], &c, 1) != 1 || c != 1) {
     snprintf(why, cap, "cannot create a user namespace as uid %u", ha.uid);
   } else {
-    char map[64], path[64];
-    int k = snprintf(map, sizeof map, "0 %u 1\n1000 %u 1\n", ha.uid + 1, ha.uid);
+    /* 0 and 1000 as always; the system users (1-999: man, _apt, www-data, ...) and the ids
+     * above 1000 (useradd's) get host ids of their own too, shared by all sandboxes as 0 and
+     * 1000 are, so that packages whose scripts chown to a system user install (man-db's
+     * trigger runs after nearly every package) and useradd works.  Host ids
+     * host_uid .. host_uid + 65535, none of them privileged on the host. */
+    char map[160], path[64];
+    int k = snprintf(map, sizeof map, "0 %u 1\n1 %u 999\n1000 %u 1\n1001 %u 64535\n",
+                     ha.uid + 1, ha.uid + 2, ha.uid, ha.uid + 1001);
     const char *const files[] = {"uid_map", "gid_map"};
     bool ok = true;
     for (int i = 0; ok && i < 2; i++) {

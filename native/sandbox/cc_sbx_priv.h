@@ -247,9 +247,9 @@ cc_status cc_sbx_gone(cc_sbx *sbx, cc_sbx_err *err, int e);
  * made is sbx's to close (and its disk, sbx->disk, to drop). */
 bool cc_sbx_launch_prepare(cc_sbx_runtime *rt, cc_sbx *sbx, char *why, size_t cap);
 
-/* A user namespace owned by the sandbox's host uid, mapping uid/gid 0 to host_uid + 1 and 1000
- * to host_uid (what bwrap joins with root inside; also the ID map of the writable system's
- * layers).  Its fd (CLOEXEC), or -1 with why. */
+/* A user namespace owned by the sandbox's host uid, mapping uid/gid 0 to host_uid + 1, 1000
+ * to host_uid, 1-999 to host_uid + 2 .. + 1000 and 1001-65535 to host_uid + 1001 .. + 65535
+ * (what bwrap joins with root inside; also the ID map of the writable system's layers).  Its fd (CLOEXEC), or -1 with why. */
 int cc_sbx_make_userns(cc_sbx_runtime *rt, char *why, size_t cap);
 
 /* The sandbox users' /etc/passwd and /etc/group. */

@@ -414,6 +414,15 @@ static bool build_base(cc_sbx_sys *s, int base, const char *passwd, const char *
             own_shadow(etc, "passwd", "shadow", "%s:*:20000:0:99999:7:::\n") &&
             own_shadow(etc, "group", "gshadow", "%s:*::\n") &&
             write_file(etc, "hostname", "e2b\n", 0644);
+  /* apt's download methods drop to _apt, a uid the sandbox's user namespace does not map
+   * (setresuid fails: "Method http has died unexpectedly"): they run as the sandbox's root,
+   * as in a container.  `sudo apt-get install` then works wherever the sandbox has egress. */
+  int aptconf = etc >= 0 ? openat(etc, "apt/apt.conf.d", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                                            O_CLOEXEC)
+                         : -1;
+  ok = ok && aptconf >= 0 &&
+       write_file(aptconf, "00codecanvas-sandbox", "APT::Sandbox::User \"root\";\n", 0644);
+  if (aptconf >= 0) close(aptconf);
   if (etc >= 0) close(etc);
   /* the agent's mount point, so that bwrap does not create it in each sandbox's layer */
   ok = ok && write_file(base, ".cc-agent", "", 0555);

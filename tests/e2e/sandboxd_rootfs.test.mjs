@@ -72,6 +72,9 @@ function buildDeb(name) {
     `Package: ${name}\nVersion: 1.0\nArchitecture: all\nMaintainer: codecanvas tests <t@example.invalid>\nDescription: a test package\n`,
   );
   fs.writeFileSync(path.join(dir, `pkg/usr/bin/${name}`), `#!/bin/sh\necho hello from ${name}\n`, { mode: 0o755 });
+  // as man-db's trigger does after nearly every package: chown to a system user
+  fs.writeFileSync(path.join(dir, 'pkg/DEBIAN/postinst'),
+    `#!/bin/sh\nset -e\nmkdir -p /var/cache/${name}\nchown man:man /var/cache/${name}\n`, { mode: 0o755 });
   execFileSync('dpkg-deb', ['--root-owner-group', '--build', path.join(dir, 'pkg'), path.join(dir, 'p.deb')], {
     stdio: 'ignore',
   });
@@ -129,6 +132,10 @@ describe('a writable system', { skip: !isRoot && 'sandboxd must run as root for 
       const i = await run(sbx, 'sudo dpkg -i /home/user/p.deb');
       assert.equal(i.exitCode, 0, i.stdout + i.stderr);
       assert.equal((await run(sbx, `${tag}-pkg`)).stdout, `hello from ${tag}-pkg\n`);
+      // its postinst's chown to a system user worked (uids 1-999 are mapped), and useradd too
+      assert.equal((await run(sbx, `stat -c %U:%G /var/cache/${tag}-pkg`)).stdout, 'man:man\n');
+      const ua = await run(sbx, 'sudo useradd -m -u 1001 alice && sudo setpriv --reuid=alice --regid=alice --clear-groups id -u && stat -c %U /home/alice');
+      assert.equal(ua.stdout, '1001\nalice\n', ua.stderr);
       const s = await run(sbx, `dpkg -s ${tag}-pkg | grep ^Status`);
       assert.equal(s.stdout, 'Status: install ok installed\n');
       // other changes to /usr, /etc, /var as root: a copy, an edit in place, a removal
