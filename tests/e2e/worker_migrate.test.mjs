@@ -56,7 +56,9 @@ async function until(wk, tok, project, pred, what, ms = 30000) {
 
 async function untilRunning(wk, tok, project) {
   for (;;) {
-    const h = ok(await wk.rpc(tok, { op: 'getHistory', project, args: { limit: 1 } }));
+    // (the exec creates the project: until it has, getHistory may answer not_found)
+    const r = await wk.rpc(tok, { op: 'getHistory', project, args: { limit: 1 } });
+    const h = r.status === 404 && r.body?.error?.code === 'not_found' ? { items: [] } : ok(r);
     if (h.items[0]?.status === 'running') return h.items[0].id;
     await new Promise((r) => setTimeout(r, 20));
   }
