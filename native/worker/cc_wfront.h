@@ -37,6 +37,8 @@ typedef struct cc_wreq {
   size_t bytes_out;
   bool cached;
   uint64_t epoch; /* cc_wmemo_epoch taken when the token was checked */
+  uint64_t sync_ticket; /* PostgreSQL: this request's change-feed barrier (cc_wsync) */
+  bool sync_waiting;    /* suspended until that barrier is answered */
   char user[CC_STORE_NAME_MAX + 1];
   char id[CC_PROTO_MAX_ID_BYTES + 1];
   char project[CC_PROTO_MAX_PROJECT_BYTES + 1];

@@ -7,7 +7,8 @@
  * is handed to a pool thread with the connection suspended (cc_wfront_defer): the token read
  * from the store, the operation run (cc_wops_run), and the answer queued on resume.  With a
  * shared database (PostgreSQL) even a remembered answer needs a round trip to the server
- * first (cc_wsync's barrier), so there every request takes the pool path.
+ * first (cc_wsync's barrier, shared by all requests in flight): the connection is suspended
+ * until the feed's thread has it answered, then the same fast path runs in the loop.
  *
  * Streaming (`"stream":true`): the pool thread queues a response whose content reader sends
  * each NDJSON line as one HTTP chunk as soon as it is there, then runs the operation, handing
@@ -29,6 +30,7 @@
 #include "cc_wdb.h"
 #include "cc_wfront.h"
 #include "cc_wmemo.h"
+#include "cc_wsync.h"
 #include "cc_wtoken.h"
 
 #define STREAM_MAX_PENDING (1u << 20) /* NDJSON bytes buffered for a slow client */
@@ -317,7 +319,7 @@ static cc_status parse(cc_worker *w, cc_wreq *r, rpc *x, char **text) {
 /* The pool path: whatever the event loop could not answer. */
 static void run_slow(cc_worker *w, cc_wreq *r, cc_wjob *job, rpc *x, struct MHD_Connection *c) {
   if (!x->authed) {
-    r->epoch = cc_wmemo_epoch(w->memo);
+    if (!w->sync) r->epoch = cc_wmemo_epoch(w->memo); /* (PostgreSQL: the barrier's, above) */
     cc_status st = cc_wmemo_user(w->memo, r->epoch, x->hex, r->user, sizeof r->user)
                        ? CC_OK
                        : token_user_store(w, x->hex, r->user, sizeof r->user, r->epoch);
@@ -369,7 +371,16 @@ static void rpc_slow(cc_worker *w, cc_wreq *r, cc_wjob *job, void *arg,
   rpc_free(arg);
 }
 
+/* cc_wsync_ready's wake: the change feed answered this connection's barrier. */
+static void wake_conn(void *c) {
+  MHD_resume_connection(c);
+}
+
 enum MHD_Result cc_wrpc_handle(cc_worker *w, struct MHD_Connection *c, cc_wreq *r) {
+  if (r->sync_waiting) { /* back from the change feed's barrier */
+    r->sync_waiting = false;
+    atomic_fetch_sub(&w->deferred, 1);
+  }
   r->is_rpc = true;
   r->mop = CC_MOP_other;
   if (atomic_load(&w->stopping))
@@ -388,12 +399,24 @@ enum MHD_Result cc_wrpc_handle(cc_worker *w, struct MHD_Connection *c, cc_wreq *
     free(x);
     return cc_wfront_queue_error(w, c, r, NULL, st, NULL);
   }
-  /* The memo's epoch costs nothing with SQLite (its file watch); with PostgreSQL it is a
-   * round trip, so there the whole request goes to the pool. */
-  if (!w->sync) {
+  /* The memo's epoch costs nothing with SQLite (its file watch).  With PostgreSQL it is a
+   * round trip on the change feed (cc_wsync), shared by every request in flight: the
+   * connection sleeps (suspended) until it is answered, and this handler runs again. */
+  if (w->sync) {
+    if (!r->sync_ticket) r->sync_ticket = cc_wsync_request(w->sync);
+    if (!cc_wsync_ready(w->sync, r->sync_ticket, &r->epoch, NULL, NULL)) {
+      free(x);
+      MHD_suspend_connection(c);
+      atomic_fetch_add(&w->deferred, 1);
+      r->sync_waiting = true;
+      if (cc_wsync_ready(w->sync, r->sync_ticket, &r->epoch, wake_conn, c))
+        MHD_resume_connection(c); /* answered meanwhile: go on at once */
+      return MHD_YES;
+    }
+  } else {
     r->epoch = cc_wmemo_epoch(w->memo);
-    x->authed = cc_wmemo_user(w->memo, r->epoch, x->hex, r->user, sizeof r->user);
   }
+  x->authed = cc_wmemo_user(w->memo, r->epoch, x->hex, r->user, sizeof r->user);
   if (!x->authed) return cc_wfront_defer(w, c, r, rpc_slow, x, rpc_free);
 
   x->admitted = true;

@@ -24,6 +24,12 @@ struct cc_wsync {
   uint64_t epoch;     /* moves on every batch of notifications and on every reconnect */
   uint64_t requested; /* barrier calls so far */
   uint64_t completed; /* barrier calls answered (every call numbered <= completed) */
+  struct waiter {     /* cc_wsync_ready's callers waiting for their ticket */
+    uint64_t ticket;
+    void (*wake)(void *);
+    void *arg;
+  } *waiters;
+  size_t n_waiters, cap_waiters;
 };
 
 /* Connects and LISTENs.  Called without mu. */
@@ -73,6 +79,27 @@ static bool round_trip(PGconn *c, bool *changed) {
   return ok && PQstatus(c) == CONNECTION_OK;
 }
 
+/* Calls the wake of every waiter whose ticket is answered, outside mu.  Called with mu held;
+ * returns with it held. */
+static void wake_answered(cc_wsync *s) {
+  struct waiter ready[64];
+  for (;;) {
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_waiters && n < 64;) {
+      if (s->waiters[i].ticket <= s->completed) {
+        ready[n++] = s->waiters[i];
+        s->waiters[i] = s->waiters[--s->n_waiters];
+      } else {
+        i++;
+      }
+    }
+    if (n == 0) return;
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n; i++) ready[i].wake(ready[i].arg);
+    pthread_mutex_lock(&s->mu);
+  }
+}
+
 static void *feed_main(void *arg) {
   cc_wsync *s = arg;
   pthread_mutex_lock(&s->mu);
@@ -108,9 +135,45 @@ static void *feed_main(void *arg) {
     s->up = ok;
     s->completed = target;
     pthread_cond_broadcast(&s->done);
+    wake_answered(s);
   }
   pthread_mutex_unlock(&s->mu);
   return NULL;
+}
+
+uint64_t cc_wsync_request(cc_wsync *s) {
+  pthread_mutex_lock(&s->mu);
+  uint64_t mine = ++s->requested;
+  pthread_cond_signal(&s->wake);
+  pthread_mutex_unlock(&s->mu);
+  return mine;
+}
+
+bool cc_wsync_ready(cc_wsync *s, uint64_t ticket, uint64_t *epoch, void (*wake)(void *),
+                    void *arg) {
+  pthread_mutex_lock(&s->mu);
+  bool done = s->stop || s->completed >= ticket;
+  if (done) {
+    *epoch = s->up && !s->stop ? s->epoch : 0;
+  } else if (!wake) { /* only asking */
+    pthread_mutex_unlock(&s->mu);
+    return false;
+  } else if (s->n_waiters == s->cap_waiters) {
+    size_t cap = s->cap_waiters ? 2 * s->cap_waiters : 64;
+    struct waiter *w = realloc(s->waiters, cap * sizeof *w);
+    if (w) {
+      s->waiters = w;
+      s->cap_waiters = cap;
+    }
+  }
+  if (!done && s->n_waiters < s->cap_waiters)
+    s->waiters[s->n_waiters++] = (struct waiter){.ticket = ticket, .wake = wake, .arg = arg};
+  else if (!done) { /* out of memory: answer as a feed that is down (the memo is skipped) */
+    *epoch = 0;
+    done = true;
+  }
+  pthread_mutex_unlock(&s->mu);
+  return done;
 }
 
 cc_status cc_wsync_start(const char *uri, cc_wsync **out) {
@@ -143,6 +206,15 @@ cc_status cc_wsync_start(const char *uri, cc_wsync **out) {
   return CC_OK;
 }
 
+/* At stop: whoever still waits is woken (cc_wsync_ready then answers "down"). */
+static void wake_answered_all(cc_wsync *s) {
+  pthread_mutex_lock(&s->mu);
+  s->completed = UINT64_MAX;
+  wake_answered(s);
+  pthread_mutex_unlock(&s->mu);
+  free(s->waiters);
+}
+
 void cc_wsync_stop(cc_wsync *s) {
   if (!s) return;
   pthread_mutex_lock(&s->mu);
@@ -150,6 +222,7 @@ void cc_wsync_stop(cc_wsync *s) {
   pthread_cond_broadcast(&s->wake);
   pthread_mutex_unlock(&s->mu);
   pthread_join(s->thread, NULL);
+  wake_answered_all(s);
   PQfinish(s->c);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->wake);

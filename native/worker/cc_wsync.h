@@ -22,6 +22,7 @@
 #ifndef CC_WSYNC_H
 #define CC_WSYNC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cc_status.h"
@@ -33,7 +34,15 @@ typedef struct cc_wsync cc_wsync;
 cc_status cc_wsync_start(const char *uri, cc_wsync **out);
 void cc_wsync_stop(cc_wsync *s);
 
-/* The barrier epoch (see above); 0 when the feed is down. */
+/* The barrier epoch (see above); 0 when the feed is down.  Waits for the round trip. */
 uint64_t cc_wsync_epoch(void *s);
+
+/* The same barrier without waiting, for an event loop: cc_wsync_request numbers a barrier
+ * call (it begins now); cc_wsync_ready says whether that call is answered and then gives its
+ * epoch.  When it is not and wake is set, cc_wsync_ready registers wake(arg), called once
+ * from the feed's thread when it is (not under any lock of the caller's), and returns false. */
+uint64_t cc_wsync_request(cc_wsync *s);
+bool cc_wsync_ready(cc_wsync *s, uint64_t ticket, uint64_t *epoch, void (*wake)(void *),
+                    void *arg);
 
 #endif
