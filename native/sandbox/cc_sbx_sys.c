@@ -269,13 +269,21 @@ static bool write_file(int dfd, const char *name, const char *data, mode_t mode)
 /* etc/<name> (a copy of the host's passwd or group): the host's accounts (dpkg wants the
  * system users and groups its statoverrides name) with any uid/gid-1000 or "user" entry
  * replaced by `mine` (the sandbox user's line).  Where the host has none, `fallback`. */
-static bool adopt_ids(int etc, const char *name, const char *mine, const char *fallback) {
-  char buf[256 << 10];
+/* etc/<name> into buf[cap], NUL-terminated: its length, or -1 when it is missing, empty or
+ * does not fit. */
+static ssize_t read_small(int etc, const char *name, char *buf, size_t cap) {
   ssize_t k = -1;
   int fd = openat(etc, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd >= 0) k = read(fd, buf, sizeof buf - 1), close(fd);
-  if (k <= 0 || k == (ssize_t)sizeof buf - 1) return write_file(etc, name, fallback, 0644);
+  if (fd >= 0) k = read(fd, buf, cap - 1), close(fd);
+  if (k <= 0 || k == (ssize_t)cap - 1) return -1;
   buf[k] = 0;
+  return k;
+}
+
+static bool adopt_ids(int etc, const char *name, const char *mine, const char *fallback) {
+  char buf[256 << 10];
+  ssize_t k = read_small(etc, name, buf, sizeof buf);
+  if (k < 0) return write_file(etc, name, fallback, 0644);
   size_t cap = (size_t)k + strlen(mine) + 2, o = 0;
   char *out = malloc(cap);
   if (!out) return false;
@@ -298,11 +306,8 @@ static bool adopt_ids(int etc, const char *name, const char *mine, const char *f
  * none of the host's hashes is in it. */
 static bool own_shadow(int etc, const char *from, const char *out, const char *fmt) {
   char buf[256 << 10];
-  ssize_t k = -1;
-  int fd = openat(etc, from, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd >= 0) k = read(fd, buf, sizeof buf - 1), close(fd);
-  if (k <= 0 || k == (ssize_t)sizeof buf - 1) return false;
-  buf[k] = 0;
+  ssize_t k = read_small(etc, from, buf, sizeof buf);
+  if (k < 0) return false;
   size_t cap = 2 * (size_t)k + 64, o = 0;
   char *text = malloc(cap);
   if (!text) return false;

@@ -20,6 +20,7 @@ import { Sandbox } from 'e2b-2.51';
 
 import { startTestHost } from '../lib/netns.mjs';
 import { startSandboxd } from '../lib/sandboxd.mjs';
+import { run } from '../lib/sdk.mjs';
 
 const isRoot = process.getuid?.() === 0;
 let sd;
@@ -43,15 +44,6 @@ after(async () => {
   if (r) assert.deepEqual(r, { code: 0, signal: null }, sd.stderr);
 });
 
-/** Runs cmd and returns {exitCode, stdout, stderr} whether it fails or not. */
-async function run(sbx, cmd, opts = {}) {
-  try {
-    return await sbx.commands.run(cmd, { timeoutMs: 60_000, ...opts });
-  } catch (e) {
-    if (typeof e.exitCode === 'number') return e;
-    throw e;
-  }
-}
 
 /** What the sandbox gets from the test host at addr: the answer, or curl's failure. */
 async function reach(sbx, addr, opts = {}) {

@@ -12,9 +12,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { CommandExitError, Sandbox } from 'e2b';
+import { Sandbox } from 'e2b';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
+import { run } from '../lib/sdk.mjs';
 
 const isRoot = process.getuid?.() === 0;
 let sd;
@@ -32,15 +33,6 @@ after(async () => {
   if (r) assert.deepEqual(r, { code: 0, signal: null }, sd.stderr);
 });
 
-/** Runs cmd and returns {exitCode, stdout, stderr} whether it fails or not. */
-async function run(sbx, cmd, opts = {}) {
-  try {
-    return await sbx.commands.run(cmd, { timeoutMs: 60_000, ...opts });
-  } catch (e) {
-    if (e instanceof CommandExitError) return e;
-    throw e;
-  }
-}
 
 describe('root and sudo', { skip: !isRoot && 'sandboxd must run as root for a root inside' }, () => {
   test('the start line says root inside maps to an unprivileged host uid', () => {

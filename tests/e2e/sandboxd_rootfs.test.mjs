@@ -14,9 +14,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-import { CommandExitError, Sandbox } from 'e2b-2.51';
+import { Sandbox } from 'e2b-2.51';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
+import { run } from '../lib/sdk.mjs';
 
 const isRoot = process.getuid?.() === 0;
 const tag = `cc-rootfs-${process.pid}`;
@@ -45,15 +46,6 @@ after(async () => {
   if (r) assert.deepEqual(r, { code: 0, signal: null }, sd.stderr);
 });
 
-/** Runs cmd and returns {exitCode, stdout, stderr} whether it fails or not. */
-async function run(sbx, cmd, opts = {}) {
-  try {
-    return await sbx.commands.run(cmd, { timeoutMs: 60_000, ...opts });
-  } catch (e) {
-    if (e instanceof CommandExitError) return e;
-    throw e;
-  }
-}
 
 /** The sandbox's disk on the host (a tmpfs mount under the state dir), or null. */
 function diskMount(id) {
