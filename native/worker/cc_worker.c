@@ -173,6 +173,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   if (r->counted) atomic_fetch_sub(&w->metrics.in_flight, 1);
   if (r->stream) cc_wrpc_stream_detach(r->stream);
   if (r->job) job_unref(r->job); /* answered, but the connection broke before it was queued */
+  if (r->sync_waiting) atomic_fetch_sub(&w->deferred, 1); /* closed before the barrier's answer */
   free(r->body);
   free(r);
   *con_cls = NULL;
