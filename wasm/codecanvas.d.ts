@@ -59,8 +59,9 @@ export interface ProjectInfo {
   settings?: Record<string, unknown>;
   /** getProjectInfo: the project's sandbox now. */
   sandbox?: { id: string; state: 'running' | 'paused' | 'restored' | 'new'; internet?: boolean; internetReason?: string };
-  /** getProjectInfo: the worker's copy of the project's files. */
-  snapshot?: { takenAt: number; bytes: number; partial: boolean; excluded?: string[] };
+  /** getProjectInfo: the worker's copy of the project's files (takenAt absent: none yet);
+   *  pending: files changed since and the next copy is not stored yet. */
+  snapshot?: { takenAt?: number; bytes?: number; partial?: boolean; excluded?: string[]; pending: boolean };
   /** updateProjectInfo: keys of the patch the worker owns and did not apply. */
   ignored?: string[];
   stale?: boolean;

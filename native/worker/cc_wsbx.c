@@ -207,12 +207,15 @@ cc_status cc_wsbx_renew(op *o) {
  *     timeout; the next operation resumes it), "restored" (this worker made it and put the
  *     project's files back from its snapshot), "new" (this worker made it; nothing to
  *     restore), else "running"; internet as the sandbox server reports it;
- *   snapshot: {takenAt, bytes, partial, excluded?}: the project's stored copy of its files.
+ *   snapshot: {takenAt?, bytes?, partial?, excluded?, pending}: the project's stored copy of
+ *     its files; pending: files changed since and the next copy is not stored yet.
  * A gone sandbox adds no "sandbox" (the next operation makes a new one). */
 void cc_wsbx_add_facts(op *o, cJSON *project) {
   cc_wsnap_meta m;
-  if (cc_wsnap_info(o->w, o->user, o->project, &m) == CC_OK) {
-    cJSON *sn = cJSON_AddObjectToObject(project, "snapshot");
+  bool stored = cc_wsnap_info(o->w, o->user, o->project, &m) == CC_OK;
+  bool pending = cc_wsnap_pending(o->w, o->user, o->project);
+  cJSON *sn = stored || pending ? cJSON_AddObjectToObject(project, "snapshot") : NULL;
+  if (stored) {
     cJSON_AddNumberToObject(sn, "takenAt", (double)m.taken_ms);
     cJSON_AddNumberToObject(sn, "bytes", (double)m.bytes);
     cJSON_AddBoolToObject(sn, "partial", m.partial);
@@ -220,6 +223,7 @@ void cc_wsbx_add_facts(op *o, cJSON *project) {
     if (ex) cJSON_AddItemToObject(sn, "excluded", ex);
     cc_wsnap_meta_free(&m);
   }
+  if (sn) cJSON_AddBoolToObject(sn, "pending", pending);
   const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(project, "sandboxId"));
   if (!id) return;
   cc_e2b_sandbox sb;

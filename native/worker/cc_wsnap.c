@@ -214,6 +214,7 @@ struct cc_wsnap {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pending *list;
+  pending *taking; /* the one being taken now (out of list) */
   bool stop;
   atomic_int cancel; /* set at cleanup: a snapshot in progress stops */
   pthread_t thread;
@@ -275,6 +276,20 @@ void cc_wsnap_forget(cc_worker *w, const char *owner, const char *project) {
   if (key[0]) s->store->del(s->store, key);
 }
 
+static bool same(const pending *p, const char *owner, const char *project) {
+  return p && strcmp(p->owner, owner) == 0 && strcmp(p->project, project) == 0;
+}
+
+bool cc_wsnap_pending(cc_worker *w, const char *owner, const char *project) {
+  struct cc_wsnap *s = w->snap;
+  if (!s) return false;
+  pthread_mutex_lock(&s->mu);
+  bool yes = same(s->taking, owner, project);
+  for (const pending *p = s->list; p && !yes; p = p->next) yes = same(p, owner, project);
+  pthread_mutex_unlock(&s->mu);
+  return yes;
+}
+
 cc_status cc_wsnap_info(cc_worker *w, const char *owner, const char *project,
                         cc_wsnap_meta *out) {
   memset(out, 0, sizeof *out);
@@ -307,14 +322,16 @@ static void *snap_main(void *arg) {
       if (at < next) next = at;
     }
     if (due) {
+      s->taking = due;
       pthread_mutex_unlock(&s->mu);
       char why[300] = "";
       cc_status st = cc_wops_snapshot(w, due->owner, due->project, &s->cancel, why, sizeof why);
       if (st != CC_OK && st != CC_NOT_FOUND)
         fprintf(stderr, CC_WORKER_NAME ": snapshot of a project of user %s failed: %s\n",
                 due->owner, why);
-      pending_free(due);
       pthread_mutex_lock(&s->mu);
+      s->taking = NULL;
+      pending_free(due);
       continue;
     }
     struct timespec ts;

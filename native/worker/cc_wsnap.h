@@ -67,6 +67,10 @@ void cc_wsnap_touch(struct cc_worker *w, const char *owner, const char *project)
 /* deleteProject: drops a pending snapshot and deletes the stored one. */
 void cc_wsnap_forget(struct cc_worker *w, const char *owner, const char *project);
 
+/* Whether the project changed since its last snapshot and the next one is not stored yet
+ * (waiting for quiet, or being taken): what this worker knows. */
+bool cc_wsnap_pending(struct cc_worker *w, const char *owner, const char *project);
+
 /* What is stored for the project (CC_NOT_FOUND: nothing; snapshots off: CC_NOT_FOUND). */
 cc_status cc_wsnap_info(struct cc_worker *w, const char *owner, const char *project,
                         cc_wsnap_meta *out);

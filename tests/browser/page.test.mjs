@@ -381,10 +381,10 @@ test('the page, in Chromium, against a live worker and sandboxd', { timeout: 300
     let info;
     for (let i = 0; i < 300; i++) {
       info = (await worker.rpc(token, { op: 'getProject', project: 'demo' })).body.result;
-      if (info.snapshot?.takenAt) break;
+      if (info.snapshot?.takenAt && !info.snapshot.pending) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.ok(info.snapshot?.takenAt, JSON.stringify(info));
+    assert.ok(info.snapshot?.takenAt && !info.snapshot.pending, JSON.stringify(info));
     const files = (await worker.rpc(token, { op: 'listDir', project: 'demo', args: {} })).body.result;
     // the sandbox disappears behind the worker's back
     const del = await fetch(`${sandboxd.url}/sandboxes/${info.sandboxId}`, { method: 'DELETE', headers: { 'X-API-KEY': sandboxd.apiKey } });

@@ -95,8 +95,8 @@ test('a SQLite deployment moved to PostgreSQL: tokens, projects, history, cache 
     assert.equal(ok(await wk.rpc(alice, { op: 'exec', project: 'p', args: { cmd: 'cat src/app.py; echo $RANDOM-$RANDOM' } })).cached, true);
     ok(await wk.rpc(alice, { op: 'exec', project: 'p', args: { cmd: 'ls src', readOnly: true } }));
     ok(await wk.rpc(bob, { op: 'exec', project: 'q', args: { cmd: 'echo bob' } }));
-    const t0 = Date.now(); // after p's last change: the snapshot to wait for is the last one
-    const infoP = await until(wk, alice, 'p', (i) => i.snapshot?.takenAt >= t0, 'a snapshot of p');
+    // every change of p is in its stored snapshot (the last op marked it pending before it answered)
+    const infoP = await until(wk, alice, 'p', (i) => i.snapshot?.takenAt && !i.snapshot.pending, 'a snapshot of p');
     const histP = ok(await wk.rpc(alice, { op: 'getHistory', project: 'p', args: { limit: 100 } }));
     const histQ = ok(await wk.rpc(bob, { op: 'getHistory', project: 'q' }));
     assert.ok(histP.items.length >= 4, JSON.stringify(histP.items.map((i) => i.op)));

@@ -32,7 +32,7 @@ async function writeAndSnapshot(wk, tok, project) {
   const t = Date.now();
   ok(await wk.rpc(tok, { op: 'writeFile', project, args: { path: 'src/app.py', content: 'print("hi")\n' } }));
   ok(await wk.rpc(tok, { op: 'writeFile', project, args: { path: 'data/state.txt', content: 'lunch\n' } }));
-  return until(wk, tok, project, (i) => i.snapshot?.takenAt >= t, 'a snapshot after the writes');
+  return until(wk, tok, project, (i) => i.snapshot?.takenAt >= t && !i.snapshot.pending, 'a snapshot after the writes');
 }
 
 async function readBoth(wk, tok, project) {
@@ -117,6 +117,28 @@ test('a sandbox deleted behind the worker\'s back, and a kill -9 of the worker: 
   }
 });
 
+test('changes not in a snapshot yet are shown as pending, and a deleted project has none', async () => {
+  const sd = await startSandboxd();
+  // quiet for ten minutes before a snapshot: nothing is stored during this test
+  const wk = await startWorker({ sandboxd: sd, args: ['--rate-limit', '0', '--snapshot-debounce', '600000'] });
+  try {
+    const tok = wk.token('alice');
+    ok(await wk.rpc(tok, { op: 'updateProject', project: 'p', args: { patch: { name: 'P' } } }));
+    const fresh = ok(await wk.rpc(tok, { op: 'getProject', project: 'p' }));
+    assert.equal(fresh.snapshot, undefined, 'no files touched: nothing to save');
+    ok(await wk.rpc(tok, { op: 'writeFile', project: 'p', args: { path: 'a.txt', content: 'a\n' } }));
+    const info = ok(await wk.rpc(tok, { op: 'getProject', project: 'p' }));
+    assert.deepEqual(info.snapshot, { pending: true }, 'changed, no copy stored yet');
+    ok(await wk.rpc(tok, { op: 'deleteProject', project: 'p' }));
+    ok(await wk.rpc(tok, { op: 'updateProject', project: 'p', args: { patch: { name: 'P' } } }));
+    const again = ok(await wk.rpc(tok, { op: 'getProject', project: 'p' }));
+    assert.equal(again.snapshot, undefined, 'the deleted project\'s pending snapshot was dropped');
+  } finally {
+    await wk.stop();
+    await sd.stop();
+  }
+});
+
 test('over the size limit: heavy directories are left out and the snapshot says which', async () => {
   const sd = await startSandboxd();
   const wk = await startWorker({ sandboxd: sd, args: [...FAST, '--snapshot-max-bytes', '200000'] });
@@ -155,7 +177,7 @@ test('a deleted project stays deleted: no snapshot, no sandbox, nothing comes ba
     const old = await wk.rpc(tok, { op: 'readFile', project: 'p', args: { path: 'src/app.py' } });
     assert.equal(old.body.error.code, 'not_found');
     const p = ok(await wk.rpc(tok, { op: 'getProject', project: 'p' }));
-    assert.ok(!p.snapshot || p.snapshot.takenAt > info.snapshot.takenAt);
+    assert.ok(!p.snapshot?.takenAt || p.snapshot.takenAt > info.snapshot.takenAt, JSON.stringify(p.snapshot));
     assert.equal(p.sandbox.state, 'new');
   } finally {
     await wk.stop();

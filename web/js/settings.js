@@ -44,8 +44,9 @@ function renderInfo() {
     ['Project', info.projectId],
     ['Sandbox', info.sandboxId || 'not created yet'],
     ['State', sb ? sb.state + (sb.internet === false ? ` · no internet (${sb.internetReason ?? 'unavailable'})` : '') : ''],
-    ['Files kept', snap ? `${fmtTime(snap.takenAt)} · ${fmtSize(snap.bytes)}` +
-      (snap.partial ? ` · partial, left out: ${(snap.excluded ?? []).join(', ')}` : '') : ''],
+    ['Files kept', snap ? (snap.takenAt ? `${fmtTime(snap.takenAt)} · ${fmtSize(snap.bytes)}` : 'not yet') +
+      (snap.partial ? ` · partial, left out: ${(snap.excluded ?? []).join(', ')}` : '') +
+      (snap.pending ? ' · saving newer changes' : '') : ''],
     ['Created', fmtTime(info.createdAt)],
     ['Updated', fmtTime(info.updatedAt)],
   ];
