@@ -143,6 +143,7 @@ static void sbx_free(cc_sbx *sbx) {
   if (sbx->bwrap_pidfd >= 0) close(sbx->bwrap_pidfd);
   if (sbx->bwrap_errfd >= 0) close(sbx->bwrap_errfd);
   if (sbx->slirp_exit_fd >= 0) close(sbx->slirp_exit_fd); /* slirp4netns exits */
+  cc_sbx_dproxy_stop(sbx->dproxy);
   if (sbx->argv) {
     for (char **a = sbx->argv; *a; a++) free(*a);
     free(sbx->argv);
@@ -694,6 +695,12 @@ static cc_status kill_sandbox(cc_sbx_runtime *rt, const char *id, bool keep_disk
       if (pthread_cond_timedwait(&sbx->cond, &sbx->lock, &ts) == ETIMEDOUT) break;
     pthread_mutex_unlock(&sbx->lock);
   }
+  /* Its domain proxy's socket would keep the network namespace alive. */
+  pthread_mutex_lock(&sbx->lock);
+  cc_sbx_dproxy *proxy = sbx->dproxy;
+  sbx->dproxy = NULL;
+  pthread_mutex_unlock(&sbx->lock);
+  cc_sbx_dproxy_stop(proxy);
   /* Anything else in the cgroup (slirp4netns, a task that escaped the namespace). */
   cc_sbx_cg_kill(&sbx->cg);
   cc_sbx_cg_destroy(&sbx->cg);

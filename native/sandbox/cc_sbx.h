@@ -301,12 +301,18 @@ void cc_sbx_cidr_format(const cc_sbx_cidr *c, char out[CC_SBX_CIDR_TEXT]);
 
 /* What a sandbox may reach: a packet to a destination in allow is sent; else one to a
  * destination in deny is refused (the sender gets EHOSTUNREACH at once); else it is sent.
- * Loopback inside the sandbox is never filtered.  Arrays are read during the call only. */
+ * Loopback inside the sandbox is never filtered.  With domains (root only): an IPv4 TCP
+ * connection to port 80 or 443 not allowed by address reaches its destination only if its
+ * HTTP Host / TLS server name is one of them or below a "*.name" entry (else it is accepted
+ * and closed), and DNS to the sandbox's resolver (10.0.2.3) and 8.8.8.8 is allowed.  Arrays
+ * are read during the call only. */
 typedef struct {
   const cc_sbx_cidr *allow;
   size_t n_allow;
   const cc_sbx_cidr *deny;
   size_t n_deny;
+  const char *const *domains; /* lower-case DNS names, or "*." and one */
+  size_t n_domains;
 } cc_sbx_egress;
 
 /* Replaces the sandbox's egress rules atomically (NULL or empty lists: no rules), enforced in

@@ -125,18 +125,31 @@ static bool has_family(const cc_sbx_cidr *v, size_t n, int family) {
   return false;
 }
 
-/* The nft script replacing the table (or only removing it, when there are no rules). */
+/* The nft script replacing the table (or only removing it, when there are no rules).  With
+ * domains, a nat chain first sends IPv4 TCP 80/443 not allowed by address to the domain
+ * proxy (cc_sbx_dproxy.c), whose connections the filter chain then lets through (a redirect
+ * is a DNAT; nothing else in the namespace makes one), and DNS stays reachable. */
 static void print_script(FILE *f, const cc_sbx_egress *r) {
   fprintf(f, "table inet " TABLE "\ndelete table inet " TABLE "\n");
-  if (!r->n_allow && !r->n_deny) return;
+  if (!r->n_allow && !r->n_deny && !r->n_domains) return;
   fprintf(f, "table inet " TABLE " {\n");
   print_set(f, "allow4", 4, r->allow, r->n_allow);
   print_set(f, "allow6", 6, r->allow, r->n_allow);
   print_set(f, "deny4", 4, r->deny, r->n_deny);
   print_set(f, "deny6", 6, r->deny, r->n_deny);
+  if (r->n_domains) {
+    fprintf(f, "  chain domains {\n    type nat hook output priority -100; policy accept;\n"
+               "    oifname \"lo\" accept\n");
+    if (has_family(r->allow, r->n_allow, 4)) fprintf(f, "    ip daddr @allow4 accept\n");
+    fprintf(f, "    ip protocol tcp tcp dport { 80, 443 } redirect to :%d\n  }\n",
+            CC_SBX_DPROXY_PORT);
+  }
   fprintf(f,
           "  chain output {\n    type filter hook output priority 0; policy accept;\n"
           "    oifname \"lo\" accept\n");
+  if (r->n_domains)
+    fprintf(f, "    ct status dnat accept\n"
+               "    ip daddr { 10.0.2.3, 8.8.8.8 } meta l4proto { tcp, udp } th dport 53 accept\n");
   if (has_family(r->allow, r->n_allow, 4)) fprintf(f, "    ip daddr @allow4 accept\n");
   if (has_family(r->allow, r->n_allow, 6)) fprintf(f, "    ip6 daddr @allow6 accept\n");
   if (has_family(r->deny, r->n_deny, 4))
@@ -306,6 +319,11 @@ cc_status cc_sbx_set_egress(cc_sbx *sbx, const cc_sbx_egress *rules, cc_sbx_err 
     st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, 0, "egress rules %s", rt->info.egress_rules);
     goto out;
   }
+  if (rules->n_domains && !rt->info.root) {
+    st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, 0,
+                     "domain egress rules need codecanvas-sandboxd to run as root");
+    goto out;
+  }
   netns = open(path, O_RDONLY | O_CLOEXEC);
   /* Never the host's own namespace (a recycled pid): the sandbox's is always a new one. */
   if (netns < 0 || fstat(netns, &theirs) != 0 || stat("/proc/self/ns/net", &mine) != 0 ||
@@ -322,9 +340,29 @@ cc_status cc_sbx_set_egress(cc_sbx *sbx, const cc_sbx_egress *rules, cc_sbx_err 
     st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, ENOMEM, "out of memory");
     goto out;
   }
-  if (!(rt->info.root ? run_nft_lib(rt, netns, text, why, sizeof why)
-                      : run_nft_exec(rt, netns, text, len, why, sizeof why)))
+  /* The proxy first (and its names), so that nothing is redirected to a port nobody serves. */
+  cc_sbx_dproxy *proxy = sbx->dproxy;
+  bool fresh = rules->n_domains && !proxy;
+  if (fresh && !cc_sbx_dproxy_start(netns, &proxy, why, sizeof why)) {
+    st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, 0, "domain rules for sandbox %s: %s", sbx->id, why);
+    goto out;
+  }
+  /* A proxy in use gets the new names only once the new table holds (a failure keeps both). */
+  if (fresh && !cc_sbx_dproxy_set_domains(proxy, rules->domains, rules->n_domains))
+    st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, ENOMEM, "out of memory");
+  else if (!(rt->info.root ? run_nft_lib(rt, netns, text, why, sizeof why)
+                           : run_nft_exec(rt, netns, text, len, why, sizeof why)))
     st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, 0, "egress rules for sandbox %s: %s", sbx->id, why);
+  else if (!fresh && proxy &&
+           !cc_sbx_dproxy_set_domains(proxy, rules->domains, rules->n_domains))
+    st = cc_sbx_fail(err, CC_SBX_ERR_SYSTEM, ENOMEM, "out of memory (the new table holds)");
+  /* Once started, a proxy stays until the sandbox dies (with no names when the rules have
+   * none, and nothing redirected to it): its port is never given up and taken again. */
+  bool keep = proxy && (!fresh || st == CC_OK);
+  pthread_mutex_lock(&sbx->lock);
+  sbx->dproxy = keep ? proxy : NULL;
+  pthread_mutex_unlock(&sbx->lock);
+  if (!keep) cc_sbx_dproxy_stop(proxy);
 out:
   free(text);
   if (netns >= 0) close(netns);

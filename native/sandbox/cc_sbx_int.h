@@ -207,4 +207,33 @@ void cc_sbx_sys_disk_drop(cc_sbx_sys *s, const char *id);
 /* Bytes used and size of id's disk; false when it has none. */
 bool cc_sbx_sys_disk_usage(const cc_sbx_sys *s, const char *id, uint64_t *used, uint64_t *total);
 
+/* ---- domain egress rules: the name a connection asks for (cc_sbx_sni.c), and the proxy
+ * that lets a sandbox's TCP 80/443 through only to allowed names (cc_sbx_dproxy.c). */
+#define CC_SBX_NAME_MAX 253   /* longest DNS name */
+#define CC_SBX_HEAD_MAX 16384 /* an HTTP request head longer than this has no answer */
+typedef enum {
+  CC_SBX_NAME_FOUND, /* the name is in out */
+  CC_SBX_NAME_MORE,  /* the bytes so far are a valid beginning: read more */
+  CC_SBX_NAME_NONE,  /* not TLS/HTTP, no name, or not a plain DNS name */
+} cc_sbx_name_result;
+
+/* The server name (SNI host_name) of the TLS ClientHello at the start of p[0..n). */
+cc_sbx_name_result cc_sbx_tls_sni(const uint8_t *p, size_t n, char out[CC_SBX_NAME_MAX + 1]);
+/* The Host header (without a port) of the HTTP/1 request head at the start of p[0..n). */
+cc_sbx_name_result cc_sbx_http_host(const uint8_t *p, size_t n, char out[CC_SBX_NAME_MAX + 1]);
+/* Whether name is one of domains (case-insensitive), or below a "*.example.com" entry. */
+bool cc_sbx_domain_match(const char *name, char *const *domains, size_t n);
+
+#define CC_SBX_DPROXY_PORT 1 /* where TCP 80/443 is redirected inside a sandbox (127.0.0.1) */
+typedef struct cc_sbx_dproxy cc_sbx_dproxy;
+/* Starts a sandbox's domain proxy: a socket listening on 127.0.0.1:CC_SBX_DPROXY_PORT inside
+ * the network namespace netns (made by a thread that joins only that namespace; needs root),
+ * and a thread accepting on it.  false with why. */
+bool cc_sbx_dproxy_start(int netns, cc_sbx_dproxy **out, char *why, size_t cap);
+/* Replaces the allowed names (copied; false when out of memory, the old ones kept). */
+bool cc_sbx_dproxy_set_domains(cc_sbx_dproxy *p, const char *const *domains, size_t n);
+/* Stops accepting and ends every relayed connection at once; the memory goes with the last
+ * thread.  p is not used after this. */
+void cc_sbx_dproxy_stop(cc_sbx_dproxy *p);
+
 #endif

@@ -123,6 +123,7 @@ struct cc_sbx {
   sbx_state state;
   bool torn_down, in_registry, kill_requested, frozen;
   bool egress_busy; /* cc_sbx_set_egress is running nft for it (one at a time) */
+  struct cc_sbx_dproxy *dproxy; /* domain rules' proxy (cc_sbx_dproxy.c), or NULL */
   char why[256];
   int sock, bwrap_pidfd, bwrap_errfd;
   pid_t bwrap_pid, agent_pid, slirp_pid;

@@ -109,6 +109,7 @@ struct cc_sbd_server {
   cc_sbd_config cfg;
   struct cc_sbx_runtime *rt; /* owned by main */
   bool root_inside;          /* the runtime runs user "root" as uid 0 inside (its info) */
+  bool domain_rules;         /* allowOut may name domains (the runtime runs as root) */
   int port;                  /* the bound port */
   char domain[256];          /* "<domain_name>:<port>", as create answers it */
   char *tls_cert_pem, *tls_key_pem; /* HTTPS when set (cc_sbd_tls.c) */

@@ -306,6 +306,8 @@ static enum MHD_Result handle_create(cc_sbd_req *r, bool v2) {
     res = cc_sbd_respond_error(r->conn, 501, "%s", unsupported);
   } else if (netst) {
     res = cc_sbd_respond_error(r->conn, netst, "%s", netmsg);
+  } else if (net.n_domains && !r->srv->domain_rules) {
+    res = cc_sbd_respond_error(r->conn, 501, "%s", CC_SBD_NO_DOMAIN_RULES);
   } else if (!net.public_traffic && !secure_on) {
     res = cc_sbd_respond_error(r->conn, 400, "network.allowPublicTraffic: false needs a secure "
                                "sandbox (secure: true)");
@@ -321,7 +323,7 @@ static enum MHD_Result handle_create(cc_sbd_req *r, bool v2) {
       .secure = secure_on,
       /* allowInternetAccess: false with allowOut entries is E2B's "deny all but these": the
        * sandbox needs its network helper, and the rules do the rest */
-      .internet = net.allow_internet || net.n_allow > 0,
+      .internet = net.allow_internet || net.n_allow > 0 || net.n_domains > 0,
       .inet_access = net.allow_internet,
       .net = &net,
       .auto_pause = cJSON_IsTrue(autop),

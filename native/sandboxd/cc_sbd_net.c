@@ -59,6 +59,10 @@ enum MHD_Result cc_sbd_net_handle_update(cc_sbd_req *r, cc_sbd_sandbox *sb) {
   unsigned status = cc_sbd_netcfg_parse(CC_SBD_NETCFG_UPDATE, body, NULL, &next, msg, sizeof msg);
   cJSON_Delete(body);
   if (status) return cc_sbd_respond_error(r->conn, status, "%s", msg);
+  if (next.n_domains && !r->srv->domain_rules) {
+    cc_sbd_netcfg_cleanup(&next);
+    return cc_sbd_respond_error(r->conn, 501, "%s", CC_SBD_NO_DOMAIN_RULES);
+  }
 
   pthread_mutex_lock(&sb->life_mu);
   cc_status st = CC_OK;

@@ -42,11 +42,24 @@ static bool host_mask_ok(const cJSON *m) {
   return true;
 }
 
-/* One list (allowOut / denyOut) into *v, *n; 0 or the HTTP status with msg. */
-static unsigned parse_list(const cJSON *list, const char *where, bool deny, cc_sbx_cidr **v,
-                           size_t *n, char *msg, size_t cap) {
+static void drop_list(cc_sbx_cidr **v, size_t *n, char ***dom, size_t *n_dom) {
+  free(*v);
   *v = NULL;
   *n = 0;
+  if (!dom) return;
+  for (size_t i = 0; i < *n_dom; i++) free((*dom)[i]);
+  free(*dom);
+  *dom = NULL;
+  *n_dom = 0;
+}
+
+/* One list (allowOut / denyOut) into *v, *n (and allowOut's domain names, lower-cased, into
+ * *dom, *n_dom); 0 or the HTTP status with msg. */
+static unsigned parse_list(const cJSON *list, const char *where, bool deny, cc_sbx_cidr **v,
+                           size_t *n, char ***dom, size_t *n_dom, char *msg, size_t cap) {
+  *v = NULL;
+  *n = 0;
+  if (dom) *dom = NULL, *n_dom = 0;
   if (!list || cJSON_IsNull(list)) return 0;
   if (!cJSON_IsArray(list)) {
     snprintf(msg, cap, "%s must be an array of IP addresses or CIDR blocks", where);
@@ -59,7 +72,10 @@ static unsigned parse_list(const cJSON *list, const char *where, bool deny, cc_s
     return 400;
   }
   *v = calloc((size_t)count + 1, sizeof **v);
-  if (!*v) {
+  if (dom) *dom = calloc((size_t)count + 1, sizeof **dom);
+  if (!*v || (dom && !*dom)) {
+    free(*v);
+    *v = NULL;
     snprintf(msg, cap, "out of memory");
     return 500;
   }
@@ -70,6 +86,13 @@ static unsigned parse_list(const cJSON *list, const char *where, bool deny, cc_s
       (*n)++;
       continue;
     }
+    if (s && dom && domain_like(s)) {
+      char *d = strdup(s);
+      if (!d) break;
+      for (char *c = d; *c; c++) *c = (char)tolower((unsigned char)*c);
+      (*dom)[(*n_dom)++] = d;
+      continue;
+    }
     unsigned status = 400;
     if (!s)
       snprintf(msg, cap, "%s entries must be strings", where);
@@ -78,20 +101,16 @@ static unsigned parse_list(const cJSON *list, const char *where, bool deny, cc_s
                "%s: domain names are not supported for deny rules ('%.100s'); use IP "
                "addresses or CIDR blocks",
                where, s);
-    else if (domain_like(s))
-      status = 501,
-      snprintf(msg, cap,
-               "domain rules are not supported by codecanvas-sandboxd: %s '%.100s' is "
-               "a domain name, and sandboxd enforces IP addresses and CIDR blocks only (see "
-               "docs/sandboxd.md, \"Egress rules\")",
-               where, s);
     else
       snprintf(msg, cap, "invalid %s entry '%.100s': not an IP address, CIDR block or domain name",
                where, s);
-    free(*v);
-    *v = NULL;
-    *n = 0;
+    drop_list(v, n, dom, n_dom);
     return status;
+  }
+  if (it) { /* stopped early: out of memory */
+    drop_list(v, n, dom, n_dom);
+    snprintf(msg, cap, "out of memory");
+    return 500;
   }
   return 0;
 }
@@ -172,11 +191,12 @@ unsigned cc_sbd_netcfg_parse(cc_sbd_netcfg_kind kind, const cJSON *network, cons
   size_t n_deny = 0;
   snprintf(where, sizeof where, "%sallowOut", prefix);
   unsigned st = parse_list(cJSON_GetObjectItemCaseSensitive(network, "allowOut"), where, false,
-                           &out->allow, &out->n_allow, msg, msg_size);
+                           &out->allow, &out->n_allow, &out->domains, &out->n_domains, msg,
+                           msg_size);
   snprintf(where, sizeof where, "%sdenyOut", prefix);
   if (st == 0)
     st = parse_list(cJSON_GetObjectItemCaseSensitive(network, "denyOut"), where, true, &deny,
-                    &n_deny, msg, msg_size);
+                    &n_deny, NULL, NULL, msg, msg_size);
   if (st != 0) {
     cc_sbd_netcfg_cleanup(out);
     return st;
@@ -231,23 +251,29 @@ bool cc_sbd_netcfg_host_for(const cc_sbd_netcfg *c, int port, char *out, size_t 
 }
 
 bool cc_sbd_netcfg_has_rules(const cc_sbd_netcfg *c) {
-  return c->n_allow > 0 || c->n_deny > 0;
+  return c->n_allow > 0 || c->n_deny > 0 || c->n_domains > 0;
 }
 
 bool cc_sbd_netcfg_denies_all(const cc_sbd_netcfg *c) {
-  if (c->n_allow) return false;
+  if (c->n_allow || c->n_domains) return false;
   for (size_t i = 0; i < c->n_deny; i++)
     if (c->deny[i].family == 4 && c->deny[i].prefix == 0) return true;
   return false;
 }
 
 cc_sbx_egress cc_sbd_netcfg_rules(const cc_sbd_netcfg *c) {
-  return (cc_sbx_egress){
-      .allow = c->allow, .n_allow = c->n_allow, .deny = c->deny, .n_deny = c->n_deny};
+  return (cc_sbx_egress){.allow = c->allow,
+                         .n_allow = c->n_allow,
+                         .deny = c->deny,
+                         .n_deny = c->n_deny,
+                         .domains = (const char *const *)c->domains,
+                         .n_domains = c->n_domains};
 }
 
 void cc_sbd_netcfg_cleanup(cc_sbd_netcfg *c) {
   cJSON_Delete(c->info);
+  for (size_t i = 0; i < c->n_domains; i++) free(c->domains[i]);
+  free(c->domains);
   free(c->allow);
   free(c->deny);
   memset(c, 0, sizeof *c);

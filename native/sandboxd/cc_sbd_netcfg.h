@@ -5,9 +5,11 @@
  *
  * What is enforced (E2B's semantics): destinations in allowOut are reachable, else those in
  * denyOut are not, else everything is; allowInternetAccess: false is denyOut 0.0.0.0/0 (and
- * ::/0).  Entries are IP addresses and CIDR blocks.  Create's maskRequestHost (the Host
+ * ::/0).  Entries are IP addresses and CIDR blocks, and in allowOut domain names
+ * ("example.com", "*.example.com": every name below it), which hold for HTTP (port 80, Host
+ * header) and TLS (port 443, server name) as in E2B.  Create's maskRequestHost (the Host
  * header the port proxy sends into the sandbox) and allowPublicTraffic are kept too.  Refused,
- * never ignored: domain names in allowOut, `rules`, `egressProxy`, `httpsPorts` and unknown
+ * never ignored: `rules`, `egressProxy`, `httpsPorts` and unknown
  * fields (501, not enforced here), domain names in denyOut and malformed entries (400, as
  * E2B).
  *
@@ -34,6 +36,8 @@ typedef struct {
                           when !allow_internet */
   cc_sbx_cidr *deny;
   size_t n_allow, n_deny;
+  char **domains;      /* allowOut's domain names, lower-cased ("*.example.com" kept so) */
+  size_t n_domains;
 } cc_sbd_netcfg;
 
 typedef enum {
@@ -50,6 +54,12 @@ typedef enum {
  * holds nothing to free. */
 unsigned cc_sbd_netcfg_parse(cc_sbd_netcfg_kind kind, const cJSON *network, const cJSON *inet,
                              cc_sbd_netcfg *out, char *msg, size_t msg_size);
+
+/* The 501 message where domain names cannot be enforced (an unprivileged sandboxd). */
+#define CC_SBD_NO_DOMAIN_RULES                                                                 \
+  "domain names in allowOut need codecanvas-sandboxd to run as root (it runs a filtering "     \
+  "proxy in each sandbox's network namespace); use IP addresses or CIDR blocks, or see "       \
+  "docs/sandboxd.md, \"Egress rules\""
 
 #define CC_SBD_MASK_MAX 255 /* longest maskRequestHost */
 

@@ -345,6 +345,7 @@ int main(int argc, char **argv) {
   cc_sbx_runtime_info info;
   cc_sbx_runtime_get_info(srv.rt, &info);
   srv.root_inside = info.root_inside;
+  srv.domain_rules = info.root;
   fprintf(stderr, PROG ": %s\n", info.report);
   if (info.cgroup == CC_SBX_CGROUP_NONE)
     fprintf(stderr, PROG ": WARNING: no cgroup limits: sandboxes have no memory, process or "

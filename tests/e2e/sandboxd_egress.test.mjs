@@ -376,8 +376,7 @@ except OSError as e: print(e.strerror)"`);
 
   test('rule kinds sandboxd does not enforce are refused, never ignored; it keeps serving', async () => {
     const cases = [
-      [{ allowOut: ['example.com'], denyOut: ['0.0.0.0/0'] }, /501.*domain rules are not supported.*example\.com/s],
-      [{ allowOut: ['*.example.com'] }, /501.*domain rules/s],
+      [{ allowOut: ['exa mple.com'] }, /400.*invalid network\.allowOut entry/s],
       [{ denyOut: ['example.com'] }, /400.*domain names are not supported for deny rules/s],
       [{ denyOut: ['10.0.0.0/33'] }, /400.*invalid network\.denyOut entry '10\.0\.0\.0\/33'/s],
       [{ allowOut: ['1.2.3.4 '] }, /400.*invalid network\.allowOut entry/s],
@@ -390,7 +389,7 @@ except OSError as e: print(e.strerror)"`);
       await assert.rejects(Sandbox.create({ timeoutMs: 60_000, network }), re, JSON.stringify(network));
     const sbx = await Sandbox.create({ timeoutMs: 60_000 });
     try {
-      await assert.rejects(sbx.updateNetwork({ allowOut: ['example.com'] }), /501.*domain rules/s);
+      await assert.rejects(sbx.updateNetwork({ allowOut: ['example..com'] }), /400/);
       await assert.rejects(sbx.updateNetwork({ denyOut: ['300.1.1.1'] }), /400/);
       // the refused update changed nothing
       assertReaches(await reach(sbx, B), B);

@@ -141,10 +141,10 @@ describe('lifecycle', () => {
   });
 
   test('what the SDK offers and a local server does not is a clear 501, not a 404 or 405', async () => {
-    // IP rules are enforced now (sandboxd_egress); domain rules are not, and say so
+    // egress rules are enforced (sandboxd_egress, sandboxd_domains); request transforms are not
     await assert.rejects(
-      Sandbox.create({ network: { allowOut: ['example.com'], denyOut: ['0.0.0.0/0'] } }),
-      /domain rules are not supported by codecanvas-sandboxd/,
+      Sandbox.create({ network: { rules: { 'example.com': [{ transform: { headers: { a: 'b' } } }] } } }),
+      /501.*network\.rules/s,
     );
     const sbx = await Sandbox.create();
     try {

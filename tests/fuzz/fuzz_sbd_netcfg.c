@@ -3,7 +3,8 @@
  * runtime's address parser (cc_sbx_cidr_parse), whose output is printed into nft scripts.
  * First byte: 0 = create, 1 = update, else the rest is one raw rule string.  Promises checked:
  * an accepted configuration's every rule is a valid block whose canonical text parses back to
- * the same block, a refusal is 400/501 (or 500 for memory) with a message and nothing held,
+ * the same block, an allowed domain is lower-case name characters (a "*." only in front),
+ * a refusal is 400/501 (or 500 for memory) with a message and nothing held,
  * and the canonical text of a block has only address characters (nothing nft could read as
  * syntax). */
 #include <stdint.h>
@@ -19,6 +20,12 @@ static void check_block(const cc_sbx_cidr *c) {
   if (strspn(t, "0123456789abcdef.:/") != strlen(t)) abort();
   cc_sbx_cidr back;
   if (!cc_sbx_cidr_parse(t, &back) || memcmp(&back, c, sizeof back) != 0) abort();
+}
+
+/* An allowed domain: lower-case letters, digits, '-' and '.', with "*." only in front. */
+static void check_domain(const char *d) {
+  if (strncmp(d, "*.", 2) == 0) d += 2;
+  if (!d[0] || strspn(d, "abcdefghijklmnopqrstuvwxyz0123456789-.") != strlen(d)) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -42,13 +49,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                           : NULL;
   unsigned st = cc_sbd_netcfg_parse(kind, j, inet, &cfg, msg, sizeof msg);
   if (st) {
-    if ((st != 400 && st != 501 && st != 500) || !msg[0] || cfg.info || cfg.allow || cfg.deny)
+    if ((st != 400 && st != 501 && st != 500) || !msg[0] || cfg.info || cfg.allow || cfg.deny ||
+        cfg.domains || cfg.n_domains)
       abort();
   } else {
     for (size_t i = 0; i < cfg.n_allow; i++) check_block(&cfg.allow[i]);
     for (size_t i = 0; i < cfg.n_deny; i++) check_block(&cfg.deny[i]);
     if (cfg.n_allow > CC_SBX_EGRESS_MAX || cfg.n_deny > CC_SBX_EGRESS_MAX + 2) abort();
-    if (!cfg.allow_internet && !cc_sbd_netcfg_denies_all(&cfg) && !cfg.n_allow) abort();
+    for (size_t i = 0; i < cfg.n_domains; i++) check_domain(cfg.domains[i]);
+    if (!cfg.allow_internet && !cc_sbd_netcfg_denies_all(&cfg) && !cfg.n_allow && !cfg.n_domains)
+      abort();
     cc_sbd_netcfg_cleanup(&cfg);
   }
   cJSON_Delete(j);

@@ -5,21 +5,35 @@
 //
 //   const host = await startTestHost({ addresses: 2 });
 //   // host.ips = ['10.213.N.2', '10.213.N.3'], host.port = 8080, host.subnet = '10.213.N.0/24'
+//   // with { web: true } also HTTP on 80 and HTTPS (self-signed) on 443, same answer
 //   await host.stop();
 import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const LISTENER = `
 const http = require('node:http');
-const s = http.createServer((req, res) => res.end('hello ' + req.socket.localAddress + '\\n'));
-s.listen(8080, '0.0.0.0', () => console.log('ready'));
+const https = require('node:https');
+const fs = require('node:fs');
+const hello = (req, res) => res.end('hello ' + req.socket.localAddress + '\\n');
+const ports = [[http.createServer(hello), 8080]];
+if (process.env.WEB_KEY) {
+  ports.push([http.createServer(hello), 80]);
+  const tls = { key: fs.readFileSync(process.env.WEB_KEY), cert: fs.readFileSync(process.env.WEB_CERT) };
+  ports.push([https.createServer(tls, hello), 443]);
+}
+let left = ports.length;
+for (const [s, port] of ports) s.listen(port, '0.0.0.0', () => { if (--left === 0) console.log('ready'); });
 `;
 
 function ip(...args) {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** Starts the namespace and its listener; resolves once the listener is ready. */
-export async function startTestHost({ addresses = 2 } = {}) {
+/** Starts the namespace and its listener; resolves once the listener is ready.  web: also
+ *  HTTP on port 80 and HTTPS (a self-signed certificate made here) on 443. */
+export async function startTestHost({ addresses = 2, web = false } = {}) {
   const tag = `${process.pid}`.slice(-7);
   const ns = `cc-egress-${tag}`;
   const hostIf = `cceg${tag}h`;
@@ -31,7 +45,9 @@ export async function startTestHost({ addresses = 2 } = {}) {
   const subnet = `10.213.${n}.0/24`;
   const ips = Array.from({ length: addresses }, (_, i) => `10.213.${n}.${i + 2}`);
   let listener;
+  let certDir;
   const stop = async () => {
+    if (certDir) rmSync(certDir, { recursive: true, force: true });
     if (listener && listener.exitCode === null) {
       const gone = new Promise((r) => listener.once('exit', r));
       listener.kill('SIGKILL');
@@ -49,8 +65,17 @@ export async function startTestHost({ addresses = 2 } = {}) {
     for (const a of ips) ip('-n', ns, 'addr', 'add', `${a}/24`, 'dev', nsIf);
     ip('-n', ns, 'link', 'set', nsIf, 'up');
     ip('-n', ns, 'link', 'set', 'lo', 'up');
+    const env = { ...process.env };
+    if (web) {
+      certDir = mkdtempSync(join(tmpdir(), 'cc-testhost-'));
+      env.WEB_KEY = join(certDir, 'key.pem');
+      env.WEB_CERT = join(certDir, 'cert.pem');
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+        '-nodes', '-keyout', env.WEB_KEY, '-out', env.WEB_CERT, '-subj', '/CN=test-host', '-days', '1'],
+      { stdio: 'ignore' });
+    }
     listener = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', LISTENER], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe'], env,
     });
     await new Promise((resolve, reject) => {
       let out = '';

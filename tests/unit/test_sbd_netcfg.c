@@ -80,6 +80,24 @@ static void test_netcfg(void) {
             0);
   CHECK(!c.allow_internet && c.n_allow == 1 && c.n_deny == 2 && !cc_sbd_netcfg_denies_all(&c));
   cc_sbd_netcfg_cleanup(&c);
+  /* domain names in allowOut: kept lower-cased beside the addresses; they count as rules and
+   * as something allowed */
+  CHECK_INT(parse(0,
+                  "{\"allowOut\":[\"Example.COM\",\"10.9.8.7\",\"*.pypi.org\"],"
+                  "\"denyOut\":[\"0.0.0.0/0\"]}",
+                  NULL, &c, msg),
+            0);
+  CHECK_INT(c.n_allow, 1);
+  CHECK_INT(c.n_domains, 2);
+  CHECK_STR(c.domains[0], "example.com");
+  CHECK_STR(c.domains[1], "*.pypi.org");
+  cc_sbx_egress eg = cc_sbd_netcfg_rules(&c);
+  CHECK(eg.n_domains == 2 && eg.domains[1] == c.domains[1]);
+  cc_sbd_netcfg_cleanup(&c);
+  CHECK_INT(parse(1, "{\"allowOut\":[\"example.com\"],\"denyOut\":[\"0.0.0.0/0\"]}", NULL, &c, msg),
+            0);
+  CHECK(cc_sbd_netcfg_has_rules(&c) && !cc_sbd_netcfg_denies_all(&c));
+  cc_sbd_netcfg_cleanup(&c);
   CHECK_INT(parse(1, "{\"denyOut\":[\"10.0.0.0/8\",\"0.0.0.0/0\"]}", NULL, &c, msg), 0);
   CHECK(c.allow_internet && cc_sbd_netcfg_denies_all(&c));
   cc_sbd_netcfg_cleanup(&c);
@@ -91,9 +109,11 @@ static void test_netcfg(void) {
     unsigned status;
     const char *says;
   } bad[] = {
-      {0, "{\"allowOut\":[\"example.com\"]}", NULL, 501, "domain rules are not supported"},
-      {0, "{\"allowOut\":[\"*.example.com\"]}", NULL, 501, "'*.example.com' is a domain"},
-      {1, "{\"allowOut\":[\"api.example.com\"]}", NULL, 501, "allowOut 'api.example.com'"},
+      {0, "{\"allowOut\":[\"exa mple.com\"]}", NULL, 400, "invalid network.allowOut entry"},
+      {0, "{\"allowOut\":[\"*example.com\"]}", NULL, 400, "invalid network.allowOut entry"},
+      {0, "{\"allowOut\":[\"a.*.example.com\"]}", NULL, 400, "invalid network.allowOut"},
+      {1, "{\"allowOut\":[\"example..com\"]}", NULL, 400, "invalid allowOut entry"},
+      {1, "{\"allowOut\":[\"example.com\",\"1.2.3.4/40\"]}", NULL, 400, "'1.2.3.4/40'"},
       {0, "{\"denyOut\":[\"example.com\"]}", NULL, 400, "not supported for deny rules"},
       {0, "{\"denyOut\":[\"10.0.0.0/33\"]}", NULL, 400, "invalid network.denyOut entry"},
       {0, "{\"denyOut\":[\"a b\"]}", NULL, 400, "invalid network.denyOut entry 'a b'"},
@@ -120,7 +140,7 @@ static void test_netcfg(void) {
       fprintf(stderr, "case %zu: %u '%s'\n", i, st, msg);
     CHECK_INT(st, bad[i].status);
     CHECK(strstr(msg, bad[i].says) != NULL);
-    CHECK(!c.info && !c.allow && !c.deny);
+    CHECK(!c.info && !c.allow && !c.deny && !c.domains && !c.n_domains);
   }
   /* maskRequestHost: the Host the proxy sends, ${PORT} replaced */
   char host[300];
