@@ -168,7 +168,7 @@ fail:;
 /* File operations of a request for uid 1000 are made with that uid's file-system identity
  * (setfsuid drops the file capabilities too); as_fs_root restores root's after the request. */
 static void as_fs_user(const cc_sbx_wire_hdr *h) {
-  if (!is_root || (h->flags & CC_SBX_AS_ROOT)) return;
+  if (!is_root || (h->flags & (CC_SBX_AS_ROOT | CC_SBX_GIVE_USER))) return;
   setfsgid(1000);
   setfsuid(1000);
 }
@@ -464,8 +464,9 @@ static void reply_entry(uint32_t id, int err, const char *path) {
   reply(id, err, 0, 0, outbuf, r == 0 ? off : 0, -1);
 }
 
-/* mkdir -p of path; returns 0, or an errno. *existed is set when path already was a dir. */
-static int mkdir_p(const char *path, int *existed) {
+/* mkdir -p of path; returns 0, or an errno. *existed is set when path already was a dir.
+ * give: each directory it makes is given to uid/gid 1000 (E2B's envd). */
+static int mkdir_p(const char *path, int *existed, int give) {
   char buf[CC_SBX_WIRE_PATH_MAX];
   size_t n = strlen(path);
   if (n == 0 || n >= sizeof buf) return EINVAL;
@@ -481,7 +482,11 @@ static int mkdir_p(const char *path, int *existed) {
     if (*s == '/' || *s == 0) {
       char c = *s;
       *s = 0;
-      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return errno;
+      if (mkdir(buf, 0755) == 0) {
+        if (give && chown(buf, 1000, 1000) != 0) return errno;
+      } else if (errno != EEXIST) {
+        return errno;
+      }
       if (stat(buf, &st) != 0) return errno;
       if (!S_ISDIR(st.st_mode)) return ENOTDIR;
       *s = c;
@@ -491,13 +496,13 @@ static int mkdir_p(const char *path, int *existed) {
   return 0;
 }
 
-static int mkdir_parent(const char *path) {
+static int mkdir_parent(const char *path, int give) {
   char buf[CC_SBX_WIRE_PATH_MAX];
   snprintf(buf, sizeof buf, "%s", path);
   char *s = strrchr(buf, '/');
   if (!s || s == buf) return 0;
   *s = 0;
-  return mkdir_p(buf, NULL);
+  return mkdir_p(buf, NULL, give);
 }
 
 static int rm_rf_at(int dirfd, const char *name, int depth) {
@@ -656,6 +661,8 @@ static void do_file(const cc_sbx_wire_hdr *h, char *p, size_t len) {
     return;
   }
   const char *path = s[0];
+  int give = is_root && (h->flags & CC_SBX_GIVE_USER) &&
+             (h->op == CC_SBX_OP_MKDIR || h->op == CC_SBX_OP_OPEN_WRITE);
   int e = 0, existed = 0, fd;
   struct stat st;
   switch (h->op) {
@@ -667,7 +674,7 @@ static void do_file(const cc_sbx_wire_hdr *h, char *p, size_t len) {
       reply_entry(h->id, 0, path);
       return;
     case CC_SBX_OP_MKDIR:
-      e = mkdir_p(path, &existed);
+      e = mkdir_p(path, &existed, give);
       if (e) {
         reply(h->id, e, 0, 0, NULL, 0, -1);
         return;
@@ -679,7 +686,7 @@ static void do_file(const cc_sbx_wire_hdr *h, char *p, size_t len) {
         reply(h->id, errno, 1, 0, NULL, 0, -1); /* a = 1: the source is missing */
         return;
       }
-      if ((e = mkdir_parent(s[1])) != 0 || rename(path, s[1]) != 0) {
+      if ((e = mkdir_parent(s[1], 0)) != 0 || rename(path, s[1]) != 0) {
         reply(h->id, e ? e : errno, 0, 0, NULL, 0, -1);
         return;
       }
@@ -703,7 +710,7 @@ static void do_file(const cc_sbx_wire_hdr *h, char *p, size_t len) {
       close(fd);
       return;
     case CC_SBX_OP_OPEN_WRITE:
-      if ((e = mkdir_parent(path)) != 0) {
+      if ((e = mkdir_parent(path, give)) != 0) {
         reply(h->id, e, 0, 0, NULL, 0, -1);
         return;
       }
@@ -712,6 +719,11 @@ static void do_file(const cc_sbx_wire_hdr *h, char *p, size_t len) {
         return;
       }
       fd = open_regular(path, O_WRONLY | O_CREAT | O_TRUNC, &e);
+      if (fd >= 0 && give && fchown(fd, 1000, 1000) != 0) { /* new or not, as envd */
+        e = errno;
+        close(fd);
+        fd = -1;
+      }
       if (fd < 0) {
         reply(h->id, e, 0, 0, NULL, 0, -1);
         return;

@@ -595,6 +595,14 @@ cc_status cc_sbx_fs_open_read_as(cc_sbx *sbx, bool as_root, const char *path, in
 cc_status cc_sbx_fs_open_write_as(cc_sbx *sbx, bool as_root, const char *path, int *fd,
                                   cc_sbx_err *err);
 
+/* mkdir and open-for-writing as E2B's envd does them for its user: paths as uid 1000's (""
+ * and "~" are /home/user), root's rights, and every directory and the file they create or
+ * write given to uid/gid 1000 (so `user` may upload to /0/x).  Where the runtime has no root
+ * inside (cc_sbx_runtime_info.root_inside false): the same as uid 1000. */
+cc_status cc_sbx_fs_mkdir_given(cc_sbx *sbx, const char *path, cc_sbx_entry *out,
+                                cc_sbx_err *err);
+cc_status cc_sbx_fs_open_write_given(cc_sbx *sbx, const char *path, int *fd, cc_sbx_err *err);
+
 /* Convenience: whole-file read (fails with LIMIT above max_bytes) and write.  *data is
  * malloc'd (free with free()), NUL-terminated beyond *len. */
 cc_status cc_sbx_fs_read_file(cc_sbx *sbx, const char *path, size_t max_bytes, uint8_t **data,

@@ -91,10 +91,16 @@ void cc_sbx_entries_free(cc_sbx_entry *list, size_t n) {
 }
 
 /* Runs one file operation in the agent.  path2 only for MOVE. */
-static cc_status fs_call(cc_sbx *sbx, bool as_root, uint32_t op, const char *in, const char *in2,
+/* Who a file operation acts as: uid 1000; uid 0 (root's home for relative paths); or, for
+ * what creates (mkdir, open for writing), E2B's envd: uid 1000's paths, root's rights, and
+ * what it creates given to uid 1000 (where the runtime has no root inside: as uid 1000). */
+enum { AS_USER = 0, AS_ROOT = 1, AS_ENVD = 2 };
+
+static cc_status fs_call(cc_sbx *sbx, int who, uint32_t op, const char *in, const char *in2,
                          int32_t a, int32_t b, char *path, char *path2, pending *pd,
                          cc_sbx_err *err) {
-  bool root = as_root && sbx->rt->info.root_inside;
+  bool root = who == AS_ROOT && sbx->rt->info.root_inside;
+  bool give = who == AS_ENVD && sbx->rt->info.root_inside;
   if (!cc_sbx_resolve_path(in, root, path, CC_SBX_WIRE_PATH_MAX))
     return cc_sbx_fail(
         err, CC_SBX_ERR_INVALID_PATH, EINVAL,
@@ -106,7 +112,12 @@ static cc_status fs_call(cc_sbx *sbx, bool as_root, uint32_t op, const char *in,
   size_t off = 0;
   cc_sbx_put_str(payload, sizeof payload, &off, path);
   if (in2) cc_sbx_put_str(payload, sizeof payload, &off, path2);
-  cc_sbx_wire_hdr h = {.op = op, .a = a, .b = b, .flags = root ? CC_SBX_AS_ROOT : 0u};
+  cc_sbx_wire_hdr h = {.op = op,
+                       .a = a,
+                       .b = b,
+                       .flags = root   ? CC_SBX_AS_ROOT
+                                : give ? CC_SBX_GIVE_USER
+                                       : 0u};
   int e = cc_sbx_agent_call(sbx, &h, payload, off, NULL, 0, pd, CC_SBX_AGENT_TIMEOUT_MS);
   if (e) return cc_sbx_gone(sbx, err, e);
   return CC_OK;
@@ -125,7 +136,8 @@ cc_status cc_sbx_fs_stat_as(cc_sbx *sbx, bool as_root, const char *in, cc_sbx_en
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   memset(out, 0, sizeof *out);
-  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_STAT, in, NULL, 0, 0, path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, as_root ? AS_ROOT : AS_USER, CC_SBX_OP_STAT, in, NULL, 0, 0, path,
+                         NULL, &pd, err);
   if (st == CC_OK) {
     int ae = pd.hdr.err;
     if (ae == ENOENT)
@@ -139,12 +151,12 @@ cc_status cc_sbx_fs_stat_as(cc_sbx *sbx, bool as_root, const char *in, cc_sbx_en
   return st;
 }
 
-cc_status cc_sbx_fs_mkdir_as(cc_sbx *sbx, bool as_root, const char *in, cc_sbx_entry *out,
-                             cc_sbx_err *err) {
+static cc_status fs_mkdir(cc_sbx *sbx, int who, const char *in, cc_sbx_entry *out,
+                          cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   if (out) memset(out, 0, sizeof *out);
-  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_MKDIR, in, NULL, 0, 0, path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, who, CC_SBX_OP_MKDIR, in, NULL, 0, 0, path, NULL, &pd, err);
   if (st == CC_OK) {
     int ae = pd.hdr.err;
     if (ae == EEXIST)
@@ -161,13 +173,22 @@ cc_status cc_sbx_fs_mkdir_as(cc_sbx *sbx, bool as_root, const char *in, cc_sbx_e
   return st;
 }
 
+cc_status cc_sbx_fs_mkdir_as(cc_sbx *sbx, bool as_root, const char *in, cc_sbx_entry *out,
+                             cc_sbx_err *err) {
+  return fs_mkdir(sbx, as_root ? AS_ROOT : AS_USER, in, out, err);
+}
+
+cc_status cc_sbx_fs_mkdir_given(cc_sbx *sbx, const char *in, cc_sbx_entry *out, cc_sbx_err *err) {
+  return fs_mkdir(sbx, AS_ENVD, in, out, err);
+}
+
 cc_status cc_sbx_fs_move_as(cc_sbx *sbx, bool as_root, const char *src, const char *dst,
                             cc_sbx_entry *out, cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX], path2[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   if (out) memset(out, 0, sizeof *out);
-  cc_status st =
-      fs_call(sbx, as_root, CC_SBX_OP_MOVE, src, dst ? dst : "", 0, 0, path, path2, &pd, err);
+  cc_status st = fs_call(sbx, as_root ? AS_ROOT : AS_USER, CC_SBX_OP_MOVE, src, dst ? dst : "", 0,
+                         0, path, path2, &pd, err);
   if (st == CC_OK) {
     int ae = pd.hdr.err;
     if (ae == ENOENT && pd.hdr.a == 1)
@@ -182,8 +203,7 @@ cc_status cc_sbx_fs_move_as(cc_sbx *sbx, bool as_root, const char *src, const ch
 }
 
 cc_status cc_sbx_fs_list_as(cc_sbx *sbx, bool as_root, const char *dir, uint32_t depth,
-                            size_t max_entries, cc_sbx_entry **list, size_t *n,
-                            cc_sbx_err *err) {
+                            size_t max_entries, cc_sbx_entry **list, size_t *n, cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   *list = NULL;
@@ -191,8 +211,8 @@ cc_status cc_sbx_fs_list_as(cc_sbx *sbx, bool as_root, const char *dir, uint32_t
   if (max_entries == 0 || max_entries > 1000000) max_entries = 100000;
   if (depth == 0) depth = 1;
   if (depth > 64) depth = 64;
-  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_LIST, dir, NULL, (int32_t)depth,
-                         (int32_t)max_entries, path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, as_root ? AS_ROOT : AS_USER, CC_SBX_OP_LIST, dir, NULL,
+                         (int32_t)depth, (int32_t)max_entries, path, NULL, &pd, err);
   if (st != CC_OK) goto out;
   int ae = pd.hdr.err;
   if (ae == ENOENT) {
@@ -243,7 +263,8 @@ out:
 cc_status cc_sbx_fs_remove_as(cc_sbx *sbx, bool as_root, const char *in, cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
-  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_REMOVE, in, NULL, 0, 0, path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, as_root ? AS_ROOT : AS_USER, CC_SBX_OP_REMOVE, in, NULL, 0, 0, path,
+                         NULL, &pd, err);
   if (st == CC_OK && pd.hdr.err) st = cc_sbx_err_from_errno(err, pd.hdr.err, "remove", path);
   cc_sbx_pending_cleanup(&pd);
   return st;
@@ -258,12 +279,13 @@ static cc_status open_errors(cc_sbx_err *err, int ae, const char *path) {
 }
 
 cc_status cc_sbx_fs_open_read_as(cc_sbx *sbx, bool as_root, const char *in, int *fd, int64_t *size,
-                              cc_sbx_err *err) {
+                                 cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   *fd = -1;
   if (size) *size = 0;
-  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_OPEN_READ, in, NULL, 0, 0, path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, as_root ? AS_ROOT : AS_USER, CC_SBX_OP_OPEN_READ, in, NULL, 0, 0,
+                         path, NULL, &pd, err);
   if (st == CC_OK) {
     if (pd.hdr.err) {
       st = open_errors(err, pd.hdr.err, path);
@@ -279,12 +301,11 @@ cc_status cc_sbx_fs_open_read_as(cc_sbx *sbx, bool as_root, const char *in, int 
   return st;
 }
 
-cc_status cc_sbx_fs_open_write_as(cc_sbx *sbx, bool as_root, const char *in, int *fd,
-                                  cc_sbx_err *err) {
+static cc_status fs_open_write(cc_sbx *sbx, int who, const char *in, int *fd, cc_sbx_err *err) {
   char path[CC_SBX_WIRE_PATH_MAX];
   pending pd = {0};
   *fd = -1;
-  cc_status st = fs_call(sbx, as_root, CC_SBX_OP_OPEN_WRITE, in, NULL, 0, 0, path, NULL, &pd, err);
+  cc_status st = fs_call(sbx, who, CC_SBX_OP_OPEN_WRITE, in, NULL, 0, 0, path, NULL, &pd, err);
   if (st == CC_OK) {
     if (pd.hdr.err)
       st = open_errors(err, pd.hdr.err, path);
@@ -295,6 +316,15 @@ cc_status cc_sbx_fs_open_write_as(cc_sbx *sbx, bool as_root, const char *in, int
   }
   cc_sbx_pending_cleanup(&pd);
   return st;
+}
+
+cc_status cc_sbx_fs_open_write_as(cc_sbx *sbx, bool as_root, const char *in, int *fd,
+                                  cc_sbx_err *err) {
+  return fs_open_write(sbx, as_root ? AS_ROOT : AS_USER, in, fd, err);
+}
+
+cc_status cc_sbx_fs_open_write_given(cc_sbx *sbx, const char *in, int *fd, cc_sbx_err *err) {
+  return fs_open_write(sbx, AS_ENVD, in, fd, err);
 }
 
 cc_status cc_sbx_fs_read_file(cc_sbx *sbx, const char *path, size_t max_bytes, uint8_t **data,

@@ -90,6 +90,8 @@ int cc_sbx_wire_send(int sock, const cc_sbx_wire_hdr *h, const void *payload, si
 
 #define CC_SBX_SPAWN_PTY 2u /* SPAWN flags: run on a new pty (see above) */
 #define CC_SBX_AS_ROOT 4u   /* SPAWN and file operations: as uid 0 (else uid 1000) */
+#define CC_SBX_GIVE_USER 8u /* MKDIR, OPEN_WRITE: with uid 0's rights, and every directory and
+                               the file they create or write given to uid/gid 1000 */
 
 #define CC_SBX_STAGE_CWD 1  /* SPAWN failed: cwd missing */
 #define CC_SBX_STAGE_EXEC 2 /* SPAWN failed: exec failed */

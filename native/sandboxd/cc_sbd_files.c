@@ -220,7 +220,10 @@ static cc_status up_begin(void *ctx, const char *name, const char *filename, con
                          u->cur);
   }
   cc_sbx_err err = {0};
-  cc_status st = cc_sbx_fs_open_write_as(u->r->sb->sbx, u->r->as_root, u->cur, &u->fd, &err);
+  /* as E2B's envd: root's rights, and the file (and any directory made for it) given to the
+   * requesting user */
+  cc_status st = u->r->as_root ? cc_sbx_fs_open_write_as(u->r->sb->sbx, true, u->cur, &u->fd, &err)
+                               : cc_sbx_fs_open_write_given(u->r->sb->sbx, u->cur, &u->fd, &err);
   if (st != CC_OK) {
     u->fd = -1;
     switch (err.kind) {
@@ -531,7 +534,10 @@ enum MHD_Result cc_sbd_files_rpc(cc_sbd_req *r, const char *method, cJSON *msg) 
   if (strcmp(method, "Stat") == 0)
     return fs_entry_result(r, cc_sbx_fs_stat_as(sbx, root, path, &e, &err), &e, &err);
   if (strcmp(method, "MakeDir") == 0)
-    return fs_entry_result(r, cc_sbx_fs_mkdir_as(sbx, root, path, &e, &err), &e, &err);
+    return fs_entry_result(r,
+                           root ? cc_sbx_fs_mkdir_as(sbx, true, path, &e, &err)
+                                : cc_sbx_fs_mkdir_given(sbx, path, &e, &err),
+                           &e, &err);
   if (strcmp(method, "Move") == 0) {
     const char *src = json_str(msg, "source"), *dst = json_str(msg, "destination");
     return fs_entry_result(

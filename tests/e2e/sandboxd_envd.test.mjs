@@ -264,11 +264,15 @@ os.setxattr('/home/user/inside', 'user.e2b.dir', b'd')
     const asUser = await sbx.files.getInfo('/tmp/secret.txt');
     assert.equal(asUser.owner, 'root');
     assert.equal(asUser.metadata, undefined);
-    // nor can user change it: neither by upload nor by setting the attribute inside
-    await assert.rejects(sbx.files.write('/tmp/secret.txt', 'x', { metadata: { secret: '2' } }));
+    // nor can user's commands change it
     const set = await sbx.commands.run(`python3 -c "import os; os.setxattr('/tmp/secret.txt', 'user.e2b.secret', b'2')"`).catch((e) => e);
     assert.match(set.stderr ?? String(set), /PermissionError/);
     assert.deepEqual((await sbx.files.getInfo('/tmp/secret.txt', { user: 'root' })).metadata, { secret: '1' });
+    // an upload as user writes with root's rights as E2B's envd does, and gives the file to user
+    const up = await sbx.files.write('/tmp/secret.txt', 'x', { metadata: { secret: '2' } });
+    assert.deepEqual(up.metadata, { secret: '2' });
+    const after = await sbx.files.getInfo('/tmp/secret.txt');
+    assert.deepEqual([after.owner, after.metadata], ['user', { secret: '2' }]);
   });
 
   test('the pinned SDK 2.9.0 reads entries that carry metadata, and its uploads replace the set', async () => {

@@ -91,9 +91,22 @@ describe('a writable system', { skip: !isRoot && 'sandboxd must run as root for 
       await a.files.write('/0/y', 'from files\n', { user: 'root' });
       assert.equal(await a.files.read('/0/y'), 'from files\n');
       assert.equal((await run(a, 'sudo sh -c "echo more >> /0/x"; cat /0/x')).stdout, 'hi\nmore\n');
-      // user stays an ordinary user: root's system is not writable to it
+      // user's commands stay an ordinary user's: root's system is not writable to them
       assert.notEqual((await run(a, 'touch /0/z')).exitCode, 0);
       assert.notEqual((await run(a, 'touch /usr/local/bin/z')).exitCode, 0);
+      // the files API writes as E2B's envd does for user: with root's rights, and what it
+      // creates or writes becomes user's (E2B's "write multiple files" writes /0/... as user)
+      await a.files.write([{ path: '/0/u/one.txt', data: '1' }, { path: '/0/u/two.txt', data: '2' }]);
+      await a.files.makeDir('/opt/made/here');
+      await a.files.write('/0/y', 'now user\'s\n');
+      const owners = await run(a, 'stat -c "%n %U:%G" /0/u /0/u/one.txt /0/u/two.txt /opt/made /opt/made/here /0/y /0 /0/x');
+      assert.equal(owners.stdout, [
+        '/0/u user:user', '/0/u/one.txt user:user', '/0/u/two.txt user:user', '/opt/made user:user',
+        '/opt/made/here user:user', '/0/y user:user', '/0 root:root', '/0/x root:root', ''].join('\n'));
+      assert.equal(await a.files.read('/0/u/two.txt'), '2');
+      // reading, listing and removing keep user's rights: root's 0600 files stay closed to it
+      await run(a, 'sudo chmod 600 /0/x');
+      await assert.rejects(a.files.read('/0/x'), /ermission/);
       // the other sandbox, and the host, see nothing of it
       assert.notEqual((await run(b, 'ls /0', { user: 'root' })).exitCode, 0);
       assert.equal(fs.existsSync('/0'), false);
