@@ -56,16 +56,23 @@ test('a path the sandbox user may not read or write is forbidden, names the path
   assert.match(rec.body.result.error.message, /\/home\/user\/shadow/);
 
   await expectError({ op: 'readFile', project: 'p', args: { path: 'secret' } }, 'forbidden', 403, /\/home\/user\/secret/);
-  await expectError({ op: 'writeFile', project: 'p', args: { path: 'ro', content: 'x' } }, 'forbidden', 403,
-    /writing \/home\/user\/ro: /);
-  await expectError({ op: 'writeFile', project: 'p', args: { path: 'locked/new.txt', content: 'x' } }, 'forbidden', 403,
-    /\/home\/user\/locked\/new\.txt/);
   // Connect RPC (permission_denied) and a process start in a directory it may not enter.
   await expectError({ op: 'listDir', project: 'p', args: { path: 'locked' } }, 'forbidden', 403, /listing \/home\/user\/locked: /);
   await expectError({ op: 'exec', project: 'p', args: { cmd: 'pwd', cwd: 'locked', useCache: false } }, 'forbidden', 403);
-  // setupProject names the file that failed.
-  await expectError({ op: 'setupProject', project: 'p', args: { files: [{ path: 'ok.txt', content: '1' }, { path: 'ro', content: '2' }] } },
-    'forbidden', 403, /writing \/home\/user\/ro: /);
+  // setupProject names the file that failed (here a directory where a file should go).
+  await expectError({ op: 'setupProject', project: 'p', args: { files: [{ path: 'ok.txt', content: '1' }, { path: 'd', content: '2' }] } },
+    'bad_request', 400, /\/home\/user\/d\b/);
+});
+
+test('writes have root\'s rights, as E2B\'s envd gives them: a read-only file and a locked directory are written, and become the user\'s', async () => {
+  const setup = await wk.rpc(tok, { op: 'exec', project: 'p', args: { cmd: 'mkdir w && cd w && echo r > ro && chmod 444 ro && mkdir locked && chmod 000 locked', useCache: false } });
+  assert.equal(setup.body?.result?.exitCode, 0, setup.text);
+  for (const path of ['w/ro', 'w/locked/new.txt']) {
+    const r = await wk.rpc(tok, { op: 'writeFile', project: 'p', args: { path, content: 'x' } });
+    assert.equal(r.status, 200, r.text);
+  }
+  const r = await wk.rpc(tok, { op: 'exec', project: 'p', args: { cmd: 'cd w && sudo stat -c "%n %U %a" ro locked/new.txt && cat ro', useCache: false } });
+  assert.equal(r.body.result.stdout, 'ro user 444\nlocked/new.txt user 644\nx');
 });
 
 test("the user's own mistakes: missing paths, a directory read as a file, a missing cwd", async () => {
