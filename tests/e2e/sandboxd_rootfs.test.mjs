@@ -1,6 +1,7 @@
 // A writable system inside each codecanvas-sandboxd sandbox, through today's official SDK
-// (npm e2b 2.51.0, unchanged): root writes anywhere (/0/x, /usr/local, /etc), `sudo dpkg -i`
-// of a package built here installs it, each sandbox's changes are its own (another sandbox does
+// (npm e2b 2.51.0, unchanged): root writes anywhere (/0/x, /usr/local, /etc), `sudo apt-get
+// install -y` from an apt repository on a test host of ours (over the sandbox's egress) and
+// `sudo dpkg -i` of a package built here install it, each sandbox's changes are its own (another sandbox does
 // not see them, a kill discards them, pause and resume keep them, with or without memory) and
 // count in its disk size — while the host's files stay as they were and root inside reads no
 // more of the host than an ordinary user can: not /etc/shadow, not a 0600 file made under
@@ -16,6 +17,7 @@ import path from 'node:path';
 
 import { Sandbox } from 'e2b-2.51';
 
+import { startTestHost } from '../lib/netns.mjs';
 import { startSandboxd } from '../lib/sandboxd.mjs';
 import { run } from '../lib/sdk.mjs';
 
@@ -125,6 +127,34 @@ describe('a writable system', { skip: !isRoot && 'sandboxd must run as root for 
     } finally {
       await Sandbox.kill(a.sandboxId);
       await b.kill();
+    }
+  });
+
+  test('sudo apt-get install -y from an apt repository the sandbox reaches over its egress', async () => {
+    // a flat repository (Packages + the .deb) on a test host of our own: no outside address
+    const name = `${tag}-apt`;
+    const deb = buildDeb(name);
+    const repo = fs.mkdtempSync(path.join(os.tmpdir(), 'cc-repo-'));
+    fs.chmodSync(repo, 0o755);
+    fs.writeFileSync(path.join(repo, 'p.deb'), deb);
+    const control = execFileSync('dpkg-deb', ['-f', path.join(repo, 'p.deb')], { encoding: 'utf8' });
+    fs.writeFileSync(path.join(repo, 'Packages'),
+      `${control.trimEnd()}\nFilename: ./p.deb\nSize: ${deb.length}\nSHA256: ${createHash('sha256').update(deb).digest('hex')}\n\n`);
+    const host = await startTestHost({ addresses: 1, files: repo });
+    const sbx = await Sandbox.create({ timeoutMs: 180_000 });
+    try {
+      const list = '/etc/apt/sources.list.d/cc-test.list';
+      const only = `-o Dir::Etc::sourcelist=${list} -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0`;
+      const r = await run(sbx, `echo 'deb [trusted=yes] http://${host.ips[0]}:${host.port}/ ./' | sudo tee ${list} >/dev/null ` +
+        `&& sudo apt-get ${only} update && sudo apt-get ${only} install -y ${name}`);
+      assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+      assert.equal((await run(sbx, name)).stdout, `hello from ${name}\n`);
+      assert.equal((await run(sbx, `dpkg -s ${name} | grep ^Status`)).stdout, 'Status: install ok installed\n');
+      assert.equal(fs.existsSync(`/usr/bin/${name}`), false, 'not on the host');
+    } finally {
+      await sbx.kill();
+      await host.stop();
+      fs.rmSync(repo, { recursive: true, force: true });
     }
   });
 

@@ -16,7 +16,16 @@ const LISTENER = `
 const http = require('node:http');
 const https = require('node:https');
 const fs = require('node:fs');
-const hello = (req, res) => res.end('hello ' + req.socket.localAddress + '\\n');
+const path = require('node:path');
+const hello = (req, res) => {
+  // with WEB_FILES: the files under that directory, by their path (an apt repository, say)
+  const root = process.env.WEB_FILES;
+  const file = root && path.join(root, path.normalize(decodeURIComponent(req.url.split('?')[0])));
+  if (file && file.startsWith(root + path.sep) && fs.existsSync(file) && fs.statSync(file).isFile())
+    return res.end(fs.readFileSync(file));
+  if (file && req.url !== '/') { res.statusCode = 404; return res.end(); }
+  res.end('hello ' + req.socket.localAddress + '\\n');
+};
 const ports = [[http.createServer(hello), 8080]];
 if (process.env.WEB_KEY) {
   ports.push([http.createServer(hello), 80]);
@@ -32,8 +41,9 @@ function ip(...args) {
 }
 
 /** Starts the namespace and its listener; resolves once the listener is ready.  web: also
- *  HTTP on port 80 and HTTPS (a self-signed certificate made here) on 443. */
-export async function startTestHost({ addresses = 2, web = false } = {}) {
+ *  HTTP on port 80 and HTTPS (a self-signed certificate made here) on 443.  files: a
+ *  directory whose files are served by path (others 404; "/" still says hello). */
+export async function startTestHost({ addresses = 2, web = false, files = null } = {}) {
   const tag = `${process.pid}`.slice(-7);
   const ns = `cc-egress-${tag}`;
   const hostIf = `cceg${tag}h`;
@@ -66,6 +76,7 @@ export async function startTestHost({ addresses = 2, web = false } = {}) {
     ip('-n', ns, 'link', 'set', nsIf, 'up');
     ip('-n', ns, 'link', 'set', 'lo', 'up');
     const env = { ...process.env };
+    if (files) env.WEB_FILES = files;
     if (web) {
       certDir = mkdtempSync(join(tmpdir(), 'cc-testhost-'));
       env.WEB_KEY = join(certDir, 'key.pem');
