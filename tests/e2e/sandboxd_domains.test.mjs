@@ -81,6 +81,8 @@ describe('domain egress rules', { skip: !isRoot && 'needs root (ip netns, a root
         const direct = await run(sbx, `curl -sS --max-time 5 -H 'Host: allowed.test' http://127.0.0.1:1/`);
         assert.notEqual(direct.exitCode, 0);
         assert.doesNotMatch(direct.stdout, /hello/);
+        // an allowed name aimed at slirp4netns's host address: never connected (host loopback)
+        assert.match(await get(sbx, 'http', 'allowed.test', '10.0.2.2'), CLOSED);
         const info = await Sandbox.getInfo(sbx.sandboxId); // (2.9.0's getInfo has no network)
         assert.deepEqual(info.network?.allowOut, RULES.allowOut, 'shown as given');
       } finally {
