@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { CommandExitError, InvalidArgumentError, NotEnoughSpaceError, NotFoundError, Sandbox, SandboxError, TimeoutError } from 'e2b';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
+import { useSandboxd } from '../lib/sdk.mjs';
 
 let sd;
 let hostDir;
@@ -24,8 +25,7 @@ before(async () => {
     // a small ASan quarantine, so that sandboxd's RSS reflects live memory in the flood test
     env: { ASAN_OPTIONS: `${process.env.ASAN_OPTIONS ? `${process.env.ASAN_OPTIONS}:` : ''}quarantine_size_mb=16` },
   });
-  delete process.env.E2B_DEBUG;
-  Object.assign(process.env, sd.env());
+  useSandboxd(sd);
   hostDir = mkdtempSync(join(tmpdir(), 'cc-abuse-'));
   secretPath = join(hostDir, 'secret.txt');
   writeFileSync(secretPath, SECRET);

@@ -11,14 +11,13 @@ import assert from 'node:assert/strict';
 import { CommandExitError, Sandbox, SandboxError, TimeoutError } from 'e2b-2.51';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
+import { useSandboxd } from '../lib/sdk.mjs';
 
 let sd;
 
 before(async () => {
   sd = await startSandboxd({ args: ['--template', 'base', '--template', 'py', '--no-internet'] });
-  delete process.env.E2B_DEBUG;
-  delete process.env.E2B_DOMAIN;
-  Object.assign(process.env, sd.env());
+  useSandboxd(sd);
 });
 
 after(async () => {

@@ -10,14 +10,13 @@ import { readFileSync } from 'node:fs';
 import { Sandbox, SandboxError } from 'e2b-2.51';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
+import { useSandboxd } from '../lib/sdk.mjs';
 
 let sd;
 
 before(async () => {
   sd = await startSandboxd({ args: ['--no-internet'] });
-  delete process.env.E2B_DEBUG;
-  delete process.env.E2B_DOMAIN;
-  Object.assign(process.env, sd.env());
+  useSandboxd(sd);
 });
 
 after(async () => {

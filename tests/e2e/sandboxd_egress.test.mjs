@@ -20,7 +20,7 @@ import { Sandbox } from 'e2b-2.51';
 
 import { startTestHost } from '../lib/netns.mjs';
 import { startSandboxd } from '../lib/sandboxd.mjs';
-import { run } from '../lib/sdk.mjs';
+import { run, useSandboxd } from '../lib/sdk.mjs';
 
 const isRoot = process.getuid?.() === 0;
 let sd;
@@ -31,9 +31,7 @@ let B;
 before(async () => {
   if (!isRoot) return;
   sd = await startSandboxd();
-  delete process.env.E2B_DEBUG;
-  delete process.env.E2B_DOMAIN;
-  Object.assign(process.env, sd.env());
+  useSandboxd(sd);
   host = await startTestHost({ addresses: 2 });
   [A, B] = host.ips;
 });

@@ -18,6 +18,7 @@ import { InvalidArgumentError, Sandbox } from 'e2b-2.51';
 import { Sandbox as OldSandbox } from 'e2b';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
+import { useSandboxd } from '../lib/sdk.mjs';
 
 const MAX_UPLOAD = 8 * 1024 * 1024;
 const isRoot = process.getuid?.() === 0;
@@ -26,9 +27,7 @@ let sbx;
 
 before(async () => {
   sd = await startSandboxd({ args: ['--no-internet', '--max-upload', String(MAX_UPLOAD)] });
-  delete process.env.E2B_DEBUG;
-  delete process.env.E2B_DOMAIN;
-  Object.assign(process.env, sd.env());
+  useSandboxd(sd);
   sbx = await Sandbox.create({ timeoutMs: 300_000 });
 });
 

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Sandbox } from 'e2b-2.51';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
+import { useSandboxd } from '../lib/sdk.mjs';
 
 let sd;
 let stateDir;
@@ -19,9 +20,7 @@ let apiKey;
 async function start() {
   sd = await startSandboxd({ stateDir, apiKey });
   apiKey = sd.apiKey;
-  delete process.env.E2B_DEBUG;
-  delete process.env.E2B_DOMAIN;
-  Object.assign(process.env, sd.env());
+  useSandboxd(sd);
 }
 
 before(async () => {

@@ -8,15 +8,14 @@ import assert from 'node:assert/strict';
 import { CommandExitError, Sandbox } from 'e2b-2.51';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
+import { useSandboxd } from '../lib/sdk.mjs';
 
 let sd;
 let sbx;
 
 before(async () => {
   sd = await startSandboxd();
-  delete process.env.E2B_DEBUG;
-  delete process.env.E2B_DOMAIN;
-  Object.assign(process.env, sd.env());
+  useSandboxd(sd);
   sbx = await Sandbox.create({ timeoutMs: 300_000 });
 });
 

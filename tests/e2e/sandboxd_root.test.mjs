@@ -15,7 +15,7 @@ import path from 'node:path';
 import { Sandbox } from 'e2b';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
-import { run } from '../lib/sdk.mjs';
+import { run, useSandboxd } from '../lib/sdk.mjs';
 
 const isRoot = process.getuid?.() === 0;
 let sd;
@@ -23,9 +23,7 @@ let sd;
 before(async () => {
   if (!isRoot) return;
   sd = await startSandboxd();
-  delete process.env.E2B_DEBUG;
-  delete process.env.E2B_DOMAIN;
-  Object.assign(process.env, sd.env());
+  useSandboxd(sd);
 });
 
 after(async () => {

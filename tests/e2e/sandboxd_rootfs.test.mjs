@@ -19,7 +19,7 @@ import { Sandbox } from 'e2b-2.51';
 
 import { startTestHost } from '../lib/netns.mjs';
 import { startSandboxd } from '../lib/sandboxd.mjs';
-import { run } from '../lib/sdk.mjs';
+import { run, useSandboxd } from '../lib/sdk.mjs';
 
 const isRoot = process.getuid?.() === 0;
 const tag = `cc-rootfs-${process.pid}`;
@@ -36,9 +36,7 @@ before(async () => {
   fs.mkdirSync(path.dirname(usrSecret), { recursive: true });
   fs.writeFileSync(usrSecret, 'usr secret\n', { mode: 0o600 });
   sd = await startSandboxd({ args: ['--disk-mb', '64'] });
-  delete process.env.E2B_DEBUG;
-  delete process.env.E2B_DOMAIN;
-  Object.assign(process.env, sd.env());
+  useSandboxd(sd);
 });
 
 after(async () => {

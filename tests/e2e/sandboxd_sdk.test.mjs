@@ -10,14 +10,13 @@ import net from 'node:net';
 import { AuthenticationError, CommandExitError, NotFoundError, RateLimitError, Sandbox, TimeoutError } from 'e2b';
 
 import { startSandboxd } from '../lib/sandboxd.mjs';
+import { useSandboxd } from '../lib/sdk.mjs';
 
 let sd;
 
 before(async () => {
   sd = await startSandboxd();
-  delete process.env.E2B_DEBUG;
-  delete process.env.E2B_DOMAIN;
-  Object.assign(process.env, sd.env());
+  useSandboxd(sd);
 });
 
 after(async () => {
