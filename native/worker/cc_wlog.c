@@ -63,7 +63,9 @@ static void append(cc_wlog *l, const char *line, size_t n) {
     return;
   }
   pthread_mutex_lock(&l->mu);
-  if (l->len + n > LOG_BUFFER) {
+  /* A loop: mu is let go during the flush, and other threads may append meanwhile; the room
+   * is only known once mu is held again (n <= LOG_BUFFER: lines are at most 4 KiB). */
+  while (l->len + n > LOG_BUFFER) {
     flush_locked(l);
     pthread_mutex_lock(&l->mu);
   }
