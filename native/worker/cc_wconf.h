@@ -53,7 +53,7 @@
   X(INT, command_timeout_ms,     "command_timeout_ms",      "--command-timeout",        "CODECANVAS_COMMAND_TIMEOUT",  "60000", "default command timeout in ms (timeout, HTTP 504)") \
   X(INT, max_command_timeout_ms, "max_command_timeout_ms",  "--max-command-timeout",    "CODECANVAS_MAX_COMMAND_TIMEOUT", "600000", "largest timeoutMs a request may ask for (bad_request above it)") \
   X(INT, max_connections,        "max_connections",         "--max-connections",        "CODECANVAS_MAX_CONNECTIONS",  "1024", "HTTP connections served at once") \
-  X(INT, http_threads,           "http_threads",            "--http-threads",           "CODECANVAS_HTTP_THREADS",     "0", "threads running the HTTP event loop (0: one per core); slow operations run on their own threads") \
+  X(INT, http_threads,           "http_threads",            "--http-threads",           "CODECANVAS_HTTP_THREADS",     "0", "threads running the HTTP event loop (0: half the cores, at least one); slow operations run on their own threads") \
   X(INT, shutdown_grace_ms,      "shutdown_grace_ms",       "--shutdown-grace",         "CODECANVAS_SHUTDOWN_GRACE",   "5000", "on SIGTERM, how long in-flight work may finish before it is canceled") \
   X(STR, dev_server_cmd,         "dev_server_cmd",          "--dev-server-cmd",         "CODECANVAS_DEV_SERVER_CMD",   "python3 -m http.server {port}", "startDevServer's default command ({port} is replaced)")
 

@@ -2,8 +2,8 @@
  * cc_worker: the HTTP front of codecanvas-worker on libmicrohttpd: routes, responses, the
  * deferral of slow requests to the pool, and the server's lifecycle.
  *
- * libmicrohttpd runs an event loop (epoll) on a few threads (http_threads, default one per
- * core).  What can be answered without waiting is answered there: GET /healthz, /metrics,
+ * libmicrohttpd runs an event loop (epoll) on a few threads (http_threads, default half the
+ * cores, at least one).  What can be answered without waiting is answered there: GET /healthz, /metrics,
  * CORS preflights, static files, refusals, and a cached exec whose token and result are
  * remembered in memory (cc_wrpc.c).  Whatever may wait (a store read, a sandbox call that may
  * run for minutes, a terminal's sandbox) runs on a pool thread (cc_wpool) while its connection
@@ -586,7 +586,10 @@ cc_status cc_worker_start(cc_worker *w, int *port, char *err, size_t errlen) {
   /* An event loop per thread (epoll), slow work suspended onto the pool (cc_wfront_defer). */
   unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME |
                    MHD_ALLOW_UPGRADE; /* the terminal's WebSocket (cc_wterm.c) */
-  long threads = w->cfg->http_threads > 0 ? w->cfg->http_threads : sysconf(_SC_NPROCESSORS_ONLN);
+  /* By default half the cores: the loop threads only answer what needs no waiting, and the
+   * pool threads doing the rest need cores too (docs/worker.md "Threads"). */
+  long threads = w->cfg->http_threads > 0 ? w->cfg->http_threads
+                                           : sysconf(_SC_NPROCESSORS_ONLN) / 2;
   if (threads < 1) threads = 1;
   w->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR,
                                (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,

@@ -18,7 +18,8 @@
 // >= 0.8x the healthz throughput of the same run, <= 15 us worker CPU each.  Issue 13: cached
 // exec on PostgreSQL >= 0.5x SQLite's throughput, history of 1000 on PostgreSQL < 10 ms p50.
 // Options: --seconds N (wrk duration, default 10), --records N (default 1000),
-// --store sqlite|postgresql|both (default both).
+// --store sqlite|postgresql|both (default both), --http-threads N (the worker's event-loop
+// threads; default its own: one per core).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -102,7 +103,8 @@ async function timed(fn) {
 
 async function measure(sd, label, db) {
 const logDir = mkdtempSync(join(tmpdir(), 'cc-bench-log-'));
-const wk = await startWorker({ sandboxd: sd, db, args: ['--rate-limit', '0', '--access-log', join(logDir, 'access.log')] });
+const threads = process.argv.includes('--http-threads') ? ['--http-threads', String(arg('--http-threads', 0))] : [];
+const wk = await startWorker({ sandboxd: sd, db, args: ['--rate-limit', '0', '--access-log', join(logDir, 'access.log'), ...threads] });
 const out = { label };
 try {
   const tok = wk.token('bench');
