@@ -11,8 +11,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#ifdef CC_TEST_SHARED_COUNTS
+/* A test executable of several files: one of them defines the counters, all count there. */
+extern int cc_test_failures;
+extern int cc_test_checks;
+#else
 static int cc_test_failures;
 static int cc_test_checks;
+#endif
 
 #define CHECK(cond)                                                               \
   do {                                                                            \
