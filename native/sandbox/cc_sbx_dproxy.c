@@ -42,8 +42,8 @@
 #define HEAD_TIMEOUT_MS 10000    /* for the name to arrive */
 #define CONNECT_TIMEOUT_MS 10000 /* for the destination to answer */
 #define MAX_CONNS 256            /* relayed at once per sandbox; more are closed */
-#define BUF 16384
 #define HEAD_BUF (CC_SBX_HEAD_MAX + 2048) /* room for a ClientHello split over records */
+#define BUF HEAD_BUF /* a direction's buffer: first it holds what was read for the name */
 
 struct cc_sbx_dproxy {
   pthread_mutex_t mu;
@@ -183,7 +183,8 @@ static void serve(cc_sbx_dproxy *p, int c) {
   if (!wait_fd(p, u, POLLOUT, now_ms() + CONNECT_TIMEOUT_MS) ||
       getsockopt(u, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0)
     goto out;
-  /* what the client sent so far goes first */
+  /* what the client sent so far goes first (len <= HEAD_BUF == sizeof c2u->b) */
+  _Static_assert(sizeof c2u->b >= HEAD_BUF, "the head fits the buffer");
   memcpy(c2u->b, head, len);
   c2u->off = 0;
   c2u->len = len;

@@ -79,6 +79,13 @@ describe('domain egress rules', { skip: !isRoot && 'needs root (ip netns, a root
         const direct = await run(sbx, `curl -sS --max-time 5 -H 'Host: allowed.test' http://127.0.0.1:1/`);
         assert.notEqual(direct.exitCode, 0);
         assert.doesNotMatch(direct.stdout, /hello/);
+        // a body bigger than what is read for the name, sent at once, arrives whole both ways
+        const post = await run(sbx, `head -c 200000 /dev/urandom > /tmp/b && sha256sum /tmp/b | cut -c1-64 && ` +
+          `curl -sSk --max-time 10 --resolve allowed.test:443:${A} --data-binary @/tmp/b https://allowed.test/ && ` +
+          `curl -sS --max-time 10 --resolve allowed.test:80:${A} --data-binary @/tmp/b http://allowed.test/`);
+        const [sum, viaTls, viaHttp] = post.stdout.trim().split('\n');
+        assert.equal(viaTls, `got 200000 ${sum}`, post.stderr);
+        assert.equal(viaHttp, `got 200000 ${sum}`, post.stderr);
         // an allowed name aimed at slirp4netns's host address: never connected (host loopback)
         assert.match(await get(sbx, 'http', 'allowed.test', '10.0.2.2'), CLOSED);
         const info = await Sandbox.getInfo(sbx.sandboxId); // (2.9.0's getInfo has no network)

@@ -24,6 +24,12 @@ const hello = (req, res) => {
   if (file && file.startsWith(root + path.sep) && fs.existsSync(file) && fs.statSync(file).isFile())
     return res.end(fs.readFileSync(file));
   if (file && req.url !== '/') { res.statusCode = 404; return res.end(); }
+  if (req.method === 'POST') { // says how much arrived, and a digest of it
+    const h = require('node:crypto').createHash('sha256');
+    let n = 0;
+    req.on('data', (d) => { n += d.length; h.update(d); });
+    return req.on('end', () => res.end('got ' + n + ' ' + h.digest('hex') + '\\n'));
+  }
   res.end('hello ' + req.socket.localAddress + '\\n');
 };
 const ports = [[http.createServer(hello), 8080]];
