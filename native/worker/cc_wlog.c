@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cc_wfront.h"
+#include "cc_wtime.h"
 
 #define LOG_BUFFER (64u << 10)
 
@@ -85,13 +86,7 @@ static void *flusher_main(void *arg) {
       continue;
     }
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += l->flush_ms / 1000;
-    until.tv_nsec += (l->flush_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000L;
-    }
+    cc_wtime_deadline(&until, CLOCK_REALTIME, l->flush_ms);
     while (!l->stop && pthread_cond_timedwait(&l->tick, &l->mu, &until) == 0) {
     }
     if (l->len) {

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cc_wtime.h"
+
 #define NBUCKETS 1024
 
 struct node {
@@ -111,12 +113,7 @@ static cc_status enter(cc_wqueue *q, const char *owner, const char *project, ato
       break;
     }
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += 100 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    cc_wtime_deadline(&ts, CLOCK_MONOTONIC, 100);
     pthread_cond_timedwait(&me->cond, &q->mu, &ts);
   }
   if (st != CC_OK) { /* unlink me (not the head) */

@@ -31,6 +31,7 @@
 #include "cc_wfront.h"
 #include "cc_wmemo.h"
 #include "cc_wsync.h"
+#include "cc_wtime.h"
 #include "cc_wtoken.h"
 
 #define STREAM_MAX_PENDING (1u << 20) /* NDJSON bytes buffered for a slow client */
@@ -149,12 +150,7 @@ static bool stream_append(struct cc_wstream *s, const char *line, size_t len, bo
   pthread_mutex_lock(&s->mu);
   while (!final && !s->gone && !atomic_load(s->cancel) && s->len - s->off > STREAM_MAX_PENDING) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 100 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
-    }
+    cc_wtime_deadline(&ts, CLOCK_REALTIME, 100);
     pthread_cond_timedwait(&s->cond, &s->mu, &ts);
   }
   bool ok = !s->gone;

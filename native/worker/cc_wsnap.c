@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "cc_worker_internal.h"
+#include "cc_wtime.h"
 
 #define SNAP_TMP "/tmp/.cc-snapshot.tgz"
 #define RESTORE_TMP "/tmp/.cc-restore.tgz"
@@ -335,11 +336,7 @@ static void *snap_main(void *arg) {
       continue;
     }
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t wait = next - now;
-    ts.tv_sec += wait / 1000;
-    ts.tv_nsec += (wait % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    cc_wtime_deadline(&ts, CLOCK_MONOTONIC, next - now);
     pthread_cond_timedwait(&s->cv, &s->mu, &ts);
   }
   pthread_mutex_unlock(&s->mu);

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cc_wtime.h"
+
 #define IDLE_DRAIN_MS 100
 
 struct cc_wsync {
@@ -109,9 +111,7 @@ static void *feed_main(void *arg) {
      * the server's notification queue, which every other writer shares. */
     while (!s->stop && s->requested == s->completed) {
       struct timespec until;
-      clock_gettime(CLOCK_REALTIME, &until);
-      until.tv_nsec += IDLE_DRAIN_MS * 1000000L;
-      if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+      cc_wtime_deadline(&until, CLOCK_REALTIME, IDLE_DRAIN_MS);
       if (pthread_cond_timedwait(&s->wake, &s->mu, &until) == ETIMEDOUT && s->c) {
         bool any = PQconsumeInput(s->c) && drain(s->c);
         if (any) s->epoch++;
