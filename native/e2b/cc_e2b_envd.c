@@ -567,20 +567,24 @@ static cc_status entry_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const ch
   return e2b_finish(c, sb, err, st);
 }
 
-cc_status cc_e2b_stat(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *path,
-                      cc_e2b_entry *out, cc_e2b_error *err) {
+/* A filesystem RPC that takes {path} and answers {entry}. */
+static cc_status path_entry_call(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *rpc,
+                                 const char *what, const char *path, cc_e2b_entry *out,
+                                 cc_e2b_error *err) {
   char *json = path ? path_json(path, 0) : NULL;
-  cc_status st = entry_call(c, sb, "filesystem.Filesystem/Stat", json, "stat", out, err);
+  cc_status st = entry_call(c, sb, rpc, json, what, out, err);
   cJSON_free(json);
   return st;
 }
 
+cc_status cc_e2b_stat(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *path,
+                      cc_e2b_entry *out, cc_e2b_error *err) {
+  return path_entry_call(c, sb, "filesystem.Filesystem/Stat", "stat", path, out, err);
+}
+
 cc_status cc_e2b_make_dir(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *path,
                           cc_e2b_entry *out, cc_e2b_error *err) {
-  char *json = path ? path_json(path, 0) : NULL;
-  cc_status st = entry_call(c, sb, "filesystem.Filesystem/MakeDir", json, "make dir", out, err);
-  cJSON_free(json);
-  return st;
+  return path_entry_call(c, sb, "filesystem.Filesystem/MakeDir", "make dir", path, out, err);
 }
 
 cc_status cc_e2b_move(cc_e2b_client *c, const cc_e2b_sandbox *sb, const char *source,
