@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { Sandbox as Sandbox29 } from 'e2b';
 import { Sandbox } from 'e2b-2.51';
 
+import { requestWithHost } from '../lib/host.mjs';
 import { startTestHost } from '../lib/netns.mjs';
 import { startSandboxd } from '../lib/sandboxd.mjs';
 import { run, useSandboxd } from '../lib/sdk.mjs';
@@ -402,19 +403,7 @@ describe('public traffic', { skip: !isRoot && 'needs root' }, () => {
   /** GET / on the sandbox's port through sandboxd, with the Host header getHost(port) gives
    * (fetch cannot set Host; Node does not resolve *.localhost). */
   function getPort(sbx, port, headers = {}) {
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        { host: '127.0.0.1', port: sd.port, path: '/', headers: { Host: sbx.getHost(port), ...headers } },
-        (res) => {
-          let body = '';
-          res.setEncoding('utf8');
-          res.on('data', (d) => (body += d));
-          res.on('end', () => resolve({ status: res.statusCode, body }));
-        },
-      );
-      req.on('error', reject);
-      req.end();
-    });
+    return requestWithHost(sd.port, sbx.getHost(port), '/', { headers });
   }
 
   async function serve(sbx) {

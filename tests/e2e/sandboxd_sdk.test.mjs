@@ -4,11 +4,11 @@
 // sandboxd only through its documented settings E2B_API_URL / E2B_SANDBOX_URL / E2B_API_KEY.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 
 import { AuthenticationError, CommandExitError, NotFoundError, RateLimitError, Sandbox, TimeoutError } from 'e2b';
 
+import { requestWithHost } from '../lib/host.mjs';
 import { startSandboxd } from '../lib/sandboxd.mjs';
 import { useSandboxd } from '../lib/sdk.mjs';
 
@@ -35,19 +35,7 @@ async function listAll(opts) {
 /** GET through sandboxd's port proxy with the Host header getHost() gave (Node does not
  * resolve *.localhost by itself). */
 function getViaHost(host, path) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port: sd.port, path, method: 'GET', headers: { Host: host } },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
+  return requestWithHost(sd.port, host, path);
 }
 
 describe('control plane', () => {
@@ -386,23 +374,9 @@ describe('sandbox', () => {
   test('envd is also reachable by the Host form 49983-<id>.localhost:<port>', async () => {
     const token = sbx.envdAccessToken;
     const viaHost = (path, init = {}) =>
-      new Promise((resolve, reject) => {
-        const req = http.request(
-          {
-            host: '127.0.0.1',
-            port: sd.port,
-            path,
-            method: init.method ?? 'GET',
-            headers: { Host: sbx.getHost(49983), 'X-Access-Token': token, ...(init.headers ?? {}) },
-          },
-          (res) => {
-            let body = '';
-            res.on('data', (d) => (body += d));
-            res.on('end', () => resolve({ status: res.statusCode, body }));
-          },
-        );
-        req.on('error', reject);
-        req.end(init.body);
+      requestWithHost(sd.port, sbx.getHost(49983), path, {
+        ...init,
+        headers: { 'X-Access-Token': token, ...(init.headers ?? {}) },
       });
     assert.equal((await viaHost('/health')).status, 204);
     await sbx.files.write('/home/user/host-routed.txt', 'by host');

@@ -3,8 +3,8 @@
 // disconnect, ordering and tenancy.  Real processes, SQLite files and HTTP on 127.0.0.1.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { Sandbox } from 'e2b';
+import { requestWithHost } from '../lib/host.mjs';
 import { startSandboxd } from '../lib/sandboxd.mjs';
 import { startWorker } from '../lib/worker.mjs';
 
@@ -251,15 +251,7 @@ test('setupProject writes files and runs install (plain and streamed)', async ()
 
 function getVia(url, port) {
   const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: u.pathname, headers: { Host: u.host } }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode, body }));
-    });
-    req.on('error', reject);
-  });
+  return requestWithHost(port, u.host, u.pathname);
 }
 
 test('startDevServer returns a reachable getHost URL; killProcess stops it', async () => {
