@@ -926,9 +926,10 @@ static cc_status decode_request(ctx *c, cJSON *root, int nul) {
 
   /* Echo the id in the error response whenever it is readable. */
   const cJSON *idn = member(root, "id");
-  if (cJSON_IsString(idn) && idn->valuestring && *idn->valuestring &&
-      strlen(idn->valuestring) <= CC_PROTO_MAX_ID_BYTES)
-    snprintf(err->id, sizeof err->id, "%s", idn->valuestring);
+  if (cJSON_IsString(idn) && idn->valuestring && *idn->valuestring) {
+    size_t n = strlen(idn->valuestring);
+    if (n <= CC_PROTO_MAX_ID_BYTES && n < sizeof err->id) memcpy(err->id, idn->valuestring, n + 1);
+  }
   if (nul) return nul_error(err, nul == 2);
 
   const cJSON *v = member(root, "v");

@@ -69,14 +69,19 @@ static uint64_t fnv(uint64_t h, const char *s) {
 /* A signature of the WAL-index header as it is now: 0 while a writer is between its two
  * copies (SQLite writes copy 1, then copy 0; a reader compares them, as SQLite's own do). */
 static uint64_t shm_sig(const cc_wmemo *m) {
-  unsigned char a[WAL_HDR_BYTES], b[WAL_HDR_BYTES];
-  for (size_t i = 0; i < WAL_HDR_BYTES; i++) a[i] = m->shm[i];
+  /* word by word: the page is aligned and 48 is a multiple of 8 */
+  const volatile uint64_t *w = (const volatile uint64_t *)(const volatile void *)m->shm;
+  enum { WORDS = WAL_HDR_BYTES / 8 };
+  uint64_t a[WORDS];
+  for (size_t i = 0; i < WORDS; i++) a[i] = w[i];
   atomic_thread_fence(memory_order_acquire);
-  for (size_t i = 0; i < WAL_HDR_BYTES; i++) b[i] = m->shm[WAL_HDR_BYTES + i];
-  if (memcmp(a, b, WAL_HDR_BYTES) != 0) return 0;
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (size_t i = 0; i < WAL_HDR_BYTES; i++) h = (h ^ a[i]) * 0x100000001b3ULL;
-  return h | 1;
+  uint64_t diff = 0, h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < WORDS; i++) {
+    diff |= a[i] ^ w[WORDS + i];
+    h = (h ^ a[i]) * 0x100000001b3ULL;
+    h ^= h >> 29;
+  }
+  return diff ? 0 : h | 1;
 }
 
 /* Maps db_path-shm when it holds a WAL-index (the database is open in WAL mode by this
