@@ -84,6 +84,10 @@ enum MHD_Result cc_wfront_queue_too_large(cc_worker *w, struct MHD_Connection *c
 enum MHD_Result cc_wrpc_handle(cc_worker *w, struct MHD_Connection *c, cc_wreq *r);
 /* The request is finishing: its stream forgets it. */
 void cc_wrpc_stream_detach(struct cc_wstream *s);
+/* A connection's own state (MHD's socket context): the last bearer token it sent and its
+ * hash.  NULL from cc_wrpc_conn_new (out of memory) only turns the shortcut off. */
+struct cc_wconn *cc_wrpc_conn_new(void);
+void cc_wrpc_conn_free(struct cc_wconn *k);
 /* The client's socket, for the disconnect monitor. */
 int cc_wfront_conn_fd(struct MHD_Connection *c);
 

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cc_warena.h"
 #include "cc_wdb.h"
 #include "cc_wfront.h"
 #include "cc_wmemo.h"
@@ -273,6 +274,19 @@ static enum MHD_Result queue_text(cc_worker *w, struct MHD_Connection *c, cc_wre
 
 /* ------------------------------------------------------------------ dispatcher */
 
+/* MHD's connection start and end: the connection's own state (cc_wrpc's token memory). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  (void)cls;
+  (void)c;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    *socket_context = cc_wrpc_conn_new();
+  } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+    cc_wrpc_conn_free(*socket_context);
+    *socket_context = NULL;
+  }
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls) {
@@ -445,6 +459,7 @@ static cc_status parse_web(cc_worker *w) {
 }
 
 cc_status cc_worker_new(const cc_wconf *cfg, cc_worker **out, char *err, size_t errlen) {
+  cc_warena_install(); /* before any thread of ours uses cJSON */
   cc_worker *w = calloc(1, sizeof *w);
   if (!w) return CC_INTERNAL;
   w->cfg = cfg;
@@ -593,6 +608,7 @@ cc_status cc_worker_start(cc_worker *w, int *port, char *err, size_t errlen) {
   if (threads < 1) threads = 1;
   w->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR,
                                (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+                               MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
                                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)w->cfg->max_connections,
                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,

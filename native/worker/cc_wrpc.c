@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "cc_warena.h"
 #include "cc_wdb.h"
 #include "cc_wfront.h"
 #include "cc_wmemo.h"
@@ -38,13 +39,70 @@
 
 /* ------------------------------------------------------------------ tokens */
 
+#define TOKEN_MAX 512 /* bytes of a bearer token; longer ones are refused */
+
+/* A bearer token (spaces trimmed); false for none or one over TOKEN_MAX. */
+static bool token_trim(const char **tok, size_t *n) {
+  while (*n && **tok == ' ') (*tok)++, (*n)--;
+  while (*n && (*tok)[*n - 1] == ' ') (*n)--;
+  return *n > 0 && *n <= TOKEN_MAX;
+}
+
 /* The hash of a bearer token (spaces trimmed); CC_UNAUTHORIZED for none. */
 static cc_status token_hash(cc_worker *w, const char *tok, size_t n,
                             char hex[CC_WTOKEN_HASH_LEN + 1]) {
-  while (n && *tok == ' ') tok++, n--;
-  while (n && tok[n - 1] == ' ') n--;
-  if (n == 0 || n > 512) return CC_UNAUTHORIZED;
+  if (!token_trim(&tok, &n)) return CC_UNAUTHORIZED;
   return cc_wtoken_hash_with(w->hasher, tok, n, hex) == CC_OK ? CC_OK : CC_INTERNAL;
+}
+
+/* A keep-alive client sends the same Authorization header with every request; hashing it
+ * was a tenth of a cached exec's CPU.  The connection keeps the last token and its hash; the
+ * token is compared in constant time (a proxy may carry several users' requests on one
+ * connection) and wiped when the connection closes.  Only the hash is remembered: whether it
+ * still names a user is asked of the memo or the store on every request, as before. */
+struct cc_wconn {
+  size_t n; /* 0: nothing remembered */
+  char hex[CC_WTOKEN_HASH_LEN + 1];
+  char tok[TOKEN_MAX];
+};
+
+struct cc_wconn *cc_wrpc_conn_new(void) {
+  struct cc_wconn *k = malloc(sizeof *k);
+  if (k) k->n = 0;
+  return k;
+}
+
+void cc_wrpc_conn_free(struct cc_wconn *k) {
+  if (!k) return;
+  explicit_bzero(k, sizeof *k);
+  free(k);
+}
+
+static bool same_token(const struct cc_wconn *k, const char *tok, size_t n) {
+  if (k->n != n) return false;
+  unsigned char d = 0;
+  for (size_t i = 0; i < n; i++) d |= (unsigned char)(k->tok[i] ^ tok[i]);
+  return d == 0;
+}
+
+/* token_hash through the connection's memory of its last token. */
+static cc_status conn_token_hash(cc_worker *w, struct MHD_Connection *c, const char *tok,
+                                 size_t n, char hex[CC_WTOKEN_HASH_LEN + 1]) {
+  if (!token_trim(&tok, &n)) return CC_UNAUTHORIZED;
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  struct cc_wconn *k = ci ? ci->socket_context : NULL;
+  if (k && same_token(k, tok, n)) {
+    memcpy(hex, k->hex, sizeof k->hex);
+    return CC_OK;
+  }
+  if (cc_wtoken_hash_with(w->hasher, tok, n, hex) != CC_OK) return CC_INTERNAL;
+  if (k) {
+    memcpy(k->tok, tok, n);
+    k->n = n;
+    memcpy(k->hex, hex, sizeof k->hex);
+  }
+  return CC_OK;
 }
 
 /* The user of a token's hash from the store (and remembered under *epoch). */
@@ -294,11 +352,15 @@ static void rate_limited_msg(cc_worker *w, char *msg, size_t n) {
   snprintf(msg, n, "more than %ld requests per second for this user", w->cfg->rate_limit_per_s);
 }
 
-/* Parses the body into x->req; on failure fills *text with the decode error. */
-static cc_status parse(cc_worker *w, cc_wreq *r, rpc *x, char **text) {
+/* Parses the body into x->req; on failure fills *text with the decode error.  In the event
+ * loop (in_loop) the tree goes to the thread's arena (cc_warena): it must then be released
+ * before the handler returns (rpc_free; cc_request_cleanup before a deferral). */
+static cc_status parse(cc_worker *w, cc_wreq *r, rpc *x, char **text, bool in_loop) {
   cc_proto_error perr;
+  if (in_loop) cc_warena_begin();
   cc_status st =
       cc_proto_parse_request(r->body ? r->body : "", r->len, &w->proto_limits, &x->req, &perr);
+  if (in_loop) cc_warena_end();
   if (st != CC_OK) {
     r->code = st;
     cc_wfront_set_str(r->id, sizeof r->id, perr.id);
@@ -332,7 +394,7 @@ static void run_slow(cc_worker *w, cc_wreq *r, cc_wjob *job, rpc *x, struct MHD_
   }
   if (!x->parsed) {
     char *text = NULL;
-    cc_status st = parse(w, r, x, &text);
+    cc_status st = parse(w, r, x, &text, false);
     if (st != CC_OK) {
       cc_wfront_answer(job, cc_wfront_json_response(r, text), cc_status_http(st));
       return;
@@ -390,7 +452,7 @@ enum MHD_Result cc_wrpc_handle(cc_worker *w, struct MHD_Connection *c, cc_wreq *
   if (!x) return MHD_NO;
   x->w = w;
   atomic_init(&x->cancel, 0);
-  cc_status st = token_hash(w, h + 7, strlen(h + 7), x->hex);
+  cc_status st = conn_token_hash(w, c, h + 7, strlen(h + 7), x->hex);
   if (st != CC_OK) {
     free(x);
     return cc_wfront_queue_error(w, c, r, NULL, st, NULL);
@@ -423,7 +485,7 @@ enum MHD_Result cc_wrpc_handle(cc_worker *w, struct MHD_Connection *c, cc_wreq *
     return cc_wfront_queue_error(w, c, r, NULL, CC_RATE_LIMITED, msg);
   }
   char *text = NULL;
-  if ((st = parse(w, r, x, &text)) != CC_OK) {
+  if ((st = parse(w, r, x, &text, true)) != CC_OK) {
     rpc_free(x);
     return text ? cc_wfront_queue_json(w, c, r, cc_status_http(st), text) : MHD_NO;
   }
@@ -436,5 +498,8 @@ enum MHD_Result cc_wrpc_handle(cc_worker *w, struct MHD_Connection *c, cc_wreq *
     rpc_free(x);
     return cc_wfront_queue_json(w, c, r, 200, text);
   }
+  /* The tree lives in this thread's arena: the pool thread parses the body again. */
+  cc_request_cleanup(&x->req);
+  x->parsed = false;
   return cc_wfront_defer(w, c, r, rpc_slow, x, rpc_free);
 }

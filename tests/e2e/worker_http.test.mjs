@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { startWorker, checkDatabase, dumpDatabase } from '../lib/worker.mjs';
 
 let wk, webDir, clientDir, tokA, tokB;
@@ -83,6 +84,59 @@ test('a revoked token gets 401 while other tokens keep working', async () => {
   assert.equal(r.status, 401);
   assert.equal(r.body.error.code, 'unauthorized');
   assert.equal((await wk.rpc(tokA, { op: 'hello' })).status, 200);
+});
+
+test('one keep-alive connection carrying several users\' tokens: each request is its own token\'s', async () => {
+  // The worker remembers a connection's last token and its hash (a proxy may carry several
+  // users' requests on one connection): every request must still be its own token's user,
+  // and a wrong or revoked token must be refused on that same connection.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const hello = (auth) =>
+    new Promise((resolve, reject) => {
+      const body = JSON.stringify({ v: 1, id: 'k', op: 'hello' });
+      const req = http.request(
+        { host: '127.0.0.1', port: new URL(wk.url).port, path: '/v1/rpc', method: 'POST', agent,
+          headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), Authorization: auth } },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => {
+            const b = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            resolve({ status: res.statusCode, user: b.result?.user ?? b.error?.code, reused: req.reusedSocket });
+          });
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  const carol = wk.token('carol2', 'shared-connection');
+  const wrong = tokA.slice(0, -1) + (tokA.endsWith('A') ? 'B' : 'A');
+  const steps = [
+    [`Bearer ${tokA}`, 200, 'alice'],
+    [`Bearer ${tokB}`, 200, 'bob'],
+    [`Bearer ${tokA}`, 200, 'alice'],
+    [`Bearer ${wrong}`, 401, 'unauthorized'], // differs from the remembered one in its last byte
+    [`Bearer ${tokA}  `, 200, 'alice'],        // trailing spaces are trimmed
+    [`Bearer ${tokA}x`, 401, 'unauthorized'], // the remembered token plus a byte
+    [`Bearer ${tokA.slice(0, -1)}`, 401, 'unauthorized'], // ... minus one
+    [`Bearer ${carol}`, 200, 'carol2'],
+  ];
+  try {
+    let n = 0;
+    for (const [auth, status, user] of steps) {
+      const r = await hello(auth);
+      assert.deepEqual([r.status, r.user], [status, user], `request ${n}: ${auth.slice(0, 12)}...`);
+      if (n++ > 0) assert.equal(r.reused, true, 'every request after the first rides the same connection');
+    }
+    const [entry] = JSON.parse(wk.cli('token', 'list', '--user', 'carol2'));
+    wk.cli('token', 'revoke', '--user', 'carol2', '--id', String(entry.id));
+    const revoked = await hello(`Bearer ${carol}`);
+    assert.deepEqual([revoked.status, revoked.user, revoked.reused], [401, 'unauthorized', true]);
+    const after = await hello(`Bearer ${tokB}`);
+    assert.deepEqual([after.status, after.user, after.reused], [200, 'bob', true]);
+  } finally {
+    agent.destroy();
+  }
 });
 
 test('updateProject then getProject; listProjects; user B sees none of it', async () => {
