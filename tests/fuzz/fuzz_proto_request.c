@@ -5,12 +5,17 @@
  * Besides memory safety and UB, it checks the decoder's promises: a decoded request has a
  * valid projectId, only normalised paths inside /home/user, and encodes and decodes again
  * to the same op, id and project; a rejected one gives a well-formed error response.
+ *
+ * The first of the two decodes runs inside a cc_warena scope, as the worker's event loop
+ * decodes (native/worker/cc_warena.c: cJSON's blocks from a per-thread arena, released after
+ * the scope), so partial trees of rejected input and arena overflow are fuzzed too.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cc_proto.h"
+#include "cc_warena.h"
 
 static void check_path(const char *p) {
   if (!p) return;
@@ -80,11 +85,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   small.max_files = 2;
   small.max_env = 2;
 
+  cc_warena_install();
   const cc_proto_limits *each[2] = {&lim, &small};
   for (int i = 0; i < 2; i++) {
     cc_request req;
     cc_proto_error err;
+    if (i == 0) cc_warena_begin();
     cc_status st = cc_proto_parse_request(buf, size, each[i], &req, &err);
+    if (i == 0) cc_warena_end();
     if (st == CC_OK) {
       check_request(&req, each[i]);
     } else {
