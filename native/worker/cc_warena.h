@@ -12,6 +12,10 @@
  * arena from its start, and is never handed to another thread.  cc_wrpc keeps it: the parse
  * is the only thing in the scope, and a request deferred to the pool is parsed again there.
  * A scope that outgrows the arena gets malloc'd blocks, freed as usual.
+ *
+ * One effect on the rest of the process: with its own hooks cJSON never uses realloc, so a
+ * printed text grows by malloc, copy and free (the large responses, histories, are printed by
+ * cc_wjson and do not go through it).
  */
 #ifndef CC_WARENA_H
 #define CC_WARENA_H
