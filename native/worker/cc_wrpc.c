@@ -96,7 +96,8 @@ static cc_status conn_token_hash(cc_worker *w, struct MHD_Connection *c, const c
     memcpy(hex, k->hex, sizeof k->hex);
     return CC_OK;
   }
-  if (cc_wtoken_hash_with(w->hasher, tok, n, hex) != CC_OK) return CC_INTERNAL;
+  cc_status st = token_hash(w, tok, n, hex);
+  if (st != CC_OK) return st;
   if (k) {
     memcpy(k->tok, tok, n);
     k->n = n;
